@@ -1,0 +1,311 @@
+"""``cartwheel.toml`` -> :class:`ShopConfig`, validated, with errors that name the offending key.
+
+The embedded default shop ships as package data (``bandit/default_shop.toml``) and is what
+:func:`load_config` returns without a path; it is also the simulator's default world.
+
+>>> cfg = load_config()
+>>> cfg.action_ids[:3]
+('none', 'banner_brand', 'banner_urgency')
+>>> cfg.objective.kind, cfg.holdout.control
+('profit', 'none')
+>>> parse_config({"actions": [{"id": "a"}]}, source="x.toml")
+Traceback (most recent call last):
+...
+bandit.errors.ConfigError: x.toml: [features] is missing: declare at least one context feature
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .features import Boolean, Categorical, Cyclic, Feature, FeatureSpace, Numeric
+from .reward import OBJECTIVES, Objective
+from .types import ACTION_KINDS, Action
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Holdout:
+    """Share of visitors that always get ``control`` (sticky per hashed visitor)."""
+
+    fraction: float = 0.05
+    control: str = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """How long an event waits for a conversion, and what it earns if none comes."""
+
+    window_s: float = 86400.0
+    default_reward: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """Where and how durably events and snapshots are kept."""
+
+    path: str = "cartwheel-data"
+    synchronous: str = "normal"
+    snapshot_every_updates: int = 5000
+    snapshot_every_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """HTTP settings; the token may also come from ``CARTWHEEL_TOKEN``."""
+
+    token: str | None = None
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    """A validated shop configuration (see ``examples/shop.toml`` for every key, commented)."""
+
+    name: str
+    actions: tuple[Action, ...]
+    features: tuple[Feature, ...]
+    objective: Objective = Objective()
+    policy_spec: str = "linucb"
+    holdout: Holdout = Holdout()
+    attribution: Attribution = Attribution()
+    storage: Storage = Storage()
+    server: Server = Server()
+    currency: str = "EUR"
+    salt: str | None = None
+    source: str = "<default>"
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def action_ids(self) -> tuple[str, ...]:
+        return tuple(a.id for a in self.actions)
+
+    def action_index(self, action_id: str) -> int:
+        """Index of an action id (ValueError naming the known ids when absent)."""
+        try:
+            return self.action_ids.index(action_id)
+        except ValueError:
+            raise ValueError(f"unknown action {action_id!r}; known: {list(self.action_ids)}") from None
+
+    def feature_space(self) -> FeatureSpace:
+        return FeatureSpace(self.features)
+
+    def action_features(self):
+        """(K, p) numeric description of actions: kind one-hot plus declared attributes."""
+        import numpy as np
+
+        attr_names = sorted({k for a in self.actions for k, _ in a.attributes})
+        rows = []
+        for a in self.actions:
+            attrs = dict(a.attributes)
+            rows.append([float(a.kind == k) for k in ACTION_KINDS]
+                        + [attrs.get(k, 0.0) for k in attr_names])
+        names = [f"kind={k}" for k in ACTION_KINDS] + attr_names
+        return np.asarray(rows, dtype=float), tuple(names)
+
+    def schema_hash(self) -> str:
+        """Hash of what a learned model depends on: the feature schema (not actions or policy)."""
+        return _digest(self.raw.get("features", {}))
+
+    def config_hash(self) -> str:
+        """Hash of the whole configuration, for snapshot metadata."""
+        return _digest(self.raw)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _Table:
+    """A TOML table with its dotted path, for error messages that point at the key."""
+
+    def __init__(self, data: Any, path: str, source: str):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: [{path}] must be a table", field=path)
+        self.data, self.path, self.source = data, path, source
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, key: str, message: str):
+        raise ConfigError(f"{self.source}: {self._key(key)}: {message}", field=self._key(key))
+
+    def get(self, key: str, kind: type | tuple, default: Any = ..., *, check=None, expect=""):
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                self.fail(key, f"is required ({expect or _kind_name(kind)})")
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            self.fail(key, f"expected {expect or _kind_name(kind)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(key, f"must be a finite number, got {value!r}")
+        if check is not None and not check(value):
+            self.fail(key, f"expected {expect}, got {value!r}")
+        return value
+
+    def table(self, key: str) -> "_Table":
+        self.used.add(key)
+        return _Table(self.data.get(key, {}), self._key(key), self.source)
+
+    def done(self):
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            self.fail(unknown[0], "unknown key (check the spelling; see examples/shop.toml)")
+
+
+def _kind_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join({str: "a string", float: "a number", int: "an integer", bool: "true/false",
+                        list: "a list", dict: "a table"}[k] for k in kinds)
+
+
+def _parse_action(t: _Table) -> Action:
+    kind = t.get("kind", str, "none", check=lambda v: v in ACTION_KINDS,
+                 expect=f"one of {ACTION_KINDS}")
+    cost_pct = t.get("cost_pct", float, 0.0, check=lambda v: 0 <= v <= 100,
+                     expect="a percentage in [0, 100]")
+    cost_fixed = t.get("cost_fixed", float, 0.0, check=lambda v: v >= 0, expect="a number >= 0")
+    attrs = t.table("attributes")
+    attributes = tuple(sorted((k, attrs.get(k, float)) for k in attrs.data))
+    action_id = t.get("id", str, check=lambda v: bool(v.strip()), expect="a non-empty string")
+    t.done()
+    return Action(action_id, kind, cost_pct, cost_fixed, attributes)
+
+
+def _parse_feature(name: str, t: _Table) -> Feature:
+    ftype = t.get("type", str, check=lambda v: v in ("categorical", "numeric", "boolean", "cyclic"),
+                  expect="categorical, numeric, boolean or cyclic")
+    if ftype == "categorical":
+        cats = t.get("categories", list, check=lambda v: v and all(isinstance(c, str) for c in v),
+                     expect="a non-empty list of strings")
+        feature: Feature = Categorical(name, tuple(cats))
+    elif ftype == "numeric":
+        low, high = t.get("min", float), t.get("max", float)
+        if not low < high:
+            t.fail("max", f"must be greater than min ({low})")
+        log = t.get("log", bool, False)
+        if log and low <= -1:
+            t.fail("min", "must be > -1 when log = true")
+        feature = Numeric(name, low, high, log, t.get("default", float, None))
+    elif ftype == "boolean":
+        feature = Boolean(name)
+    else:
+        feature = Cyclic(name, t.get("period", float, check=lambda v: v > 0, expect="a number > 0"),
+                         t.get("default", float, 0.0))
+    t.done()
+    return feature
+
+
+def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
+    """Validate a parsed TOML document into a :class:`ShopConfig`."""
+    root = _Table(data, "", source)
+    root.get("schema_version", int, SCHEMA_VERSION, check=lambda v: v == SCHEMA_VERSION,
+             expect=f"{SCHEMA_VERSION}")
+    shop = root.table("shop")
+    name = shop.get("name", str, "shop")
+    currency = shop.get("currency", str, "EUR")
+    shop.done()
+
+    obj = root.table("objective")
+    objective = Objective(
+        obj.get("kind", str, "profit", check=lambda v: v in OBJECTIVES, expect=f"one of {OBJECTIVES}"),
+        obj.get("margin", float, 0.35, check=lambda v: 0 < v <= 1, expect="a margin in (0, 1]"))
+    obj.done()
+
+    pol = root.table("policy")
+    policy_spec = pol.get("spec", str, "linucb")
+    pol.done()
+
+    if "actions" not in data:
+        raise ConfigError(f"{source}: [[actions]] is missing: declare at least one action",
+                          field="actions")
+    raw_actions = root.get("actions", list, expect="an array of tables [[actions]]")
+    actions = tuple(_parse_action(_Table(a, f"actions[{i}]", source))
+                    for i, a in enumerate(raw_actions))
+    ids = [a.id for a in actions]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ConfigError(f"{source}: actions: id {dup!r} appears twice", field="actions")
+
+    if "features" not in data:
+        raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",
+                          field="features")
+    feats = root.table("features")
+    features = tuple(_parse_feature(k, feats.table(k)) for k in feats.data)
+    try:
+        FeatureSpace(features)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: features: {exc}", field="features") from None
+
+    hold = root.table("holdout")
+    holdout = Holdout(
+        hold.get("fraction", float, 0.05, check=lambda v: 0 <= v < 1, expect="a fraction in [0, 1)"),
+        hold.get("control", str, ids[0] if "none" not in ids else "none",
+                 check=lambda v: v in ids, expect=f"one of the action ids {ids}"))
+    hold.done()
+
+    att = root.table("attribution")
+    attribution = Attribution(
+        att.get("window_s", float, 86400.0, check=lambda v: v > 0, expect="seconds > 0"),
+        att.get("default_reward", float, 0.0))
+    att.done()
+
+    sto = root.table("storage")
+    storage = Storage(
+        sto.get("path", str, "cartwheel-data"),
+        sto.get("synchronous", str, "normal", check=lambda v: v in ("normal", "full"),
+                expect="normal or full"),
+        sto.get("snapshot_every_updates", int, 5000, check=lambda v: v > 0, expect="an integer > 0"),
+        sto.get("snapshot_every_s", float, 300.0, check=lambda v: v > 0, expect="seconds > 0"))
+    sto.done()
+
+    srv = root.table("server")
+    server = Server(
+        srv.get("token", str, None),
+        srv.get("max_body_bytes", int, 64 * 1024, check=lambda v: v >= 1024,
+                expect="an integer >= 1024"))
+    srv.done()
+
+    priv = root.table("privacy")
+    salt = priv.get("salt", str, None)
+    priv.done()
+    root.done()
+    return ShopConfig(name=name, actions=actions, features=features, objective=objective,
+                      policy_spec=policy_spec, holdout=holdout, attribution=attribution,
+                      storage=storage, server=server, currency=currency, salt=salt,
+                      source=source, raw=copy.deepcopy(data))
+
+
+def load_config(path: str | Path | None = None) -> ShopConfig:
+    """Read and validate a ``cartwheel.toml``; None gives the embedded default shop."""
+    if path is None:
+        text = resources.files("bandit").joinpath("default_shop.toml").read_text("utf-8")
+        source = "<default shop>"
+    else:
+        path = Path(path)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return parse_config(data, source=source)

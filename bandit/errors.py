@@ -1,0 +1,53 @@
+"""Errors with a field name, so every front end (Python, CLI, HTTP) can say what was wrong."""
+
+from __future__ import annotations
+
+
+class CartwheelError(Exception):
+    """Base class: a message for a person and the offending field (or None)."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ContextError(CartwheelError, ValueError):
+    """A context that does not fit the shop's feature schema."""
+
+    code = "invalid_context"
+
+
+class PersonalDataError(ContextError):
+    """A context that carries (or looks like it carries) personal data."""
+
+    code = "personal_data"
+
+
+class ConfigError(CartwheelError, ValueError):
+    """A configuration file with a missing, unknown or ill-typed key."""
+
+    code = "invalid_config"
+
+
+class UnknownEventError(CartwheelError, KeyError):
+    """An outcome for an event id the store never saw (HTTP 404)."""
+
+    code = "unknown_event"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ClosedEventError(CartwheelError):
+    """A new outcome for an event whose attribution already closed (HTTP 409)."""
+
+    code = "event_closed"
+
+
+class SnapshotMismatchError(CartwheelError):
+    """A model snapshot that does not fit the current config (schema or policy changed)."""
+
+    code = "snapshot_mismatch"

@@ -1,0 +1,16 @@
+"""Learning algorithms behind one contract; they know nothing of HTTP, SQL or visitors.
+
+>>> import policies
+>>> sorted(n for n in policies.REGISTRY if n != "vw")
+['bts', 'egreedy', 'fixed', 'lints', 'linucb', 'uniform']
+>>> policies.make("linucb:alpha=0.5", n_actions=3, n_features=4).alpha
+0.5
+"""
+
+from . import linear, simple  # noqa: F401  (registers the policies)
+from .base import Policy
+from .registry import REGISTRY, accepted_params, make, register
+from .spec import format_spec, parse_spec, split_specs
+
+__all__ = ["Policy", "REGISTRY", "make", "register", "accepted_params", "parse_spec",
+           "split_specs", "format_spec"]

@@ -1,0 +1,246 @@
+"""The policy contract: one ``probabilities / act / update`` signature for every learner.
+
+The base class does validation, masking, the propensity floor, sampling and RNG state once
+(template method); a policy fills three small hooks:
+
+* ``_preferences(X, mask)`` -> (n, K) distribution over the eligible actions, before the floor;
+* ``_learn(X, actions, rewards, propensities, mask)``;
+* ``_state()`` / ``_load_state(state)`` and, to grow, ``_grow(n)``.
+
+Every eligible action keeps probability >= ``floor`` (default 0.01) so any log it writes can be
+evaluated off-policy; the floor mixes as ``p = (1 - k * floor) * q + floor`` over the ``k``
+eligible actions (uniform when ``k * floor > 1``).
+
+>>> import numpy as np
+>>> from policies import make
+>>> policy = make("uniform", n_actions=3, n_features=2, seed=0)
+>>> policy.probabilities(np.ones((1, 2)), np.array([[True, False, True]])).tolist()
+[[0.5, 0.0, 0.5]]
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+STATE_VERSION = 1
+
+
+class Policy(ABC):
+    """Base class of every policy. See the module docstring for the hooks.
+
+    Parameters
+    ----------
+    n_actions, n_features : int
+        K actions and d context columns (including any bias column).
+    seed : int or None
+        Seed of the policy's one ``np.random.Generator``.
+    floor : float
+        Minimum probability of every eligible action.
+    feature_names : sequence of str, optional
+        Names of the d columns (VW namespaces, readable explanations).
+    action_ids : sequence of str, optional
+        Names of the K actions.
+    action_features : (K, p) array, optional
+        Numeric description of the actions, for policies that share strength across actions.
+    """
+
+    name: ClassVar[str] = ""
+    #: True when ``probabilities`` is exact; False when it is a Monte Carlo estimate.
+    exact_probabilities: ClassVar[bool] = True
+
+    def __init__(self, n_actions: int, n_features: int, *, seed: int | None = None,
+                 floor: float = 0.01, feature_names=None, action_ids=None, action_features=None):
+        if int(n_actions) < 1 or int(n_features) < 1:
+            raise ValueError(f"{self.name}: need n_actions >= 1 and n_features >= 1, "
+                             f"got {n_actions} and {n_features}")
+        if not 0.0 <= float(floor) < 1.0:
+            raise ValueError(f"{self.name}: floor must be in [0, 1), got {floor!r}")
+        self.n_actions, self.n_features, self.floor = int(n_actions), int(n_features), float(floor)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.feature_names = None if feature_names is None else tuple(feature_names)
+        self.action_ids = None if action_ids is None else tuple(action_ids)
+        self.action_features = None if action_features is None else np.asarray(action_features, float)
+        if self.feature_names is not None and len(self.feature_names) != self.n_features:
+            raise ValueError(f"{self.name}: {len(self.feature_names)} feature_names for "
+                             f"{self.n_features} features")
+        if self.action_ids is not None and len(self.action_ids) != self.n_actions:
+            raise ValueError(f"{self.name}: {len(self.action_ids)} action_ids for "
+                             f"{self.n_actions} actions")
+        if self.action_features is not None and (
+                self.action_features.ndim != 2 or len(self.action_features) != self.n_actions):
+            raise ValueError(f"{self.name}: action_features must be (n_actions, p)")
+        self.n_updates = 0
+        self.spec = self.name
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _preferences(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(n, K) distribution over eligible actions, zero where ``mask`` is False."""
+
+    def _learn(self, X, actions, rewards, propensities, mask) -> None:
+        """Learn from a validated batch; policies that do not learn leave it empty."""
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what ``_state`` returned."""
+
+    def _grow(self, n: int) -> None:
+        """Make room for ``n`` new actions at the end."""
+
+    # ------------------------------------------------------------------ contract
+    def probabilities(self, X: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """(n, K) probabilities of each action, 0 where not eligible, rows sum to 1."""
+        X, mask = self._check_inputs(X, mask)
+        return self._apply_floor(self._preferences(X, mask), mask)
+
+    def act(self, X: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw one action per row; return actions (n,) and the probabilities they were drawn with."""
+        P = self.probabilities(X, mask)
+        return self._sample(P)
+
+    def _sample(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cdf = np.cumsum(P, axis=1)
+        cdf /= cdf[:, -1:]
+        u = self.rng.random(len(P))
+        # first index whose cdf exceeds u: zero-probability actions never satisfy it
+        actions = (cdf <= u[:, None]).sum(axis=1)
+        return actions, P[np.arange(len(P)), actions]
+
+    def update(self, X, actions, rewards, propensities, mask=None) -> None:
+        """Learn from a batch of logged decisions (mask as it was when they were made)."""
+        X, mask = self._check_inputs(X, mask)
+        n = len(X)
+        actions = np.asarray(actions)
+        rewards = np.asarray(rewards, dtype=float)
+        propensities = np.asarray(propensities, dtype=float)
+        for label, arr in (("actions", actions), ("rewards", rewards),
+                           ("propensities", propensities)):
+            if arr.shape != (n,):
+                raise ValueError(f"{self.name}: {label} must have shape ({n},), got {arr.shape}")
+        if actions.dtype.kind not in "iu":
+            raise ValueError(f"{self.name}: actions must be integer indices")
+        if n and (actions.min() < 0 or actions.max() >= self.n_actions):
+            raise ValueError(f"{self.name}: actions must be in [0, {self.n_actions})")
+        if not mask[np.arange(n), actions].all():
+            row = int(np.flatnonzero(~mask[np.arange(n), actions])[0])
+            raise ValueError(f"{self.name}: row {row}: action {actions[row]} was not eligible")
+        if not np.isfinite(rewards).all():
+            raise ValueError(f"{self.name}: rewards must be finite")
+        if not ((propensities > 0) & (propensities <= 1)).all():
+            raise ValueError(f"{self.name}: propensities must be in (0, 1]")
+        if n:
+            self._learn(X, actions.astype(np.intp), rewards, propensities, mask)
+            self.n_updates += n
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue exactly where this policy is (lossless)."""
+        state = {f"policy.{k}": np.asarray(v) for k, v in self._state().items()}
+        state["meta"] = np.array(json.dumps({
+            "name": self.name, "version": STATE_VERSION, "n_actions": self.n_actions,
+            "n_features": self.n_features, "n_updates": self.n_updates,
+            "rng": self.rng.bit_generator.state}))
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a state from :meth:`get_state` (raises ValueError when it does not fit)."""
+        meta = json.loads(str(state["meta"]))
+        if meta["name"] != self.name:
+            raise ValueError(f"state is for policy {meta['name']!r}, not {self.name!r}")
+        if meta["version"] != STATE_VERSION:
+            raise ValueError(f"state version {meta['version']} is not supported")
+        if (meta["n_actions"], meta["n_features"]) != (self.n_actions, self.n_features):
+            raise ValueError(
+                f"state has {meta['n_actions']} actions x {meta['n_features']} features; this "
+                f"{self.name} has {self.n_actions} x {self.n_features}")
+        self._load_state({k[len("policy."):]: np.array(v) for k, v in state.items()
+                          if k.startswith("policy.")})
+        self.n_updates = int(meta["n_updates"])
+        self.rng.bit_generator.state = meta["rng"]
+
+    def add_actions(self, n: int, *, action_ids=None, action_features=None) -> None:
+        """Grow to K + n actions, keeping what was learned about the others.
+
+        ``action_ids`` and ``action_features`` describe the new actions when the policy was
+        given descriptions at construction.
+        """
+        n = int(n)
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        if n == 0:
+            return
+        if self.action_ids is not None:
+            new_ids = tuple(action_ids) if action_ids is not None else tuple(
+                f"action_{i}" for i in range(self.n_actions, self.n_actions + n))
+            if len(new_ids) != n:
+                raise ValueError(f"{len(new_ids)} action_ids for {n} new actions")
+            self.action_ids = (*self.action_ids, *new_ids)
+        if self.action_features is not None:
+            extra = (np.zeros((n, self.action_features.shape[1])) if action_features is None
+                     else np.asarray(action_features, float).reshape(n, -1))
+            self.action_features = np.vstack([self.action_features, extra])
+        self._grow(n)
+        self.n_actions += n
+
+    # ------------------------------------------------------------------ helpers
+    def _check_inputs(self, X, mask) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"{self.name}: X must have shape (n, {self.n_features}), "
+                             f"got {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError(f"{self.name}: X contains NaN or infinite values")
+        if mask is None:
+            return X, np.ones((len(X), self.n_actions), dtype=bool)
+        mask = np.asarray(mask)
+        if mask.shape != (len(X), self.n_actions) or mask.dtype != bool:
+            raise ValueError(f"{self.name}: mask must be a bool array of shape "
+                             f"({len(X)}, {self.n_actions}), got {mask.dtype} {mask.shape}")
+        empty = ~mask.any(axis=1)
+        if empty.any():
+            raise ValueError(f"{self.name}: mask row {int(np.flatnonzero(empty)[0])} has no "
+                             "eligible action")
+        return X, mask
+
+    def _apply_floor(self, Q: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        k = mask.sum(axis=1, keepdims=True)
+        f = np.minimum(self.floor, 1.0 / k)
+        P = (1.0 - k * f) * Q + f * mask
+        return P / P.sum(axis=1, keepdims=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_actions={self.n_actions}, n_features={self.n_features})"
+
+
+def greedy(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Uniform distribution over the eligible actions with the highest score (ties split).
+
+    >>> greedy(np.array([[1.0, 3.0, 3.0]]), np.array([[True, True, True]])).tolist()
+    [[0.0, 0.5, 0.5]]
+    """
+    s = np.where(mask, scores, -np.inf)
+    best = s.max(axis=1, keepdims=True)
+    top = s >= best - 1e-12 * (1.0 + np.abs(best))
+    return top / top.sum(axis=1, keepdims=True)
+
+
+def uniform_over(mask: np.ndarray) -> np.ndarray:
+    """Uniform distribution over the eligible actions of each row."""
+    return mask / mask.sum(axis=1, keepdims=True)
+
+
+def argmax_frequencies(draws: np.ndarray) -> np.ndarray:
+    """(n, K) share of the S draws in which each action is the argmax, from (n, S, K) draws.
+
+    >>> argmax_frequencies(np.array([[[0.0, 1.0], [2.0, 1.0]]])).tolist()
+    [[0.5, 0.5]]
+    """
+    n, samples, k = draws.shape
+    flat = (np.arange(n)[:, None] * k + draws.argmax(axis=2)).ravel()
+    return np.bincount(flat, minlength=n * k).reshape(n, k) / samples

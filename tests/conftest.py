@@ -1,0 +1,18 @@
+"""Shared fixtures: small random problems for the contract suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def problem():
+    """Contexts, a mask with some ineligible actions, and a reward signal (K=5, d=4)."""
+    rng = np.random.default_rng(42)
+    n, K, d = 300, 5, 4
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, d - 1))])
+    mask = rng.random((n, K)) < 0.7
+    mask[np.arange(n), rng.integers(0, K, n)] = True
+    theta = rng.normal(size=(K, d))
+    return X, mask, theta

@@ -1,0 +1,76 @@
+"""Config parsing: the default shop, and errors that name the key."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from bandit.config import load_config, parse_config
+from bandit.errors import ConfigError
+
+
+def default_doc():
+    from importlib import resources
+    return tomllib.loads(resources.files("bandit").joinpath("default_shop.toml").read_text())
+
+
+def test_default_shop_matches_the_simulator_world():
+    import simulator
+    cfg = load_config()
+    world = simulator.make_world()
+    assert world.actions == cfg.action_ids
+    assert set(world.visitors(5, __import__("numpy").random.default_rng(0)).columns) == \
+        set(cfg.feature_space().keys)
+    assert len(cfg.actions) >= 8
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda d: d["objective"].update(kind="sales"), "objective.kind"),
+    (lambda d: d["objective"].update(margin=1.5), "objective.margin"),
+    (lambda d: d["holdout"].update(control="nothing"), "holdout.control"),
+    (lambda d: d["holdout"].update(fraction="5%"), "holdout.fraction"),
+    (lambda d: d["actions"][3].update(cost_pct=-1), "actions[3].cost_pct"),
+    (lambda d: d["actions"][2].update(kidn="banner"), "actions[2].kidn"),
+    (lambda d: d["features"]["cart_value"].update(max=-5), "features.cart_value.max"),
+    (lambda d: d["features"]["device"].update(type="text"), "features.device.type"),
+    (lambda d: d.update(polciy={}), "polciy"),
+    (lambda d: d["attribution"].update(window_s=0), "attribution.window_s"),
+])
+def test_errors_name_the_key(edit, key):
+    doc = default_doc()
+    edit(doc)
+    with pytest.raises(ConfigError) as err:
+        parse_config(doc, source="shop.toml")
+    assert err.value.field == key
+    assert str(err.value).startswith(f"shop.toml: {key}:")
+
+
+def test_duplicate_action_and_pii_feature():
+    doc = default_doc()
+    doc["actions"].append({"id": "none"})
+    with pytest.raises(ConfigError, match="'none' appears twice"):
+        parse_config(doc)
+    doc = default_doc()
+    doc["features"]["email"] = {"type": "boolean"}
+    with pytest.raises(ConfigError, match="personal data"):
+        parse_config(doc)
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[shop\nname=1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_schema_hash_ignores_actions_but_not_features():
+    doc = default_doc()
+    a = parse_config(doc)
+    doc["actions"].append({"id": "new_banner", "kind": "banner"})
+    b = parse_config(doc)
+    assert a.schema_hash() == b.schema_hash() and a.config_hash() != b.config_hash()
+    doc["features"]["device"]["categories"].append("tv")
+    assert parse_config(doc).schema_hash() != a.schema_hash()

@@ -1,0 +1,101 @@
+"""Closed-form checks of the ridge core and the linear policies' scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import policies
+from policies._ridge import RidgeStack
+
+
+def test_streaming_ridge_equals_batch_solution():
+    rng = np.random.default_rng(0)
+    n, K, d, lam = 2000, 3, 6, 0.7
+    X = rng.normal(size=(n, d))
+    a = rng.integers(0, K, n)
+    r = rng.normal(size=n)
+    ridge = RidgeStack(K, d, lam)
+    # mix of single-row (rank-1) and batched (Cholesky) updates
+    i = 0
+    for size in [1] * 300 + [17, 50, 1, 1, 200] * 5:
+        if i >= n:
+            break
+        ridge.update(X[i:i + size], a[i:i + size], r[i:i + size])
+        i += size
+    ridge.update(X[i:], a[i:], r[i:])
+    for k in range(K):
+        Xk, rk = X[a == k], r[a == k]
+        A = lam * np.eye(d) + Xk.T @ Xk
+        theta = np.linalg.solve(A, Xk.T @ rk)
+        np.testing.assert_allclose(ridge.theta[k], theta, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(ridge.A_inv[k], np.linalg.inv(A), rtol=0, atol=1e-8)
+        assert ridge.counts[k] == len(rk)
+
+
+def test_noise_sd_matches_ridge_residuals():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(5000, 3))
+    r = X @ np.array([1.0, -2.0, 0.5]) + 3.0 * rng.normal(size=5000)
+    ridge = RidgeStack(1, 3, 1e-6)
+    ridge.update(X, np.zeros(5000, int), r)
+    residual = r - X @ ridge.theta[0]
+    np.testing.assert_allclose(ridge.noise_sd(), np.sqrt(residual @ residual / 5000), rtol=1e-3)
+
+
+def test_linucb_scores_equal_direct_formula():
+    rng = np.random.default_rng(2)
+    K, d = 4, 5
+    pol = policies.make("linucb:alpha=0.7", n_actions=K, n_features=d, seed=0)
+    X = rng.normal(size=(400, d))
+    a = rng.integers(0, K, 400)
+    r = rng.normal(size=400)
+    pol.update(X, a, r, np.full(400, 0.25))
+    x = rng.normal(size=(10, d))
+    sd = pol.ridge.noise_sd()
+    expected = np.empty((10, K))
+    for k in range(K):
+        A = np.eye(d) + X[a == k].T @ X[a == k]
+        theta = np.linalg.solve(A, X[a == k].T @ r[a == k])
+        for i in range(10):
+            expected[i, k] = x[i] @ theta + 0.7 * sd * np.sqrt(x[i] @ np.linalg.solve(A, x[i]))
+    np.testing.assert_allclose(pol.scores(x), expected, rtol=0, atol=1e-8)
+    P = pol.probabilities(x)
+    best = expected.argmax(axis=1)
+    np.testing.assert_allclose(P[np.arange(10), best], 1 - (K - 1) * 0.01)
+
+
+def test_lints_probabilities_match_exact_two_action_formula():
+    # with two actions, P(a0 wins) = Phi((m0 - m1) / sqrt(s0^2 + s1^2)) exactly
+    from scipy.stats import norm
+
+    pol = policies.make("lints:n_samples=20000,floor=0,noise=1", n_actions=2, n_features=1, seed=3)
+    pol.update(np.ones((6, 1)), np.array([0, 0, 0, 1, 1, 1]), np.array([1, 0, 1, 0, 0, 1.0]),
+               np.full(6, 0.5))
+    m = pol.ridge.means(np.ones((1, 1)))[0]
+    s = pol.ridge.widths(np.ones((1, 1)))[0]
+    exact = norm.cdf((m[0] - m[1]) / np.hypot(*s))
+    p0 = pol.probabilities(np.ones((1, 1)))[0, 0]
+    # Monte Carlo sd = sqrt(p(1-p)/20000) ~ 0.0035; tolerance 4 sd
+    assert abs(p0 - exact) < 4 * np.sqrt(exact * (1 - exact) / 20000)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_egreedy_probabilities_closed_form(eps):
+    pol = policies.make(f"egreedy:epsilon={eps},floor=0", n_actions=3, n_features=1)
+    pol.update(np.ones((3, 1)), np.array([0, 1, 2]), np.array([1.0, 3.0, 2.0]), np.ones(3))
+    P = pol.probabilities(np.ones((1, 1)), np.array([[True, True, True]]))
+    np.testing.assert_allclose(P[0], [eps / 3, 1 - eps + eps / 3, eps / 3])
+
+
+def test_floor_mixing_closed_form():
+    pol = policies.make("fixed:action=1,floor=0.1", n_actions=4, n_features=1)
+    P = pol.probabilities(np.ones((1, 1)), np.array([[True, True, True, False]]))
+    np.testing.assert_allclose(P[0], [0.1, 0.8, 0.1, 0.0])
+
+
+def test_bts_fractional_update():
+    pol = policies.make("bts:reward_scale=10", n_actions=2, n_features=1)
+    pol.update(np.ones((3, 1)), np.array([0, 0, 1]), np.array([5.0, 20.0, -1.0]), np.ones(3))
+    np.testing.assert_allclose(pol.a, [1 + 0.5 + 1.0, 1.0])
+    np.testing.assert_allclose(pol.b, [1 + 0.5 + 0.0, 2.0])

@@ -1,0 +1,191 @@
+"""The contract every registered policy honours (DESIGN.md, policies/base.py).
+
+One suite, run over every name in ``policies.REGISTRY``. Monte Carlo policies
+(``exact_probabilities = False``) are held to their stated Monte Carlo error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import policies
+
+K, D = 5, 4
+NAMES = sorted(policies.REGISTRY)
+
+
+def make(name, seed=0, **kw):
+    return policies.make(name, n_actions=K, n_features=D, seed=seed, **kw)
+
+
+def trained(name, problem, seed=0):
+    X, mask, theta = problem
+    policy = make(name, seed)
+    rng = np.random.default_rng(7)
+    for start in range(0, 200, 50):
+        rows = slice(start, start + 50)
+        a, p = policy.act(X[rows], mask[rows])
+        r = (X[rows] @ theta.T)[np.arange(50), a] + rng.normal(size=50)
+        policy.update(X[rows], a, r, p, mask[rows])
+    return policy
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_has_a_default(name):
+    policy = policies.make(name, n_actions=K, n_features=D)
+    assert policy.n_actions == K and policy.name == name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rows_sum_to_one_and_masked_actions_get_zero(name, problem):
+    X, mask, _ = problem
+    P = trained(name, problem).probabilities(X, mask)
+    assert P.shape == (len(X), K)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-12)
+    assert (P[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_floor_respected(name, problem):
+    X, mask, _ = problem
+    policy = trained(name, problem)
+    P = policy.probabilities(X, mask)
+    assert P[mask].min() >= policy.floor - 1e-12
+    high = make(name, floor=0.15).probabilities(X, mask)
+    k = mask.sum(axis=1, keepdims=True)
+    assert (high >= np.where(mask, np.minimum(0.15, 1 / k), 0) - 1e-12).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_masked_actions_never_chosen(name, problem):
+    X, mask, _ = problem
+    a, p = trained(name, problem).act(X, mask)
+    assert mask[np.arange(len(X)), a].all()
+    assert ((p > 0) & (p <= 1)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_returned_propensity_matches_probabilities(name, problem):
+    X, mask, _ = problem
+    policy = trained(name, problem)
+    state = policy.get_state()
+    a, p = policy.act(X, mask)
+    twin = make(name, seed=99)
+    twin.set_state(state)
+    P = twin.probabilities(X, mask)[np.arange(len(X)), a]
+    if policy.exact_probabilities:
+        np.testing.assert_allclose(p, P, rtol=0, atol=1e-12)
+    else:
+        # two independent Monte Carlo estimates from n_samples draws each: the difference has
+        # sd sqrt(2 p (1 - p) / n_samples); allow 5 sd per row (seeded, so this is not flaky)
+        sd = np.sqrt(2 * P * (1 - P) / policy.n_samples)
+        assert (np.abs(p - P) <= 5 * sd + 1e-9).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_round_trip_gives_identical_decisions(name, problem):
+    X, mask, theta = problem
+    policy = trained(name, problem)
+    twin = make(name, seed=123)
+    twin.set_state(policy.get_state())
+    for rows in (slice(200, 250), slice(250, 300)):
+        a1, p1 = policy.act(X[rows], mask[rows])
+        a2, p2 = twin.act(X[rows], mask[rows])
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(p1, p2)
+        r = (X[rows] @ theta.T)[np.arange(50), a1]
+        policy.update(X[rows], a1, r, p1, mask[rows])
+        twin.update(X[rows], a2, r, p2, mask[rows])
+    assert twin.n_updates == policy.n_updates
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_survives_npz(name, problem, tmp_path):
+    X, mask, _ = problem
+    policy = trained(name, problem)
+    np.savez(tmp_path / "s.npz", **policy.get_state())
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as f:
+        state = dict(f)
+    twin = make(name, seed=5)
+    twin.set_state(state)
+    np.testing.assert_array_equal(policy.act(X, mask)[0], twin.act(X, mask)[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_decisions(name, problem):
+    X, mask, _ = problem
+    a1 = trained(name, problem, seed=3).act(X, mask)
+    a2 = trained(name, problem, seed=3).act(X, mask)
+    np.testing.assert_array_equal(a1[0], a2[0])
+    np.testing.assert_array_equal(a1[1], a2[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_inputs_raise_clear_errors(name, problem):
+    X, mask, _ = problem
+    policy = make(name)
+    with pytest.raises(ValueError, match="shape"):
+        policy.probabilities(X[:, :2], mask)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        policy.act(bad, mask)
+    empty = mask.copy()
+    empty[7] = False
+    with pytest.raises(ValueError, match="row 7 has no eligible action"):
+        policy.act(X, empty)
+    with pytest.raises(ValueError, match="mask must be a bool array"):
+        policy.act(X, mask[:, :2])
+    a, p = policy.act(X[:10], mask[:10])
+    with pytest.raises(ValueError, match="propensities"):
+        policy.update(X[:10], a, np.zeros(10), np.zeros(10), mask[:10])
+    with pytest.raises(ValueError, match="rewards must be finite"):
+        policy.update(X[:10], a, np.full(10, np.inf), p, mask[:10])
+    with pytest.raises(ValueError, match="shape"):
+        policy.update(X[:10], a[:5], np.zeros(10), p, mask[:10])
+    ineligible = np.flatnonzero(~mask[0])
+    if len(ineligible):
+        with pytest.raises(ValueError, match="not eligible"):
+            policy.update(X[:1], ineligible[:1], np.zeros(1), np.ones(1), mask[:1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_add_actions_keeps_what_was_learned(name, problem):
+    X, mask, _ = problem
+    policy = trained(name, problem)
+    before = policy.get_state()
+    policy.add_actions(2)
+    assert policy.n_actions == K + 2
+    wide = np.column_stack([mask, np.zeros((len(X), 2), bool)])
+    P = policy.probabilities(X, wide)
+    assert P.shape == (len(X), K + 2) and (P[:, K:] == 0).all()
+    for key, old in before.items():
+        if key.startswith("policy.") and old.ndim and old.shape[0] == K:
+            np.testing.assert_array_equal(policy.get_state()[key][:K], old)
+    a, p = policy.act(X, np.ones((len(X), K + 2), bool))
+    policy.update(X, a, np.zeros(len(X)), p, None)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_set_state_refuses_a_state_of_another_shape(name, problem):
+    state = trained(name, problem).get_state()
+    other = policies.make(name, n_actions=K + 1, n_features=D)
+    with pytest.raises(ValueError, match="actions"):
+        other.set_state(state)
+
+
+def test_unknown_policy_and_parameter_are_named():
+    with pytest.raises(ValueError, match="unknown policy 'nope'"):
+        policies.make("nope", n_actions=2, n_features=2)
+    with pytest.raises(ValueError, match="has no parameter 'alhpa'"):
+        policies.make("linucb:alhpa=1", n_actions=2, n_features=2)
+    with pytest.raises(ValueError, match="epsilon must be in"):
+        policies.make("egreedy:epsilon=2", n_actions=2, n_features=2)
+
+
+def test_fixed_by_id_and_fallback():
+    ids = ("none", "banner", "discount")
+    pol = policies.make("fixed:action=discount,floor=0", n_actions=3, n_features=1, action_ids=ids)
+    P = pol.probabilities(np.ones((2, 1)), np.array([[True, True, True], [True, True, False]]))
+    assert P.tolist() == [[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]]
