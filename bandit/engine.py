@@ -1,0 +1,280 @@
+"""Engine: the in-process decision API that the HTTP server, the CLI and notebooks share.
+
+>>> import tempfile
+>>> engine = Engine.open(data_dir=tempfile.mkdtemp(), seed=0)
+>>> d = engine.decide("visitor-1", {"device": "mobile", "cart_value": 35.0})
+>>> d.action in engine.config.action_ids, 0 < d.probability <= 1
+(True, True)
+>>> engine.record_outcome(d.event_id, True, 42.0, outcome_id="order-1")
+'recorded'
+>>> engine.record_outcome(d.event_id, True, 42.0, outcome_id="order-1")
+'duplicate'
+>>> engine.close()
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+import policies
+
+from .config import ShopConfig, load_config
+from .errors import CartwheelError, SnapshotMismatchError
+from .joiner import Closing, Joiner
+from .privacy import hash_visitor
+from .snapshots import latest_snapshot, write_snapshot
+from .store import SCHEMA_VERSION, EventStore
+from .types import Decision, LoggedEvent
+
+MAX_VISITOR_ID = 256
+
+
+class Engine:
+    """Decides, records outcomes, learns and persists. Use from one thread (or one event loop).
+
+    Open it with :meth:`open`. ``decide`` and ``record_outcome`` commit before they return unless
+    called with ``commit=False``, in which case the caller must call :meth:`commit` before it
+    acknowledges anything (the HTTP server does this to share one commit between requests).
+    """
+
+    def __init__(self, config: ShopConfig, data_dir: Path, *, seed: int | None = None,
+                 fresh: bool = False, clock: Callable[[], float] = time.time):
+        self.config, self.data_dir, self.clock = config, Path(data_dir), clock
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.data_dir / "lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise CartwheelError(f"another cartwheel process is using {self.data_dir}; "
+                                 "stop it or choose another --data-dir") from None
+        self.store = EventStore(self.data_dir / "events.sqlite3", config.storage.synchronous)
+        self.space = config.feature_space()
+        self.salt = self._salt()
+        self.actions = {a.id: a for a in config.actions}
+        self._control = config.holdout.control
+        self.last_learned_seq = 0
+        self._snapshot_at = (0, clock())
+        self.policy, self.policy_actions = self._load_policy(seed, fresh)
+        self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
+        self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
+                             self._learn)
+        self._relearn()
+
+    @classmethod
+    def open(cls, config: ShopConfig | str | os.PathLike | None = None,
+             data_dir: str | os.PathLike | None = None, **kwargs) -> "Engine":
+        """Open an engine on ``config`` (a ShopConfig, a path, or None for the default shop).
+
+        ``data_dir`` overrides the config's storage path. Keyword arguments: ``seed`` (policy
+        RNG when starting without a snapshot), ``fresh`` (discard a snapshot that no longer fits
+        instead of refusing to start), ``clock`` (seconds since the epoch, for tests).
+        """
+        if not isinstance(config, ShopConfig):
+            config = load_config(config)
+        return cls(config, Path(data_dir or config.storage.path), **kwargs)
+
+    # ------------------------------------------------------------------ setup
+    def _salt(self) -> bytes:
+        if self.config.salt:
+            return self.config.salt.encode()
+        salt = self.store.get_meta("salt")
+        if salt is None:
+            salt = secrets.token_hex(16)
+            self.store.set_meta("salt", salt)
+            self.store.commit()
+        return salt.encode()
+
+    def _make_policy(self, action_ids: Sequence[str], seed):
+        features, _ = self.config.action_features()
+        known = {a.id: row for a, row in zip(self.config.actions, features)}
+        rows = np.array([known.get(a, np.zeros(features.shape[1])) for a in action_ids])
+        return policies.make(self.config.policy_spec, n_actions=len(action_ids),
+                             n_features=self.space.dim, seed=seed,
+                             feature_names=self.space.names, action_ids=tuple(action_ids),
+                             action_features=rows)
+
+    def _load_policy(self, seed, fresh):
+        snap = latest_snapshot(self.snapshot_dir)
+        ids = list(self.config.action_ids)
+        if snap is not None:
+            state, meta = snap
+            problem = self._mismatch(meta)
+            if problem and not fresh:
+                raise SnapshotMismatchError(
+                    f"{problem}; the learned model in {self.snapshot_dir} no longer fits. Restore "
+                    "the previous config, or start with a fresh model (Engine.open(fresh=True), "
+                    "`cartwheel serve --fresh-model`), which keeps the event log but not the model")
+            if not problem:
+                old_ids = list(meta["action_ids"])
+                policy = self._make_policy(old_ids, seed)
+                policy.set_state(state)
+                added = [a for a in ids if a not in old_ids]
+                if added:
+                    policy.add_actions(len(added), action_ids=added,
+                                       action_features=self._make_policy(added, None)
+                                       .action_features)
+                self.last_learned_seq = int(meta["last_learned_seq"])
+                self._snapshot_at = (policy.n_updates, self.clock())
+                return policy, old_ids + added
+        if fresh:
+            # events logged under the old schema may not encode any more: learn only new ones
+            self.last_learned_seq = self.store.max_closed_seq()
+        return self._make_policy(ids, seed), ids
+
+    def _mismatch(self, meta: dict) -> str | None:
+        if meta.get("schema_hash") != self.config.schema_hash():
+            return "the feature schema changed since the last snapshot"
+        if meta.get("policy_spec") != policies.make(
+                self.config.policy_spec, n_actions=1, n_features=1).spec:
+            return (f"the policy changed from {meta.get('policy_spec')!r} to "
+                    f"{self.config.policy_spec!r}")
+        return None
+
+    def _relearn(self) -> None:
+        """Feed the model the events closed after its snapshot (crash recovery)."""
+        batch: list[Closing] = []
+        for event in self.store.closed_events(self.last_learned_seq, learned_only=True):
+            batch.append(Closing(event.seq, event.decision, event.reward))
+            if len(batch) == 5000:
+                self._learn(batch)
+                batch = []
+        if batch:
+            self._learn(batch)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @property
+    def model_version(self) -> int:
+        """Number of learning updates the model has had (the update count)."""
+        return self.policy.n_updates
+
+    # ------------------------------------------------------------------ decide
+    def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
+        """Validated eligible action ids (all configured actions when None)."""
+        if eligible is None:
+            return self.config.action_ids
+        if isinstance(eligible, str) or not isinstance(eligible, Sequence):
+            raise CartwheelError("eligible must be a list of action ids", field="eligible")
+        unknown = [a for a in eligible if a not in self.actions]
+        if unknown:
+            raise CartwheelError(f"unknown action {unknown[0]!r} in eligible; known: "
+                                 f"{list(self.config.action_ids)}", field="eligible")
+        if not eligible:
+            raise CartwheelError("eligible is empty: list at least one action id",
+                                 field="eligible")
+        return tuple(a for a in self.config.action_ids if a in set(eligible))
+
+    def in_holdout(self, visitor_hash: str) -> bool:
+        """Sticky holdout assignment from the salted visitor hash."""
+        return int(visitor_hash[:8], 16) / 2**32 < self.config.holdout.fraction
+
+    def decide(self, visitor_id: str, context: dict, eligible: Sequence[str] | None = None, *,
+               now: float | None = None, commit: bool = True) -> Decision:
+        """Choose an intervention for one visitor and log it (committed before returning)."""
+        if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
+            raise CartwheelError(f"visitor_id must be a non-empty string of at most "
+                                 f"{MAX_VISITOR_ID} characters", field="visitor_id")
+        x = self.space.transform([context])
+        ids = self.eligibility(eligible)
+        visitor_hash = hash_visitor(visitor_id, self.salt)
+        if self.in_holdout(visitor_hash):
+            group, action, probability = "holdout", self._control, 1.0
+        else:
+            group = "treatment"
+            mask = np.zeros((1, len(self.policy_actions)), dtype=bool)
+            mask[0, [self._policy_index[a] for a in ids]] = True
+            a, p = self.policy.act(x, mask)
+            action, probability = self.policy_actions[int(a[0])], float(p[0])
+        event = LoggedEvent(
+            event_id=uuid.uuid4().hex, visitor_hash=visitor_hash, context=dict(context),
+            mask=tuple(a in ids for a in self.config.action_ids),
+            action_index=self.config.action_ids.index(action), action=action,
+            probability=probability, group=group, model_version=self.model_version,
+            randomized=probability < 1.0, ts=self.clock() if now is None else now)
+        self.store.add_decision(event, ids)
+        if commit:
+            self.commit()
+        return Decision(event.event_id, action, probability, group, event.model_version,
+                        event.randomized)
+
+    # ------------------------------------------------------------------ outcomes
+    def record_outcome(self, event_id: str, converted: bool, order_value: float = 0.0,
+                       outcome_id: str | None = None, *, now: float | None = None,
+                       commit: bool = True) -> str:
+        """Join an outcome to its decision: "recorded" or "duplicate" (see the joiner)."""
+        if not isinstance(event_id, str) or not event_id:
+            raise CartwheelError("event_id must be a non-empty string", field="event_id")
+        if outcome_id is not None and (not isinstance(outcome_id, str) or not outcome_id):
+            raise CartwheelError("outcome_id must be a non-empty string", field="outcome_id")
+        status = self.joiner.outcome(event_id, converted, order_value, outcome_id,
+                                     self.clock() if now is None else now)
+        if commit:
+            self.commit()
+        return status
+
+    def expire(self, now: float | None = None) -> int:
+        """Close events whose attribution window passed (default reward); returns how many."""
+        closed = self.joiner.expire(self.clock() if now is None else now)
+        self.commit()
+        return closed
+
+    def _learn(self, closings: list[Closing]) -> None:
+        n = len(closings)
+        X = self.space.transform([c.decision.context for c in closings])
+        mask = np.zeros((n, len(self.policy_actions)), dtype=bool)
+        for row, c in enumerate(closings):
+            mask[row, [self._policy_index[a] for a in c.decision.eligible
+                       if a in self._policy_index]] = True
+        actions = np.array([self._policy_index[c.decision.action] for c in closings])
+        self.policy.update(X, actions, np.array([c.reward for c in closings]),
+                           np.array([c.decision.probability for c in closings]), mask)
+        self.last_learned_seq = closings[-1].seq
+
+    # ------------------------------------------------------------------ persistence
+    def commit(self) -> None:
+        """Make pending writes durable (group commit), then snapshot if one is due."""
+        self.store.commit()
+        updates, at = self._snapshot_at
+        storage = self.config.storage
+        if (self.policy.n_updates - updates >= storage.snapshot_every_updates
+                or (self.policy.n_updates > updates
+                    and self.clock() - at >= storage.snapshot_every_s)):
+            self.snapshot()
+
+    def snapshot(self) -> Path:
+        """Write an atomic snapshot of the model now (after committing pending writes)."""
+        self.store.commit()
+        path = write_snapshot(self.snapshot_dir, self.policy.get_state(), {
+            "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
+            "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,
+            "action_ids": list(self.policy_actions), "update_count": self.policy.n_updates,
+            "last_learned_seq": self.last_learned_seq})
+        self._snapshot_at = (self.policy.n_updates, self.clock())
+        return path
+
+    def close(self) -> None:
+        """Commit, snapshot and release the data directory."""
+        if self._lock.closed:
+            return
+        self.snapshot()
+        self.store.close()
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,108 @@
+"""The delayed-reward join: outcomes meet their decisions, each event closes exactly once.
+
+Lifecycle (DESIGN.md): ``decide`` opens an event. A converted outcome closes it at once with the
+objective's reward. A non-converted outcome is recorded and leaves it open. When the attribution
+window passes, an open event closes with the default reward. A repeated ``outcome_id`` is always
+"duplicate" (also after close or restart); a new outcome for a closed event raises
+:class:`ClosedEventError`, for an unknown event :class:`UnknownEventError`.
+
+Closing writes one ``closed`` row; the ``learn`` callback receives the closed events that feed
+the model (randomized treatment decisions) in ``closed.seq`` order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .config import Attribution
+from .errors import CartwheelError, ClosedEventError, UnknownEventError
+from .reward import Objective
+from .store import EventStore, StoredDecision
+from .types import Action
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """A closed event handed to the learner: the decision, its reward and its closed.seq."""
+
+    seq: int
+    decision: StoredDecision
+    reward: float
+
+
+def learnable(decision: StoredDecision) -> bool:
+    """Only randomized treatment decisions teach the model (holdout and forced ones do not)."""
+    return decision.group == "treatment" and decision.randomized
+
+
+class Joiner:
+    """Applies the event lifecycle on an :class:`EventStore` (writes only; the caller commits)."""
+
+    def __init__(self, store: EventStore, attribution: Attribution, objective: Objective,
+                 actions: Mapping[str, Action], learn: Callable[[list[Closing]], None]):
+        self.store, self.attribution, self.objective = store, attribution, objective
+        self.actions, self.learn = actions, learn
+        oldest = store.oldest_open_seq(0)
+        # every decision with seq <= watermark is closed: expiry scans only what is after it
+        self._watermark = (oldest - 1) if oldest is not None else self._max_decision_seq()
+
+    def _max_decision_seq(self) -> int:
+        return int(self.store.db.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions")
+                   .fetchone()[0])
+
+    def outcome(self, event_id: str, converted: bool, order_value: float,
+                outcome_id: str | None, now: float) -> str:
+        """Record an outcome; returns "recorded" or "duplicate"."""
+        if not isinstance(converted, bool):
+            raise CartwheelError("converted must be true or false", field="converted")
+        if (isinstance(order_value, bool) or not isinstance(order_value, (int, float))
+                or not math.isfinite(order_value) or order_value < 0):
+            raise CartwheelError(f"order_value must be a finite number >= 0, got {order_value!r}",
+                                 field="order_value")
+        if outcome_id is not None and self.store.has_outcome_id(outcome_id):
+            return "duplicate"
+        decision = self.store.decision(event_id)
+        if decision is None:
+            raise UnknownEventError(f"unknown event {event_id!r}", field="event_id")
+        if self.store.is_closed(event_id):
+            raise ClosedEventError(f"event {event_id!r} is already closed; its reward was learned",
+                                   field="event_id")
+        self.store.add_outcome(event_id, now, converted, float(order_value), outcome_id)
+        if converted:
+            action = self.actions.get(decision.action)
+            cost = action.incentive_cost(order_value) if action is not None else 0.0
+            reward = float(self.objective.reward(True, order_value, cost))
+            self._close(decision, now, "converted", True, float(order_value), cost, reward)
+        return "recorded"
+
+    def expire(self, now: float) -> int:
+        """Close every open event whose attribution window ended before ``now``."""
+        cutoff = now - self.attribution.window_s
+        total = 0
+        while True:
+            batch = self.store.expired(cutoff, self._watermark)
+            closings = [self._close(d, now, "expired", False, 0.0, 0.0,
+                                    self.attribution.default_reward, defer=True) for d in batch]
+            learned = [c for c in closings if c is not None]
+            if learned:
+                self.learn(learned)
+            total += len(batch)
+            if len(batch) < 10_000:
+                break
+        oldest = self.store.oldest_open_seq(self._watermark)
+        self._watermark = (oldest - 1) if oldest is not None else self._max_decision_seq()
+        return total
+
+    def _close(self, decision: StoredDecision, now: float, reason: str, converted: bool,
+               order_value: float, cost: float, reward: float, defer: bool = False):
+        learn = learnable(decision)
+        seq = self.store.add_closed(decision.event_id, now, reason, converted, order_value, cost,
+                                    reward, learn)
+        closing = Closing(seq, decision, reward)
+        if not learn:
+            return None
+        if not defer:
+            self.learn([closing])
+        return closing

@@ -1,0 +1,224 @@
+"""EventStore: append-only SQLite (WAL) log of decisions, outcomes and closed (learned) events.
+
+Schema (``SCHEMA_VERSION`` 1; every table append-only, rows are never updated or deleted):
+
+* ``meta(key, value)``: schema version and the generated privacy salt.
+* ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
+  model_version, randomized)``: one row per ``decide``; ``context`` is the JSON context,
+  ``eligible`` the JSON list of eligible action ids, ``probability`` the probability with which
+  ``action`` was drawn from them; only the salted visitor hash is stored.
+* ``outcomes(seq, outcome_id, event_id, ts, converted, order_value)``: every reported outcome;
+  ``outcome_id`` is unique when given (idempotency).
+* ``closed(seq, event_id, ts, reason, converted, order_value, cost, reward, learned)``: one row
+  per event whose attribution ended (``reason`` = converted | expired); ``learned`` says whether
+  the reward fed the model (randomized treatment decisions only). Replaying ``learned`` rows in
+  ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
+
+Durability: WAL with ``synchronous=NORMAL`` survives a killed process (FULL also survives power
+loss). Writes are not committed one by one: callers batch them and call :meth:`commit` (group
+commit), and acknowledge only after it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .types import LoggedEvent
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
+    visitor_hash TEXT NOT NULL, context TEXT NOT NULL, eligible TEXT NOT NULL,
+    action TEXT NOT NULL, probability REAL NOT NULL, grp TEXT NOT NULL,
+    model_version INTEGER NOT NULL, randomized INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_ts ON decisions(ts);
+CREATE TABLE IF NOT EXISTS outcomes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, outcome_id TEXT UNIQUE, event_id TEXT NOT NULL,
+    ts REAL NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS outcomes_event ON outcomes(event_id);
+CREATE TABLE IF NOT EXISTS closed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
+    reason TEXT NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL,
+    cost REAL NOT NULL, reward REAL NOT NULL, learned INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A decision row as read back (eligible and context decoded)."""
+
+    seq: int
+    event_id: str
+    ts: float
+    visitor_hash: str
+    context: dict
+    eligible: tuple[str, ...]
+    action: str
+    probability: float
+    group: str
+    model_version: int
+    randomized: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedEvent:
+    """A closed event joined with its decision: what re-learning and reports need."""
+
+    seq: int
+    decision: StoredDecision
+    ts: float
+    reason: str
+    converted: bool
+    order_value: float
+    cost: float
+    reward: float
+    learned: bool
+
+
+_DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligible, d.action, "
+                  "d.probability, d.grp, d.model_version, d.randomized")
+
+
+def _decision(row) -> StoredDecision:
+    return StoredDecision(row[0], row[1], row[2], row[3], json.loads(row[4]),
+                          tuple(json.loads(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
+
+
+class EventStore:
+    """The durable log. Not thread-safe: use it from one thread (the engine's)."""
+
+    def __init__(self, path: str | Path, synchronous: str = "normal"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(_SCHEMA)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(version) != SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: store schema version {version}, this cartwheel "
+                               f"reads version {SCHEMA_VERSION}")
+        self._in_tx = False
+
+    # ------------------------------------------------------------ transactions
+    def _begin(self):
+        if not self._in_tx:
+            self.db.execute("BEGIN")
+            self._in_tx = True
+
+    def commit(self) -> None:
+        """Make every write since the last commit durable (one commit for many requests)."""
+        if self._in_tx:
+            self.db.execute("COMMIT")
+            self._in_tx = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether writes are waiting for :meth:`commit`."""
+        return self._in_tx
+
+    def close(self) -> None:
+        self.commit()
+        self.db.close()
+
+    # ------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._begin()
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # ------------------------------------------------------------ writes
+    def add_decision(self, event: LoggedEvent, eligible: tuple[str, ...]) -> None:
+        self._begin()
+        self.db.execute(
+            "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
+            "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (event.event_id, event.ts, event.visitor_hash,
+             json.dumps(event.context, separators=(",", ":")),
+             json.dumps(list(eligible), separators=(",", ":")), event.action, event.probability,
+             event.group, event.model_version, int(event.randomized)))
+
+    def add_outcome(self, event_id: str, ts: float, converted: bool, order_value: float,
+                    outcome_id: str | None) -> None:
+        self._begin()
+        self.db.execute("INSERT INTO outcomes (outcome_id, event_id, ts, converted, order_value) "
+                        "VALUES (?,?,?,?,?)", (outcome_id, event_id, ts, int(converted), order_value))
+
+    def add_closed(self, event_id: str, ts: float, reason: str, converted: bool,
+                   order_value: float, cost: float, reward: float, learned: bool) -> int:
+        """Record that an event closed; returns its ``closed.seq`` (the learning order)."""
+        self._begin()
+        cur = self.db.execute(
+            "INSERT INTO closed (event_id, ts, reason, converted, order_value, cost, reward, "
+            "learned) VALUES (?,?,?,?,?,?,?,?)",
+            (event_id, ts, reason, int(converted), order_value, cost, reward, int(learned)))
+        return int(cur.lastrowid)
+
+    # ------------------------------------------------------------ reads
+    def decision(self, event_id: str) -> StoredDecision | None:
+        row = self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.event_id = ?",
+                              (event_id,)).fetchone()
+        return None if row is None else _decision(row)
+
+    def is_closed(self, event_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM closed WHERE event_id = ?",
+                               (event_id,)).fetchone() is not None
+
+    def has_outcome_id(self, outcome_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM outcomes WHERE outcome_id = ?",
+                               (outcome_id,)).fetchone() is not None
+
+    def expired(self, cutoff: float, after_seq: int, limit: int = 10_000) -> list[StoredDecision]:
+        """Open decisions made before ``cutoff`` with ``seq > after_seq``, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.ts < ? AND NOT "
+            "EXISTS (SELECT 1 FROM closed c WHERE c.event_id = d.event_id) ORDER BY d.seq LIMIT ?",
+            (after_seq, cutoff, limit)).fetchall()
+        return [_decision(r) for r in rows]
+
+    def oldest_open_seq(self, after_seq: int) -> int | None:
+        """seq of the oldest decision after ``after_seq`` that is still open."""
+        row = self.db.execute(
+            "SELECT d.seq FROM decisions d WHERE d.seq > ? AND NOT EXISTS (SELECT 1 FROM closed c "
+            "WHERE c.event_id = d.event_id) ORDER BY d.seq LIMIT 1", (after_seq,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def closed_events(self, after_seq: int = 0, learned_only: bool = False
+                      ) -> Iterator[ClosedEvent]:
+        """Closed events joined with their decisions, in ``closed.seq`` order."""
+        query = (f"SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, c.reward, "
+                 f"c.learned, {_DECISION_COLS} FROM closed c JOIN decisions d "
+                 "ON d.event_id = c.event_id WHERE c.seq > ?"
+                 + (" AND c.learned = 1" if learned_only else "") + " ORDER BY c.seq")
+        for row in self.db.execute(query, (after_seq,)):
+            yield ClosedEvent(row[0], _decision(row[8:]), row[1], row[2], bool(row[3]), row[4],
+                              row[5], row[6], bool(row[7]))
+
+    def decisions(self, after_seq: int = 0) -> Iterator[StoredDecision]:
+        for row in self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? "
+                                   "ORDER BY d.seq", (after_seq,)):
+            yield _decision(row)
+
+    def count(self, table: str) -> int:
+        if table not in ("decisions", "outcomes", "closed"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def open_count(self) -> int:
+        return self.count("decisions") - self.count("closed")
+
+    def max_closed_seq(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM closed").fetchone()[0])

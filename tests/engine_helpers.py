@@ -1,0 +1,36 @@
+"""Helpers to build shop configs and drive engines in tests."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from importlib import resources
+
+from bandit.config import parse_config
+
+_DEFAULT = tomllib.loads(resources.files("bandit").joinpath("default_shop.toml").read_text())
+
+
+def shop_doc(**sections) -> dict:
+    """The default shop's TOML document with sections updated (``holdout={"fraction": 0}``)."""
+    doc = copy.deepcopy(_DEFAULT)
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key].update(value)
+        else:
+            doc[key] = value
+    return doc
+
+
+def shop(**sections):
+    return parse_config(shop_doc(**sections), source="test.toml")
+
+
+class Clock:
+    """A settable clock for the engine."""
+
+    def __init__(self, t: float = 1_700_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t

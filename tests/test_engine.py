@@ -1,0 +1,241 @@
+"""Engine: event lifecycle, holdout, rewards, persistence and action changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit import Engine
+from bandit.errors import (CartwheelError, ClosedEventError, PersonalDataError,
+                           SnapshotMismatchError, UnknownEventError)
+from engine_helpers import Clock, shop, shop_doc
+
+from bandit.config import parse_config
+
+CTX = {"device": "mobile", "traffic_source": "paid_search", "returning": False,
+       "pages_viewed": 3, "cart_value": 40.0, "page_type": "cart", "hour": 20,
+       "region": "north", "channel": "web"}
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def open_engine(tmp_path, clock, **sections):
+    sections.setdefault("holdout", {"fraction": 0.0})
+    return Engine.open(shop(**sections), tmp_path / "data", seed=0, clock=clock)
+
+
+def closed_row(engine, event_id):
+    return engine.store.db.execute(
+        "SELECT reason, reward, learned, cost FROM closed WHERE event_id = ?", (event_id,)).fetchone()
+
+
+def test_delayed_conversion_inside_the_window(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    d = engine.decide("v1", CTX)
+    clock.t += 600
+    assert engine.record_outcome(d.event_id, False, 0.0, "o1") == "recorded"
+    assert closed_row(engine, d.event_id) is None  # a non-conversion leaves it open
+    clock.t += 3600
+    assert engine.record_outcome(d.event_id, True, 80.0, "o2") == "recorded"
+    reason, reward, learned, cost = closed_row(engine, d.event_id)
+    assert reason == "converted" and learned == int(d.randomized)
+    assert engine.model_version == int(d.randomized)
+    action = engine.actions[d.action]
+    assert cost == pytest.approx(action.incentive_cost(80.0))
+    assert reward == pytest.approx(0.35 * 80.0 - cost)
+    # after the window nothing more happens to it
+    assert engine.expire(clock.t + 10 * 86400) == 0
+
+
+def test_no_outcome_gets_default_reward_at_expiry(tmp_path, clock):
+    engine = open_engine(tmp_path, clock, attribution={"window_s": 3600, "default_reward": -0.5})
+    events = [engine.decide(f"v{i}", CTX) for i in range(20)]
+    clock.t += 1800
+    assert engine.expire() == 0
+    late = engine.decide("late", CTX)
+    clock.t += 1801
+    assert engine.expire() == 20
+    for d in events:
+        assert closed_row(engine, d.event_id)[:2] == ("expired", -0.5)
+    assert closed_row(engine, late.event_id) is None
+    assert engine.model_version == sum(d.randomized for d in events)
+    with pytest.raises(ClosedEventError):
+        engine.record_outcome(events[0].event_id, True, 10.0, "too-late")
+
+
+def test_duplicate_outcome_ids_are_idempotent_also_after_restart(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    d = engine.decide("v1", CTX)
+    assert engine.record_outcome(d.event_id, True, 50.0, "order-9") == "recorded"
+    assert engine.record_outcome(d.event_id, True, 50.0, "order-9") == "duplicate"
+    updates = engine.model_version
+    engine.close()
+    engine = open_engine(tmp_path, clock)
+    assert engine.record_outcome(d.event_id, True, 50.0, "order-9") == "duplicate"
+    assert engine.model_version == updates
+    assert engine.store.count("outcomes") == 1
+
+
+def test_unknown_and_closed_events_are_distinct_errors(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    with pytest.raises(UnknownEventError, match="unknown event"):
+        engine.record_outcome("nope", True, 1.0)
+    d = engine.decide("v1", CTX)
+    engine.record_outcome(d.event_id, True, 10.0)
+    with pytest.raises(ClosedEventError, match="already closed"):
+        engine.record_outcome(d.event_id, True, 10.0, "new-id")
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "12", True])
+def test_bad_order_values_are_refused_and_nothing_is_stored(tmp_path, clock, value):
+    engine = open_engine(tmp_path, clock)
+    d = engine.decide("v1", CTX)
+    with pytest.raises(CartwheelError) as err:
+        engine.record_outcome(d.event_id, True, value, "x")
+    assert err.value.field == "order_value"
+    assert engine.store.count("outcomes") == 0 and engine.store.count("closed") == 0
+
+
+def test_personal_data_is_refused_before_anything_is_stored(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    with pytest.raises(PersonalDataError):
+        engine.decide("v1", {**CTX, "email": "a@b.example"})
+    with pytest.raises(PersonalDataError):
+        engine.decide("v1", {**CTX, "region": "jane@example.com"})
+    assert engine.store.count("decisions") == 0
+
+
+def test_visitor_id_is_stored_only_hashed(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    engine.decide("visitor-secret-123", CTX)
+    engine.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("events.sqlite3*"))
+    assert b"visitor-secret-123" not in raw
+
+
+def test_holdout_fraction_and_stickiness(tmp_path, clock):
+    engine = open_engine(tmp_path, clock, holdout={"fraction": 0.1, "control": "none"})
+    n = 10_000
+    groups = [engine.decide(f"visitor-{i}", CTX, commit=False) for i in range(n)]
+    engine.commit()
+    share = np.mean([d.group == "holdout" for d in groups])
+    se = np.sqrt(0.1 * 0.9 / n)
+    assert abs(share - 0.1) < 3 * se
+    for i in range(0, 200):
+        again = engine.decide(f"visitor-{i}", CTX)
+        assert again.group == groups[i].group
+        if again.group == "holdout":
+            assert again.action == "none" and again.probability == 1.0 and not again.randomized
+
+
+def test_holdout_and_forced_decisions_are_not_learned(tmp_path, clock):
+    engine = open_engine(tmp_path, clock, holdout={"fraction": 0.5})
+    decisions = [engine.decide(f"v{i}", CTX) for i in range(200)]
+    forced = engine.decide("forced", CTX, eligible=["discount_5"])
+    if forced.group == "treatment":  # one eligible action: forced, p = 1, not randomized
+        assert forced.probability == 1.0 and not forced.randomized
+    for d in decisions + [forced]:
+        engine.record_outcome(d.event_id, True, 30.0)
+    expected = sum(d.group == "treatment" and d.randomized for d in decisions)
+    assert engine.model_version == expected
+    learned = engine.store.db.execute("SELECT SUM(learned) FROM closed").fetchone()[0]
+    assert learned == expected
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("conversion", 1.0), ("revenue", 120.0), ("profit", 0.3 * 120.0 - 12.0)])
+def test_reward_arithmetic_per_objective(tmp_path, clock, kind, expected):
+    engine = open_engine(tmp_path, clock, objective={"kind": kind, "margin": 0.3})
+    d = engine.decide("v1", CTX, eligible=["discount_10"])  # forced: cost 10% of 120
+    engine.record_outcome(d.event_id, True, 120.0)
+    reason, reward, _, cost = closed_row(engine, d.event_id)
+    assert cost == pytest.approx(12.0) and reward == pytest.approx(expected)
+
+
+def test_eligible_validation(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    for bad, msg in ((["free_lunch"], "unknown action 'free_lunch'"), ([], "eligible is empty"),
+                     ("none", "must be a list")):
+        with pytest.raises(CartwheelError, match=msg) as err:
+            engine.decide("v", CTX, eligible=bad)
+        assert err.value.field == "eligible"
+    for _ in range(30):
+        d = engine.decide("v", CTX, eligible=["none", "banner_brand"])
+        assert d.action in ("none", "banner_brand")
+
+
+def drive(engine, n, rng, clock):
+    for i in range(n):
+        d = engine.decide(f"v{rng.integers(1e9)}", CTX, commit=False)
+        engine.record_outcome(d.event_id, bool(rng.random() < 0.3), float(rng.uniform(10, 90)),
+                              commit=False)
+        clock.t += 1
+    engine.commit()
+
+
+def test_restart_resumes_from_snapshot_plus_log(tmp_path, clock):
+    rng = np.random.default_rng(0)
+    engine = open_engine(tmp_path, clock, storage={"snapshot_every_updates": 50})
+    drive(engine, 120, rng, clock)
+    updates = engine.model_version
+    state = engine.policy.get_state()
+    # simulate a crash: drop the engine without close() (no final snapshot)
+    engine.store.db.close()
+    engine._lock.close()
+    engine = open_engine(tmp_path, clock, storage={"snapshot_every_updates": 50})
+    assert engine.model_version == updates
+    learned = engine.store.db.execute("SELECT SUM(learned) FROM closed").fetchone()[0]
+    assert learned == updates
+    np.testing.assert_allclose(engine.policy.get_state()["policy.ridge.theta"],
+                               state["policy.ridge.theta"], atol=1e-9)
+
+
+def test_second_engine_on_same_data_dir_is_refused(tmp_path, clock):
+    open_engine(tmp_path, clock)
+    with pytest.raises(CartwheelError, match="another cartwheel process"):
+        open_engine(tmp_path, clock)
+
+
+def test_adding_an_action_keeps_what_was_learned(tmp_path, clock):
+    rng = np.random.default_rng(1)
+    engine = open_engine(tmp_path, clock)
+    drive(engine, 100, rng, clock)
+    before = engine.policy.get_state()["policy.ridge.theta"]
+    engine.close()
+    doc = shop_doc(holdout={"fraction": 0.0})
+    doc["actions"].append({"id": "banner_summer", "kind": "banner"})
+    engine = Engine.open(parse_config(doc), tmp_path / "data", clock=clock)
+    theta = engine.policy.get_state()["policy.ridge.theta"]
+    np.testing.assert_array_equal(theta[:len(before)], before)
+    assert theta.shape[0] == len(before) + 1
+    seen = {engine.decide(f"x{i}", CTX).action for i in range(400)}
+    assert "banner_summer" in seen
+
+
+def test_removing_an_action_stops_it_being_chosen(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    drive(engine, 20, np.random.default_rng(2), clock)
+    engine.close()
+    doc = shop_doc(holdout={"fraction": 0.0})
+    doc["actions"] = [a for a in doc["actions"] if a["id"] != "discount_10"]
+    engine = Engine.open(parse_config(doc), tmp_path / "data", clock=clock)
+    assert all(engine.decide(f"x{i}", CTX).action != "discount_10" for i in range(300))
+
+
+def test_schema_or_policy_change_refuses_the_snapshot_unless_fresh(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    drive(engine, 20, np.random.default_rng(3), clock)
+    engine.close()
+    doc = shop_doc(holdout={"fraction": 0.0})
+    doc["features"]["device"]["categories"].append("tv")
+    with pytest.raises(SnapshotMismatchError, match="feature schema changed"):
+        Engine.open(parse_config(doc), tmp_path / "data", clock=clock)
+    with pytest.raises(SnapshotMismatchError, match="policy changed"):
+        Engine.open(shop(holdout={"fraction": 0.0}, policy={"spec": "lints"}),
+                    tmp_path / "data", clock=clock)
+    engine = Engine.open(parse_config(doc), tmp_path / "data", clock=clock, fresh=True)
+    assert engine.model_version == 0
+    engine.decide("v", {**CTX, "device": "tv"})
