@@ -28,7 +28,7 @@ import policies
 
 from .config import ShopConfig, load_config
 from .errors import CartwheelError, SnapshotMismatchError
-from .joiner import Closing, Joiner
+from .joiner import Closing, Joiner, learnable
 from .privacy import hash_visitor
 from .snapshots import latest_snapshot, write_snapshot
 from .store import SCHEMA_VERSION, EventStore
@@ -60,10 +60,16 @@ class Engine:
         self.space = config.feature_space()
         self.salt = self._salt()
         self.actions = {a.id: a for a in config.actions}
+        self.action_ids = config.action_ids
         self._control = config.holdout.control
-        self.last_learned_seq = 0
+        self.last_learned_seq = 0    # closed.seq of the last closing the model learned
+        self.last_decision_seq = 0   # decisions.seq of the last provisional update
+        self.first_decision_seq = 0  # decisions up to here predate the model (fresh start)
         self._snapshot_at = (0, clock())
         self.policy, self.policy_actions = self._load_policy(seed, fresh)
+        # additive policies learn each decision at once with the default reward and relabel it
+        # when it closes: no positive-first bias from conversions arriving before non-conversions
+        self.provisional = self.policy.additive
         self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
                              self._learn)
@@ -123,11 +129,14 @@ class Engine:
                                        action_features=self._make_policy(added, None)
                                        .action_features)
                 self.last_learned_seq = int(meta["last_learned_seq"])
+                self.last_decision_seq = int(meta.get("last_decision_seq", 0))
+                self.first_decision_seq = int(meta.get("first_decision_seq", 0))
                 self._snapshot_at = (policy.n_updates, self.clock())
                 return policy, old_ids + added
         if fresh:
             # events logged under the old schema may not encode any more: learn only new ones
-            self.last_learned_seq = self.store.max_closed_seq()
+            self.last_learned_seq = self.store.max_seq("closed")
+            self.last_decision_seq = self.first_decision_seq = self.store.max_seq("decisions")
         return self._make_policy(ids, seed), ids
 
     def _mismatch(self, meta: dict) -> str | None:
@@ -140,8 +149,20 @@ class Engine:
         return None
 
     def _relearn(self) -> None:
-        """Feed the model the events closed after its snapshot (crash recovery)."""
-        batch: list[Closing] = []
+        """Feed the model what was logged after its snapshot (crash recovery)."""
+        if self.provisional:
+            default = self.config.attribution.default_reward
+            batch: list = []
+            for d in self.store.decisions(self.last_decision_seq):
+                if learnable(d):
+                    batch.append(Closing(d.seq, d, default))
+                if len(batch) == 5000:
+                    self._learn_provisional(batch)
+                    batch = []
+            if batch:
+                self._learn_provisional(batch)
+            self.last_decision_seq = self.store.max_seq("decisions")
+        batch = []
         for event in self.store.closed_events(self.last_learned_seq, learned_only=True):
             batch.append(Closing(event.seq, event.decision, event.reward))
             if len(batch) == 5000:
@@ -164,17 +185,18 @@ class Engine:
     def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
         """Validated eligible action ids (all configured actions when None)."""
         if eligible is None:
-            return self.config.action_ids
+            return self.action_ids
         if isinstance(eligible, str) or not isinstance(eligible, Sequence):
             raise CartwheelError("eligible must be a list of action ids", field="eligible")
         unknown = [a for a in eligible if a not in self.actions]
         if unknown:
             raise CartwheelError(f"unknown action {unknown[0]!r} in eligible; known: "
-                                 f"{list(self.config.action_ids)}", field="eligible")
+                                 f"{list(self.action_ids)}", field="eligible")
         if not eligible:
             raise CartwheelError("eligible is empty: list at least one action id",
                                  field="eligible")
-        return tuple(a for a in self.config.action_ids if a in set(eligible))
+        chosen = set(eligible)
+        return tuple(a for a in self.action_ids if a in chosen)
 
     def in_holdout(self, visitor_hash: str) -> bool:
         """Sticky holdout assignment from the salted visitor hash."""
@@ -197,13 +219,17 @@ class Engine:
             mask[0, [self._policy_index[a] for a in ids]] = True
             a, p = self.policy.act(x, mask)
             action, probability = self.policy_actions[int(a[0])], float(p[0])
+            if self.provisional and probability < 1.0:
+                self.policy.update(x, a, [self.config.attribution.default_reward], p, mask)
         event = LoggedEvent(
             event_id=uuid.uuid4().hex, visitor_hash=visitor_hash, context=dict(context),
-            mask=tuple(a in ids for a in self.config.action_ids),
-            action_index=self.config.action_ids.index(action), action=action,
+            mask=tuple(a in ids for a in self.action_ids),
+            action_index=self.action_ids.index(action), action=action,
             probability=probability, group=group, model_version=self.model_version,
             randomized=probability < 1.0, ts=self.clock() if now is None else now)
-        self.store.add_decision(event, ids)
+        seq = self.store.add_decision(event, ids)
+        if self.provisional:
+            self.last_decision_seq = seq
         if commit:
             self.commit()
         return Decision(event.event_id, action, probability, group, event.model_version,
@@ -230,7 +256,8 @@ class Engine:
         self.commit()
         return closed
 
-    def _learn(self, closings: list[Closing]) -> None:
+    def _batch(self, closings: list[Closing]):
+        """X, actions, rewards, propensities and mask (policy action space) of closings."""
         n = len(closings)
         X = self.space.transform([c.decision.context for c in closings])
         mask = np.zeros((n, len(self.policy_actions)), dtype=bool)
@@ -238,9 +265,30 @@ class Engine:
             mask[row, [self._policy_index[a] for a in c.decision.eligible
                        if a in self._policy_index]] = True
         actions = np.array([self._policy_index[c.decision.action] for c in closings])
-        self.policy.update(X, actions, np.array([c.reward for c in closings]),
-                           np.array([c.decision.probability for c in closings]), mask)
+        return (X, actions, np.array([c.reward for c in closings]),
+                np.array([c.decision.probability for c in closings]), mask)
+
+    def _learn_provisional(self, decisions: list[Closing]) -> None:
+        X, actions, rewards, propensities, mask = self._batch(decisions)
+        self.policy.update(X, actions, rewards, propensities, mask)
+
+    def _learn(self, closings: list[Closing]) -> None:
+        """Learn closed events: relabel provisional rewards, or learn them now."""
         self.last_learned_seq = closings[-1].seq
+        # events decided before a fresh model started are not part of it
+        closings = [c for c in closings if c.decision.seq > self.first_decision_seq]
+        if not closings:
+            return
+        if self.provisional:
+            default = self.config.attribution.default_reward
+            closings = [c for c in closings if c.reward != default]
+            if closings:
+                X, actions, rewards, propensities, mask = self._batch(closings)
+                self.policy.relabel(X, actions, np.full(len(closings), default), rewards,
+                                    propensities, mask)
+            return
+        X, actions, rewards, propensities, mask = self._batch(closings)
+        self.policy.update(X, actions, rewards, propensities, mask)
 
     # ------------------------------------------------------------------ persistence
     def commit(self) -> None:
@@ -260,7 +308,9 @@ class Engine:
             "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
             "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,
             "action_ids": list(self.policy_actions), "update_count": self.policy.n_updates,
-            "last_learned_seq": self.last_learned_seq})
+            "last_learned_seq": self.last_learned_seq, "last_decision_seq": self.last_decision_seq,
+            "first_decision_seq": self.first_decision_seq,
+            "provisional": self.provisional})
         self._snapshot_at = (self.policy.n_updates, self.clock())
         return path
 

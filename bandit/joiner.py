@@ -46,11 +46,7 @@ class Joiner:
         self.actions, self.learn = actions, learn
         oldest = store.oldest_open_seq(0)
         # every decision with seq <= watermark is closed: expiry scans only what is after it
-        self._watermark = (oldest - 1) if oldest is not None else self._max_decision_seq()
-
-    def _max_decision_seq(self) -> int:
-        return int(self.store.db.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions")
-                   .fetchone()[0])
+        self._watermark = (oldest - 1) if oldest is not None else store.max_seq("decisions")
 
     def outcome(self, event_id: str, converted: bool, order_value: float,
                 outcome_id: str | None, now: float) -> str:
@@ -61,12 +57,12 @@ class Joiner:
                 or not math.isfinite(order_value) or order_value < 0):
             raise CartwheelError(f"order_value must be a finite number >= 0, got {order_value!r}",
                                  field="order_value")
-        if outcome_id is not None and self.store.has_outcome_id(outcome_id):
+        decision, closed, seen = self.store.lookup(event_id, outcome_id)
+        if seen:
             return "duplicate"
-        decision = self.store.decision(event_id)
         if decision is None:
             raise UnknownEventError(f"unknown event {event_id!r}", field="event_id")
-        if self.store.is_closed(event_id):
+        if closed:
             raise ClosedEventError(f"event {event_id!r} is already closed; its reward was learned",
                                    field="event_id")
         self.store.add_outcome(event_id, now, converted, float(order_value), outcome_id)
@@ -92,7 +88,7 @@ class Joiner:
             if len(batch) < 10_000:
                 break
         oldest = self.store.oldest_open_seq(self._watermark)
-        self._watermark = (oldest - 1) if oldest is not None else self._max_decision_seq()
+        self._watermark = (oldest - 1) if oldest is not None else self.store.max_seq("decisions")
         return total
 
     def _close(self, decision: StoredDecision, now: float, reason: str, converted: bool,

@@ -15,7 +15,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 
 from .errors import PersonalDataError
@@ -95,4 +94,5 @@ def hash_visitor(visitor_id: str, salt: bytes) -> str:
     >>> hash_visitor("v-1", b"salt") == hash_visitor("v-1", b"other")
     False
     """
-    return hmac.new(salt, visitor_id.encode("utf-8"), hashlib.blake2b).hexdigest()[:32]
+    # keyed BLAKE2b is a MAC by itself (no HMAC construction needed) and fast on the hot path
+    return hashlib.blake2b(visitor_id.encode("utf-8"), key=salt[:64], digest_size=16).hexdigest()

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+
+import msgspec
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,9 @@ CREATE TABLE IF NOT EXISTS closed (
     reason TEXT NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL,
     cost REAL NOT NULL, reward REAL NOT NULL, learned INTEGER NOT NULL);
 """
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +146,16 @@ class EventStore:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # ------------------------------------------------------------ writes
-    def add_decision(self, event: LoggedEvent, eligible: tuple[str, ...]) -> None:
+    def add_decision(self, event: LoggedEvent, eligible: tuple[str, ...]) -> int:
+        """Append a decision; returns its ``seq``."""
         self._begin()
-        self.db.execute(
+        cur = self.db.execute(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (event.event_id, event.ts, event.visitor_hash,
-             json.dumps(event.context, separators=(",", ":")),
-             json.dumps(list(eligible), separators=(",", ":")), event.action, event.probability,
+             _encode(event.context), _encode(list(eligible)), event.action, event.probability,
              event.group, event.model_version, int(event.randomized)))
+        return int(cur.lastrowid)
 
     def add_outcome(self, event_id: str, ts: float, converted: bool, order_value: float,
                     outcome_id: str | None) -> None:
@@ -172,6 +178,17 @@ class EventStore:
         row = self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.event_id = ?",
                               (event_id,)).fetchone()
         return None if row is None else _decision(row)
+
+    def lookup(self, event_id: str, outcome_id: str | None
+               ) -> tuple[StoredDecision | None, bool, bool]:
+        """(decision or None, whether it is closed, whether ``outcome_id`` was seen) in one query."""
+        row = self.db.execute(
+            f"SELECT {_DECISION_COLS}, EXISTS (SELECT 1 FROM closed c WHERE c.event_id = q.eid), "
+            "EXISTS (SELECT 1 FROM outcomes o WHERE o.outcome_id = q.oid) "
+            "FROM (SELECT ? AS eid, ? AS oid) q LEFT JOIN decisions d ON d.event_id = q.eid",
+            (event_id, outcome_id)).fetchone()
+        decision = None if row[0] is None else _decision(row)
+        return decision, bool(row[11]), bool(row[12])
 
     def is_closed(self, event_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM closed WHERE event_id = ?",
@@ -220,5 +237,7 @@ class EventStore:
     def open_count(self) -> int:
         return self.count("decisions") - self.count("closed")
 
-    def max_closed_seq(self) -> int:
-        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM closed").fetchone()[0])
+    def max_seq(self, table: str) -> int:
+        if table not in ("decisions", "outcomes", "closed"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0])

@@ -20,6 +20,9 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotri
 
 
+PRIOR_SD, PRIOR_N = 1.0, 2.0  # noise prior: worth two observations of unit variance
+
+
 class RidgeStack:
     """Per-action ridge regression sufficient statistics, stacked over actions."""
 
@@ -36,14 +39,19 @@ class RidgeStack:
         self.counts = np.zeros(n_actions)
         self.rank1_steps = np.zeros(n_actions, dtype=np.int64)
         self._upper = np.triu_indices(dim, 1)
+        self._noise: float | None = None
 
     ARRAYS = ("A", "A_inv", "b", "theta", "rr", "counts", "rank1_steps")
 
     def update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Add rows (X[i], rewards[i]) to the statistics of actions[i]."""
-        order = np.argsort(actions, kind="stable")
-        acts, starts = np.unique(actions[order], return_index=True)
-        for k, rows in zip(acts, np.split(order, starts[1:])):
+        if len(actions) == 1:  # the online path: one event at a time, skip the grouping
+            groups = [(int(actions[0]), np.zeros(1, dtype=np.intp))]
+        else:
+            order = np.argsort(actions, kind="stable")
+            acts, starts = np.unique(actions[order], return_index=True)
+            groups = zip(acts, np.split(order, starts[1:]))
+        for k, rows in groups:
             Xk, rk = X[rows], rewards[rows]
             self.A[k] += Xk.T @ Xk
             self.b[k] += Xk.T @ rk
@@ -53,6 +61,15 @@ class RidgeStack:
                 self._rank1(k, Xk[0])
             else:
                 self.refresh(k)
+        self._noise = None
+
+    def relabel(self, X: np.ndarray, actions: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Change the rewards of rows added earlier: only b, theta and sum r^2 move."""
+        np.add.at(self.b, actions, (new - old)[:, None] * X)
+        np.add.at(self.rr, actions, new**2 - old**2)
+        for k in np.unique(actions):
+            self.theta[k] = self.A_inv[k] @ self.b[k]
+        self._noise = None
 
     def _rank1(self, k: int, x: np.ndarray) -> None:
         Ax = self.A_inv[k] @ x
@@ -86,19 +103,24 @@ class RidgeStack:
         quad = (np.matmul(X, self.A_inv) * X).sum(axis=2)  # (K, n): batched, no einsum path search
         return np.sqrt(np.maximum(quad, 0.0)).T
 
-    def noise_sd(self, prior_sd: float = 1.0, prior_n: float = 2.0) -> float:
-        """Pooled residual standard deviation, shrunk toward ``prior_sd`` while data are few.
+    def noise_sd(self) -> float:
+        """Pooled residual standard deviation, shrunk toward 1 while there are few rows.
 
-        Uses ``sum r^2 - b . theta`` (the ridge residual plus penalty), so no rows are kept.
+        Uses ``sum r^2 - b . theta`` (the ridge residual plus penalty), so no rows are kept;
+        cached until the next update (it is read on every decision).
         """
-        rss = max(float(self.rr.sum() - np.einsum("kd,kd->", self.b, self.theta)), 0.0)
-        return float(np.sqrt((rss + prior_n * prior_sd**2) / (self.counts.sum() + prior_n)))
+        if self._noise is None:
+            rss = max(float(self.rr.sum() - np.einsum("kd,kd->", self.b, self.theta)), 0.0)
+            self._noise = float(np.sqrt((rss + PRIOR_N * PRIOR_SD**2)
+                                        / (self.counts.sum() + PRIOR_N)))
+        return self._noise
 
     def grow(self, n: int) -> None:
         """Append n fresh actions (prior statistics only)."""
         fresh = RidgeStack(n, self.dim, self.lam, self.refresh_every)
         for name in self.ARRAYS:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(fresh, name)]))
+        self._noise = None
 
     def state(self) -> dict[str, np.ndarray]:
         return {f"ridge.{name}": getattr(self, name).copy() for name in self.ARRAYS}
@@ -110,3 +132,4 @@ class RidgeStack:
                 raise ValueError(f"ridge state {name} has shape {value.shape}, expected "
                                  f"{getattr(self, name).shape}")
             setattr(self, name, value.astype(getattr(self, name).dtype))
+        self._noise = None

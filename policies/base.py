@@ -4,7 +4,8 @@ The base class does validation, masking, the propensity floor, sampling and RNG 
 (template method); a policy fills three small hooks:
 
 * ``_preferences(X, mask)`` -> (n, K) distribution over the eligible actions, before the floor;
-* ``_learn(X, actions, rewards, propensities, mask)``;
+* ``_learn(X, actions, rewards, propensities, mask)`` and, for ``additive`` policies,
+  ``_relabel(X, actions, old_rewards, new_rewards, propensities, mask)``;
 * ``_state()`` / ``_load_state(state)`` and, to grow, ``_grow(n)``.
 
 Every eligible action keeps probability >= ``floor`` (default 0.01) so any log it writes can be
@@ -51,6 +52,9 @@ class Policy(ABC):
     name: ClassVar[str] = ""
     #: True when ``probabilities`` is exact; False when it is a Monte Carlo estimate.
     exact_probabilities: ClassVar[bool] = True
+    #: True when the learned state is a sum over events, so ``relabel`` can change a reward
+    #: learned earlier (the online loop then learns at decision time; see ``relabel``).
+    additive: ClassVar[bool] = False
 
     def __init__(self, n_actions: int, n_features: int, *, seed: int | None = None,
                  floor: float = 0.01, feature_names=None, action_ids=None, action_features=None):
@@ -85,6 +89,10 @@ class Policy(ABC):
     def _learn(self, X, actions, rewards, propensities, mask) -> None:
         """Learn from a validated batch; policies that do not learn leave it empty."""
 
+    def _relabel(self, X, actions, old_rewards, new_rewards, propensities, mask) -> None:
+        """Swap learned rewards (only for ``additive`` policies)."""
+        raise NotImplementedError
+
     def _state(self) -> dict[str, np.ndarray]:
         return {}
 
@@ -115,12 +123,33 @@ class Policy(ABC):
 
     def update(self, X, actions, rewards, propensities, mask=None) -> None:
         """Learn from a batch of logged decisions (mask as it was when they were made)."""
+        X, actions, (rewards,), propensities, mask = self._check_batch(
+            X, actions, (rewards,), propensities, mask)
+        if len(X):
+            self._learn(X, actions, rewards, propensities, mask)
+            self.n_updates += len(X)
+
+    def relabel(self, X, actions, old_rewards, new_rewards, propensities, mask=None) -> None:
+        """Replace the rewards learned earlier for these events (``additive`` policies only).
+
+        The online loop learns each decision at once with a provisional reward (the default) and
+        relabels it when its outcome arrives; for policies whose statistics are sums over events
+        the result equals learning the final reward once. Not counted as updates.
+        """
+        if not self.additive:
+            raise NotImplementedError(f"{self.name} cannot relabel learned events")
+        X, actions, (old, new), propensities, mask = self._check_batch(
+            X, actions, (old_rewards, new_rewards), propensities, mask)
+        if len(X):
+            self._relabel(X, actions, old, new, propensities, mask)
+
+    def _check_batch(self, X, actions, reward_arrays, propensities, mask):
         X, mask = self._check_inputs(X, mask)
         n = len(X)
         actions = np.asarray(actions)
-        rewards = np.asarray(rewards, dtype=float)
+        rewards = tuple(np.asarray(r, dtype=float) for r in reward_arrays)
         propensities = np.asarray(propensities, dtype=float)
-        for label, arr in (("actions", actions), ("rewards", rewards),
+        for label, arr in (("actions", actions), *(("rewards", r) for r in rewards),
                            ("propensities", propensities)):
             if arr.shape != (n,):
                 raise ValueError(f"{self.name}: {label} must have shape ({n},), got {arr.shape}")
@@ -131,13 +160,11 @@ class Policy(ABC):
         if not mask[np.arange(n), actions].all():
             row = int(np.flatnonzero(~mask[np.arange(n), actions])[0])
             raise ValueError(f"{self.name}: row {row}: action {actions[row]} was not eligible")
-        if not np.isfinite(rewards).all():
+        if not all(np.isfinite(r).all() for r in rewards):
             raise ValueError(f"{self.name}: rewards must be finite")
         if not ((propensities > 0) & (propensities <= 1)).all():
             raise ValueError(f"{self.name}: propensities must be in (0, 1]")
-        if n:
-            self._learn(X, actions.astype(np.intp), rewards, propensities, mask)
-            self.n_updates += n
+        return X, actions.astype(np.intp), rewards, propensities, mask
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue exactly where this policy is (lossless)."""

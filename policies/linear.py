@@ -17,6 +17,8 @@ from .registry import register
 class LinearPolicy(Policy):
     """A policy with one ridge regression per action (``lam`` is the ridge penalty)."""
 
+    additive = True
+
     def __init__(self, n_actions, n_features, *, lam: float = 1.0, noise: float | None = None,
                  **kw):
         super().__init__(n_actions, n_features, **kw)
@@ -30,6 +32,9 @@ class LinearPolicy(Policy):
 
     def _learn(self, X, actions, rewards, propensities, mask):
         self.ridge.update(X, actions, rewards)
+
+    def _relabel(self, X, actions, old_rewards, new_rewards, propensities, mask):
+        self.ridge.relabel(X, actions, old_rewards, new_rewards)
 
     def _state(self):
         return self.ridge.state()

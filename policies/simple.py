@@ -52,12 +52,13 @@ class BernoulliTS(Policy):
     Each action has a Beta(a, b) posterior. Rewards that are not 0/1 use the fractional
     Bernoulli update ``a += r/scale, b += 1 - r/scale`` with ``r/scale`` clipped to [0, 1]
     (Agrawal & Goyal's trick, without the extra coin flip); ``scale`` is ``reward_scale`` or, when
-    that is None, the largest reward seen so far. Probabilities are estimated by Monte Carlo
-    with ``n_samples`` posterior draws, and ``act`` samples from that estimate, so the logged
-    propensity is exactly the probability used.
+    that is None, the largest reward seen so far (``relabel`` is exact only with a fixed scale).
+    Probabilities are estimated by Monte Carlo with ``n_samples`` posterior draws, and ``act``
+    samples from that estimate, so the logged propensity is exactly the probability used.
     """
 
     exact_probabilities = False
+    additive = True
 
     def __init__(self, n_actions, n_features, *, prior_a: float = 1.0, prior_b: float = 1.0,
                  reward_scale: float | None = None, n_samples: int = 256, **kw):
@@ -77,12 +78,22 @@ class BernoulliTS(Policy):
         # one set of posterior draws serves every row: the model has no context
         return argmax_frequencies(np.where(mask[:, None, :], draws[None], -np.inf))
 
-    def _learn(self, X, actions, rewards, propensities, mask):
+    def _success(self, rewards):
         self.max_reward[0] = max(self.max_reward[0], float(np.abs(rewards).max()))
         scale = self.reward_scale or self.max_reward[0] or 1.0
-        s = np.clip(rewards / scale, 0.0, 1.0)
+        return np.clip(rewards / scale, 0.0, 1.0)
+
+    def _learn(self, X, actions, rewards, propensities, mask):
+        s = self._success(rewards)
         np.add.at(self.a, actions, s)
         np.add.at(self.b, actions, 1.0 - s)
+
+    def _relabel(self, X, actions, old_rewards, new_rewards, propensities, mask):
+        # exact while the scale is fixed; with the running-max scale, old successes are
+        # re-expressed on the current scale (an approximation that only matters early on)
+        delta = self._success(new_rewards) - self._success(old_rewards)
+        np.add.at(self.a, actions, delta)
+        np.add.at(self.b, actions, -delta)
 
     def _state(self):
         return {"a": self.a, "b": self.b, "max_reward": self.max_reward}

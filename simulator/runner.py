@@ -122,16 +122,25 @@ def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
         t0 = time.perf_counter()
         policy.update(batch.X, actions, rewards, propensities, batch.mask)
         policy_seconds += time.perf_counter() - t0
-        rows = np.arange(n)
-        sums[i] = (n, R[rows, actions].sum(), np.where(batch.mask, R, -np.inf).max(axis=1).sum(),
-                   (np.where(batch.mask, R, 0).sum(axis=1) / batch.mask.sum(axis=1)).sum(),
-                   out.converted.sum(), out.order_value.sum(), out.incentive_cost.sum(),
-                   rewards.sum())
+        sums[i] = batch_sums(batch.mask, R, actions, out, rewards)
         done += n
         if progress is not None:
             progress(n)
-    c = sums.cumsum(axis=0)
-    return RunResult(policy.spec, objective.kind, c[:, 0], c[:, 1],
-                     c[:, 2], c[:, 3], c[:, 4], c[:, 5], c[:, 6], c[:, 7], policy_seconds,
-                     objective.margin, {"world": world.name, "seed": seed,
-                                        "batch_size": batch_size})
+    return result_from_sums(policy.spec, objective, sums, policy_seconds,
+                            {"world": world.name, "seed": seed, "batch_size": batch_size})
+
+
+def batch_sums(mask, R, actions, out, rewards) -> tuple:
+    """One batch's row of sums: visitors, expected reward of the chosen actions, of the oracle
+    and of uniform, conversions, revenue, incentive cost and realized reward."""
+    n = len(actions)
+    return (n, R[np.arange(n), actions].sum(), np.where(mask, R, -np.inf).max(axis=1).sum(),
+            (np.where(mask, R, 0).sum(axis=1) / mask.sum(axis=1)).sum(), out.converted.sum(),
+            out.order_value.sum(), out.incentive_cost.sum(), rewards.sum())
+
+
+def result_from_sums(spec: str, objective, sums, seconds: float, meta: dict) -> RunResult:
+    """A :class:`RunResult` from per-batch rows of :func:`batch_sums`."""
+    c = np.cumsum(np.asarray(sums, dtype=float), axis=0)
+    return RunResult(spec, objective.kind, c[:, 0], c[:, 1], c[:, 2], c[:, 3], c[:, 4], c[:, 5],
+                     c[:, 6], c[:, 7], seconds, objective.margin, meta)

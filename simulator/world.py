@@ -4,7 +4,7 @@
 >>> world = simulator.make_world("default")
 >>> batch = world.visitors(4, np.random.default_rng(0))
 >>> batch.X.shape, batch.mask.shape, len(world.actions)
-((4, 33), (4, 8), 8)
+((4, 32), (4, 8), 8)
 >>> sorted(batch.contexts[0]) == sorted(world.space.keys)
 True
 """

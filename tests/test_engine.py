@@ -11,6 +11,7 @@ from bandit.errors import (CartwheelError, ClosedEventError, PersonalDataError,
 from engine_helpers import Clock, shop, shop_doc
 
 from bandit.config import parse_config
+from bandit.joiner import Closing
 
 CTX = {"device": "mobile", "traffic_source": "paid_search", "returning": False,
        "pages_viewed": 3, "cart_value": 40.0, "page_type": "cart", "hour": 20,
@@ -61,7 +62,9 @@ def test_no_outcome_gets_default_reward_at_expiry(tmp_path, clock):
     for d in events:
         assert closed_row(engine, d.event_id)[:2] == ("expired", -0.5)
     assert closed_row(engine, late.event_id) is None
-    assert engine.model_version == sum(d.randomized for d in events)
+    # linucb is additive: every randomized decision is learned once, at decision time, with the
+    # default reward; closing relabels it (here: to the same default)
+    assert engine.model_version == sum(d.randomized for d in events + [late])
     with pytest.raises(ClosedEventError):
         engine.record_outcome(events[0].event_id, True, 10.0, "too-late")
 
@@ -187,8 +190,9 @@ def test_restart_resumes_from_snapshot_plus_log(tmp_path, clock):
     engine._lock.close()
     engine = open_engine(tmp_path, clock, storage={"snapshot_every_updates": 50})
     assert engine.model_version == updates
-    learned = engine.store.db.execute("SELECT SUM(learned) FROM closed").fetchone()[0]
-    assert learned == updates
+    treated = engine.store.db.execute(
+        "SELECT COUNT(*) FROM decisions WHERE grp = 'treatment' AND randomized = 1").fetchone()[0]
+    assert treated == updates
     np.testing.assert_allclose(engine.policy.get_state()["policy.ridge.theta"],
                                state["policy.ridge.theta"], atol=1e-9)
 
@@ -239,3 +243,23 @@ def test_schema_or_policy_change_refuses_the_snapshot_unless_fresh(tmp_path, clo
     engine = Engine.open(parse_config(doc), tmp_path / "data", clock=clock, fresh=True)
     assert engine.model_version == 0
     engine.decide("v", {**CTX, "device": "tv"})
+
+
+def test_provisional_learning_ends_equal_to_learning_final_rewards_once(tmp_path, clock):
+    import policies
+
+    engine = open_engine(tmp_path, clock, attribution={"window_s": 100})
+    rng = np.random.default_rng(5)
+    decisions = [engine.decide(f"v{i}", CTX) for i in range(150)]
+    for d in decisions[::3]:
+        engine.record_outcome(d.event_id, True, float(rng.uniform(10, 200)))
+    clock.t += 1000
+    engine.expire()
+    replay = policies.make("linucb", n_actions=8, n_features=engine.space.dim)
+    for event in engine.store.closed_events(learned_only=True):
+        X, a, r, p, m = engine._batch([Closing(event.seq, event.decision, event.reward)])
+        replay.update(X, a, r, p, m)
+    assert replay.n_updates == engine.model_version
+    for key in ("A", "b", "rr", "counts"):
+        np.testing.assert_allclose(engine.policy.ridge.__dict__[key], replay.ridge.__dict__[key],
+                                   rtol=0, atol=1e-8)

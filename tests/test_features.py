@@ -40,6 +40,9 @@ def test_columns_and_dicts_agree():
             "hour": rng.integers(0, 24, 50)}
     dicts = [dict(zip(cols, row)) for row in zip(*(v.tolist() for v in cols.values()))]
     np.testing.assert_array_equal(SPACE.transform_columns(cols), SPACE.transform(dicts))
+    # the single-visitor fast path encodes exactly like the columnar one
+    single = np.vstack([SPACE.transform([d]) for d in dicts])
+    np.testing.assert_allclose(single, SPACE.transform(dicts), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("context, key", [

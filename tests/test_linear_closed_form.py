@@ -69,7 +69,7 @@ def test_lints_probabilities_match_exact_two_action_formula():
     # with two actions, P(a0 wins) = Phi((m0 - m1) / sqrt(s0^2 + s1^2)) exactly
     from scipy.stats import norm
 
-    pol = policies.make("lints:n_samples=20000,floor=0,noise=1", n_actions=2, n_features=1, seed=3)
+    pol = policies.make("lints:n_samples=20000,floor=0,noise=1,v=1", n_actions=2, n_features=1, seed=3)
     pol.update(np.ones((6, 1)), np.array([0, 0, 0, 1, 1, 1]), np.array([1, 0, 1, 0, 0, 1.0]),
                np.full(6, 0.5))
     m = pol.ridge.means(np.ones((1, 1)))[0]

@@ -189,3 +189,31 @@ def test_fixed_by_id_and_fallback():
     pol = policies.make("fixed:action=discount,floor=0", n_actions=3, n_features=1, action_ids=ids)
     P = pol.probabilities(np.ones((2, 1)), np.array([[True, True, True], [True, True, False]]))
     assert P.tolist() == [[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if policies.REGISTRY[n].additive])
+def test_relabel_equals_learning_the_final_reward(name, problem):
+    # additive policies: learn provisional rewards, relabel to the final ones == learn final ones
+    X, mask, theta = problem
+    rng = np.random.default_rng(11)
+    a = np.array([rng.choice(np.flatnonzero(m)) for m in mask[:100]])
+    final = (X[:100] @ theta.T)[np.arange(100), a] + rng.normal(size=100)
+    provisional = np.where(rng.random(100) < 0.5, 0.0, final)
+    p = np.full(100, 0.2)
+    direct = make(name, seed=1, **({"reward_scale": 10.0} if name == "bts" else {}))
+    direct.update(X[:100], a, final, p, mask[:100])
+    relabeled = make(name, seed=1, **({"reward_scale": 10.0} if name == "bts" else {}))
+    relabeled.update(X[:100], a, provisional, p, mask[:100])
+    relabeled.relabel(X[:100], a, provisional, final, p, mask[:100])
+    for key, value in direct.get_state().items():
+        if key.startswith("policy.") and "rank1" not in key:
+            np.testing.assert_allclose(relabeled.get_state()[key], value, rtol=0, atol=1e-8,
+                                       err_msg=key)
+    assert relabeled.n_updates == direct.n_updates == 100
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not policies.REGISTRY[n].additive])
+def test_non_additive_policies_refuse_relabel(name, problem):
+    X, mask, _ = problem
+    with pytest.raises(NotImplementedError):
+        make(name).relabel(X[:1], [0], [0.0], [1.0], [1.0], None)
