@@ -30,6 +30,29 @@ def _simulate(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from . import server
+    from .engine import Engine
+
+    engine = Engine.open(args.config, args.data_dir or (None if args.config else
+                                                       "cartwheel-data"),
+                         fresh=args.fresh_model)
+
+    def announce(url: str) -> None:
+        example = engine.config.action_ids
+        print(f"cartwheel serving shop {engine.config.name!r} ({len(example)} actions, policy "
+              f"{engine.policy.spec}, model version {engine.model_version}) at {url}\n"
+              f"data: {engine.data_dir.resolve()}   stop: Ctrl-C (flushes and snapshots)\n"
+              f"try:\n  curl -s -X POST {url}/v1/decide -H 'Content-Type: application/json' "
+              "-d '{\"visitor_id\": \"visitor-42\", \"context\": {\"device\": \"mobile\", "
+              "\"cart_value\": 35.5, \"page_type\": \"cart\"}}'\n"
+              f"  API: {url}/openapi.json   report: {url}/v1/report   metrics: {url}/metrics",
+              flush=True)
+
+    server.serve(engine, args.host, args.port, announce=announce)
+    return 0
+
+
 def _policies(args) -> int:
     import policies
 
@@ -69,6 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="draw cumulative captured gain over visitors (PNG; needs [plot])")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_simulate)
+
+    srv = sub.add_parser(
+        "serve", help="run the decision endpoint (HTTP)",
+        description="Serve POST /v1/decide, POST /v1/outcome, GET /v1/report, /healthz, "
+                    "/metrics and /openapi.json. Without --config it serves the embedded default "
+                    "shop and stores under ./cartwheel-data/. SIGTERM or Ctrl-C stops accepting, "
+                    "finishes in-flight requests, flushes the store, snapshots and exits 0.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    srv.add_argument("--config", metavar="FILE", help="shop config (cartwheel.toml)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    srv.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    srv.add_argument("--data-dir", metavar="DIR",
+                     help="event store and snapshots (default: the config's storage.path, "
+                          "./cartwheel-data without a config)")
+    srv.add_argument("--fresh-model", action="store_true",
+                     help="start a new model when the saved one no longer fits the config "
+                          "(the event log is kept)")
+    srv.set_defaults(func=_serve)
 
     pol = sub.add_parser("policies", help="list the registered policies and their parameters")
     pol.set_defaults(func=_policies)

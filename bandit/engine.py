@@ -65,6 +65,7 @@ class Engine:
         self.last_learned_seq = 0    # closed.seq of the last closing the model learned
         self.last_decision_seq = 0   # decisions.seq of the last provisional update
         self.first_decision_seq = 0  # decisions up to here predate the model (fresh start)
+        self._provisional_batch: list = []
         self._snapshot_at = (0, clock())
         self.policy, self.policy_actions = self._load_policy(seed, fresh)
         # additive policies learn each decision at once with the default reward and relabel it
@@ -74,6 +75,7 @@ class Engine:
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
                              self._learn)
         self._relearn()
+        self.decided_total = self.store.count("decisions")
 
     @classmethod
     def open(cls, config: ShopConfig | str | os.PathLike | None = None,
@@ -177,6 +179,11 @@ class Engine:
         return self.data_dir / "snapshots"
 
     @property
+    def open_events(self) -> int:
+        """Decisions still waiting for a conversion or the end of their window."""
+        return self.decided_total - self.joiner.closed_total
+
+    @property
     def model_version(self) -> int:
         """Number of learning updates the model has had (the update count)."""
         return self.policy.n_updates
@@ -220,7 +227,8 @@ class Engine:
             a, p = self.policy.act(x, mask)
             action, probability = self.policy_actions[int(a[0])], float(p[0])
             if self.provisional and probability < 1.0:
-                self.policy.update(x, a, [self.config.attribution.default_reward], p, mask)
+                # learned at commit, together with the rest of the group (one batched update)
+                self._provisional_batch.append((x[0], int(a[0]), probability, mask[0]))
         event = LoggedEvent(
             event_id=uuid.uuid4().hex, visitor_hash=visitor_hash, context=dict(context),
             mask=tuple(a in ids for a in self.action_ids),
@@ -228,6 +236,7 @@ class Engine:
             probability=probability, group=group, model_version=self.model_version,
             randomized=probability < 1.0, ts=self.clock() if now is None else now)
         seq = self.store.add_decision(event, ids)
+        self.decided_total += 1
         if self.provisional:
             self.last_decision_seq = seq
         if commit:
@@ -272,8 +281,16 @@ class Engine:
         X, actions, rewards, propensities, mask = self._batch(decisions)
         self.policy.update(X, actions, rewards, propensities, mask)
 
+    def _flush_provisional(self) -> None:
+        if self._provisional_batch:
+            X, actions, probabilities, mask = map(np.array, zip(*self._provisional_batch))
+            self._provisional_batch = []
+            self.policy.update(X, actions, np.full(len(X), self.config.attribution.default_reward),
+                               probabilities, mask)
+
     def _learn(self, closings: list[Closing]) -> None:
         """Learn closed events: relabel provisional rewards, or learn them now."""
+        self._flush_provisional()
         self.last_learned_seq = closings[-1].seq
         # events decided before a fresh model started are not part of it
         closings = [c for c in closings if c.decision.seq > self.first_decision_seq]
@@ -292,8 +309,9 @@ class Engine:
 
     # ------------------------------------------------------------------ persistence
     def commit(self) -> None:
-        """Make pending writes durable (group commit), then snapshot if one is due."""
+        """Make pending writes durable (group commit), learn the group, snapshot if one is due."""
         self.store.commit()
+        self._flush_provisional()
         updates, at = self._snapshot_at
         storage = self.config.storage
         if (self.policy.n_updates - updates >= storage.snapshot_every_updates
@@ -304,6 +322,7 @@ class Engine:
     def snapshot(self) -> Path:
         """Write an atomic snapshot of the model now (after committing pending writes)."""
         self.store.commit()
+        self._flush_provisional()
         path = write_snapshot(self.snapshot_dir, self.policy.get_state(), {
             "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
             "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,

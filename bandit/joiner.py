@@ -44,6 +44,7 @@ class Joiner:
                  actions: Mapping[str, Action], learn: Callable[[list[Closing]], None]):
         self.store, self.attribution, self.objective = store, attribution, objective
         self.actions, self.learn = actions, learn
+        self.closed_total = store.count("closed")
         oldest = store.oldest_open_seq(0)
         # every decision with seq <= watermark is closed: expiry scans only what is after it
         self._watermark = (oldest - 1) if oldest is not None else store.max_seq("decisions")
@@ -94,6 +95,7 @@ class Joiner:
     def _close(self, decision: StoredDecision, now: float, reason: str, converted: bool,
                order_value: float, cost: float, reward: float, defer: bool = False):
         learn = learnable(decision)
+        self.closed_total += 1
         seq = self.store.add_closed(decision.event_id, now, reason, converted, order_value, cost,
                                     reward, learn)
         closing = Closing(seq, decision, reward)

@@ -21,7 +21,6 @@ commit), and acknowledge only after it returns.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import msgspec
@@ -53,6 +52,7 @@ CREATE TABLE IF NOT EXISTS closed (
 
 
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +92,8 @@ _DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligibl
 
 
 def _decision(row) -> StoredDecision:
-    return StoredDecision(row[0], row[1], row[2], row[3], json.loads(row[4]),
-                          tuple(json.loads(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
+    return StoredDecision(row[0], row[1], row[2], row[3], _decode(row[4]),
+                          tuple(_decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
 
 
 class EventStore:

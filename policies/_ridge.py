@@ -110,7 +110,7 @@ class RidgeStack:
         cached until the next update (it is read on every decision).
         """
         if self._noise is None:
-            rss = max(float(self.rr.sum() - np.einsum("kd,kd->", self.b, self.theta)), 0.0)
+            rss = max(float(self.rr.sum() - np.vdot(self.b, self.theta)), 0.0)
             self._noise = float(np.sqrt((rss + PRIOR_N * PRIOR_SD**2)
                                         / (self.counts.sum() + PRIOR_N)))
         return self._noise

@@ -1,0 +1,100 @@
+"""Request and response types of the HTTP API (msgspec Structs: validation, JSON and schema).
+
+>>> decode_decide(b'{"visitor_id": "v1", "context": {"device": "mobile"}}').visitor_id
+'v1'
+>>> sorted(openapi()["paths"])
+['/healthz', '/metrics', '/openapi.json', '/v1/decide', '/v1/outcome', '/v1/report']
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+ContextValue = str | int | float | bool | None
+
+
+class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Choose an intervention for one visitor."""
+
+    visitor_id: str
+    context: dict[str, ContextValue] = {}
+    eligible: list[str] | None = None
+
+
+class DecideResponse(msgspec.Struct):
+    event_id: str
+    action: str
+    probability: float
+    group: str
+    model_version: int
+
+
+class OutcomeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Report what a visitor did after a decision."""
+
+    event_id: str
+    converted: bool
+    order_value: float = 0.0
+    outcome_id: str | None = None
+
+
+class OutcomeResponse(msgspec.Struct):
+    status: str
+
+
+class ErrorDetail(msgspec.Struct):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(msgspec.Struct):
+    error: ErrorDetail
+
+
+decode_decide = msgspec.json.Decoder(DecideRequest).decode
+decode_outcome = msgspec.json.Decoder(OutcomeRequest).decode
+encode = msgspec.json.Encoder().encode
+
+
+def openapi(title: str = "cartwheel", version: str = "0.1.0") -> dict:
+    """The OpenAPI 3.1 description, generated from the Structs above."""
+    (decide_req, decide_res, outcome_req, outcome_res, error), components = \
+        msgspec.json.schema_components(
+            [DecideRequest, DecideResponse, OutcomeRequest, OutcomeResponse, ErrorResponse],
+            ref_template="#/components/schemas/{name}")
+
+    def body(schema):
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    def answer(schema, text):
+        return {"description": text, "content": {"application/json": {"schema": schema}}}
+
+    errors = {code: answer(error, text) for code, text in (
+        ("400", "invalid request (malformed JSON, wrong types, unknown action, PII, ...)"),
+        ("413", "body larger than the configured limit"))}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": {
+            "/v1/decide": {"post": {
+                "summary": "Choose an intervention for a visitor", "requestBody": body(decide_req),
+                "responses": {"200": answer(decide_res, "the decision"), **errors}}},
+            "/v1/outcome": {"post": {
+                "summary": "Report an outcome (bearer token when configured)",
+                "requestBody": body(outcome_req),
+                "responses": {"200": answer(outcome_res, "recorded or duplicate"), **errors,
+                              "401": answer(error, "missing or wrong bearer token"),
+                              "404": answer(error, "unknown event"),
+                              "409": answer(error, "event already closed")}}},
+            "/v1/report": {"get": {"summary": "KPIs per group and action, uplift with CIs",
+                                   "responses": {"200": {"description": "the report"}}}},
+            "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "text exposition"}}}},
+            "/openapi.json": {"get": {"summary": "this document",
+                                      "responses": {"200": {"description": "OpenAPI"}}}},
+        },
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

@@ -1,0 +1,240 @@
+"""The embedded decision endpoint: a thin aiohttp app (parse, call the Engine, serialize).
+
+Every request body is validated by msgspec; every error, whatever raised it, leaves as
+``{"error": {"code", "message", "field"}}`` with a 4xx status, and nothing already stored is
+touched by a refused request. Writes of concurrent requests share one SQLite commit: a handler
+writes without committing and awaits the group commit, which runs once per event-loop turn and
+only then answers (acknowledged means durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import re
+import signal
+import time
+
+import msgspec
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest
+
+from . import api
+from .errors import CartwheelError, ClosedEventError, UnknownEventError
+from .report import build_report
+
+log = logging.getLogger("cartwheel.server")
+ENGINE = web.AppKey("engine", object)
+_FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
+
+
+class GroupCommit:
+    """One ``engine.commit()`` for every request that wrote during the same loop turn."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._waiting: asyncio.Future | None = None
+
+    async def __call__(self) -> None:
+        if self._waiting is None:
+            loop = asyncio.get_running_loop()
+            self._waiting = loop.create_future()
+            loop.call_soon(self._flush)
+        await asyncio.shield(self._waiting)
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        try:
+            self.engine.commit()
+        except Exception as exc:  # surfaced to every waiting request as a 5xx
+            waiting.set_exception(exc)
+        else:
+            waiting.set_result(None)
+
+
+class Metrics:
+    """Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+
+    def __init__(self, engine):
+        self.registry = CollectorRegistry()
+        self.decisions = Counter("cartwheel_decisions", "Decisions made",
+                                 ["action", "group"], registry=self.registry)
+        self.outcomes = Counter("cartwheel_outcomes", "Outcomes received by status",
+                                ["status"], registry=self.registry)
+        self.latency = Histogram("cartwheel_request_seconds", "Request latency", ["endpoint"],
+                                 registry=self.registry,
+                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1))
+        self.errors = Counter("cartwheel_request_errors", "Refused requests",
+                              ["endpoint", "code"], registry=self.registry)
+        Gauge("cartwheel_model_updates", "Learning updates of the model",
+              registry=self.registry).set_function(lambda: engine.model_version)
+        Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
+              registry=self.registry).set_function(lambda: engine.open_events)
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    return web.Response(status=status, content_type="application/json",
+                        body=api.encode(api.ErrorResponse(api.ErrorDetail(code, message, field))))
+
+
+def _validation_field(message: str) -> str | None:
+    m = _FIELD.search(message)
+    return next((g for g in m.groups() if g), None) if m else None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    """Turn every failure into the one error shape; nothing escapes as an HTML page."""
+    metrics: Metrics = request.app["metrics"]
+    endpoint = request.path if request.path in _ENDPOINTS else "other"
+    started = time.perf_counter()
+    try:
+        return await handler(request)
+    except msgspec.ValidationError as exc:
+        response = _error(400, "invalid_request", str(exc), _validation_field(str(exc)))
+    except msgspec.DecodeError as exc:
+        response = _error(400, "malformed_json", f"body is not valid JSON: {exc}")
+    except UnknownEventError as exc:
+        response = _error(404, exc.code, exc.message, exc.field)
+    except ClosedEventError as exc:
+        response = _error(409, exc.code, exc.message, exc.field)
+    except CartwheelError as exc:
+        response = _error(400, exc.code, exc.message, exc.field)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app["max_body"]
+        response = _error(413, "body_too_large", f"request body exceeds {limit} bytes")
+    except web.HTTPException as exc:
+        response = _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        response = _error(500, "internal", "internal error; nothing was acknowledged")
+    finally:
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+    metrics.errors.labels(endpoint, str(response.status)).inc()
+    return response
+
+
+async def _body(request: web.Request) -> bytes:
+    limit = request.app["max_body"]
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await request.read()
+
+
+async def decide(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    req = api.decode_decide(await _body(request))
+    d = engine.decide(req.visitor_id, req.context, req.eligible, commit=False)
+    await request.app["commit"]()
+    request.app["metrics"].decisions.labels(d.action, d.group).inc()
+    return web.Response(content_type="application/json", body=api.encode(api.DecideResponse(
+        d.event_id, d.action, d.probability, d.group, d.model_version)))
+
+
+async def outcome(request: web.Request) -> web.Response:
+    token = request.app["token"]
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return _error(401, "unauthorized", "POST /v1/outcome needs 'Authorization: Bearer "
+                          "<token>' with the configured token", "Authorization")
+    engine = request.app[ENGINE]
+    req = api.decode_outcome(await _body(request))
+    status = engine.record_outcome(req.event_id, req.converted, req.order_value, req.outcome_id,
+                                   commit=False)
+    await request.app["commit"]()
+    request.app["metrics"].outcomes.labels(status).inc()
+    return web.Response(content_type="application/json",
+                        body=api.encode(api.OutcomeResponse(status)))
+
+
+async def report(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.Response(content_type="application/json", body=api.encode(
+        build_report(engine.store, engine.config.objective.margin).to_dict()))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.Response(content_type="application/json", body=api.encode(
+        {"status": "ok", "model_version": engine.model_version, "shop": engine.config.name}))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app["metrics"].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(content_type="application/json", body=request.app["openapi"])
+
+
+_ENDPOINTS = ("/v1/decide", "/v1/outcome", "/v1/report", "/healthz", "/metrics", "/openapi.json")
+
+
+async def _expiry_loop(app: web.Application):
+    engine = app[ENGINE]
+    every = min(60.0, max(1.0, engine.config.attribution.window_s / 20))
+
+    async def loop():
+        while True:
+            await asyncio.sleep(every)
+            try:
+                engine.expire()
+            except Exception:
+                log.exception("expiry failed; will retry")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+
+
+def make_app(engine, *, token: str | None = None, max_body: int | None = None) -> web.Application:
+    """The aiohttp application around an open :class:`~bandit.engine.Engine`."""
+    max_body = max_body or engine.config.server.max_body_bytes
+    # aiohttp's own limit sits above ours so that our check answers with the error shape
+    app = web.Application(middlewares=[errors_middleware], client_max_size=max_body + 1)
+    app[ENGINE] = engine
+    app["token"] = token
+    app["max_body"] = max_body
+    app["commit"] = GroupCommit(engine)
+    app["metrics"] = Metrics(engine)
+    app["openapi"] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
+    app.router.add_post("/v1/decide", decide)
+    app.router.add_post("/v1/outcome", outcome)
+    app.router.add_get("/v1/report", report)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    app.cleanup_ctx.append(_expiry_loop)
+    return app
+
+
+async def _serve(engine, host: str, port: int, token: str | None, announce) -> None:
+    app = make_app(engine, token=token)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]
+    announce(f"http://{host}:{bound}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # stop accepting, let in-flight requests finish, then flush the store and snapshot
+    await runner.cleanup()
+
+
+def serve(engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+          announce=print) -> None:
+    """Serve until SIGTERM/SIGINT, then close the engine (flush + snapshot)."""
+    token = token or engine.config.server.token or os.environ.get("CARTWHEEL_TOKEN") or None
+    try:
+        asyncio.run(_serve(engine, host, port, token, announce))
+    finally:
+        engine.close()

@@ -1,0 +1,102 @@
+"""Start the real server (`cartwheel serve`) in a subprocess on 127.0.0.1 and talk to it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class Server:
+    """A `cartwheel serve` process on an ephemeral loopback port."""
+
+    def __init__(self, data_dir: Path, config: Path | None = None, env: dict | None = None):
+        args = [sys.executable, "-m", "bandit.cli", "serve", "--port", "0", "--data-dir",
+                str(data_dir)]
+        if config is not None:
+            args += ["--config", str(config)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                                     **(env or {})})
+        line = self.proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if not match:
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line}{self.proc.stderr.read()}")
+        self.url = match.group(0)
+        self.port = int(match.group(1))
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def request(self, method: str, path: str, body: bytes | dict | None = None,
+                headers: dict | None = None) -> tuple[int, dict | str]:
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+        try:
+            self.conn.request(method, path, body=body, headers=headers or {})
+            resp = self.conn.getresponse()
+            data = resp.read()
+        except (http.client.HTTPException, ConnectionError):
+            self.conn.close()  # the server may close a connection after a bad request
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            raise
+        ctype = resp.getheader("Content-Type", "")
+        return resp.status, json.loads(data) if "json" in ctype else data.decode()
+
+    def post(self, path: str, body, headers=None):
+        return self.request("POST", path, body, {"Content-Type": "application/json",
+                                                 **(headers or {})})
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
+        self.conn.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def config_file(tmp_path: Path, **sections) -> Path:
+    """Write the default shop with sections updated to a TOML file."""
+    from engine_helpers import shop_doc
+
+    doc = shop_doc(**sections)
+    path = tmp_path / "shop.toml"
+    path.write_text(_toml(doc))
+    return path
+
+
+def _toml(doc: dict) -> str:
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return repr(v)
+
+    lines = []
+    for k, v in doc.items():
+        if not isinstance(v, (dict, list)) or (isinstance(v, list) and v and
+                                               not isinstance(v[0], dict)):
+            lines.append(f"{k} = {value(v)}")
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            if all(isinstance(x, dict) for x in v.values()) and v:
+                for sub, table in v.items():
+                    lines.append(f"[{k}.{sub}]")
+                    lines += [f"{a} = {value(b)}" for a, b in table.items()]
+            else:
+                lines.append(f"[{k}]")
+                lines += [f"{a} = {value(b)}" for a, b in v.items()]
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                lines.append(f"[[{k}]]")
+                lines += [f"{a} = {value(b)}" for a, b in item.items()]
+    return "\n".join(lines) + "\n"

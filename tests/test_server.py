@@ -1,0 +1,128 @@
+"""The real server over a socket: round trip, errors, auth, metrics, OpenAPI, shutdown."""
+
+from __future__ import annotations
+
+import pytest
+
+from server_helpers import Server, config_file
+
+CTX = {"device": "mobile", "traffic_source": "paid_search", "returning": False,
+       "pages_viewed": 3, "cart_value": 40.0, "page_type": "cart", "hour": 20,
+       "region": "north", "channel": "web"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("srv")
+    srv = Server(tmp / "data", config_file(tmp, server={"token": "s3cret"},
+                                           holdout={"fraction": 0.2}))
+    yield srv
+    assert srv.stop() == 0
+
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+def test_decide_outcome_report_round_trip(server):
+    status, d = server.post("/v1/decide", {"visitor_id": "v-1", "context": CTX})
+    assert status == 200 and set(d) == {"event_id", "action", "probability", "group",
+                                        "model_version"}
+    assert 0 < d["probability"] <= 1 and d["group"] in ("treatment", "holdout")
+    status, o = server.post("/v1/outcome", {"event_id": d["event_id"], "converted": True,
+                                            "order_value": 59.9, "outcome_id": "ord-1"}, AUTH)
+    assert (status, o) == (200, {"status": "recorded"})
+    status, o = server.post("/v1/outcome", {"event_id": d["event_id"], "converted": True,
+                                            "order_value": 59.9, "outcome_id": "ord-1"}, AUTH)
+    assert (status, o) == (200, {"status": "duplicate"})
+    status, rep = server.request("GET", "/v1/report")
+    assert status == 200 and rep["groups"][d["group"]]["conversions"] >= 1
+
+
+def test_unknown_and_closed_events(server):
+    status, body = server.post("/v1/outcome", {"event_id": "nope", "converted": True,
+                                               "order_value": 1.0}, AUTH)
+    assert status == 404 and body["error"]["code"] == "unknown_event"
+    _, d = server.post("/v1/decide", {"visitor_id": "v-2", "context": CTX})
+    server.post("/v1/outcome", {"event_id": d["event_id"], "converted": True,
+                                "order_value": 5.0}, AUTH)
+    status, body = server.post("/v1/outcome", {"event_id": d["event_id"], "converted": True,
+                                               "order_value": 5.0, "outcome_id": "x"}, AUTH)
+    assert status == 409 and body["error"]["field"] == "event_id"
+
+
+def test_outcome_needs_the_token_decide_does_not(server):
+    _, d = server.post("/v1/decide", {"visitor_id": "v-3", "context": CTX})
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        status, body = server.post("/v1/outcome", {"event_id": d["event_id"],
+                                                   "converted": False}, headers)
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("body, status, field", [
+    (b"{not json", 400, None),
+    (b"", 400, None),
+    ({"visitor_id": 3, "context": {}}, 400, "visitor_id"),
+    ({"visitor_id": "v", "context": {"cart_value": "12"}}, 400, "cart_value"),
+    ({"visitor_id": "v", "context": {"email": "a@b.example"}}, 400, "email"),
+    ({"visitor_id": "v", "context": {"device": "a@b.example"}}, 400, "device"),
+    ({"visitor_id": "v", "context": {"colour": "red"}}, 400, "colour"),
+    ({"visitor_id": "v", "context": {}, "eligible": ["free_lunch"]}, 400, "eligible"),
+    ({"visitor_id": "v", "context": {}, "eligible": []}, 400, "eligible"),
+    ({"visitor_id": "v", "context": {}, "extra": 1}, 400, "extra"),
+    ({"visitor_id": "", "context": {}}, 400, "visitor_id"),
+    (b'{"visitor_id": "v", "context": {"cart_value": 1e999}}', 400, "context"),
+    (b'{"visitor_id": "v", "context": {"cart_value": NaN}}', 400, None),
+])
+def test_bad_decide_requests_get_4xx_with_the_error_shape(server, body, status, field):
+    got, resp = server.post("/v1/decide", body)
+    assert got == status
+    assert set(resp["error"]) == {"code", "message", "field"} and resp["error"]["message"]
+    assert resp["error"]["field"] == field
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"event_id": "e", "converted": True, "order_value": -5.0}, "order_value"),
+    ({"event_id": "e", "converted": "yes", "order_value": 5.0}, "converted"),
+    (b'{"event_id": "e", "converted": true, "order_value": Infinity}', None),
+])
+def test_bad_outcomes_are_refused(server, body, field):
+    _, d = server.post("/v1/decide", {"visitor_id": "v-9", "context": CTX})
+    if isinstance(body, dict):
+        body = {**body, "event_id": d["event_id"]}
+    status, resp = server.post("/v1/outcome", body, AUTH)
+    assert status == 400 and resp["error"]["field"] == field
+
+
+def test_oversized_body_and_unknown_path(server):
+    big = b'{"visitor_id": "v", "context": {"device": "' + b"x" * 70_000 + b'"}}'
+    status, resp = server.post("/v1/decide", big)
+    assert status == 413 and resp["error"]["code"] == "body_too_large"
+    status, resp = server.request("GET", "/v2/nothing")
+    assert status == 404 and "error" in resp
+    status, resp = server.request("GET", "/v1/decide")
+    assert status == 405 and "error" in resp
+
+
+def test_health_metrics_openapi(server):
+    status, body = server.request("GET", "/healthz")
+    assert status == 200 and body["status"] == "ok"
+    server.post("/v1/decide", {"visitor_id": "v-m", "context": CTX})
+    status, text = server.request("GET", "/metrics")
+    assert status == 200 and "cartwheel_decisions_total" in text
+    assert "cartwheel_pending_events" in text and "cartwheel_request_seconds_bucket" in text
+    status, spec = server.request("GET", "/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.")
+    schema = spec["components"]["schemas"]["DecideRequest"]
+    assert schema["required"] == ["visitor_id"]
+
+
+def test_sigterm_flushes_snapshots_and_exits_0(tmp_path):
+    srv = Server(tmp_path / "data")
+    for i in range(20):
+        assert srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": CTX})[0] == 200
+    assert srv.stop() == 0
+    assert list((tmp_path / "data" / "snapshots").glob("snapshot-*.json"))
+    restarted = Server(tmp_path / "data")
+    status, body = restarted.request("GET", "/healthz")
+    assert status == 200
+    assert restarted.stop() == 0
