@@ -18,7 +18,6 @@ import fcntl
 import os
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,6 +34,11 @@ from .store import SCHEMA_VERSION, EventStore
 from .types import Decision, LoggedEvent
 
 MAX_VISITOR_ID = 256
+# provisional updates are applied in mini-batches of this many decisions or this age, whichever
+# comes first: a few milliseconds of delay in shrinking the exploration width is harmless,
+# and a batched update costs a fraction of many single ones
+PROVISIONAL_BATCH = 64
+PROVISIONAL_MAX_AGE_S = 0.05
 
 
 class Engine:
@@ -66,6 +70,7 @@ class Engine:
         self.last_decision_seq = 0   # decisions.seq of the last provisional update
         self.first_decision_seq = 0  # decisions up to here predate the model (fresh start)
         self._provisional_batch: list = []
+        self._provisional_at = time.monotonic()
         self._snapshot_at = (0, clock())
         self.policy, self.policy_actions = self._load_policy(seed, fresh)
         # additive policies learn each decision at once with the default reward and relabel it
@@ -212,37 +217,72 @@ class Engine:
     def decide(self, visitor_id: str, context: dict, eligible: Sequence[str] | None = None, *,
                now: float | None = None, commit: bool = True) -> Decision:
         """Choose an intervention for one visitor and log it (committed before returning)."""
-        if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
-            raise CartwheelError(f"visitor_id must be a non-empty string of at most "
-                                 f"{MAX_VISITOR_ID} characters", field="visitor_id")
-        x = self.space.transform([context])
-        ids = self.eligibility(eligible)
-        visitor_hash = hash_visitor(visitor_id, self.salt)
-        if self.in_holdout(visitor_hash):
-            group, action, probability = "holdout", self._control, 1.0
-        else:
-            group = "treatment"
-            mask = np.zeros((1, len(self.policy_actions)), dtype=bool)
-            mask[0, [self._policy_index[a] for a in ids]] = True
-            a, p = self.policy.act(x, mask)
-            action, probability = self.policy_actions[int(a[0])], float(p[0])
-            if self.provisional and probability < 1.0:
-                # learned at commit, together with the rest of the group (one batched update)
-                self._provisional_batch.append((x[0], int(a[0]), probability, mask[0]))
-        event = LoggedEvent(
-            event_id=uuid.uuid4().hex, visitor_hash=visitor_hash, context=dict(context),
-            mask=tuple(a in ids for a in self.action_ids),
-            action_index=self.action_ids.index(action), action=action,
-            probability=probability, group=group, model_version=self.model_version,
-            randomized=probability < 1.0, ts=self.clock() if now is None else now)
-        seq = self.store.add_decision(event, ids)
-        self.decided_total += 1
+        result = self.decide_batch([(visitor_id, context, eligible)], now=now, commit=commit)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def decide_batch(self, requests: Sequence[tuple], *, now: float | None = None,
+                     commit: bool = True) -> list[Decision | CartwheelError]:
+        """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request.
+
+        One policy call and one insert for the whole batch; a request that fails validation
+        gets its error in its slot and does not disturb the others. The HTTP server batches
+        the requests that arrive during one event-loop turn this way.
+        """
+        results: list = [None] * len(requests)
+        rows, X, hashes, eligible_ids = [], [], [], []
+        for i, (visitor_id, context, eligible) in enumerate(requests):
+            try:
+                if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
+                    raise CartwheelError(f"visitor_id must be a non-empty string of at most "
+                                         f"{MAX_VISITOR_ID} characters", field="visitor_id")
+                x = self.space.transform([context])[0]
+                ids = self.eligibility(eligible)
+            except CartwheelError as exc:
+                results[i] = exc
+                continue
+            rows.append(i)
+            X.append(x)
+            eligible_ids.append(ids)
+            hashes.append(hash_visitor(visitor_id, self.salt))
+        if not rows:
+            return results
+        chosen = [(self._control, 1.0)] * len(rows)
+        treated = [j for j, h in enumerate(hashes) if not self.in_holdout(h)]
+        if treated:
+            Xt = np.array([X[j] for j in treated])
+            mask = np.zeros((len(treated), len(self.policy_actions)), dtype=bool)
+            for r, j in enumerate(treated):
+                mask[r, [self._policy_index[a] for a in eligible_ids[j]]] = True
+            actions, probs = self.policy.act(Xt, mask)
+            for r, j in enumerate(treated):
+                chosen[j] = (self.policy_actions[int(actions[r])], float(probs[r]))
+                if self.provisional and probs[r] < 1.0:
+                    # learned at commit, with the rest of the group (one batched update)
+                    self._provisional_batch.append((Xt[r], int(actions[r]), float(probs[r]),
+                                                    mask[r]))
+        ts = self.clock() if now is None else now
+        treated_set = set(treated)
+        events = []
+        for j, i in enumerate(rows):
+            action, probability = chosen[j]
+            events.append(LoggedEvent(
+                event_id=secrets.token_hex(16), visitor_hash=hashes[j], context=dict(requests[i][1]),
+                mask=tuple(a in eligible_ids[j] for a in self.action_ids),
+                action_index=self.action_ids.index(action), action=action,
+                probability=probability, group="treatment" if j in treated_set else "holdout",
+                model_version=self.model_version, randomized=probability < 1.0, ts=ts))
+        seq = self.store.add_decisions(events, eligible_ids)
+        self.decided_total += len(events)
         if self.provisional:
             self.last_decision_seq = seq
         if commit:
             self.commit()
-        return Decision(event.event_id, action, probability, group, event.model_version,
-                        event.randomized)
+        for i, e in zip(rows, events):
+            results[i] = Decision(e.event_id, e.action, e.probability, e.group, e.model_version,
+                                  e.randomized)
+        return results
 
     # ------------------------------------------------------------------ outcomes
     def record_outcome(self, event_id: str, converted: bool, order_value: float = 0.0,
@@ -282,6 +322,7 @@ class Engine:
         self.policy.update(X, actions, rewards, propensities, mask)
 
     def _flush_provisional(self) -> None:
+        self._provisional_at = time.monotonic()
         if self._provisional_batch:
             X, actions, probabilities, mask = map(np.array, zip(*self._provisional_batch))
             self._provisional_batch = []
@@ -311,7 +352,9 @@ class Engine:
     def commit(self) -> None:
         """Make pending writes durable (group commit), learn the group, snapshot if one is due."""
         self.store.commit()
-        self._flush_provisional()
+        if (len(self._provisional_batch) >= PROVISIONAL_BATCH
+                or time.monotonic() - self._provisional_at >= PROVISIONAL_MAX_AGE_S):
+            self._flush_provisional()
         updates, at = self._snapshot_at
         storage = self.config.storage
         if (self.policy.n_updates - updates >= storage.snapshot_every_updates

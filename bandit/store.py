@@ -146,16 +146,16 @@ class EventStore:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # ------------------------------------------------------------ writes
-    def add_decision(self, event: LoggedEvent, eligible: tuple[str, ...]) -> int:
-        """Append a decision; returns its ``seq``."""
+    def add_decisions(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]]) -> int:
+        """Append decisions (one statement for the batch); returns the last ``seq``."""
         self._begin()
-        cur = self.db.execute(
+        self.db.executemany(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (event.event_id, event.ts, event.visitor_hash,
-             _encode(event.context), _encode(list(eligible)), event.action, event.probability,
-             event.group, event.model_version, int(event.randomized)))
-        return int(cur.lastrowid)
+            [(e.event_id, e.ts, e.visitor_hash, _encode(e.context), _encode(list(ids)), e.action,
+              e.probability, e.group, e.model_version, int(e.randomized))
+             for e, ids in zip(events, eligible)])
+        return self.max_seq("decisions")
 
     def add_outcome(self, event_id: str, ts: float, converted: bool, order_value: float,
                     outcome_id: str | None) -> None:

@@ -2,10 +2,11 @@
 
 For each action k we keep ``A_k = lam * I + sum x x^T``, ``b_k = sum r x``, ``rr_k = sum r^2``,
 the count ``n_k`` and the derived ``theta_k = A_k^{-1} b_k`` and ``A_k^{-1}``, all stacked in
-(K, d, d) / (K, d) arrays so scoring is one ``einsum`` over the stack. Updates are grouped by
-action: a single new row is a Sherman-Morrison rank-1 step (O(d^2)); several rows for one action
-refresh it with one Cholesky factorization. Rank-1 steps accumulate rounding, so an action is
-refreshed by Cholesky after ``refresh_every`` of them. No inverse is ever formed per event.
+(K, d, d) / (K, d) arrays so scoring is one batched product over the stack. Updates are grouped
+by action: up to ``RANK1_MAX_ROWS`` new rows for an action are Sherman-Morrison rank-1 steps
+(O(d^2) each); more rows refresh it with one Cholesky factorization. Rank-1 steps accumulate
+rounding, so an action is refreshed by Cholesky after ``refresh_every`` of them. No inverse is
+ever formed per event.
 
 >>> import numpy as np
 >>> r = RidgeStack(n_actions=2, dim=2, lam=1.0)
@@ -21,6 +22,7 @@ from scipy.linalg.lapack import dpotrf, dpotri
 
 
 PRIOR_SD, PRIOR_N = 1.0, 2.0  # noise prior: worth two observations of unit variance
+RANK1_MAX_ROWS = 3  # up to this many new rows for one action: rank-1 steps, else Cholesky
 
 
 class RidgeStack:
@@ -57,8 +59,9 @@ class RidgeStack:
             self.b[k] += Xk.T @ rk
             self.rr[k] += rk @ rk
             self.counts[k] += len(rows)
-            if len(rows) == 1 and self.rank1_steps[k] < self.refresh_every:
-                self._rank1(k, Xk[0])
+            if len(rows) <= RANK1_MAX_ROWS and self.rank1_steps[k] + len(rows) <= self.refresh_every:
+                for x in Xk:  # a few rank-1 steps are cheaper than a factorization
+                    self._rank1(k, x)
             else:
                 self.refresh(k)
         self._noise = None
@@ -72,6 +75,7 @@ class RidgeStack:
         self._noise = None
 
     def _rank1(self, k: int, x: np.ndarray) -> None:
+        # Sherman-Morrison; A_k and b_k already include the row, so theta is A_inv b afterwards
         Ax = self.A_inv[k] @ x
         self.A_inv[k] -= np.outer(Ax, Ax) / (1.0 + x @ Ax)
         self.theta[k] = self.A_inv[k] @ self.b[k]

@@ -13,25 +13,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 
-class Server:
-    """A `cartwheel serve` process on an ephemeral loopback port."""
+class Client:
+    """One keep-alive HTTP connection to a server on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, config: Path | None = None, env: dict | None = None):
-        args = [sys.executable, "-m", "bandit.cli", "serve", "--port", "0", "--data-dir",
-                str(data_dir)]
-        if config is not None:
-            args += ["--config", str(config)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
-                                                     **(env or {})})
-        line = self.proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        if not match:
-            self.proc.kill()
-            raise RuntimeError(f"server did not start: {line}{self.proc.stderr.read()}")
-        self.url = match.group(0)
-        self.port = int(match.group(1))
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+    def __init__(self, port: int):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
     def request(self, method: str, path: str, body: bytes | dict | None = None,
                 headers: dict | None = None) -> tuple[int, dict | str]:
@@ -51,6 +38,26 @@ class Server:
     def post(self, path: str, body, headers=None):
         return self.request("POST", path, body, {"Content-Type": "application/json",
                                                  **(headers or {})})
+
+
+class Server(Client):
+    """A `cartwheel serve` process on an ephemeral loopback port."""
+
+    def __init__(self, data_dir: Path, config: Path | None = None, env: dict | None = None):
+        args = [sys.executable, "-m", "bandit.cli", "serve", "--port", "0", "--data-dir",
+                str(data_dir)]
+        if config is not None:
+            args += ["--config", str(config)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                                     **(env or {})})
+        line = self.proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if not match:
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line}{self.proc.stderr.read()}")
+        self.url = match.group(0)
+        super().__init__(int(match.group(1)))
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
         self.conn.close()

@@ -1,0 +1,169 @@
+"""Loopback HTTP load: decisions/s and latency of `cartwheel serve` vs a bare aiohttp JSON echo.
+
+Run: ``python benchmarks/http_load.py [--requests 20000] [--concurrency 32]``. Bounded: a fixed
+number of requests at a fixed concurrency against servers it starts itself on 127.0.0.1, then it
+stops them. The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams (far
+lighter than a full client library), running in this process while each server runs in its own.
+Scenarios: decide-only; a mixed stream where each decision is followed by its outcome; and the
+same request count against a bare aiohttp endpoint that parses and echoes JSON (the ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+CTX = {"device": "mobile", "traffic_source": "paid_search", "returning": False,
+       "pages_viewed": 4, "cart_value": 35.5, "page_type": "cart", "hour": 20,
+       "region": "north", "channel": "web"}
+
+
+def echo_server(port_file: str) -> None:
+    """A bare aiohttp app: POST /echo parses the JSON body and returns it."""
+    import msgspec
+    from aiohttp import web
+
+    async def echo(request):
+        body = msgspec.json.decode(await request.read())
+        return web.Response(body=msgspec.json.encode(body), content_type="application/json")
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/echo", echo)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class Connection:
+    """Minimal keep-alive HTTP/1.1 client connection."""
+
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port):
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                          b"\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        return status, await self.reader.readexactly(length)
+
+
+async def load(port: int, requests: int, concurrency: int, make_request) -> dict:
+    """Run ``requests`` calls of ``make_request(conn, i)`` on ``concurrency`` connections."""
+    latencies, decisions, sent, errors = [], 0, 0, 0
+    counter = iter(range(requests))
+
+    async def worker():
+        nonlocal decisions, sent, errors
+        conn = await Connection.open(port)
+        for i in counter:
+            t0 = time.perf_counter()
+            ok, n_requests, n_decisions = await make_request(conn, i)
+            latencies.append(time.perf_counter() - t0)
+            decisions += n_decisions
+            sent += n_requests
+            errors += not ok
+        conn.writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    lat = np.array(latencies) * 1e3
+    return {"requests/s": sent / elapsed, "decisions/s": decisions / elapsed,
+            "p50 ms": float(np.percentile(lat, 50)), "p99 ms": float(np.percentile(lat, 99)),
+            "errors": errors}
+
+
+async def decide_only(conn, i):
+    body = json.dumps({"visitor_id": f"v{i}", "context": CTX}).encode()
+    status, _ = await conn.post("/v1/decide", body)
+    return status == 200, 1, 1
+
+
+async def mixed(conn, i):
+    """One decision and then its outcome (the latency is of the pair)."""
+    status, resp = await conn.post("/v1/decide", json.dumps(
+        {"visitor_id": f"m{i}", "context": CTX}).encode())
+    event_id = json.loads(resp)["event_id"]
+    status2, _ = await conn.post("/v1/outcome", json.dumps(
+        {"event_id": event_id, "converted": i % 25 == 0, "order_value": 50.0,
+         "outcome_id": f"o{i}"}).encode())
+    return status == 200 and status2 == 200, 2, 1
+
+
+async def echo(conn, i):
+    body = json.dumps({"visitor_id": f"v{i}", "context": CTX}).encode()
+    status, _ = await conn.post("/echo", body)
+    return status == 200, 1, 0
+
+
+def start(args: list[str]) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+    return proc, port
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo_server:
+        return echo_server("")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+          f"{platform.python_version()}; {args.requests:,} requests per scenario at concurrency "
+          f"{args.concurrency}; client and each server in separate processes")
+    rows = []
+    with tempfile.TemporaryDirectory() as data:
+        proc, port = start([sys.executable, "-m", "bandit.cli", "serve", "--port", "0",
+                            "--data-dir", data])
+        try:
+            asyncio.run(load(port, 500, args.concurrency, decide_only))  # warm-up
+            rows.append(("cartwheel decide", asyncio.run(
+                load(port, args.requests, args.concurrency, decide_only))))
+            rows.append(("cartwheel decide+outcome", asyncio.run(
+                load(port, args.requests // 2, args.concurrency, mixed))))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    proc, port = start([sys.executable, __file__, "--echo-server"])
+    try:
+        asyncio.run(load(port, 500, args.concurrency, echo))
+        rows.append(("bare aiohttp JSON echo", asyncio.run(
+            load(port, args.requests, args.concurrency, echo))))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ceiling = rows[-1][1]["requests/s"]
+    print(f"{'scenario':26s} {'requests/s':>11s} {'decisions/s':>12s} {'p50 ms':>8s} "
+          f"{'p99 ms':>8s} {'errors':>7s} {'of ceiling':>11s}")
+    for name, r in rows:
+        print(f"{name:26s} {r['requests/s']:11,.0f} {r['decisions/s']:12,.0f} {r['p50 ms']:8.2f} "
+              f"{r['p99 ms']:8.2f} {r['errors']:7d} {r['requests/s'] / ceiling:11.0%}")
+
+
+if __name__ == "__main__":
+    main()
