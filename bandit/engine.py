@@ -190,8 +190,13 @@ class Engine:
 
     @property
     def model_version(self) -> int:
-        """Number of learning updates the model has had (the update count)."""
+        """Number of learning updates applied to the model (identifies its state)."""
         return self.policy.n_updates
+
+    @property
+    def update_count(self) -> int:
+        """Decisions learned: applied updates plus provisional ones waiting for the next batch."""
+        return self.policy.n_updates + len(self._provisional_batch)
 
     # ------------------------------------------------------------------ decide
     def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
@@ -321,6 +326,12 @@ class Engine:
         X, actions, rewards, propensities, mask = self._batch(decisions)
         self.policy.update(X, actions, rewards, propensities, mask)
 
+    def flush(self) -> None:
+        """Commit pending writes and apply pending provisional updates now (before inspecting
+        the model, for instance)."""
+        self.store.commit()
+        self._flush_provisional()
+
     def _flush_provisional(self) -> None:
         self._provisional_at = time.monotonic()
         if self._provisional_batch:
@@ -330,8 +341,10 @@ class Engine:
                                probabilities, mask)
 
     def _learn(self, closings: list[Closing]) -> None:
-        """Learn closed events: relabel provisional rewards, or learn them now."""
-        self._flush_provisional()
+        """Learn closed events: relabel provisional rewards, or learn them now.
+
+        Relabels need not wait for pending provisional updates: both only add to the same sums.
+        """
         self.last_learned_seq = closings[-1].seq
         # events decided before a fresh model started are not part of it
         closings = [c for c in closings if c.decision.seq > self.first_decision_seq]
@@ -364,8 +377,7 @@ class Engine:
 
     def snapshot(self) -> Path:
         """Write an atomic snapshot of the model now (after committing pending writes)."""
-        self.store.commit()
-        self._flush_provisional()
+        self.flush()
         path = write_snapshot(self.snapshot_dir, self.policy.get_state(), {
             "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
             "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,

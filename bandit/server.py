@@ -110,7 +110,7 @@ class Metrics:
                               ["endpoint", "code"], registry=self.registry)
         self.timers = {e: self.latency.labels(e) for e in (*_ENDPOINTS, "other")}
         Gauge("cartwheel_model_updates", "Learning updates of the model",
-              registry=self.registry).set_function(lambda: engine.model_version)
+              registry=self.registry).set_function(lambda: engine.update_count)
         Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
               registry=self.registry).set_function(lambda: engine.open_events)
 
@@ -198,7 +198,9 @@ async def report(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     return web.Response(content_type="application/json", body=api.encode(
-        {"status": "ok", "model_version": engine.model_version, "shop": engine.config.name}))
+        {"status": "ok", "model_version": engine.model_version,
+         "update_count": engine.update_count, "pending_events": engine.open_events,
+         "shop": engine.config.name}))
 
 
 async def metrics(request: web.Request) -> web.Response:

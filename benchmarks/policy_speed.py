@@ -69,20 +69,24 @@ def throughput(policy, visitors):
 
 
 def latency(policy, n=2000):
-    X, mask, _, _ = data(n, seed=1)
-    times = np.empty(n)
+    """Single-visitor act and update latency percentiles (p50, p99 of each), in microseconds."""
+    X, mask, theta, rng = data(n, seed=1)
+    acts, updates = np.empty(n), np.empty(n)
     for i in range(n):
         x, m = X[i:i + 1], mask[i:i + 1]
         t0 = time.perf_counter()
-        policy.act(x, m)
-        times[i] = time.perf_counter() - t0
-    return np.percentile(times, 50) * 1e6, np.percentile(times, 99) * 1e6
+        a, p = policy.act(x, m)
+        t1 = time.perf_counter()
+        policy.update(x, a, (x @ theta.T)[0, a] + rng.normal(size=1), p, m)
+        t2 = time.perf_counter()
+        acts[i], updates[i] = t1 - t0, t2 - t1
+    return [float(np.percentile(t, q)) * 1e6 for t in (acts, updates) for q in (50, 99)]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visitors", type=int, default=50_000)
-    parser.add_argument("--policies", default="uniform,egreedy,linucb,lints,bts")
+    parser.add_argument("--policies", default="uniform,egreedy,linucb,lints,bts,vw")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, python "
@@ -91,20 +95,17 @@ def main():
     rows = []
     for spec in split_specs(args.policies):
         pol = policies.make(spec, n_actions=K, n_features=D, seed=0)
-        tput = throughput(pol, args.visitors)
-        p50, p99 = latency(pol)
-        rows.append((spec, tput, p50, p99))
+        visitors = args.visitors if not spec.startswith("vw") else min(args.visitors, 10_000)
+        rows.append((spec, throughput(pol, visitors), *latency(pol)))
     if not args.no_baseline:
         base = NaiveLinUCB()
-        tput = throughput(base, 2000)
-        p50, p99 = latency(base, 300)
-        rows.append((base.spec, tput, p50, p99))
+        rows.append((base.spec, throughput(base, 2000), *latency(base, 300)))
     ref = next((r[1] for r in rows if r[0].startswith("naive")), None)
-    print(f"{'policy':30s} {'visitors/s':>12s} {'act p50 us':>11s} {'act p99 us':>11s} "
-          f"{'x naive':>8s}")
-    for spec, tput, p50, p99 in rows:
+    print(f"{'policy':30s} {'visitors/s':>11s} {'act p50 us':>10s} {'act p99 us':>10s} "
+          f"{'upd p50 us':>10s} {'upd p99 us':>10s} {'x naive':>8s}")
+    for spec, tput, a50, a99, u50, u99 in rows:
         ratio = f"{tput / ref:8.1f}" if ref else "       -"
-        print(f"{spec:30s} {tput:12,.0f} {p50:11.1f} {p99:11.1f} {ratio}")
+        print(f"{spec:30s} {tput:11,.0f} {a50:10.1f} {a99:10.1f} {u50:10.1f} {u99:10.1f} {ratio}")
 
 
 if __name__ == "__main__":

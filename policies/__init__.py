@@ -7,7 +7,7 @@
 0.5
 """
 
-from . import linear, simple  # noqa: F401  (registers the policies)
+from . import linear, simple, vw  # noqa: F401  (registers the policies)
 from .base import Policy
 from .registry import REGISTRY, accepted_params, make, register
 from .spec import format_spec, parse_spec, split_specs

@@ -55,6 +55,10 @@ class Policy(ABC):
     #: True when the learned state is a sum over events, so ``relabel`` can change a reward
     #: learned earlier (the online loop then learns at decision time; see ``relabel``).
     additive: ClassVar[bool] = False
+    #: True when a policy restored by ``set_state`` and then updated decides exactly like the
+    #: original; False when it keeps random state it cannot save (decisions right after
+    #: loading still match).
+    lossless_learning: bool = True
 
     def __init__(self, n_actions: int, n_features: int, *, seed: int | None = None,
                  floor: float = 0.01, feature_names=None, action_ids=None, action_features=None):

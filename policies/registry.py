@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import keyword
 
 from .spec import format_spec, parse_spec
 
@@ -29,7 +30,9 @@ def accepted_params(cls) -> list[str]:
         if "__init__" in vars(klass):
             names |= {p.name for p in inspect.signature(klass.__init__).parameters.values()
                       if p.kind == p.KEYWORD_ONLY}
-    return sorted(names - {"feature_names", "action_ids", "action_features", "seed"})
+    names -= {"feature_names", "action_ids", "action_features", "seed"}
+    # a parameter named after a Python keyword is spelled with a trailing _ in the signature
+    return sorted(n[:-1] if n.endswith("_") and keyword.iskeyword(n[:-1]) else n for n in names)
 
 
 def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None, **kwargs):
@@ -46,9 +49,10 @@ def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None,
     for key in params:
         if key not in allowed:
             raise ValueError(f"policy {name!r} has no parameter {key!r}; accepted: {allowed}")
+    params = {(k + "_" if keyword.iskeyword(k) else k): v for k, v in params.items()}
     try:
         policy = cls(n_actions, n_features, seed=seed, **kwargs, **params)
     except TypeError as exc:
         raise ValueError(f"policy spec {spec!r}: {exc}") from None
-    policy.spec = format_spec(name, params)
+    policy.spec = format_spec(name, {k.rstrip("_"): v for k, v in params.items()})
     return policy

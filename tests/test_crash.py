@@ -55,13 +55,13 @@ def test_sigkill_loses_no_acknowledged_outcome_and_learns_each_event_once(tmp_pa
                          "randomized = 1").fetchone()[0]
     learned = db.execute("SELECT COUNT(*) FROM closed WHERE learned = 1").fetchone()[0]
     if engine.provisional:  # learns each randomized treatment decision once, when it is made
-        assert engine.model_version == treated
+        assert engine.update_count == treated
     else:                   # learns each one once, when it closes
-        assert engine.model_version == learned
+        assert engine.update_count == learned
     # after expiring everything every such event is closed, learned once and counted once
     engine.expire()
     learned = db.execute("SELECT COUNT(*) FROM closed WHERE learned = 1").fetchone()[0]
     treated = db.execute("SELECT COUNT(*) FROM decisions WHERE grp = 'treatment' AND "
                          "randomized = 1").fetchone()[0]
-    assert engine.model_version == learned == treated
+    assert engine.update_count == learned == treated
     engine.close()

@@ -43,7 +43,7 @@ def test_delayed_conversion_inside_the_window(tmp_path, clock):
     assert engine.record_outcome(d.event_id, True, 80.0, "o2") == "recorded"
     reason, reward, learned, cost = closed_row(engine, d.event_id)
     assert reason == "converted" and learned == int(d.randomized)
-    assert engine.model_version == int(d.randomized)
+    assert engine.update_count == int(d.randomized)
     action = engine.actions[d.action]
     assert cost == pytest.approx(action.incentive_cost(80.0))
     assert reward == pytest.approx(0.35 * 80.0 - cost)
@@ -64,7 +64,7 @@ def test_no_outcome_gets_default_reward_at_expiry(tmp_path, clock):
     assert closed_row(engine, late.event_id) is None
     # linucb is additive: every randomized decision is learned once, at decision time, with the
     # default reward; closing relabels it (here: to the same default)
-    assert engine.model_version == sum(d.randomized for d in events + [late])
+    assert engine.update_count == sum(d.randomized for d in events + [late])
     with pytest.raises(ClosedEventError):
         engine.record_outcome(events[0].event_id, True, 10.0, "too-late")
 
@@ -74,11 +74,11 @@ def test_duplicate_outcome_ids_are_idempotent_also_after_restart(tmp_path, clock
     d = engine.decide("v1", CTX)
     assert engine.record_outcome(d.event_id, True, 50.0, "order-9") == "recorded"
     assert engine.record_outcome(d.event_id, True, 50.0, "order-9") == "duplicate"
-    updates = engine.model_version
+    updates = engine.update_count
     engine.close()
     engine = open_engine(tmp_path, clock)
     assert engine.record_outcome(d.event_id, True, 50.0, "order-9") == "duplicate"
-    assert engine.model_version == updates
+    assert engine.update_count == updates
     assert engine.store.count("outcomes") == 1
 
 
@@ -143,7 +143,7 @@ def test_holdout_and_forced_decisions_are_not_learned(tmp_path, clock):
     for d in decisions + [forced]:
         engine.record_outcome(d.event_id, True, 30.0)
     expected = sum(d.group == "treatment" and d.randomized for d in decisions)
-    assert engine.model_version == expected
+    assert engine.update_count == expected
     learned = engine.store.db.execute("SELECT SUM(learned) FROM closed").fetchone()[0]
     assert learned == expected
 
@@ -183,13 +183,14 @@ def test_restart_resumes_from_snapshot_plus_log(tmp_path, clock):
     rng = np.random.default_rng(0)
     engine = open_engine(tmp_path, clock, storage={"snapshot_every_updates": 50})
     drive(engine, 120, rng, clock)
-    updates = engine.model_version
+    engine.flush()
+    updates = engine.update_count
     state = engine.policy.get_state()
     # simulate a crash: drop the engine without close() (no final snapshot)
     engine.store.db.close()
     engine._lock.close()
     engine = open_engine(tmp_path, clock, storage={"snapshot_every_updates": 50})
-    assert engine.model_version == updates
+    assert engine.update_count == updates
     treated = engine.store.db.execute(
         "SELECT COUNT(*) FROM decisions WHERE grp = 'treatment' AND randomized = 1").fetchone()[0]
     assert treated == updates
@@ -241,7 +242,7 @@ def test_schema_or_policy_change_refuses_the_snapshot_unless_fresh(tmp_path, clo
         Engine.open(shop(holdout={"fraction": 0.0}, policy={"spec": "lints"}),
                     tmp_path / "data", clock=clock)
     engine = Engine.open(parse_config(doc), tmp_path / "data", clock=clock, fresh=True)
-    assert engine.model_version == 0
+    assert engine.update_count == 0
     engine.decide("v", {**CTX, "device": "tv"})
 
 
@@ -255,11 +256,12 @@ def test_provisional_learning_ends_equal_to_learning_final_rewards_once(tmp_path
         engine.record_outcome(d.event_id, True, float(rng.uniform(10, 200)))
     clock.t += 1000
     engine.expire()
+    engine.flush()
     replay = policies.make("linucb", n_actions=8, n_features=engine.space.dim)
     for event in engine.store.closed_events(learned_only=True):
         X, a, r, p, m = engine._batch([Closing(event.seq, event.decision, event.reward)])
         replay.update(X, a, r, p, m)
-    assert replay.n_updates == engine.model_version
+    assert replay.n_updates == engine.update_count
     for key in ("A", "b", "rr", "counts"):
         np.testing.assert_allclose(engine.policy.ridge.__dict__[key], replay.ridge.__dict__[key],
                                    rtol=0, atol=1e-8)

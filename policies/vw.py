@@ -1,0 +1,164 @@
+"""Vowpal Wabbit contextual-bandit policies (``--cb_explore_adf``) behind the Policy contract.
+
+The only module that imports ``vowpalwabbit`` (extra ``[vw]``). Spec: ``vw`` or
+``vw:exploration=squarecb`` (default), ``epsilon``, ``softmax``, ``bag``, ``cover``, ``regcb``,
+``regcbopt``, with their parameters and ``cb_type`` (``mtr`` default, ``dr``, ``ips``, ``dm``).
+
+Examples are in ADF form: one shared namespace ``s`` from the context vector (named by the
+``feature_names`` given to the constructor, zero entries left out) and one ``a`` namespace per
+action from the action features (an ``id=<action>`` one-hot plus the action's declared numeric
+attributes). Quadratic interactions ``-q sa`` are on by default: without them an action's
+features only add an offset shared by every visitor, so VW learns which action is best on
+average and nothing about *which visitor* it is best for; with them every context feature gets
+an action-specific weight, which is what personalization is (a test shows both).
+
+Masked actions are left out of the example and VW's pmf is mapped back to all K actions; the
+base class applies the propensity floor on top and samples from the floored pmf itself, so the
+logged propensity is the probability the action was really drawn with. Rewards become VW costs
+here, once: ``cost = -reward / reward_scale`` (``reward_scale`` keeps costs near unit size, which
+VW's default learning rate expects; it does not change which action is best).
+
+State is the model saved with ``--save_resume``: loading it and learning on continues exactly
+as an uninterrupted run for squarecb, epsilon, softmax, regcb and regcbopt. ``bag`` and
+``cover`` also keep random state that VW does not save: after loading, the predictions match,
+but further learning follows a different random path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from .base import Policy
+from .registry import register
+
+EXPLORATIONS = {
+    "squarecb": lambda p: f"--squarecb --gamma_scale {p['gamma_scale']}",
+    "epsilon": lambda p: f"--epsilon {p['epsilon']}",
+    "softmax": lambda p: f"--softmax --lambda {p['lambda_']}",
+    "bag": lambda p: f"--bag {p['bag']} --epsilon {p['epsilon']}",
+    "cover": lambda p: f"--cover {p['cover']} --epsilon {p['epsilon']}",
+    "regcb": lambda p: "--regcb",
+    "regcbopt": lambda p: "--regcbopt",
+}
+CB_TYPES = ("mtr", "dr", "ips", "dm")
+_UNSAFE = re.compile(r"[\s|:]")
+
+
+def _vw():
+    try:
+        import vowpalwabbit
+    except ImportError:
+        raise ImportError("the vw policies need Vowpal Wabbit: pip install 'cartwheel[vw]'") from None
+    return vowpalwabbit
+
+
+def _name(text: str) -> str:
+    return _UNSAFE.sub("_", str(text))
+
+
+@register("vw")
+class VowpalWabbit(Policy):
+    """Vowpal Wabbit ``--cb_explore_adf`` with a choice of exploration (see module docstring).
+
+    Parameters
+    ----------
+    exploration : str
+        squarecb (default), epsilon, softmax, bag, cover, regcb or regcbopt.
+    epsilon, gamma_scale, bag, cover, lambda_ : float or int
+        Parameters of the explorations (``lambda_`` is softmax's inverse temperature; the spec
+        accepts ``lambda=``).
+    cb_type : str
+        mtr (default), dr, ips or dm.
+    interactions : bool
+        Quadratic shared x action interactions (default True).
+    reward_scale : float
+        Rewards are divided by it to make costs (default 10: a profit in currency units).
+    learning_rate, power_t, bits : VW's ``-l``, ``--power_t`` and ``-b``.
+    """
+
+    def __init__(self, n_actions, n_features, *, exploration: str = "squarecb",
+                 epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,
+                 lambda_: float = 10.0, cb_type: str = "mtr", interactions: bool = True,
+                 reward_scale: float = 10.0, learning_rate: float = 0.5, power_t: float = 0.5,
+                 bits: int = 18, **kw):
+        super().__init__(n_actions, n_features, **kw)
+        if exploration not in EXPLORATIONS:
+            raise ValueError(f"vw: exploration must be one of {sorted(EXPLORATIONS)}, "
+                             f"got {exploration!r}")
+        if cb_type not in CB_TYPES:
+            raise ValueError(f"vw: cb_type must be one of {CB_TYPES}, got {cb_type!r}")
+        if reward_scale <= 0 or not 0 <= epsilon <= 1:
+            raise ValueError("vw: reward_scale must be > 0 and epsilon in [0, 1]")
+        params = {"epsilon": epsilon, "gamma_scale": gamma_scale, "bag": int(bag),
+                  "cover": int(cover), "lambda_": lambda_}
+        self.exploration, self.reward_scale = exploration, float(reward_scale)
+        self.args = " ".join([
+            "--cb_explore_adf", EXPLORATIONS[exploration](params), f"--cb_type {cb_type}",
+            "-q sa" if interactions else "", f"-l {learning_rate}", f"--power_t {power_t}",
+            f"-b {int(bits)}", "--quiet"])
+        # bag and cover draw from VW's own random state, which a saved model does not keep
+        self.lossless_learning = exploration not in ("bag", "cover")
+        names = self.feature_names or tuple(f"x{i}" for i in range(n_features))
+        self._names = [_name(n) for n in names]
+        self._skip = {i for i, n in enumerate(names) if n == "bias"}  # VW has its own constant
+        self._action_lines = [self._action_line(k) for k in range(n_actions)]
+        seed = int(np.random.SeedSequence(self.seed).generate_state(1)[0] % 2**31)
+        self.ws = _vw().Workspace(f"{self.args} --save_resume --random_seed {seed}")
+
+    def _action_line(self, k: int) -> str:
+        ident = self.action_ids[k] if self.action_ids is not None else str(k)
+        parts = [f"id={_name(ident)}"]
+        if self.action_features is not None:
+            parts += [f"f{j}:{v:.6g}" for j, v in enumerate(self.action_features[k]) if v]
+        return "|a " + " ".join(parts)
+
+    def _shared(self, x: np.ndarray) -> str:
+        return "shared |s " + " ".join(f"{self._names[i]}:{x[i]:.6g}"
+                                       for i in np.flatnonzero(x) if i not in self._skip)
+
+    def _preferences(self, X, mask):
+        Q = np.zeros((len(X), self.n_actions))
+        for row, (x, m) in enumerate(zip(X, mask)):
+            eligible = np.flatnonzero(m)
+            pmf = self.ws.predict([self._shared(x), *(self._action_lines[k] for k in eligible)])
+            Q[row, eligible] = pmf
+        return Q / Q.sum(axis=1, keepdims=True)
+
+    def _learn(self, X, actions, rewards, propensities, mask):
+        costs = -rewards / self.reward_scale
+        for x, a, c, p, m in zip(X, actions, costs, propensities, mask):
+            lines = [self._shared(x)]
+            for k in np.flatnonzero(m):
+                label = f"0:{c:.6g}:{p:.6g} " if k == a else ""
+                lines.append(label + self._action_lines[k])
+            self.ws.learn(lines)
+
+    def _state(self):
+        fd, path = tempfile.mkstemp(suffix=".vw")
+        os.close(fd)
+        try:
+            self.ws.save(path)
+            with open(path, "rb") as f:
+                return {"vw_model": np.frombuffer(f.read(), dtype=np.uint8)}
+        finally:
+            os.unlink(path)
+
+    def _load_state(self, state):
+        fd, path = tempfile.mkstemp(suffix=".vw")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(np.asarray(state["vw_model"], dtype=np.uint8).tobytes())
+            self.ws.finish()
+            # the saved model carries its own arguments (random seed included)
+            self.ws = _vw().Workspace(f"--quiet --save_resume -i {path}")
+        finally:
+            os.unlink(path)
+
+    def _grow(self, n):
+        # ADF: a new action is just a new action line; what VW learned about features carries over
+        for k in range(self.n_actions, self.n_actions + n):
+            self._action_lines.append(self._action_line(k))
