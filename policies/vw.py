@@ -45,6 +45,8 @@ EXPLORATIONS = {
     "regcbopt": lambda p: "--regcbopt",
 }
 CB_TYPES = ("mtr", "dr", "ips", "dm")
+# what VW 9 accepts for each exploration (it refuses the others at start-up)
+_SUPPORTED_CB_TYPES = {"squarecb": ("mtr",), "regcb": ("mtr",), "cover": ("mtr", "dr", "ips")}
 _UNSAFE = re.compile(r"[\s|:]")
 
 
@@ -72,18 +74,20 @@ class VowpalWabbit(Policy):
         Parameters of the explorations (``lambda_`` is softmax's inverse temperature; the spec
         accepts ``lambda=``).
     cb_type : str
-        mtr (default), dr, ips or dm.
+        mtr (default), dr, ips or dm (squarecb and regcb take only mtr, cover no dm).
     interactions : bool
         Quadratic shared x action interactions (default True).
     reward_scale : float
         Rewards are divided by it to make costs (default 10: a profit in currency units).
-    learning_rate, power_t, bits : VW's ``-l``, ``--power_t`` and ``-b``.
+    learning_rate, power_t, bits : VW's ``-l``, ``--power_t`` and ``-b``. The learning rate
+        defaults to 0.1, not VW's 0.5: a shop's rewards are rare and heavy-tailed (most visitors
+        earn 0, a few a large order), and a smaller step keeps single orders from swinging it.
     """
 
     def __init__(self, n_actions, n_features, *, exploration: str = "squarecb",
                  epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,
                  lambda_: float = 10.0, cb_type: str = "mtr", interactions: bool = True,
-                 reward_scale: float = 10.0, learning_rate: float = 0.5, power_t: float = 0.5,
+                 reward_scale: float = 10.0, learning_rate: float = 0.1, power_t: float = 0.5,
                  bits: int = 18, **kw):
         super().__init__(n_actions, n_features, **kw)
         if exploration not in EXPLORATIONS:
@@ -91,6 +95,10 @@ class VowpalWabbit(Policy):
                              f"got {exploration!r}")
         if cb_type not in CB_TYPES:
             raise ValueError(f"vw: cb_type must be one of {CB_TYPES}, got {cb_type!r}")
+        supported = _SUPPORTED_CB_TYPES.get(exploration, CB_TYPES)
+        if cb_type not in supported:
+            raise ValueError(f"vw: exploration={exploration} supports cb_type {supported}, "
+                             f"not {cb_type!r}")
         if reward_scale <= 0 or not 0 <= epsilon <= 1:
             raise ValueError("vw: reward_scale must be > 0 and epsilon in [0, 1]")
         params = {"epsilon": epsilon, "gamma_scale": gamma_scale, "bag": int(bag),

@@ -74,3 +74,12 @@ def test_schema_hash_ignores_actions_but_not_features():
     assert a.schema_hash() == b.schema_hash() and a.config_hash() != b.config_hash()
     doc["features"]["device"]["categories"].append("tv")
     assert parse_config(doc).schema_hash() != a.schema_hash()
+
+
+def test_example_shop_loads_and_matches_the_default_shop():
+    from pathlib import Path
+
+    example = load_config(Path(__file__).parents[1] / "examples" / "shop.toml")
+    default = load_config()
+    assert example.action_ids == default.action_ids
+    assert example.schema_hash() == default.schema_hash()

@@ -100,6 +100,9 @@ def test_unknown_exploration_and_missing_package(monkeypatch):
         vw("thompson")
     with pytest.raises(ValueError, match="cb_type must be one of"):
         vw("squarecb", cb_type="xyz")
+    with pytest.raises(ValueError, match="supports cb_type"):
+        vw("squarecb", cb_type="dr")
+    assert vw("epsilon", cb_type="dr").probabilities(np.ones((1, 4))).shape == (1, 3)
     monkeypatch.setitem(sys.modules, "vowpalwabbit", None)
     with pytest.raises(ImportError, match=r"cartwheel\[vw\]"):
         vw("squarecb")
