@@ -53,6 +53,71 @@ def _serve(args) -> int:
     return 0
 
 
+def _replay(args) -> int:
+    import json
+
+    import policies
+    from simulator.logio import read_log
+    from simulator.replay import evaluate
+
+    from .config import load_config
+    from .snapshots import latest_snapshot
+
+    config = load_config(args.config)
+    data, report = read_log(args.log, config, args.format)
+    print(report.summary(), file=sys.stderr)
+    snapshots = []
+    for directory in args.snapshot or []:
+        snap = latest_snapshot(directory)
+        if snap is None:
+            raise ValueError(f"no snapshot in {directory}")
+        state, meta = snap
+        if tuple(meta["action_ids"]) != config.action_ids:
+            raise ValueError(f"snapshot in {directory} has actions {meta['action_ids']}, the "
+                             f"config has {list(config.action_ids)}")
+        policy = policies.make(meta["policy_spec"], n_actions=len(config.action_ids),
+                               n_features=data.X.shape[1],
+                               feature_names=config.feature_space().names,
+                               action_ids=config.action_ids,
+                               action_features=config.action_features()[0])
+        policy.set_state(state)
+        snapshots.append((f"snapshot:{directory}", policy))
+    specs = policies.split_specs(args.policies) if args.policies else []
+    if not specs and not snapshots:
+        raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
+    results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
+                       snapshots=snapshots, action_features=config.action_features()[0])
+    evaluable = data.evaluable()
+    print(f"log: {len(data):,} decisions, {len(evaluable):,} randomized; logging policy's own "
+          f"value {evaluable.logging_value:.4f} per decision")
+    width = max(len(r.spec) for r in results)
+    print(f"{'policy':{width}s}  {'method':15s} {'estimate':>9s}  {'95% interval':>21s} "
+          f"{'ESS':>9s} {'n':>9s}".replace("95%", f"{1 - args.alpha:.0%}"))
+    for r in results:
+        print(f"{r.spec:{width}s}  {r.kind:15s} {r.value:9.4f}  [{r.lower:9.4f}, {r.upper:9.4f}] "
+              f"{r.ess:9,.0f} {r.n:9,d}")
+    if args.json:
+        from dataclasses import asdict
+        with open(args.json, "w") as f:
+            json.dump({"logging_value": evaluable.logging_value, "decisions": len(data),
+                       "refused": report.problems, "results": [asdict(r) for r in results]},
+                      f, indent=2)
+    return 0
+
+
+def _export(args) -> int:
+    from simulator.logio import read_log, write_log
+
+    from .config import load_config
+
+    config = load_config(args.config)
+    data, report = read_log(args.data_dir, config, "sqlite")
+    print(report.summary(), file=sys.stderr)
+    rows = write_log(data, args.out, args.format)
+    print(f"wrote {rows:,} closed decisions to {args.out} ({args.format})")
+    return 0
+
+
 def _policies(args) -> int:
     import policies
 
@@ -110,6 +175,39 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start a new model when the saved one no longer fits the config "
                           "(the event log is kept)")
     srv.set_defaults(func=_serve)
+
+    rep = sub.add_parser(
+        "replay", help="estimate candidate policies' value from a logged log",
+        description="Off-policy evaluation on logged decisions. Policies that do not learn "
+                    "(uniform, fixed:action=ID, --snapshot models) are fixed targets scored by "
+                    "--method; learning policies are replayed through the log (Li et al. 2011 "
+                    "on uniform logs, importance-weighted otherwise). Refused rows are listed "
+                    "with their line numbers.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    rep.add_argument("log", help="events.sqlite3 or a data dir, .jsonl, .parquet or .dsjson")
+    rep.add_argument("--policies", default="uniform,linucb",
+                     help="comma-separated policy specs")
+    rep.add_argument("--snapshot", action="append", metavar="DIR",
+                     help="also evaluate the newest model snapshot in DIR (repeatable)")
+    rep.add_argument("--method", default="dr",
+                     choices=("dm", "ips", "snips", "dr", "sndr", "switch-dr"),
+                     help="estimator for fixed targets")
+    rep.add_argument("--config", metavar="FILE",
+                     help="shop config the log belongs to (default: the embedded shop)")
+    rep.add_argument("--format", choices=("sqlite", "jsonl", "parquet", "dsjson"),
+                     help="log format (default: from the file name)")
+    rep.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    rep.set_defaults(func=_replay)
+
+    exp = sub.add_parser("export", help="export closed decisions from an event store",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    exp.add_argument("--format", choices=("jsonl", "parquet", "dsjson"), default="jsonl")
+    exp.add_argument("--data-dir", default="cartwheel-data", help="the engine's data dir")
+    exp.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    exp.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    exp.set_defaults(func=_export)
 
     pol = sub.add_parser("policies", help="list the registered policies and their parameters")
     pol.set_defaults(func=_policies)

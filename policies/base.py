@@ -50,6 +50,9 @@ class Policy(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: False for policies that never change (uniform, fixed): replay evaluates them as fixed
+    #: targets instead of replaying them through the log.
+    learns: ClassVar[bool] = True
     #: True when ``probabilities`` is exact; False when it is a Monte Carlo estimate.
     exact_probabilities: ClassVar[bool] = True
     #: True when the learned state is a sum over events, so ``relabel`` can change a reward

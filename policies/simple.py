@@ -12,6 +12,8 @@ from .registry import register
 class Uniform(Policy):
     """Every eligible action with equal probability: the logging policy OPE likes best."""
 
+    learns = False
+
     def _preferences(self, X, mask):
         return uniform_over(mask)
 
@@ -26,6 +28,8 @@ class Fixed(Policy):
         Index of the action, or its id when the policy was given ``action_ids``. Rows where it
         is not eligible fall back to uniform over the eligible actions.
     """
+
+    learns = False
 
     def __init__(self, n_actions, n_features, *, action: int | str = 0, **kw):
         super().__init__(n_actions, n_features, **kw)

@@ -57,11 +57,13 @@ class LoggedData:
 
 
 def simulate_log(world, logger, n: int, *, seed: int = 0, objective=None,
-                 learn: bool = False, batch_size: int = 1000) -> LoggedData:
-    """Log ``n`` simulated visitors decided by ``logger`` (frozen unless ``learn``)."""
+                 learn: bool = False, batch_size: int = 1000,
+                 keep_contexts: bool = False) -> LoggedData:
+    """Log ``n`` simulated visitors decided by ``logger`` (frozen unless ``learn``); with
+    ``keep_contexts`` the raw context dicts are kept too (for writing the log to a file)."""
     visitor_ss, outcome_ss = np.random.SeedSequence(seed).spawn(2)
     visitor_rng, outcome_rng = np.random.default_rng(visitor_ss), np.random.default_rng(outcome_ss)
-    parts = []
+    parts, contexts = [], []
     for start in range(0, n, batch_size):
         batch = world.visitors(min(batch_size, n - start), visitor_rng, start=start)
         actions, props = logger.act(batch.X, batch.mask)
@@ -69,6 +71,8 @@ def simulate_log(world, logger, n: int, *, seed: int = 0, objective=None,
         if learn:
             logger.update(batch.X, actions, rewards, props, batch.mask)
         parts.append((batch.X, batch.mask, actions, props, rewards))
+        if keep_contexts:
+            contexts.extend(batch.contexts)
     X, mask, actions, props, rewards = (np.concatenate(p) for p in zip(*parts))
     return LoggedData(tuple(world.actions), X, mask, actions, props, rewards,
-                      props < 1.0, np.arange(n, dtype=float))
+                      props < 1.0, np.arange(n, dtype=float), contexts if keep_contexts else None)

@@ -1,0 +1,254 @@
+"""Read and write logged decisions: the engine's SQLite store, JSON Lines, Parquet, VW DSJSON.
+
+One row per decision, with these fields (JSON Lines and Parquet; Parquet keeps ``context`` and
+``eligible`` as JSON strings so that any shop's context fits one schema):
+
+=============  =========================================================================
+field          meaning
+=============  =========================================================================
+event_id       string, optional
+ts             seconds since the epoch, optional
+context        object of context features (as sent to ``/v1/decide``)
+eligible       list of eligible action ids, optional (default: every action)
+action         the action id chosen
+probability    the probability it was chosen with, in (0, 1]
+reward         the reward, or instead: ``converted`` (bool) and ``order_value`` (number),
+               turned into a reward with the shop's objective and the action's cost
+randomized     bool, optional (default: probability < 1); forced decisions are not evaluable
+=============  =========================================================================
+
+Bad rows (missing or out-of-range probability, unknown action, action not eligible, a context
+that does not fit the schema, a non-finite reward) are never silently dropped or used: they are
+left out of the returned data and listed, with their line numbers, in the :class:`LoadReport`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bandit.config import ShopConfig
+from bandit.errors import CartwheelError
+
+from .logdata import LoggedData
+
+FORMATS = ("sqlite", "jsonl", "parquet", "dsjson")
+
+
+@dataclass
+class LoadReport:
+    """How many rows were read, and which were refused and why (line numbers are 1-based)."""
+
+    read: int = 0
+    pending: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def bad(self) -> int:
+        return len(self.problems)
+
+    def summary(self, show: int = 10) -> str:
+        lines = [f"read {self.read} rows: {self.read - self.bad - self.pending} usable, "
+                 f"{self.bad} refused" + (f", {self.pending} still open (no reward yet)"
+                                          if self.pending else "")]
+        lines += [f"  line {n}: {why}" for n, why in self.problems[:show]]
+        if self.bad > show:
+            lines.append(f"  ... and {self.bad - show} more")
+        return "\n".join(lines)
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir() or path.suffix in (".sqlite3", ".sqlite", ".db"):
+        return "sqlite"
+    if path.suffix == ".parquet":
+        return "parquet"
+    if path.suffix == ".dsjson":
+        return "dsjson"
+    if path.suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    raise ValueError(f"cannot tell the format of {path}: use .sqlite3 (or a data dir), .jsonl, "
+                     ".parquet or .dsjson")
+
+
+class _Builder:
+    """Validates records one by one and stacks the good ones."""
+
+    def __init__(self, config: ShopConfig, report: LoadReport):
+        self.config, self.report = config, report
+        self.space = config.feature_space()
+        self.ids = config.action_ids
+        self.index = {a: i for i, a in enumerate(self.ids)}
+        self.rows: list = []
+
+    def add(self, line: int, rec: dict) -> None:
+        self.report.read += 1
+        try:
+            self.rows.append(self._row(rec))
+        except (CartwheelError, ValueError, TypeError, KeyError) as exc:
+            reason = f"missing field {exc.args[0]!r}" if type(exc) is KeyError else str(exc)
+            self.report.problems.append((line, reason))
+
+    def _row(self, rec: dict):
+        if not isinstance(rec, dict):
+            raise ValueError("not an object")
+        action = rec.get("action")
+        if action not in self.index:
+            raise ValueError(f"unknown action {action!r}")
+        p = rec.get("probability")
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise ValueError("missing probability")
+        if not 0 < p <= 1:
+            raise ValueError(f"probability {p!r} outside (0, 1]")
+        eligible = rec.get("eligible") or list(self.ids)
+        unknown = [a for a in eligible if a not in self.index]
+        if unknown:
+            raise ValueError(f"unknown eligible action {unknown[0]!r}")
+        if action not in eligible:
+            raise ValueError(f"action {action!r} is not in its eligible list")
+        reward = rec.get("reward")
+        if reward is None:
+            if "converted" not in rec:
+                raise ValueError("no reward and no converted/order_value")
+            value = float(rec.get("order_value") or 0.0)
+            cost = self.config.actions[self.index[action]].incentive_cost(value)
+            reward = self.config.objective.reward(bool(rec["converted"]), value, cost)
+        reward = float(reward)
+        if not math.isfinite(reward):
+            raise ValueError("reward is not finite")
+        context = rec.get("context") or {}
+        x = self.space.transform([context])[0]
+        mask = np.zeros(len(self.ids), dtype=bool)
+        mask[[self.index[a] for a in eligible]] = True
+        randomized = bool(rec.get("randomized", p < 1))
+        return (x, mask, self.index[action], float(p), reward, randomized,
+                float(rec.get("ts") or 0.0), context)
+
+    def data(self) -> LoggedData:
+        if not self.rows:
+            raise ValueError("no usable rows in the log\n" + self.report.summary())
+        X, mask, a, p, r, rand, ts, ctx = zip(*self.rows)
+        return LoggedData(self.ids, np.array(X), np.array(mask), np.array(a, dtype=np.intp),
+                          np.array(p), np.array(r), np.array(rand), np.array(ts), list(ctx))
+
+
+def read_log(path, config: ShopConfig, fmt: str | None = None) -> tuple[LoggedData, LoadReport]:
+    """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`."""
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; choose from {FORMATS}")
+    report = LoadReport()
+    builder = _Builder(config, report)
+    for line, rec in globals()[f"_records_{fmt}"](path, config, report):
+        builder.add(line, rec)
+    return builder.data(), report
+
+
+def _records_jsonl(path, config, report):
+    with open(path, encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                yield n, json.loads(text)
+            except json.JSONDecodeError as exc:
+                report.read += 1
+                report.problems.append((n, f"not valid JSON: {exc.msg}"))
+
+
+def _records_parquet(path, config, report):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    for n, rec in enumerate(table.to_pylist(), 1):
+        for key in ("context", "eligible"):
+            if isinstance(rec.get(key), str):
+                rec[key] = json.loads(rec[key])
+        yield n, rec
+
+
+def _records_sqlite(path, config, report):
+    path = Path(path)
+    db_path = path / "events.sqlite3" if path.is_dir() else path
+    if not db_path.exists():
+        raise ValueError(f"no event store at {db_path}")
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT d.seq, d.event_id, d.ts, d.context, d.eligible, d.action, d.probability, "
+            "d.randomized, d.grp, c.reward FROM decisions d LEFT JOIN closed c "
+            "ON c.event_id = d.event_id ORDER BY d.seq")
+        for seq, event_id, ts, context, eligible, action, p, randomized, grp, reward in rows:
+            if reward is None:
+                report.pending += 1
+                continue
+            yield seq, {"event_id": event_id, "ts": ts, "context": json.loads(context),
+                        "eligible": json.loads(eligible), "action": action, "probability": p,
+                        "reward": reward, "randomized": bool(randomized) and grp == "treatment"}
+    finally:
+        db.close()
+
+
+def _records_dsjson(path, config, report):
+    """VW's decision-service JSON: shared features in ``c``, actions in ``c._multi``."""
+    for n, rec in _records_jsonl(path, config, report):
+        try:
+            multi = rec["c"]["_multi"]
+            eligible = [m["id"] for m in multi]
+            index = rec["_labelIndex"]
+            context = {k: v for k, v in rec["c"].items() if k != "_multi"}
+        except (KeyError, TypeError, IndexError):
+            report.read += 1
+            report.problems.append((n, "not a DSJSON decision (needs c, c._multi, _labelIndex)"))
+            continue
+        out = {"event_id": rec.get("EventId"), "ts": rec.get("Timestamp"), "context": context,
+               "eligible": eligible, "action": eligible[index] if 0 <= index < len(eligible)
+               else None, "probability": rec.get("_label_probability")}
+        if "_label_cost" in rec:
+            out["reward"] = -rec["_label_cost"]
+        yield n, out
+
+
+def records(data: LoggedData) -> list[dict]:
+    """The rows of ``data`` as JSON-ready dicts (the JSON Lines schema above)."""
+    ids = data.action_ids
+    return [{"ts": float(data.ts[i]), "context": data.contexts[i] if data.contexts else {},
+             "eligible": [ids[k] for k in np.flatnonzero(data.mask[i])],
+             "action": ids[int(data.actions[i])], "probability": float(data.propensities[i]),
+             "reward": float(data.rewards[i]), "randomized": bool(data.randomized[i])}
+            for i in range(len(data))]
+
+
+def write_log(data: LoggedData, path, fmt: str | None = None) -> int:
+    """Write ``data`` as JSON Lines, Parquet or DSJSON; returns the number of rows."""
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    rows = records(data)
+    if fmt == "jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist([{**r, "context": json.dumps(r["context"]),
+                                       "eligible": json.dumps(r["eligible"])} for r in rows])
+        pq.write_table(table, path)
+    elif fmt == "dsjson":
+        with open(path, "w", encoding="utf-8") as f:
+            for r in rows:
+                index = r["eligible"].index(r["action"])
+                f.write(json.dumps({
+                    "_label_cost": -r["reward"], "_label_probability": r["probability"],
+                    "_label_Action": index + 1, "_labelIndex": index, "Timestamp": r["ts"],
+                    "a": [index + 1] + [i + 1 for i in range(len(r["eligible"])) if i != index],
+                    "c": {**r["context"], "_multi": [{"id": a} for a in r["eligible"]]},
+                    "p": [r["probability"]]}, separators=(",", ":")) + "\n")
+    else:
+        raise ValueError(f"cannot write format {fmt!r}; choose jsonl, parquet or dsjson")
+    return len(rows)
