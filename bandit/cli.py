@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import CartwheelError
 
@@ -118,6 +119,49 @@ def _export(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    import json
+
+    from .config import load_config
+    from .guardrails import SpendTracker
+    from .report import build_report, plot_timeline, timeline
+    from .store import EventStore
+
+    config = load_config(args.config)
+    store = EventStore(Path(args.data_dir or config.storage.path) / "events.sqlite3")
+    report = build_report(store, config.objective.margin, alpha=args.alpha,
+                          spend=SpendTracker(store, config.budget))
+    groups = report.groups
+    print(f"{'group':10s} {'visitors':>9s} {'decisions':>10s} {'conv rate':>10s} {'AOV':>8s} "
+          f"{'revenue/vis':>12s} {'profit/vis':>11s} {'cost/vis':>9s}")
+    for name, k in sorted(groups.items()):
+        print(f"{name:10s} {k['visitors']:9,d} {k['decisions']:10,d} {k['conversion_rate']:10.2%} "
+              f"{k['aov']:8.2f} {k['revenue_per_visitor']:12.3f} {k['profit_per_visitor']:11.3f} "
+              f"{k['cost_per_visitor']:9.3f}")
+    if report.uplift:
+        print(f"\nuplift of treatment over holdout ({report.confidence:.0%} intervals; "
+              "Welch over visitors, delta method for ratios)")
+        for u in report.uplift:
+            rel = f"{u['relative']:+.1%}" if u["relative"] is not None else "-"
+            print(f"  {u['kpi']:24s} {u['difference']:+10.4f}  [{u['lower']:+.4f}, "
+                  f"{u['upper']:+.4f}]  ({rel}, {u['method']})")
+    else:
+        print("\nno uplift yet: both groups need at least two visitors")
+    if report.daily_budget is not None:
+        print(f"\nincentive spend today {report.incentive_spend_today:.2f} of "
+              f"{report.daily_budget:.2f}")
+    print(f"pending events: {report.pending_events:,}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_dict(), f, indent=2)
+    if args.plot:
+        plot_timeline(timeline(store, config.objective.margin, alpha=args.alpha), args.plot,
+                      config.currency)
+        print(f"wrote {args.plot}")
+    store.close()
+    return 0
+
+
 def _policies(args) -> int:
     import policies
 
@@ -208,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
     exp.add_argument("--out", required=True, metavar="FILE", help="file to write")
     exp.set_defaults(func=_export)
+
+    rpt = sub.add_parser("report", help="KPIs per group and action, uplift vs holdout",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    rpt.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
+    rpt.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    rpt.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
+    rpt.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    rpt.add_argument("--plot", metavar="FILE",
+                     help="draw KPIs of both groups over time with intervals (PNG; needs [plot])")
+    rpt.set_defaults(func=_report)
 
     pol = sub.add_parser("policies", help="list the registered policies and their parameters")
     pol.set_defaults(func=_policies)

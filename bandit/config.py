@@ -29,6 +29,7 @@ from typing import Any
 from .errors import ConfigError
 from .features import Boolean, Categorical, Cyclic, Feature, FeatureSpace, Numeric
 from .reward import OBJECTIVES, Objective
+from .rules import EFFECTS, OPERATORS, Budget, Cap, Condition, Rule, statically_empty
 from .types import ACTION_KINDS, Action
 
 SCHEMA_VERSION = 1
@@ -83,6 +84,9 @@ class ShopConfig:
     server: Server = Server()
     currency: str = "EUR"
     salt: str | None = None
+    rules: tuple[Rule, ...] = ()
+    caps: tuple[Cap, ...] = ()
+    budget: Budget | None = None
     source: str = "<default>"
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -212,6 +216,77 @@ def _parse_feature(name: str, t: _Table) -> Feature:
     return feature
 
 
+def _parse_rule(t: _Table, ids: list[str], keys: set[str]) -> Rule:
+    name = t.get("name", str, t.path)
+    when = t.table("when")
+    conditions = []
+    for key, spec in when.data.items():
+        if key not in keys:
+            when.fail(key, f"not a declared context feature (declared: {sorted(keys)})")
+        if not isinstance(spec, dict):
+            spec = {"eq": spec}
+        for op, value in spec.items():
+            if op not in OPERATORS:
+                when.fail(key, f"unknown operator {op!r}; use one of {sorted(OPERATORS)}")
+            if op in ("in", "not_in") and not isinstance(value, list):
+                when.fail(key, f"{op} needs a list")
+            conditions.append(Condition(key, op, tuple(value) if isinstance(value, list)
+                                        else value))
+        when.used.add(key)
+    then = t.table("then")
+    effects = [e for e in EFFECTS if e in then.data]
+    if len(effects) != 1:
+        t.fail("then", "needs exactly one of only = [...], exclude = [...], force = \"id\"")
+    effect = effects[0]
+    value = then.get(effect, str if effect == "force" else list)
+    actions = (value,) if effect == "force" else tuple(value)
+    for a in actions:
+        if a not in ids:
+            then.fail(effect, f"unknown action {a!r}; known: {ids}")
+    then.done()
+    t.done()
+    return Rule(name, tuple(conditions), effect, actions)
+
+
+def _parse_caps(t: _Table, actions) -> tuple[Cap, ...]:
+    caps = []
+    ids, kinds = [a.id for a in actions], sorted({a.kind for a in actions})
+    if "incentives_per_visitor" in t.data:
+        caps.append(Cap(t.get("incentives_per_visitor", int, check=lambda v: v >= 0,
+                              expect="an integer >= 0"),
+                        t.get("incentives_window_s", float, 86400.0, check=lambda v: v > 0,
+                              expect="seconds > 0"), incentives=True))
+    t.get("incentives_window_s", float, 86400.0)
+    for i, raw in enumerate(t.get("limits", list, [])):
+        c = _Table(raw, f"{t.path}.limits[{i}]", t.source)
+        action = c.get("action", str, None, check=lambda v: v in ids, expect=f"one of {ids}")
+        kind = c.get("kind", str, None, check=lambda v: v in kinds, expect=f"one of {kinds}")
+        if (action is None) == (kind is None):
+            c.fail("action", "give exactly one of action = \"id\" or kind = \"kind\"")
+        caps.append(Cap(c.get("max_per_visitor", int, check=lambda v: v >= 0,
+                              expect="an integer >= 0"),
+                        c.get("window_s", float, check=lambda v: v > 0, expect="seconds > 0"),
+                        action=action, kind=kind))
+        c.done()
+    t.done()
+    return tuple(caps)
+
+
+def _parse_budget(t: _Table) -> Budget | None:
+    if not t.data:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    daily = t.get("daily_incentive_spend", float, check=lambda v: v >= 0, expect="an amount >= 0")
+    tz = t.get("timezone", str, "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        t.fail("timezone", f"unknown time zone {tz!r} (use an IANA name like Europe/Berlin)")
+    t.done()
+    return Budget(daily, tz)
+
+
 def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     """Validate a parsed TOML document into a :class:`ShopConfig`."""
     root = _Table(data, "", source)
@@ -285,11 +360,21 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     priv = root.table("privacy")
     salt = priv.get("salt", str, None)
     priv.done()
+
+    keys = {f.name for f in features}
+    rules = tuple(_parse_rule(_Table(r, f"rules[{i}]", source), ids, keys) for i, r in
+                  enumerate(root.get("rules", list, [], expect="an array of tables [[rules]]")))
+    empty = statically_empty(rules, ids)
+    if empty is not None:
+        raise ConfigError(f"{source}: rules: after rule {empty!r}, which applies to every "
+                          "visitor, no action is left; loosen it", field="rules")
+    caps = _parse_caps(root.table("caps"), actions)
+    budget = _parse_budget(root.table("budget"))
     root.done()
     return ShopConfig(name=name, actions=actions, features=features, objective=objective,
                       policy_spec=policy_spec, holdout=holdout, attribution=attribution,
                       storage=storage, server=server, currency=currency, salt=salt,
-                      source=source, raw=copy.deepcopy(data))
+                      rules=rules, caps=caps, budget=budget, source=source, raw=copy.deepcopy(data))
 
 
 def load_config(path: str | Path | None = None) -> ShopConfig:

@@ -27,6 +27,7 @@ import policies
 
 from .config import ShopConfig, load_config
 from .errors import CartwheelError, SnapshotMismatchError
+from .guardrails import Guardrails
 from .joiner import Closing, Joiner, learnable
 from .privacy import hash_visitor
 from .snapshots import latest_snapshot, write_snapshot
@@ -77,8 +78,9 @@ class Engine:
         # when it closes: no positive-first bias from conversions arriving before non-conversions
         self.provisional = self.policy.additive
         self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
+        self.guardrails = Guardrails(config, self.store)
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
-                             self._learn)
+                             self._learn, on_cost=self.guardrails.spend.add)
         self._relearn()
         self.decided_total = self.store.count("decisions")
 
@@ -253,27 +255,40 @@ class Engine:
             hashes.append(hash_visitor(visitor_id, self.salt))
         if not rows:
             return results
+        ts = self.clock() if now is None else now
         chosen = [(self._control, 1.0)] * len(rows)
         treated = [j for j, h in enumerate(hashes) if not self.in_holdout(h)]
-        if treated:
-            Xt = np.array([X[j] for j in treated])
-            mask = np.zeros((len(treated), len(self.policy_actions)), dtype=bool)
-            for r, j in enumerate(treated):
+        if self.guardrails.active:
+            learner_rows = []
+            for j in treated:
+                elig = self.guardrails.eligibility(hashes[j], requests[rows[j]][1],
+                                                   eligible_ids[j], ts)
+                eligible_ids[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
+                if elig.forced is not None:
+                    chosen[j] = (elig.forced, 1.0)
+                else:
+                    learner_rows.append(j)
+        else:
+            learner_rows = treated
+        if learner_rows:
+            Xt = np.array([X[j] for j in learner_rows])
+            mask = np.zeros((len(learner_rows), len(self.policy_actions)), dtype=bool)
+            for r, j in enumerate(learner_rows):
                 mask[r, [self._policy_index[a] for a in eligible_ids[j]]] = True
             actions, probs = self.policy.act(Xt, mask)
-            for r, j in enumerate(treated):
+            for r, j in enumerate(learner_rows):
                 chosen[j] = (self.policy_actions[int(actions[r])], float(probs[r]))
                 if self.provisional and probs[r] < 1.0:
                     # learned at commit, with the rest of the group (one batched update)
                     self._provisional_batch.append((Xt[r], int(actions[r]), float(probs[r]),
                                                     mask[r]))
-        ts = self.clock() if now is None else now
         treated_set = set(treated)
         events = []
         for j, i in enumerate(rows):
             action, probability = chosen[j]
             events.append(LoggedEvent(
-                event_id=secrets.token_hex(16), visitor_hash=hashes[j], context=dict(requests[i][1]),
+                event_id=secrets.token_hex(16), visitor_hash=hashes[j],
+                context=dict(requests[i][1]),
                 mask=tuple(a in eligible_ids[j] for a in self.action_ids),
                 action_index=self.action_ids.index(action), action=action,
                 probability=probability, group="treatment" if j in treated_set else "holdout",

@@ -41,9 +41,10 @@ class Joiner:
     """Applies the event lifecycle on an :class:`EventStore` (writes only; the caller commits)."""
 
     def __init__(self, store: EventStore, attribution: Attribution, objective: Objective,
-                 actions: Mapping[str, Action], learn: Callable[[list[Closing]], None]):
+                 actions: Mapping[str, Action], learn: Callable[[list[Closing]], None],
+                 on_cost: Callable[[float, float], None] | None = None):
         self.store, self.attribution, self.objective = store, attribution, objective
-        self.actions, self.learn = actions, learn
+        self.actions, self.learn, self.on_cost = actions, learn, on_cost
         self.closed_total = store.count("closed")
         oldest = store.oldest_open_seq(0)
         # every decision with seq <= watermark is closed: expiry scans only what is after it
@@ -72,6 +73,8 @@ class Joiner:
             cost = action.incentive_cost(order_value) if action is not None else 0.0
             reward = float(self.objective.reward(True, order_value, cost))
             self._close(decision, now, "converted", True, float(order_value), cost, reward)
+            if self.on_cost is not None and cost:
+                self.on_cost(now, cost)
         return "recorded"
 
     def expire(self, now: float) -> int:

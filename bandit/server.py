@@ -113,6 +113,12 @@ class Metrics:
               registry=self.registry).set_function(lambda: engine.update_count)
         Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
               registry=self.registry).set_function(lambda: engine.open_events)
+        if engine.config.budget is not None:
+            Gauge("cartwheel_incentive_spend_today", "Incentive spend of the budget day so far",
+                  registry=self.registry).set_function(
+                lambda: engine.guardrails.spend.spent(time.time()))
+            Gauge("cartwheel_incentive_budget_daily", "Daily incentive budget",
+                  registry=self.registry).set(engine.config.budget.daily)
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
@@ -192,7 +198,8 @@ async def outcome(request: web.Request) -> web.Response:
 async def report(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     return web.Response(content_type="application/json", body=api.encode(
-        build_report(engine.store, engine.config.objective.margin).to_dict()))
+        build_report(engine.store, engine.config.objective.margin,
+                     spend=engine.guardrails.spend).to_dict()))
 
 
 async def healthz(request: web.Request) -> web.Response:

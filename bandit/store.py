@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     action TEXT NOT NULL, probability REAL NOT NULL, grp TEXT NOT NULL,
     model_version INTEGER NOT NULL, randomized INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions(ts);
+CREATE INDEX IF NOT EXISTS decisions_visitor ON decisions(visitor_hash, ts);
 CREATE TABLE IF NOT EXISTS outcomes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, outcome_id TEXT UNIQUE, event_id TEXT NOT NULL,
     ts REAL NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL);

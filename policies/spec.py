@@ -13,8 +13,6 @@ def _value(text: str):
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
-    if low in ("none", "null"):
-        return None
     for cast in (int, float):
         try:
             return cast(text)

@@ -83,3 +83,6 @@ def test_example_shop_loads_and_matches_the_default_shop():
     default = load_config()
     assert example.action_ids == default.action_ids
     assert example.schema_hash() == default.schema_hash()
+    # the example adds guardrails; the embedded default (the simulator's world) has none
+    assert example.rules and example.caps and example.budget is not None
+    assert not default.rules and not default.caps and default.budget is None
