@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -272,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cartwheel`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # cartwheel's matrices are small (d x d per action): BLAS threads only add contention, and
+    # on a busy machine their spin-waits slow every decision down many times over
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(os.environ.get("CARTWHEEL_BLAS_THREADS", "1")))
     try:
         return args.func(args) or 0
     except (CartwheelError, ValueError, RuntimeError) as exc:

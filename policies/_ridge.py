@@ -68,9 +68,16 @@ class RidgeStack:
 
     def relabel(self, X: np.ndarray, actions: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
         """Change the rewards of rows added earlier: only b, theta and sum r^2 move."""
-        np.add.at(self.b, actions, (new - old)[:, None] * X)
-        np.add.at(self.rr, actions, new**2 - old**2)
-        for k in np.unique(actions):
+        if len(actions) == 1:  # the online path: one conversion at a time
+            k = int(actions[0])
+            self.b[k] += (new[0] - old[0]) * X[0]
+            self.rr[k] += new[0] ** 2 - old[0] ** 2
+            touched = (k,)
+        else:
+            np.add.at(self.b, actions, (new - old)[:, None] * X)
+            np.add.at(self.rr, actions, new**2 - old**2)
+            touched = np.unique(actions)
+        for k in touched:
             self.theta[k] = self.A_inv[k] @ self.b[k]
         self._noise = None
 

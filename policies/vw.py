@@ -41,8 +41,9 @@ EXPLORATIONS = {
     "softmax": lambda p: f"--softmax --lambda {p['lambda_']}",
     "bag": lambda p: f"--bag {p['bag']} --epsilon {p['epsilon']}",
     "cover": lambda p: f"--cover {p['cover']} --epsilon {p['epsilon']}",
-    "regcb": lambda p: "--regcb",
-    "regcbopt": lambda p: "--regcbopt",
+    # RegCB's confidence bounds assume costs inside [cb_min_cost, cb_max_cost]
+    "regcb": lambda p: f"--regcb --cb_min_cost {p['min_cost']} --cb_max_cost {p['max_cost']}",
+    "regcbopt": lambda p: f"--regcbopt --cb_min_cost {p['min_cost']} --cb_max_cost {p['max_cost']}",
 }
 CB_TYPES = ("mtr", "dr", "ips", "dm")
 # what VW 9 accepts for each exploration (it refuses the others at start-up)
@@ -79,6 +80,9 @@ class VowpalWabbit(Policy):
         Quadratic shared x action interactions (default True).
     reward_scale : float
         Rewards are divided by it to make costs (default 10: a profit in currency units).
+    min_cost, max_cost : float
+        The cost range RegCB's bounds assume (default -5 to 0.5: rewards from -5 to +50 at the
+        default ``reward_scale``); costs outside it break regcb and regcbopt.
     learning_rate, power_t, bits : VW's ``-l``, ``--power_t`` and ``-b``. The learning rate
         defaults to 0.1, not VW's 0.5: a shop's rewards are rare and heavy-tailed (most visitors
         earn 0, a few a large order), and a smaller step keeps single orders from swinging it.
@@ -88,7 +92,7 @@ class VowpalWabbit(Policy):
                  epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,
                  lambda_: float = 10.0, cb_type: str = "mtr", interactions: bool = True,
                  reward_scale: float = 10.0, learning_rate: float = 0.1, power_t: float = 0.5,
-                 bits: int = 18, **kw):
+                 bits: int = 18, min_cost: float = -5.0, max_cost: float = 0.5, **kw):
         super().__init__(n_actions, n_features, **kw)
         if exploration not in EXPLORATIONS:
             raise ValueError(f"vw: exploration must be one of {sorted(EXPLORATIONS)}, "
@@ -102,7 +106,8 @@ class VowpalWabbit(Policy):
         if reward_scale <= 0 or not 0 <= epsilon <= 1:
             raise ValueError("vw: reward_scale must be > 0 and epsilon in [0, 1]")
         params = {"epsilon": epsilon, "gamma_scale": gamma_scale, "bag": int(bag),
-                  "cover": int(cover), "lambda_": lambda_}
+                  "cover": int(cover), "lambda_": lambda_, "min_cost": min_cost,
+                  "max_cost": max_cost}
         self.exploration, self.reward_scale = exploration, float(reward_scale)
         self.args = " ".join([
             "--cb_explore_adf", EXPLORATIONS[exploration](params), f"--cb_type {cb_type}",

@@ -12,8 +12,12 @@ _DEFAULT = tomllib.loads(resources.files("bandit").joinpath("default_shop.toml")
 
 
 def shop_doc(**sections) -> dict:
-    """The default shop's TOML document with sections updated (``holdout={"fraction": 0}``)."""
+    """The default shop's TOML document with sections updated (``holdout={"fraction": 0}``).
+
+    A fixed privacy salt makes holdout assignment, and so every seeded test, reproducible.
+    """
     doc = copy.deepcopy(_DEFAULT)
+    doc["privacy"] = {"salt": "test-salt"}
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(doc.get(key), dict):
             doc[key].update(value)

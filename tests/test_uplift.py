@@ -19,7 +19,8 @@ N, SEEDS = 3000, 30
 
 def run_shop(tmp_path, seed, spec):
     """Half the visitors in holdout (control 'none'), the rest get ``spec``; outcomes at once."""
-    engine = Engine.open(shop(holdout={"fraction": 0.5}, policy={"spec": spec}),
+    engine = Engine.open(shop(holdout={"fraction": 0.5}, policy={"spec": spec},
+                              privacy={"salt": f"uplift-{seed}"}),
                          tmp_path / f"s{seed}", seed=seed, clock=Clock())
     rng = np.random.default_rng(seed)
     batch = WORLD.visitors(N, rng)
