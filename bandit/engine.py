@@ -42,6 +42,12 @@ PROVISIONAL_BATCH = 64
 PROVISIONAL_MAX_AGE_S = 0.05
 
 
+def new_event_id() -> str:
+    """32 hex digits: nanosecond time then 64 random bits, so ids sort by time and the unique
+    index grows at its end instead of touching random pages (fewer pages per commit)."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
 class Engine:
     """Decides, records outcomes, learns and persists. Use from one thread (or one event loop).
 
@@ -61,7 +67,8 @@ class Engine:
             self._lock.close()
             raise CartwheelError(f"another cartwheel process is using {self.data_dir}; "
                                  "stop it or choose another --data-dir") from None
-        self.store = EventStore(self.data_dir / "events.sqlite3", config.storage.synchronous)
+        self.store = EventStore(self.data_dir / "events.sqlite3", config.storage.synchronous,
+                                visitor_index=bool(config.caps))
         self.space = config.feature_space()
         self.salt = self._salt()
         self.actions = {a.id: a for a in config.actions}
@@ -287,7 +294,7 @@ class Engine:
         for j, i in enumerate(rows):
             action, probability = chosen[j]
             events.append(LoggedEvent(
-                event_id=secrets.token_hex(16), visitor_hash=hashes[j],
+                event_id=new_event_id(), visitor_hash=hashes[j],
                 context=dict(requests[i][1]),
                 mask=tuple(a in eligible_ids[j] for a in self.action_ids),
                 action_index=self.action_ids.index(action), action=action,

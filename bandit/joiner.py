@@ -59,16 +59,17 @@ class Joiner:
                 or not math.isfinite(order_value) or order_value < 0):
             raise CartwheelError(f"order_value must be a finite number >= 0, got {order_value!r}",
                                  field="order_value")
-        decision, closed, seen = self.store.lookup(event_id, outcome_id)
+        exists, closed, seen = self.store.lookup(event_id, outcome_id)
         if seen:
             return "duplicate"
-        if decision is None:
+        if not exists:
             raise UnknownEventError(f"unknown event {event_id!r}", field="event_id")
         if closed:
             raise ClosedEventError(f"event {event_id!r} is already closed; its reward was learned",
                                    field="event_id")
         self.store.add_outcome(event_id, now, converted, float(order_value), outcome_id)
-        if converted:
+        if converted:  # only now is the decision itself needed (most outcomes do not convert)
+            decision = self.store.decision(event_id)
             action = self.actions.get(decision.action)
             cost = action.incentive_cost(order_value) if action is not None else 0.0
             reward = float(self.objective.reward(True, order_value, cost))

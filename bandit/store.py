@@ -40,7 +40,6 @@ CREATE TABLE IF NOT EXISTS decisions (
     action TEXT NOT NULL, probability REAL NOT NULL, grp TEXT NOT NULL,
     model_version INTEGER NOT NULL, randomized INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions(ts);
-CREATE INDEX IF NOT EXISTS decisions_visitor ON decisions(visitor_hash, ts);
 CREATE TABLE IF NOT EXISTS outcomes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, outcome_id TEXT UNIQUE, event_id TEXT NOT NULL,
     ts REAL NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL);
@@ -100,7 +99,7 @@ def _decision(row) -> StoredDecision:
 class EventStore:
     """The durable log. Not thread-safe: use it from one thread (the engine's)."""
 
-    def __init__(self, path: str | Path, synchronous: str = "normal"):
+    def __init__(self, path: str | Path, synchronous: str = "normal", visitor_index: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -108,6 +107,10 @@ class EventStore:
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
+        if visitor_index:
+            # frequency caps count decisions per visitor; other shops need not pay for the index
+            self.db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor "
+                            "ON decisions(visitor_hash, ts)")
         version = self.get_meta("schema_version")
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -181,15 +184,14 @@ class EventStore:
         return None if row is None else _decision(row)
 
     def lookup(self, event_id: str, outcome_id: str | None
-               ) -> tuple[StoredDecision | None, bool, bool]:
-        """(decision or None, whether it is closed, whether ``outcome_id`` was seen) in one query."""
+               ) -> tuple[bool, bool, bool]:
+        """(whether the event exists, is closed, ``outcome_id`` was seen) in one query."""
         row = self.db.execute(
-            f"SELECT {_DECISION_COLS}, EXISTS (SELECT 1 FROM closed c WHERE c.event_id = q.eid), "
+            "SELECT EXISTS (SELECT 1 FROM decisions d WHERE d.event_id = q.eid), "
+            "EXISTS (SELECT 1 FROM closed c WHERE c.event_id = q.eid), "
             "EXISTS (SELECT 1 FROM outcomes o WHERE o.outcome_id = q.oid) "
-            "FROM (SELECT ? AS eid, ? AS oid) q LEFT JOIN decisions d ON d.event_id = q.eid",
-            (event_id, outcome_id)).fetchone()
-        decision = None if row[0] is None else _decision(row)
-        return decision, bool(row[11]), bool(row[12])
+            "FROM (SELECT ? AS eid, ? AS oid) q", (event_id, outcome_id)).fetchone()
+        return bool(row[0]), bool(row[1]), bool(row[2])
 
     def is_closed(self, event_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM closed WHERE event_id = ?",

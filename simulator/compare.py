@@ -52,6 +52,12 @@ class Comparison:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+    @classmethod
+    def from_json(cls, text: str) -> "Comparison":
+        data = json.loads(text)
+        rows = tuple(PolicySummary(**{**r, "curve": tuple(r["curve"])}) for r in data["rows"])
+        return cls(**{**data, "rows": rows, "curve_visitors": tuple(data["curve_visitors"])})
+
     def format(self) -> str:
         """A plain-text table for terminals and the README."""
         head = (f"scenario {self.scenario}, objective {self.objective}, {self.visitors:,} visitors "
@@ -125,9 +131,12 @@ def plot_curves(comparison: Comparison, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise RuntimeError("plotting needs matplotlib: pip install 'cartwheel[plot]'") from None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for row in comparison.rows:
-        ax.plot(comparison.curve_visitors, row.curve, label=row.spec)
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    colors = plt.cm.tab20(np.linspace(0, 1, 20))
+    for i, row in enumerate(comparison.rows):
+        ax.plot(comparison.curve_visitors, row.curve, label=row.spec, color=colors[(2 * i) % 20
+                                                                               + (i // 10)],
+                ls="-" if i < 10 else "--")
     ax.axhline(comparison.best_single_gain, color="grey", ls="--",
                label=f"best single ({comparison.best_single})")
     ax.set(xlabel="visitors", ylabel="cumulative captured gain",
@@ -135,7 +144,7 @@ def plot_curves(comparison: Comparison, path: str) -> None:
                  f"mean of {comparison.seeds} seeds")
     ax.set_ylim(-0.2, 1.0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
