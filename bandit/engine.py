@@ -42,10 +42,13 @@ PROVISIONAL_BATCH = 64
 PROVISIONAL_MAX_AGE_S = 0.05
 
 
-def new_event_id() -> str:
-    """32 hex digits: nanosecond time then 64 random bits, so ids sort by time and the unique
-    index grows at its end instead of touching random pages (fewer pages per commit)."""
-    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+def new_event_ids(n: int) -> list[str]:
+    """n ids of 32 hex digits: nanosecond time then 64 random bits, so ids sort by time and the
+    unique index grows at its end instead of touching random pages (fewer pages per commit).
+    One ``os.urandom`` call serves the whole batch."""
+    stamp = f"{time.time_ns():016x}"
+    noise = os.urandom(8 * n).hex()
+    return [stamp + noise[16 * i:16 * (i + 1)] for i in range(n)]
 
 
 class Engine:
@@ -291,10 +294,11 @@ class Engine:
                                                     mask[r]))
         treated_set = set(treated)
         events = []
+        event_ids = new_event_ids(len(rows))
         for j, i in enumerate(rows):
             action, probability = chosen[j]
             events.append(LoggedEvent(
-                event_id=new_event_id(), visitor_hash=hashes[j],
+                event_id=event_ids[j], visitor_hash=hashes[j],
                 context=dict(requests[i][1]),
                 mask=tuple(a in eligible_ids[j] for a in self.action_ids),
                 action_index=self.action_ids.index(action), action=action,

@@ -6,6 +6,7 @@ stops them. The load generator is a minimal keep-alive HTTP/1.1 client on asynci
 lighter than a full client library), running in this process while each server runs in its own.
 Scenarios: decide-only; a mixed stream where each decision is followed by its outcome; and the
 same request count against a bare aiohttp endpoint that parses and echoes JSON (the ceiling).
+The scenarios take turns in rounds and report medians, so a noisy neighbour hits all of them.
 """
 
 from __future__ import annotations
@@ -129,34 +130,43 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="the scenarios take turns in this many rounds, so that the machine's "
+                             "noise hits them alike")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server:
         return echo_server("")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}; {args.requests:,} requests per scenario at concurrency "
-          f"{args.concurrency}; client and each server in separate processes")
-    rows = []
+          f"{args.concurrency}, interleaved in {args.rounds} rounds; client and each server in "
+          "separate processes")
+    per_round = args.requests // args.rounds
     with tempfile.TemporaryDirectory() as data:
-        proc, port = start([sys.executable, "-m", "bandit.cli", "serve", "--port", "0",
-                            "--data-dir", data])
+        servers = [start([sys.executable, "-m", "bandit.cli", "serve", "--port", "0",
+                          "--data-dir", data]),
+                   start([sys.executable, __file__, "--echo-server"])]
         try:
-            asyncio.run(load(port, 500, args.concurrency, decide_only))  # warm-up
-            rows.append(("cartwheel decide", asyncio.run(
-                load(port, args.requests, args.concurrency, decide_only))))
-            rows.append(("cartwheel decide+outcome", asyncio.run(
-                load(port, args.requests // 2, args.concurrency, mixed))))
+            (_, port), (_, echo_port) = servers
+            scenarios = [("cartwheel decide", port, decide_only, per_round),
+                         ("cartwheel decide+outcome", port, mixed, per_round // 2),
+                         ("bare aiohttp JSON echo", echo_port, echo, per_round)]
+            for _, p, fn, _ in scenarios:  # warm-up
+                asyncio.run(load(p, 500, args.concurrency, fn))
+            results = {name: [] for name, *_ in scenarios}
+            for _ in range(args.rounds):
+                for name, p, fn, n in scenarios:
+                    results[name].append(asyncio.run(load(p, n, args.concurrency, fn)))
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    proc, port = start([sys.executable, __file__, "--echo-server"])
-    try:
-        asyncio.run(load(port, 500, args.concurrency, echo))
-        rows.append(("bare aiohttp JSON echo", asyncio.run(
-            load(port, args.requests, args.concurrency, echo))))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+            for proc, _ in servers:
+                proc.terminate()
+                proc.wait(timeout=30)
+    rows = []
+    for name, rounds in results.items():
+        # throughput: median over rounds; latency percentiles: median of the rounds' values
+        rows.append((name, {key: float(np.median([r[key] for r in rounds]))
+                            for key in ("requests/s", "decisions/s", "p50 ms", "p99 ms")}
+                     | {"errors": sum(r["errors"] for r in rounds)}))
     ceiling = rows[-1][1]["requests/s"]
     print(f"{'scenario':26s} {'requests/s':>11s} {'decisions/s':>12s} {'p50 ms':>8s} "
           f"{'p99 ms':>8s} {'errors':>7s} {'of ceiling':>11s}")

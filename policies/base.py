@@ -121,6 +121,16 @@ class Policy(ABC):
         return self._sample(P)
 
     def _sample(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(P) == 1:  # one visitor (the online path): plain floats beat six numpy calls
+            row = P[0].tolist()
+            u = self.rng.random() * sum(row)
+            cdf, action = 0.0, len(row) - 1
+            for k, p in enumerate(row):
+                cdf += p
+                if cdf > u:  # same rule as below: the first index whose cdf exceeds u
+                    action = k
+                    break
+            return np.array([action]), np.array([row[action]])
         cdf = np.cumsum(P, axis=1)
         cdf /= cdf[:, -1:]
         u = self.rng.random(len(P))
@@ -245,8 +255,7 @@ class Policy(ABC):
     def _apply_floor(self, Q: np.ndarray, mask: np.ndarray) -> np.ndarray:
         k = mask.sum(axis=1, keepdims=True)
         f = np.minimum(self.floor, 1.0 / k)
-        P = (1.0 - k * f) * Q + f * mask
-        return P / P.sum(axis=1, keepdims=True)
+        return (1.0 - k * f) * Q + f * mask  # rows sum to (1 - k f) + k f = 1
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_actions={self.n_actions}, n_features={self.n_features})"
