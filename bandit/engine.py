@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-import policies
-
 from .config import ShopConfig, load_config
-from .errors import CartwheelError, SnapshotMismatchError
+from .errors import CartwheelError
 from .guardrails import Guardrails
 from .joiner import Closing, Joiner, learnable
+from .model import restore
 from .privacy import hash_visitor
-from .snapshots import latest_snapshot, write_snapshot
+from .snapshots import write_snapshot
 from .store import SCHEMA_VERSION, EventStore
 from .types import Decision, LoggedEvent
 
@@ -77,13 +76,16 @@ class Engine:
         self.actions = {a.id: a for a in config.actions}
         self.action_ids = config.action_ids
         self._control = config.holdout.control
-        self.last_learned_seq = 0    # closed.seq of the last closing the model learned
-        self.last_decision_seq = 0   # decisions.seq of the last provisional update
-        self.first_decision_seq = 0  # decisions up to here predate the model (fresh start)
+        self._snapshot_at = (0, clock())
         self._provisional_batch: list = []
         self._provisional_at = time.monotonic()
-        self._snapshot_at = (0, clock())
-        self.policy, self.policy_actions = self._load_policy(seed, fresh)
+        restored = restore(config, self.space, self.store, self.snapshot_dir, seed, fresh)
+        self.policy, self.policy_actions = restored.policy, restored.action_ids
+        self.last_learned_seq = restored.last_learned_seq
+        self.last_decision_seq = restored.last_decision_seq
+        self.first_decision_seq = restored.first_decision_seq
+        if restored.from_snapshot:
+            self._snapshot_at = (self.policy.n_updates, clock())
         # additive policies learn each decision at once with the default reward and relabel it
         # when it closes: no positive-first bias from conversions arriving before non-conversions
         self.provisional = self.policy.additive
@@ -117,55 +119,6 @@ class Engine:
             self.store.set_meta("salt", salt)
             self.store.commit()
         return salt.encode()
-
-    def _make_policy(self, action_ids: Sequence[str], seed):
-        features, _ = self.config.action_features()
-        known = {a.id: row for a, row in zip(self.config.actions, features)}
-        rows = np.array([known.get(a, np.zeros(features.shape[1])) for a in action_ids])
-        return policies.make(self.config.policy_spec, n_actions=len(action_ids),
-                             n_features=self.space.dim, seed=seed,
-                             feature_names=self.space.names, action_ids=tuple(action_ids),
-                             action_features=rows)
-
-    def _load_policy(self, seed, fresh):
-        snap = latest_snapshot(self.snapshot_dir)
-        ids = list(self.config.action_ids)
-        if snap is not None:
-            state, meta = snap
-            problem = self._mismatch(meta)
-            if problem and not fresh:
-                raise SnapshotMismatchError(
-                    f"{problem}; the learned model in {self.snapshot_dir} no longer fits. Restore "
-                    "the previous config, or start with a fresh model (Engine.open(fresh=True), "
-                    "`cartwheel serve --fresh-model`), which keeps the event log but not the model")
-            if not problem:
-                old_ids = list(meta["action_ids"])
-                policy = self._make_policy(old_ids, seed)
-                policy.set_state(state)
-                added = [a for a in ids if a not in old_ids]
-                if added:
-                    policy.add_actions(len(added), action_ids=added,
-                                       action_features=self._make_policy(added, None)
-                                       .action_features)
-                self.last_learned_seq = int(meta["last_learned_seq"])
-                self.last_decision_seq = int(meta.get("last_decision_seq", 0))
-                self.first_decision_seq = int(meta.get("first_decision_seq", 0))
-                self._snapshot_at = (policy.n_updates, self.clock())
-                return policy, old_ids + added
-        if fresh:
-            # events logged under the old schema may not encode any more: learn only new ones
-            self.last_learned_seq = self.store.max_seq("closed")
-            self.last_decision_seq = self.first_decision_seq = self.store.max_seq("decisions")
-        return self._make_policy(ids, seed), ids
-
-    def _mismatch(self, meta: dict) -> str | None:
-        if meta.get("schema_hash") != self.config.schema_hash():
-            return "the feature schema changed since the last snapshot"
-        if meta.get("policy_spec") != policies.make(
-                self.config.policy_spec, n_actions=1, n_features=1).spec:
-            return (f"the policy changed from {meta.get('policy_spec')!r} to "
-                    f"{self.config.policy_spec!r}")
-        return None
 
     def _relearn(self) -> None:
         """Feed the model what was logged after its snapshot (crash recovery)."""

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 
 class Client:

@@ -1,0 +1,84 @@
+"""Building the engine's policy, and restoring it from the newest snapshot that still fits.
+
+A snapshot fits when the feature schema and the policy spec are unchanged; actions added to the
+config since are appended (what was learned about the others is kept), actions removed stay in
+the model but are never eligible again. A snapshot that does not fit is refused, or with
+``fresh`` replaced by a new model that learns only from events logged after the restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import policies
+
+from .errors import SnapshotMismatchError
+from .snapshots import latest_snapshot
+
+
+@dataclass
+class Restored:
+    """A policy, the action ids of its columns, and where in the log its learning stands."""
+
+    policy: object
+    action_ids: list[str]
+    last_learned_seq: int = 0   # closed.seq of the last closing the model learned
+    last_decision_seq: int = 0  # decisions.seq of the last provisional update
+    first_decision_seq: int = 0  # decisions up to here predate the model (fresh start)
+    from_snapshot: bool = False
+
+
+def make_policy(config, space, action_ids: Sequence[str], seed):
+    """The config's policy over ``action_ids`` (known actions described by their features)."""
+    features, _ = config.action_features()
+    known = {a.id: row for a, row in zip(config.actions, features)}
+    rows = np.array([known.get(a, np.zeros(features.shape[1])) for a in action_ids])
+    return policies.make(config.policy_spec, n_actions=len(action_ids), n_features=space.dim,
+                         seed=seed, feature_names=space.names, action_ids=tuple(action_ids),
+                         action_features=rows)
+
+
+def mismatch(config, meta: dict) -> str | None:
+    """Why a snapshot no longer fits ``config``, or None."""
+    if meta.get("schema_hash") != config.schema_hash():
+        return "the feature schema changed since the last snapshot"
+    if meta.get("policy_spec") != policies.make(config.policy_spec, n_actions=1,
+                                                n_features=1).spec:
+        return (f"the policy changed from {meta.get('policy_spec')!r} to "
+                f"{config.policy_spec!r}")
+    return None
+
+
+def restore(config, space, store, snapshot_dir, seed, fresh: bool) -> Restored:
+    """The newest fitting snapshot's policy, or a new one (see module docstring)."""
+    ids = list(config.action_ids)
+    snap = latest_snapshot(snapshot_dir)
+    if snap is not None:
+        state, meta = snap
+        problem = mismatch(config, meta)
+        if problem and not fresh:
+            raise SnapshotMismatchError(
+                f"{problem}; the learned model in {snapshot_dir} no longer fits. Restore the "
+                "previous config, or start with a fresh model (Engine.open(fresh=True), "
+                "`cartwheel serve --fresh-model`), which keeps the event log but not the model")
+        if not problem:
+            old_ids = list(meta["action_ids"])
+            policy = make_policy(config, space, old_ids, seed)
+            policy.set_state(state)
+            added = [a for a in ids if a not in old_ids]
+            if added:
+                policy.add_actions(len(added), action_ids=added,
+                                   action_features=make_policy(config, space, added,
+                                                               None).action_features)
+            return Restored(policy, old_ids + added, int(meta["last_learned_seq"]),
+                            int(meta.get("last_decision_seq", 0)),
+                            int(meta.get("first_decision_seq", 0)), from_snapshot=True)
+    if fresh:
+        # events logged under the old schema may not encode any more: learn only new ones
+        last = store.max_seq("decisions")
+        return Restored(make_policy(config, space, ids, seed), ids, store.max_seq("closed"),
+                        last, last)
+    return Restored(make_policy(config, space, ids, seed), ids)
