@@ -133,6 +133,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5,
                         help="the scenarios take turns in this many rounds, so that the machine's "
                              "noise hits them alike")
+    parser.add_argument("--config", metavar="FILE", help="shop config for cartwheel serve")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server:
@@ -143,8 +144,9 @@ def main():
           "separate processes")
     per_round = args.requests // args.rounds
     with tempfile.TemporaryDirectory() as data:
+        config = ["--config", args.config] if args.config else []
         servers = [start([sys.executable, "-m", "bandit.cli", "serve", "--port", "0",
-                          "--data-dir", data]),
+                          "--data-dir", data, *config]),
                    start([sys.executable, __file__, "--echo-server"])]
         try:
             (_, port), (_, echo_port) = servers
