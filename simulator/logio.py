@@ -88,10 +88,13 @@ class _Builder:
     def add(self, line: int, rec: dict) -> None:
         self.report.read += 1
         try:
-            self.rows.append(self._row(rec))
+            self.rows.append((line, *self._row(rec)))
         except (CartwheelError, ValueError, TypeError, KeyError) as exc:
-            reason = f"missing field {exc.args[0]!r}" if type(exc) is KeyError else str(exc)
-            self.report.problems.append((line, reason))
+            self._refuse(line, exc)
+
+    def _refuse(self, line: int, exc: Exception) -> None:
+        reason = f"missing field {exc.args[0]!r}" if type(exc) is KeyError else str(exc)
+        self.report.problems.append((line, reason))
 
     def _row(self, rec: dict):
         if not isinstance(rec, dict):
@@ -121,19 +124,40 @@ class _Builder:
         if not math.isfinite(reward):
             raise ValueError("reward is not finite")
         context = rec.get("context") or {}
-        x = self.space.transform([context])[0]
-        mask = np.zeros(len(self.ids), dtype=bool)
-        mask[[self.index[a] for a in eligible]] = True
+        if not isinstance(context, dict):
+            raise ValueError("context must be an object")
         randomized = bool(rec.get("randomized", p < 1))
-        return (x, mask, self.index[action], float(p), reward, randomized,
-                float(rec.get("ts") or 0.0), context)
+        return ([self.index[a] for a in eligible], self.index[action], float(p), reward,
+                randomized, float(rec.get("ts") or 0.0), context)
 
-    def data(self) -> LoggedData:
-        if not self.rows:
+    def _encode(self, chunk: list) -> tuple[list, np.ndarray]:
+        """Encode a chunk's contexts at once; on a bad context, row by row to name it."""
+        try:
+            return chunk, self.space.transform([row[-1] for row in chunk])
+        except CartwheelError:
+            good, xs = [], []
+            for row in chunk:
+                try:
+                    xs.append(self.space.transform([row[-1]])[0])
+                    good.append(row)
+                except CartwheelError as exc:
+                    self._refuse(row[0], exc)
+            return good, np.array(xs).reshape(len(xs), self.space.dim)
+
+    def data(self, chunk_size: int = 4096) -> LoggedData:
+        parts = [self._encode(self.rows[i:i + chunk_size])
+                 for i in range(0, len(self.rows), chunk_size)]
+        rows = [row for good, _ in parts for row in good]
+        self.report.problems.sort()
+        if not rows:
             raise ValueError("no usable rows in the log\n" + self.report.summary())
-        X, mask, a, p, r, rand, ts, ctx = zip(*self.rows)
-        return LoggedData(self.ids, np.array(X), np.array(mask), np.array(a, dtype=np.intp),
-                          np.array(p), np.array(r), np.array(rand), np.array(ts), list(ctx))
+        _, eligible, a, p, r, rand, ts, ctx = zip(*rows)
+        mask = np.zeros((len(rows), len(self.ids)), dtype=bool)
+        mask[np.repeat(np.arange(len(rows)), [len(e) for e in eligible]),
+             np.concatenate([np.asarray(e, dtype=np.intp) for e in eligible])] = True
+        return LoggedData(self.ids, np.vstack([x for _, x in parts]), mask,
+                          np.array(a, dtype=np.intp), np.array(p), np.array(r), np.array(rand),
+                          np.array(ts), list(ctx))
 
 
 def read_log(path, config: ShopConfig, fmt: str | None = None) -> tuple[LoggedData, LoadReport]:
