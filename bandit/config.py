@@ -251,12 +251,11 @@ def _parse_rule(t: _Table, ids: list[str], keys: set[str]) -> Rule:
 def _parse_caps(t: _Table, actions) -> tuple[Cap, ...]:
     caps = []
     ids, kinds = [a.id for a in actions], sorted({a.kind for a in actions})
+    window = t.get("incentives_window_s", float, 86400.0, check=lambda v: v > 0,
+                   expect="seconds > 0")
     if "incentives_per_visitor" in t.data:
         caps.append(Cap(t.get("incentives_per_visitor", int, check=lambda v: v >= 0,
-                              expect="an integer >= 0"),
-                        t.get("incentives_window_s", float, 86400.0, check=lambda v: v > 0,
-                              expect="seconds > 0"), incentives=True))
-    t.get("incentives_window_s", float, 86400.0)
+                              expect="an integer >= 0"), window, incentives=True))
     for i, raw in enumerate(t.get("limits", list, [])):
         c = _Table(raw, f"{t.path}.limits[{i}]", t.source)
         action = c.get("action", str, None, check=lambda v: v in ids, expect=f"one of {ids}")

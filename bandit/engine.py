@@ -50,6 +50,18 @@ def new_event_ids(n: int) -> list[str]:
     return [stamp + noise[16 * i:16 * (i + 1)] for i in range(n)]
 
 
+def _in_chunks(learn, closings, size: int = 5000) -> None:
+    """Call ``learn`` on consecutive lists of at most ``size`` closings."""
+    batch: list = []
+    for closing in closings:
+        batch.append(closing)
+        if len(batch) == size:
+            learn(batch)
+            batch = []
+    if batch:
+        learn(batch)
+
+
 class Engine:
     """Decides, records outcomes, learns and persists. Use from one thread (or one event loop).
 
@@ -124,24 +136,13 @@ class Engine:
         """Feed the model what was logged after its snapshot (crash recovery)."""
         if self.provisional:
             default = self.config.attribution.default_reward
-            batch: list = []
-            for d in self.store.decisions(self.last_decision_seq):
-                if learnable(d):
-                    batch.append(Closing(d.seq, d, default))
-                if len(batch) == 5000:
-                    self._learn_provisional(batch)
-                    batch = []
-            if batch:
-                self._learn_provisional(batch)
+            _in_chunks(self._learn_provisional, (Closing(d.seq, d, default) for d in
+                                                 self.store.decisions(self.last_decision_seq)
+                                                 if learnable(d)))
             self.last_decision_seq = self.store.max_seq("decisions")
-        batch = []
-        for event in self.store.closed_events(self.last_learned_seq, learned_only=True):
-            batch.append(Closing(event.seq, event.decision, event.reward))
-            if len(batch) == 5000:
-                self._learn(batch)
-                batch = []
-        if batch:
-            self._learn(batch)
+        _in_chunks(self._learn, (Closing(e.seq, e.decision, e.reward) for e in
+                                 self.store.closed_events(self.last_learned_seq,
+                                                          learned_only=True)))
 
     # ------------------------------------------------------------------ properties
     @property

@@ -129,6 +129,9 @@ class Numeric(Feature):
             raise ValueError(f"feature {self.name!r}: need finite min < max")
         if self.log and self.low <= -1:
             raise ValueError(f"feature {self.name!r}: log scaling needs min > -1")
+        # the scaled range, once: encode_one runs on every decision
+        object.__setattr__(self, "_lo", float(self._t(self.low)))
+        object.__setattr__(self, "_span", float(self._t(self.high)) - self._lo)
 
     @property
     def columns(self):
@@ -140,14 +143,12 @@ class Numeric(Feature):
     def encode_one(self, value, row, start):
         v = min(max(self._number(value, self.low if self.default is None else self.default),
                     self.low), self.high)
-        lo, hi = self._t(self.low), self._t(self.high)
-        row[start] = float((math.log1p(v) if self.log else v) - lo) / float(hi - lo)
+        row[start] = ((math.log1p(v) if self.log else v) - self._lo) / self._span
 
     def encode(self, values, out):
         default = self.low if self.default is None else self.default
         arr = np.clip(self._numbers(values, default), self.low, self.high)
-        lo, hi = self._t(self.low), self._t(self.high)
-        out[:, 0] = (self._t(arr) - lo) / (hi - lo)
+        out[:, 0] = (self._t(arr) - self._lo) / self._span
 
 
 @dataclass(frozen=True)

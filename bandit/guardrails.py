@@ -52,6 +52,8 @@ class Guardrails:
         self.config, self.store = config, store
         self.actions = config.actions
         self.ids = config.action_ids
+        self.by_id = {a.id: a for a in config.actions}
+        self.longest_cap_s = max((c.window_s for c in config.caps), default=0.0)
         self.control = config.holdout.control
         self.spend = SpendTracker(store, config.budget)
 
@@ -59,19 +61,22 @@ class Guardrails:
     def active(self) -> bool:
         return bool(self.config.rules or self.config.caps or self.config.budget)
 
-    def shown(self, visitor_hash: str, since: float) -> dict[str, int]:
-        """How often each action was decided for this visitor since ``since``."""
-        return dict(self.store.db.execute(
-            "SELECT action, COUNT(*) FROM decisions WHERE visitor_hash = ? AND ts >= ? "
-            "GROUP BY action", (visitor_hash, since)).fetchall())
+    def shown(self, visitor_hash: str, since: float) -> list[tuple]:
+        """(action, ts) of this visitor's decisions since ``since``."""
+        return self.store.db.execute(
+            "SELECT action, ts FROM decisions WHERE visitor_hash = ? AND ts >= ?",
+            (visitor_hash, since)).fetchall()
 
     def eligibility(self, visitor_hash: str, context: dict, requested: tuple[str, ...],
                     now: float) -> Eligibility:
         mask = [a in requested for a in self.ids]
+        # one read of the visitor's history serves every cap (each counts its own window)
+        history = [(self.by_id[a], ts) for a, ts in
+                   self.shown(visitor_hash, now - self.longest_cap_s) if a in self.by_id] \
+            if self.config.caps else []
         for cap in self.config.caps:
-            counts = self.shown(visitor_hash, now - cap.window_s)
-            used = sum(n for a, n in counts.items()
-                       if a in self.ids and cap.covers(self.actions[self.ids.index(a)]))
+            since = now - cap.window_s
+            used = sum(1 for action, ts in history if ts >= since and cap.covers(action))
             if used >= cap.max_per_visitor:
                 mask = [m and not cap.covers(a) for m, a in zip(mask, self.actions)]
         if self.spend.exhausted(now):

@@ -46,9 +46,8 @@ class Joiner:
         self.store, self.attribution, self.objective = store, attribution, objective
         self.actions, self.learn, self.on_cost = actions, learn, on_cost
         self.closed_total = store.count("closed")
-        oldest = store.oldest_open_seq(0)
-        # every decision with seq <= watermark is closed: expiry scans only what is after it
-        self._watermark = (oldest - 1) if oldest is not None else store.max_seq("decisions")
+        self._watermark = 0
+        self._advance_watermark()
 
     def outcome(self, event_id: str, converted: bool, order_value: float,
                 outcome_id: str | None, now: float) -> str:
@@ -92,9 +91,13 @@ class Joiner:
             total += len(batch)
             if len(batch) < 10_000:
                 break
+        self._advance_watermark()
+        return total
+
+    def _advance_watermark(self) -> None:
+        # every decision with seq <= watermark is closed: expiry scans only what is after it
         oldest = self.store.oldest_open_seq(self._watermark)
         self._watermark = (oldest - 1) if oldest is not None else self.store.max_seq("decisions")
-        return total
 
     def _close(self, decision: StoredDecision, now: float, reason: str, converted: bool,
                order_value: float, cost: float, reward: float, defer: bool = False):

@@ -193,14 +193,6 @@ class EventStore:
             "FROM (SELECT ? AS eid, ? AS oid) q", (event_id, outcome_id)).fetchone()
         return bool(row[0]), bool(row[1]), bool(row[2])
 
-    def is_closed(self, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM closed WHERE event_id = ?",
-                               (event_id,)).fetchone() is not None
-
-    def has_outcome_id(self, outcome_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM outcomes WHERE outcome_id = ?",
-                               (outcome_id,)).fetchone() is not None
-
     def expired(self, cutoff: float, after_seq: int, limit: int = 10_000) -> list[StoredDecision]:
         """Open decisions made before ``cutoff`` with ``seq > after_seq``, oldest first."""
         rows = self.db.execute(

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .runner import streams
+
 
 @dataclass(frozen=True)
 class LoggedData:
@@ -61,8 +63,7 @@ def simulate_log(world, logger, n: int, *, seed: int = 0, objective=None,
                  keep_contexts: bool = False) -> LoggedData:
     """Log ``n`` simulated visitors decided by ``logger`` (frozen unless ``learn``); with
     ``keep_contexts`` the raw context dicts are kept too (for writing the log to a file)."""
-    visitor_ss, outcome_ss = np.random.SeedSequence(seed).spawn(2)
-    visitor_rng, outcome_rng = np.random.default_rng(visitor_ss), np.random.default_rng(outcome_ss)
+    visitor_rng, outcome_rng = streams(seed)
     parts, contexts = [], []
     for start in range(0, n, batch_size):
         batch = world.visitors(min(batch_size, n - start), visitor_rng, start=start)

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .runner import RunResult, batch_sums, result_from_sums
+from .runner import RunResult, batch_sums, result_from_sums, streams
 from .world import World
 
 
@@ -29,8 +29,7 @@ def drive(engine, world: World, *, visitors: int = 100_000, rate: float = 10.0, 
     if tuple(engine.config.action_ids) != tuple(world.actions):
         raise ValueError("engine and world must have the same actions in the same order")
     clock, objective = engine.clock, engine.config.objective
-    visitor_ss, outcome_ss = np.random.SeedSequence(seed).spawn(2)
-    visitor_rng, outcome_rng = np.random.default_rng(visitor_ss), np.random.default_rng(outcome_ss)
+    visitor_rng, outcome_rng = streams(seed)
     index = {a: i for i, a in enumerate(world.actions)}
     pending: list[tuple[float, str, float]] = []  # (due time, event id, order value)
     sums, seconds, done = [], 0.0, 0

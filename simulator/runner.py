@@ -93,6 +93,14 @@ class RunResult:
         return self.visitors / self.policy_seconds if self.policy_seconds > 0 else float("inf")
 
 
+def streams(seed) -> tuple[np.random.Generator, np.random.Generator]:
+    """The visitor and outcome generators of ``seed``: every driver of a world (``run``,
+    ``online.drive``, ``logdata.simulate_log``) draws from these, so one seed means the same
+    visitors and the same outcome draws whatever the policy (common random numbers)."""
+    visitor_ss, outcome_ss = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(visitor_ss), np.random.default_rng(outcome_ss)
+
+
 def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
         seed: int | None = 0, objective=None, progress=None, start: int = 0) -> RunResult:
     """Simulate ``visitors`` visitors deciding with ``policy`` (which learns in place).
@@ -104,8 +112,7 @@ def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
     if visitors < 1 or batch_size < 1:
         raise ValueError("visitors and batch_size must be >= 1")
     objective = world._objective(objective)
-    visitor_ss, outcome_ss = np.random.SeedSequence(seed).spawn(2)
-    visitor_rng, outcome_rng = np.random.default_rng(visitor_ss), np.random.default_rng(outcome_ss)
+    visitor_rng, outcome_rng = streams(seed)
     n_batches = -(-visitors // batch_size)
     sums = np.zeros((n_batches, 8))
     policy_seconds = 0.0
