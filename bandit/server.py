@@ -131,36 +131,42 @@ def _validation_field(message: str) -> str | None:
     return next((g for g in m.groups() if g), None) if m else None
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler):
-    """Turn every failure into the one error shape; nothing escapes as an HTML page."""
-    metrics: Metrics = request.app["metrics"]
-    endpoint = request.path if request.path in _ENDPOINTS else "other"
-    started = time.perf_counter()
-    try:
-        return await handler(request)
-    except msgspec.ValidationError as exc:
-        response = _error(400, "invalid_request", str(exc), _validation_field(str(exc)))
-    except msgspec.DecodeError as exc:
-        response = _error(400, "malformed_json", f"body is not valid JSON: {exc}")
-    except UnknownEventError as exc:
-        response = _error(404, exc.code, exc.message, exc.field)
-    except ClosedEventError as exc:
-        response = _error(409, exc.code, exc.message, exc.field)
-    except CartwheelError as exc:
-        response = _error(400, exc.code, exc.message, exc.field)
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app["max_body"]
-        response = _error(413, "body_too_large", f"request body exceeds {limit} bytes")
-    except web.HTTPException as exc:
-        response = _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception:
-        log.exception("internal error on %s %s", request.method, request.path)
-        response = _error(500, "internal", "internal error; nothing was acknowledged")
-    finally:
-        metrics.timers[endpoint].observe(time.perf_counter() - started)
-    metrics.errors.labels(endpoint, str(response.status)).inc()
-    return response
+def _guarded(endpoint: str, handler):
+    """Wrap a handler: every failure leaves in the one error shape and the latency is timed.
+
+    A wrapper per route rather than an aiohttp middleware: a middleware chain costs every
+    request a few more calls, and unknown paths get the error shape from the catch-all route.
+    """
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        metrics: Metrics = request.app["metrics"]
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        except msgspec.ValidationError as exc:
+            response = _error(400, "invalid_request", str(exc), _validation_field(str(exc)))
+        except msgspec.DecodeError as exc:
+            response = _error(400, "malformed_json", f"body is not valid JSON: {exc}")
+        except UnknownEventError as exc:
+            response = _error(404, exc.code, exc.message, exc.field)
+        except ClosedEventError as exc:
+            response = _error(409, exc.code, exc.message, exc.field)
+        except CartwheelError as exc:
+            response = _error(400, exc.code, exc.message, exc.field)
+        except web.HTTPRequestEntityTooLarge:
+            limit = request.app["max_body"]
+            response = _error(413, "body_too_large", f"request body exceeds {limit} bytes")
+        except web.HTTPException as exc:
+            response = _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            response = _error(500, "internal", "internal error; nothing was acknowledged")
+        finally:
+            metrics.timers[endpoint].observe(time.perf_counter() - started)
+        metrics.errors.labels(endpoint, str(response.status)).inc()
+        return response
+
+    return guarded
 
 
 async def _body(request: web.Request) -> bytes:
@@ -197,9 +203,8 @@ async def outcome(request: web.Request) -> web.Response:
 
 async def report(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    return web.Response(content_type="application/json", body=api.encode(
-        build_report(engine.store, engine.config.objective.margin,
-                     spend=engine.guardrails.spend).to_dict()))
+    rep = build_report(engine.store, engine.config.objective.margin, spend=engine.guardrails.spend)
+    return web.Response(content_type="application/json", body=api.encode(rep.to_dict()))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -219,10 +224,22 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(content_type="application/json", body=request.app["openapi"])
 
 
-_ENDPOINTS = ("/v1/decide", "/v1/outcome", "/v1/report", "/healthz", "/metrics", "/openapi.json")
+async def unrouted(request: web.Request) -> web.Response:
+    """Unknown path (404) or a known path with the wrong method (405), in the error shape."""
+    methods = [m for m, path, _ in _ROUTES if path == request.path]
+    if methods:
+        raise web.HTTPMethodNotAllowed(request.method, methods)
+    raise web.HTTPNotFound()
+
+
+_ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
+           ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi))
+_ENDPOINTS = tuple(path for _, path, _ in _ROUTES)
 
 
 async def _expiry_loop(app: web.Application):
+    """Expire events past their window while serving."""
     engine = app[ENGINE]
     every = min(60.0, max(1.0, engine.config.attribution.window_s / 20))
 
@@ -243,7 +260,7 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
     """The aiohttp application around an open :class:`~bandit.engine.Engine`."""
     max_body = max_body or engine.config.server.max_body_bytes
     # aiohttp's own limit sits above ours so that our check answers with the error shape
-    app = web.Application(middlewares=[errors_middleware], client_max_size=max_body + 1)
+    app = web.Application(client_max_size=max_body + 1)
     app[ENGINE] = engine
     app["token"] = token
     app["max_body"] = max_body
@@ -251,12 +268,11 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
     app["decide"] = DecideBatcher(engine)
     app["metrics"] = Metrics(engine)
     app["openapi"] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
-    app.router.add_post("/v1/decide", decide)
-    app.router.add_post("/v1/outcome", outcome)
-    app.router.add_get("/v1/report", report)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/openapi.json", openapi)
+    for method, path, handler in _ROUTES:
+        # GET routes answer HEAD too (load balancers' health checks)
+        add = app.router.add_get if method == "GET" else app.router.add_post
+        add(path, _guarded(path, handler))
+    app.router.add_route("*", "/{tail:.*}", _guarded("other", unrouted))
     app.cleanup_ctx.append(_expiry_loop)
     return app
 
