@@ -19,6 +19,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,19 @@ def _in_chunks(learn, closings, size: int = 5000) -> None:
         learn(batch)
 
 
+@dataclass(slots=True)
+class _Batch:
+    """The admitted requests of one ``decide_batch``, as parallel lists (one entry per row)."""
+
+    rows: list[int] = field(default_factory=list)  # index of each row in the request list
+    contexts: list[dict] = field(default_factory=list)
+    X: list[list[float]] = field(default_factory=list)  # encoded contexts
+    eligible: list[tuple[str, ...]] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    chosen: list[tuple[str, float]] = field(default_factory=list)  # (action, probability)
+    treated: list[bool] = field(default_factory=list)  # False: holdout
+
+
 class Engine:
     """Decides, records outcomes, learns and persists. Use from one thread (or one event loop).
 
@@ -102,6 +116,8 @@ class Engine:
         # when it closes: no positive-first bias from conversions arriving before non-conversions
         self.provisional = self.policy.additive
         self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
+        self._action_index = {a: i for i, a in enumerate(self.action_ids)}
+        self._masks: dict[tuple[str, ...], tuple[bool, ...]] = {}
         self.guardrails = Guardrails(config, self.store)
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
                              self._learn, on_cost=self.guardrails.spend.add)
@@ -199,75 +215,102 @@ class Engine:
 
         One policy call and one insert for the whole batch; a request that fails validation
         gets its error in its slot and does not disturb the others. The HTTP server batches
-        the requests that arrive during one event-loop turn this way.
+        the requests that arrive close together this way.
         """
         results: list = [None] * len(requests)
-        rows, X, hashes, eligible_ids = [], [], [], []
+        batch = self._admit(requests, results)
+        if batch.rows:
+            ts = self.clock() if now is None else now
+            self._choose(batch, ts)
+            for i, e in zip(batch.rows, self._log(batch, ts)):
+                results[i] = Decision(e.event_id, e.action, e.probability, e.group,
+                                      e.model_version, e.randomized)
+            if commit:
+                self.commit()
+        return results
+
+    def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
+        """Validate and encode each request; a refused one gets its error in ``results``."""
+        batch = _Batch()
         for i, (visitor_id, context, eligible) in enumerate(requests):
             try:
                 if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
                     raise CartwheelError(f"visitor_id must be a non-empty string of at most "
                                          f"{MAX_VISITOR_ID} characters", field="visitor_id")
-                x = self.space.transform([context])[0]
+                x = self.space.encode_row(context)
                 ids = self.eligibility(eligible)
             except CartwheelError as exc:
                 results[i] = exc
                 continue
-            rows.append(i)
-            X.append(x)
-            eligible_ids.append(ids)
-            hashes.append(hash_visitor(visitor_id, self.salt))
-        if not rows:
-            return results
-        ts = self.clock() if now is None else now
-        chosen = [(self._control, 1.0)] * len(rows)
-        treated = [j for j, h in enumerate(hashes) if not self.in_holdout(h)]
+            batch.rows.append(i)
+            batch.contexts.append(context)
+            batch.X.append(x)
+            batch.eligible.append(ids)
+            batch.hashes.append(hash_visitor(visitor_id, self.salt))
+        return batch
+
+    def _choose(self, batch: "_Batch", ts: float) -> None:
+        """Fill ``batch.chosen``: the control for the holdout, forced actions where rules or
+        guardrails force one, and one policy call for the rest (guardrails narrow eligible)."""
+        batch.chosen = [(self._control, 1.0)] * len(batch.rows)
+        batch.treated = [not self.in_holdout(h) for h in batch.hashes]
+        learner_rows = [j for j, treated in enumerate(batch.treated) if treated]
         if self.guardrails.active:
-            learner_rows = []
-            for j in treated:
-                elig = self.guardrails.eligibility(hashes[j], requests[rows[j]][1],
-                                                   eligible_ids[j], ts)
-                eligible_ids[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
+            free = []
+            for j in learner_rows:
+                elig = self.guardrails.eligibility(batch.hashes[j], batch.contexts[j],
+                                                   batch.eligible[j], ts)
+                batch.eligible[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
                 if elig.forced is not None:
-                    chosen[j] = (elig.forced, 1.0)
+                    batch.chosen[j] = (elig.forced, 1.0)
                 else:
-                    learner_rows.append(j)
-        else:
-            learner_rows = treated
-        if learner_rows:
-            Xt = np.array([X[j] for j in learner_rows])
-            mask = np.zeros((len(learner_rows), len(self.policy_actions)), dtype=bool)
-            for r, j in enumerate(learner_rows):
-                mask[r, [self._policy_index[a] for a in eligible_ids[j]]] = True
-            actions, probs = self.policy.act(Xt, mask)
-            for r, j in enumerate(learner_rows):
-                chosen[j] = (self.policy_actions[int(actions[r])], float(probs[r]))
-                if self.provisional and probs[r] < 1.0:
-                    # learned at commit, with the rest of the group (one batched update)
-                    self._provisional_batch.append((Xt[r], int(actions[r]), float(probs[r]),
-                                                    mask[r]))
-        treated_set = set(treated)
-        events = []
-        event_ids = new_event_ids(len(rows))
-        for j, i in enumerate(rows):
-            action, probability = chosen[j]
-            events.append(LoggedEvent(
-                event_id=event_ids[j], visitor_hash=hashes[j],
-                context=dict(requests[i][1]),
-                mask=tuple(a in eligible_ids[j] for a in self.action_ids),
-                action_index=self.action_ids.index(action), action=action,
-                probability=probability, group="treatment" if j in treated_set else "holdout",
-                model_version=self.model_version, randomized=probability < 1.0, ts=ts))
-        seq = self.store.add_decisions(events, eligible_ids)
+                    free.append(j)
+            learner_rows = free
+        if not learner_rows:
+            return
+        X = np.array([batch.X[j] for j in learner_rows])
+        mask = np.array([self._policy_mask(batch.eligible[j]) for j in learner_rows])
+        actions, probs = self.policy.act(X, mask)
+        for r, j in enumerate(learner_rows):
+            action, p = int(actions[r]), float(probs[r])
+            batch.chosen[j] = (self.policy_actions[action], p)
+            if self.provisional and p < 1.0:
+                # learned at commit, with the rest of the group (one batched update)
+                self._provisional_batch.append((X[r], action, p, mask[r]))
+
+    def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
+        """Append the batch's decisions to the store (one insert)."""
+        version = self.model_version
+        events = [LoggedEvent(
+            event_id=event_id, visitor_hash=visitor_hash, context=dict(context),
+            mask=self._config_mask(ids), action_index=self._action_index[action], action=action,
+            probability=probability, group="treatment" if treated else "holdout",
+            model_version=version, randomized=probability < 1.0, ts=ts)
+            for event_id, visitor_hash, context, ids, (action, probability), treated in zip(
+                new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
+                batch.chosen, batch.treated)]
+        seq = self.store.add_decisions(events, batch.eligible)
         self.decided_total += len(events)
         if self.provisional:
             self.last_decision_seq = seq
-        if commit:
-            self.commit()
-        for i, e in zip(rows, events):
-            results[i] = Decision(e.event_id, e.action, e.probability, e.group, e.model_version,
-                                  e.randomized)
-        return results
+        return events
+
+    def _config_mask(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
+        """Eligibility of every configured action (in config order), cached per eligible set."""
+        mask = self._masks.get(eligible)
+        if mask is None:
+            if len(self._masks) > 4096:  # distinct sets are few; bound them all the same
+                self._masks.clear()
+            chosen = set(eligible)
+            mask = self._masks[eligible] = tuple(a in chosen for a in self.action_ids)
+        return mask
+
+    def _policy_mask(self, eligible: tuple[str, ...]) -> list[bool]:
+        """Eligibility over the policy's actions (which may include retired ones)."""
+        row = [False] * len(self.policy_actions)
+        for a in eligible:
+            row[self._policy_index[a]] = True
+        return row
 
     # ------------------------------------------------------------------ outcomes
     def record_outcome(self, event_id: str, converted: bool, order_value: float = 0.0,

@@ -226,6 +226,9 @@ class FeatureSpace:
             self._slices.append(slice(start, start + len(f.columns)))
             start += len(f.columns)
         self.names: tuple[str, ...] = ("bias", *(c for f in self.features for c in f.columns))
+        # what the single-row path runs per feature, looked up once
+        self._plan = tuple((f.name, f.encode_one, s.start)
+                           for f, s in zip(self.features, self._slices))
 
     @property
     def dim(self) -> int:
@@ -255,7 +258,7 @@ class FeatureSpace:
         for context in contexts:
             self.check_keys(context)
         if len(contexts) == 1:
-            return self._encode_one(contexts[0])[None, :]
+            return np.array([self._encode_row(contexts[0])])
         columns = {f.name: [c.get(f.name, _MISSING) for c in contexts] for f in self.features}
         return self._encode(columns, len(contexts))
 
@@ -270,13 +273,26 @@ class FeatureSpace:
         filled = {f.name: columns.get(f.name, [_MISSING] * n) for f in self.features}
         return self._encode(filled, n)
 
-    def _encode_one(self, context: Mapping) -> np.ndarray:
-        # one visitor (the decide path): plain Python beats per-column numpy calls ~10x here
+    def encode_row(self, context: Mapping) -> list[float]:
+        """Encode one context dict into a list of d floats (the decide path).
+
+        Faster than :meth:`transform` for one or a few visitors: callers that decide for a
+        batch of requests collect the rows and build one array.
+
+        >>> FeatureSpace([Boolean("returning")]).encode_row({"returning": True})
+        [1.0, 1.0]
+        """
+        self.check_keys(context)
+        return self._encode_row(context)
+
+    def _encode_row(self, context: Mapping) -> list[float]:
+        # plain Python beats per-column numpy calls ~10x for one row
         row = [0.0] * self.dim
         row[0] = 1.0
-        for feature, cols in zip(self.features, self._slices):
-            feature.encode_one(context.get(feature.name, _MISSING), row, cols.start)
-        return np.array(row)
+        get = context.get
+        for name, encode_one, start in self._plan:
+            encode_one(get(name, _MISSING), row, start)
+        return row
 
     def _encode(self, columns: Mapping[str, Sequence], n: int) -> np.ndarray:
         X = np.empty((n, self.dim), dtype=float)

@@ -118,6 +118,7 @@ class EventStore:
             raise RuntimeError(f"{self.path}: store schema version {version}, this cartwheel "
                                f"reads version {SCHEMA_VERSION}")
         self._in_tx = False
+        self._eligible_cache: dict[tuple[str, ...], bytes] = {}
 
     # ------------------------------------------------------------ transactions
     def _begin(self):
@@ -156,10 +157,19 @@ class EventStore:
         self.db.executemany(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(e.event_id, e.ts, e.visitor_hash, _encode(e.context), _encode(list(ids)), e.action,
-              e.probability, e.group, e.model_version, int(e.randomized))
+            [(e.event_id, e.ts, e.visitor_hash, _encode(e.context), self._eligible_json(ids),
+              e.action, e.probability, e.group, e.model_version, int(e.randomized))
              for e, ids in zip(events, eligible)])
         return self.max_seq("decisions")
+
+    def _eligible_json(self, ids: tuple[str, ...]) -> bytes:
+        """JSON of an eligible set, cached: a shop has few distinct sets."""
+        encoded = self._eligible_cache.get(ids)
+        if encoded is None:
+            if len(self._eligible_cache) > 4096:
+                self._eligible_cache.clear()
+            encoded = self._eligible_cache[ids] = _encode(list(ids))
+        return encoded
 
     def add_outcome(self, event_id: str, ts: float, converted: bool, order_value: float,
                     outcome_id: str | None) -> None:
