@@ -14,6 +14,10 @@ Schema (``SCHEMA_VERSION`` 1; every table append-only, rows are never updated or
   the reward fed the model (randomized treatment decisions only). Replaying ``learned`` rows in
   ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
 
+``seq`` is the rowid: rows are never deleted, so it only grows (no AUTOINCREMENT, whose
+bookkeeping table would cost every commit one more page write). Indexes are only those a query
+needs: each extra one is another page written per commit.
+
 Durability: WAL with ``synchronous=NORMAL`` survives a killed process (FULL also survives power
 loss). Writes are not committed one by one: callers batch them and call :meth:`commit` (group
 commit), and acknowledge only after it returns.
@@ -35,17 +39,15 @@ SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
     visitor_hash TEXT NOT NULL, context TEXT NOT NULL, eligible TEXT NOT NULL,
     action TEXT NOT NULL, probability REAL NOT NULL, grp TEXT NOT NULL,
     model_version INTEGER NOT NULL, randomized INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS decisions_ts ON decisions(ts);
 CREATE TABLE IF NOT EXISTS outcomes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, outcome_id TEXT UNIQUE, event_id TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, outcome_id TEXT UNIQUE, event_id TEXT NOT NULL,
     ts REAL NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS outcomes_event ON outcomes(event_id);
 CREATE TABLE IF NOT EXISTS closed (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
     reason TEXT NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL,
     cost REAL NOT NULL, reward REAL NOT NULL, learned INTEGER NOT NULL);
 """
@@ -107,6 +109,10 @@ class EventStore:
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
+        # stores made by 0.1.0 before this change carry two indexes no query uses; every
+        # commit paid a page write for each
+        self.db.execute("DROP INDEX IF EXISTS decisions_ts")
+        self.db.execute("DROP INDEX IF EXISTS outcomes_event")
         if visitor_index:
             # frequency caps count decisions per visitor; other shops need not pay for the index
             self.db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor "
