@@ -99,7 +99,9 @@ class Categorical(Feature):
         out[np.arange(len(values)), codes] = 1.0
 
     def encode_one(self, value, row, start):
-        row[start + self._code(value)] = 1.0
+        # a declared category is the common case: one dict lookup, no further call
+        code = self._index.get(value) if type(value) is str else None
+        row[start + (self._code(value) if code is None else code)] = 1.0
 
     def _code(self, v) -> int:
         code = self._index.get(v) if isinstance(v, str) else None
@@ -141,8 +143,11 @@ class Numeric(Feature):
         return np.log1p(v) if self.log else v
 
     def encode_one(self, value, row, start):
-        v = min(max(self._number(value, self.low if self.default is None else self.default),
-                    self.low), self.high)
+        if type(value) is float and math.isfinite(value) or type(value) is int:
+            v = value  # the common case, checked inline (bool is not int here: type() is exact)
+        else:
+            v = self._number(value, self.low if self.default is None else self.default)
+        v = min(max(v, self.low), self.high)
         row[start] = ((math.log1p(v) if self.log else v) - self._lo) / self._span
 
     def encode(self, values, out):
