@@ -45,6 +45,36 @@ class SpendTracker:
         return self.budget is not None and self.spent(now) >= self.budget.daily
 
 
+class CapCounter:
+    """Counts a visitor's decisions under every frequency cap with one bounded query.
+
+    Each cap's count is a sub-select over the actions it covers in its window, stopped at the
+    cap's maximum (``LIMIT``): with the store's (visitor_hash, action, ts) index it reads at
+    most that many index entries, so a visitor with a long history (a crawler reusing one id)
+    costs no more than any other.
+    """
+
+    def __init__(self, caps, actions):
+        self.caps = tuple(caps)
+        self.covered = [tuple(a.id for a in actions if cap.covers(a)) for cap in self.caps]
+        # per cap: which actions (in config order) it removes once reached
+        self.removes = [tuple(cap.covers(a) for a in actions) for cap in self.caps]
+        self.sql = "SELECT " + ", ".join(
+            f"(SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE visitor_hash = ? AND action "
+            f"IN ({', '.join('?' * len(ids))}) AND ts >= ? LIMIT {int(cap.max_per_visitor)}))"
+            if ids else "0" for cap, ids in zip(self.caps, self.covered))
+
+    def reached(self, db, visitor_hash: str, now: float) -> list[tuple[bool, ...]]:
+        """The ``removes`` masks of the caps this visitor has reached at ``now``."""
+        params: list = []
+        for cap, ids in zip(self.caps, self.covered):
+            if ids:
+                params += (visitor_hash, *ids, now - cap.window_s)
+        counts = db.execute(self.sql, params).fetchone()
+        return [removes for cap, removes, used in zip(self.caps, self.removes, counts)
+                if used >= cap.max_per_visitor]
+
+
 class Guardrails:
     """Computes, per request, which actions may be shown and whether one is forced."""
 
@@ -52,8 +82,7 @@ class Guardrails:
         self.config, self.store = config, store
         self.actions = config.actions
         self.ids = config.action_ids
-        self.by_id = {a.id: a for a in config.actions}
-        self.longest_cap_s = max((c.window_s for c in config.caps), default=0.0)
+        self.caps = CapCounter(config.caps, config.actions) if config.caps else None
         self.control = config.holdout.control
         self.spend = SpendTracker(store, config.budget)
 
@@ -61,24 +90,12 @@ class Guardrails:
     def active(self) -> bool:
         return bool(self.config.rules or self.config.caps or self.config.budget)
 
-    def shown(self, visitor_hash: str, since: float) -> list[tuple]:
-        """(action, ts) of this visitor's decisions since ``since``."""
-        return self.store.db.execute(
-            "SELECT action, ts FROM decisions WHERE visitor_hash = ? AND ts >= ?",
-            (visitor_hash, since)).fetchall()
-
     def eligibility(self, visitor_hash: str, context: dict, requested: tuple[str, ...],
                     now: float) -> Eligibility:
         mask = [a in requested for a in self.ids]
-        # one read of the visitor's history serves every cap (each counts its own window)
-        history = [(self.by_id[a], ts) for a, ts in
-                   self.shown(visitor_hash, now - self.longest_cap_s) if a in self.by_id] \
-            if self.config.caps else []
-        for cap in self.config.caps:
-            since = now - cap.window_s
-            used = sum(1 for action, ts in history if ts >= since and cap.covers(action))
-            if used >= cap.max_per_visitor:
-                mask = [m and not cap.covers(a) for m, a in zip(mask, self.actions)]
+        if self.caps is not None:
+            for removes in self.caps.reached(self.store.db, visitor_hash, now):
+                mask = [m and not r for m, r in zip(mask, removes)]
         if self.spend.exhausted(now):
             mask = [m and not a.costed for m, a in zip(mask, self.actions)]
         return apply_rules(self.config.rules, context, mask, self.ids, self.control)

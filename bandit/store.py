@@ -114,9 +114,11 @@ class EventStore:
         self.db.execute("DROP INDEX IF EXISTS decisions_ts")
         self.db.execute("DROP INDEX IF EXISTS outcomes_event")
         if visitor_index:
-            # frequency caps count decisions per visitor; other shops need not pay for the index
-            self.db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor "
-                            "ON decisions(visitor_hash, ts)")
+            # frequency caps count a visitor's decisions of some actions in a window (bounded
+            # by LIMIT: see guardrails.CapCounter); other shops need not pay for the index
+            self.db.execute("DROP INDEX IF EXISTS decisions_visitor")  # (visitor_hash, ts)
+            self.db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_action "
+                            "ON decisions(visitor_hash, action, ts)")
         version = self.get_meta("schema_version")
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

@@ -3,6 +3,7 @@
 Run: ``python benchmarks/engine_throughput.py [--visitors 20000]``. Prints events/s (one event =
 a decision and its outcome) and decide latency, committing per call (each call durable before it
 returns) and with group commit (one commit per 32 visitors, as the HTTP server does under load),
+then with the example shop's guardrails for visitors who come back (caps read their history),
 beside a bare SQLite baseline that inserts and commits a row of the same size per event.
 """
 
@@ -14,6 +15,7 @@ import platform
 import sqlite3
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -24,8 +26,12 @@ from bandit import Engine, load_config  # noqa: E402
 from bandit.config import parse_config  # noqa: E402
 
 
-def engine_run(contexts, group: int, spec: str):
-    cfg = load_config()
+EXAMPLE_SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop.toml"
+
+
+def engine_run(contexts, group: int, spec: str, config_path=None, returning: int = 0):
+    """``returning``: draw visitor ids from a pool this size (0: every visitor is new)."""
+    cfg = load_config(config_path)
     raw = dict(cfg.raw)
     raw["policy"] = {"spec": spec}
     config = parse_config(raw)
@@ -37,7 +43,8 @@ def engine_run(contexts, group: int, spec: str):
         for i, ctx in enumerate(contexts):
             commit = group == 1 or (i + 1) % group == 0
             s = time.perf_counter()
-            dec = engine.decide(f"v{i}", ctx, commit=commit)
+            visitor = f"v{i % returning if returning else i}"
+            dec = engine.decide(visitor, ctx, commit=commit)
             lat[i] = time.perf_counter() - s
             engine.record_outcome(dec.event_id, bool(rng.random() < 0.3), 50.0, f"o{i}",
                                   commit=commit)
@@ -76,8 +83,13 @@ def main():
     base = sqlite_baseline(args.visitors)
     print(f"{'mode':38s} {'events/s':>10s} {'decide p50 ms':>14s} {'decide p99 ms':>14s} "
           f"{'x sqlite':>9s}")
-    for label, group in (("engine, commit per call", 1), ("engine, group commit (32)", 32)):
-        tput, p50, p99 = engine_run(contexts, group, args.policy)
+    for label, group, config, returning in (
+            ("engine, commit per call", 1, None, 0),
+            ("engine, group commit (32)", 32, None, 0),
+            # rules, caps and a budget; 20 ids that keep coming back (1,000 visits each, as a
+            # crawler reusing one id would): cap queries must not grow with the history
+            ("  + examples/shop.toml, 20 returning", 32, EXAMPLE_SHOP, 20)):
+        tput, p50, p99 = engine_run(contexts, group, args.policy, config, returning)
         print(f"{label:38s} {tput:10,.0f} {p50:14.3f} {p99:14.3f} {tput / base:9.2f}")
     print(f"{'bare sqlite, 2 autocommit inserts/event':38s} {base:10,.0f} {'-':>14s} {'-':>14s} "
           f"{1.0:9.2f}")
