@@ -7,7 +7,7 @@ expire with their windows without any state of their own.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .rules import Eligibility, apply_rules
@@ -20,11 +20,19 @@ class SpendTracker:
         self.store, self.budget = store, budget
         self.zone = ZoneInfo(budget.timezone) if budget else None
         self._day_start, self._spent = None, 0.0
+        self._day = (0.0, 0.0)  # [start, end) of the day last asked about
 
     def day_start(self, now: float) -> float:
-        day = datetime.fromtimestamp(now, self.zone).replace(hour=0, minute=0, second=0,
-                                                             microsecond=0)
-        return day.timestamp()
+        """Start (epoch seconds) of the budget day that contains ``now``."""
+        start, end = self._day
+        if not start <= now < end:  # asked on every decision: compute once per day
+            day = datetime.fromtimestamp(now, self.zone).replace(hour=0, minute=0, second=0,
+                                                                 microsecond=0)
+            # the next midnight by the wall clock (a DST day is 23 or 25 hours long)
+            after = day + timedelta(days=1)
+            start, end = day.timestamp(), after.timestamp()
+            self._day = (start, end)
+        return start
 
     def spent(self, now: float) -> float:
         """Spend so far on the budget day that contains ``now``."""

@@ -170,6 +170,28 @@ def test_cap_counts_read_a_bounded_index_range_whatever_the_history(tmp_path):
     engine.close()
 
 
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/Santiago", "Australia/Lord_Howe",
+                                  "UTC"])
+def test_budget_day_boundaries_follow_the_wall_clock(zone):
+    """The cached [start, end) of the budget day agrees with a direct computation across two
+    years of DST changes (including Lord Howe's half-hour shift)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bandit.guardrails import SpendTracker
+    from bandit.rules import Budget
+
+    tz = ZoneInfo(zone)
+    tracker = SpendTracker(None, Budget(100.0, zone))
+    rng = np.random.default_rng(3)
+    now = datetime(2026, 1, 1, tzinfo=tz).timestamp()
+    for step in rng.uniform(0, 5400, 20_000):  # ~2 years in steps of up to 1.5 hours
+        now += step
+        midnight = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0,
+                                                           microsecond=0)
+        assert tracker.day_start(now) == midnight.timestamp()
+
+
 def test_budget_survives_a_restart_and_resets_next_day(tmp_path):
     clock = Clock(1_700_000_000.0)  # 2023-11-14 22:13 UTC
     config = guarded_shop(budget={"daily_incentive_spend": 15.0, "timezone": "UTC"})
