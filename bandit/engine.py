@@ -255,11 +255,12 @@ class Engine:
         batch.chosen = [(self._control, 1.0)] * len(batch.rows)
         batch.treated = [not self.in_holdout(h) for h in batch.hashes]
         learner_rows = [j for j, treated in enumerate(batch.treated) if treated]
-        if self.guardrails.active:
+        if self.guardrails.active and learner_rows:
             free = []
-            for j in learner_rows:
-                elig = self.guardrails.eligibility(batch.hashes[j], batch.contexts[j],
-                                                   batch.eligible[j], ts)
+            for j, elig in zip(learner_rows, self.guardrails.eligibility(
+                    [batch.hashes[j] for j in learner_rows],
+                    [batch.contexts[j] for j in learner_rows],
+                    [batch.eligible[j] for j in learner_rows], ts)):
                 batch.eligible[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
                 if elig.forced is not None:
                     batch.chosen[j] = (elig.forced, 1.0)

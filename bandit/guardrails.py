@@ -54,12 +54,13 @@ class SpendTracker:
 
 
 class CapCounter:
-    """Counts a visitor's decisions under every frequency cap with one bounded query.
+    """Counts visitors' decisions under every frequency cap: one bounded query per batch.
 
     Each cap's count is a sub-select over the actions it covers in its window, stopped at the
     cap's maximum (``LIMIT``): with the store's (visitor_hash, action, ts) index it reads at
     most that many index entries, so a visitor with a long history (a crawler reusing one id)
-    costs no more than any other.
+    costs no more than any other. The visitors of a whole batch go in one statement, so a
+    batch pays one round trip into SQLite, not one per visitor.
     """
 
     def __init__(self, caps, actions):
@@ -67,20 +68,30 @@ class CapCounter:
         self.covered = [tuple(a.id for a in actions if cap.covers(a)) for cap in self.caps]
         # per cap: which actions (in config order) it removes once reached
         self.removes = [tuple(cap.covers(a) for a in actions) for cap in self.caps]
-        self.sql = "SELECT " + ", ".join(
-            f"(SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE visitor_hash = ? AND action "
-            f"IN ({', '.join('?' * len(ids))}) AND ts >= ? LIMIT {int(cap.max_per_visitor)}))"
+        self._counts = ", ".join(
+            f"(SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE visitor_hash = v.h AND "
+            f"action IN ({', '.join('?' * len(ids))}) AND ts >= ? LIMIT {int(cap.max_per_visitor)}))"
             if ids else "0" for cap, ids in zip(self.caps, self.covered))
+        self._statements: dict[int, str] = {}
 
-    def reached(self, db, visitor_hash: str, now: float) -> list[tuple[bool, ...]]:
-        """The ``removes`` masks of the caps this visitor has reached at ``now``."""
-        params: list = []
+    def sql(self, n: int) -> str:
+        """The statement for ``n`` visitors (one row of counts per visitor, in order)."""
+        statement = self._statements.get(n)
+        if statement is None:
+            rows = ", ".join(f"({i}, ?)" for i in range(n))
+            statement = self._statements[n] = (
+                f"WITH v(i, h) AS (VALUES {rows}) SELECT {self._counts} FROM v ORDER BY v.i")
+        return statement
+
+    def reached(self, db, visitor_hashes: list[str], now: float) -> list[list[tuple[bool, ...]]]:
+        """Per visitor, the ``removes`` masks of the caps they have reached at ``now``."""
+        params = list(visitor_hashes)
         for cap, ids in zip(self.caps, self.covered):
             if ids:
-                params += (visitor_hash, *ids, now - cap.window_s)
-        counts = db.execute(self.sql, params).fetchone()
-        return [removes for cap, removes, used in zip(self.caps, self.removes, counts)
-                if used >= cap.max_per_visitor]
+                params += (*ids, now - cap.window_s)
+        rows = db.execute(self.sql(len(visitor_hashes)), params).fetchall()
+        return [[removes for cap, removes, used in zip(self.caps, self.removes, counts)
+                 if used >= cap.max_per_visitor] for counts in rows]
 
 
 class Guardrails:
@@ -98,12 +109,18 @@ class Guardrails:
     def active(self) -> bool:
         return bool(self.config.rules or self.config.caps or self.config.budget)
 
-    def eligibility(self, visitor_hash: str, context: dict, requested: tuple[str, ...],
-                    now: float) -> Eligibility:
-        mask = [a in requested for a in self.ids]
-        if self.caps is not None:
-            for removes in self.caps.reached(self.store.db, visitor_hash, now):
+    def eligibility(self, visitor_hashes: list[str], contexts: list[dict],
+                    requested: list[tuple[str, ...]], now: float) -> list[Eligibility]:
+        """Eligibility of a batch of requests (one cap query for all of them)."""
+        reached = (self.caps.reached(self.store.db, visitor_hashes, now) if self.caps
+                   else [()] * len(visitor_hashes))
+        broke = self.spend.exhausted(now)
+        result = []
+        for context, wanted, caps_reached in zip(contexts, requested, reached):
+            mask = [a in wanted for a in self.ids]
+            for removes in caps_reached:
                 mask = [m and not r for m, r in zip(mask, removes)]
-        if self.spend.exhausted(now):
-            mask = [m and not a.costed for m, a in zip(mask, self.actions)]
-        return apply_rules(self.config.rules, context, mask, self.ids, self.control)
+            if broke:
+                mask = [m and not a.costed for m, a in zip(mask, self.actions)]
+            result.append(apply_rules(self.config.rules, context, mask, self.ids, self.control))
+        return result

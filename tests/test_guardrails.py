@@ -154,19 +154,36 @@ def test_cap_counts_read_a_bounded_index_range_whatever_the_history(tmp_path):
                                             "window_s": 86400.0}]})
     engine = Engine.open(config, tmp_path, seed=0)
     caps = engine.guardrails.caps
-    params = [p for cap, ids in zip(caps.caps, caps.covered) for p in ("h", *ids, 0.0)]
-    plan = [row[3] for row in engine.store.db.execute("EXPLAIN QUERY PLAN " + caps.sql, params)]
+    params = ["h1", "h2", "h3"] + [p for ids in caps.covered for p in (*ids, 0.0)]
+    plan = [row[3] for row in engine.store.db.execute("EXPLAIN QUERY PLAN " + caps.sql(3),
+                                                      params)]
     searches = [step for step in plan if "decisions" in step]
     assert len(searches) == 2
     assert all("COVERING INDEX decisions_visitor_action (visitor_hash=? AND action=? AND ts>?)"
                in step for step in searches), plan
-    assert "LIMIT 2" in caps.sql and "LIMIT 1" in caps.sql
+    assert "LIMIT 2" in caps.sql(1) and "LIMIT 1" in caps.sql(1)
     # and the caps still hold over a long history of one id
     shown = [engine.decide("crawler", {}, ["none", "discount_10", "discount_5"]).action
              for _ in range(300)]
     # the weekly incentive cap is reached for sure: each incentive keeps a probability of at
     # least the 0.01 floor per draw while eligible, so 300 draws show two of them
     assert shown.count("discount_10") <= 1 and sum(a in COSTED for a in shown) == 2
+    engine.close()
+
+
+def test_caps_in_one_batch_apply_to_each_visitor_alone(tmp_path):
+    config = guarded_shop(caps={"limits": [{"action": "discount_10", "max_per_visitor": 1,
+                                            "window_s": 3600.0}]})
+    engine = Engine.open(config, tmp_path, seed=0)
+    capped = [f"capped-{i}" for i in range(5)]
+    for visitor in capped:  # only one action eligible: shown for sure
+        assert engine.decide(visitor, {}, ["discount_10"]).action == "discount_10"
+    fresh = [f"fresh-{i}" for i in range(5)]
+    order = [v for pair in zip(capped, fresh) for v in pair]  # interleaved in the batch
+    results = engine.decide_batch([(v, {}, ["discount_10"]) for v in order])
+    actions = {v: r.action for v, r in zip(order, results)}
+    assert all(actions[v] == "none" for v in capped)  # nothing left: the control, forced
+    assert all(actions[v] == "discount_10" for v in fresh)
     engine.close()
 
 
