@@ -129,7 +129,8 @@ def _report(args) -> int:
     from .store import EventStore
 
     config = load_config(args.config)
-    store = EventStore(Path(args.data_dir or config.storage.path) / "events.sqlite3")
+    # read-only: a report beside a running server must not touch its store
+    store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
     report = build_report(store, config.objective.margin, alpha=args.alpha,
                           spend=SpendTracker(store, config.budget))
     groups = report.groups
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     threadpool_limits(int(os.environ.get("CARTWHEEL_BLAS_THREADS", "1")))
     try:
         return args.func(args) or 0
-    except (CartwheelError, ValueError, RuntimeError) as exc:
+    except (CartwheelError, ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"cartwheel {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -96,7 +96,7 @@ class Engine:
             raise CartwheelError(f"another cartwheel process is using {self.data_dir}; "
                                  "stop it or choose another --data-dir") from None
         self.store = EventStore(self.data_dir / "events.sqlite3", config.storage.synchronous,
-                                visitor_index=bool(config.caps))
+                                visitor_index=bool(config.caps), background_checkpoints=True)
         self.space = config.feature_space()
         self.salt = self._salt()
         self.actions = {a.id: a for a in config.actions}

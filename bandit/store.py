@@ -25,7 +25,9 @@ commit), and acknowledge only after it returns.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 
 import msgspec
 from collections.abc import Iterator
@@ -35,6 +37,10 @@ from pathlib import Path
 from .types import LoggedEvent
 
 SCHEMA_VERSION = 1
+# the background checkpoint is asked for after this many rows (SQLite's own default is after
+# 1000 WAL pages; a decision row with the caps index dirties one or two pages)
+CHECKPOINT_ROWS = 1000
+log = logging.getLogger("cartwheel.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,13 +104,68 @@ def _decision(row) -> StoredDecision:
                           tuple(_decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
 
 
-class EventStore:
-    """The durable log. Not thread-safe: use it from one thread (the engine's)."""
+class Checkpointer(threading.Thread):
+    """Copies the WAL back into the database file from a thread of its own.
 
-    def __init__(self, path: str | Path, synchronous: str = "normal", visitor_index: bool = False):
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, so every
+    few dozen commits one of them copies thousands of pages while its requests wait. Here the
+    bulk of the copy runs on this thread's own connection when :meth:`poke` says enough was
+    written: a PASSIVE checkpoint never blocks the writer, and SQLite releases the GIL while
+    it copies, so it runs beside the event loop. The WAL restarts from its beginning only when
+    a write transaction starts while every frame is copied, which a busy writer, starting
+    the next one at once, never sees; so once this thread is :attr:`done`, the writer copies
+    the few frames written meanwhile itself (:meth:`EventStore.commit`) and its next write
+    restarts the WAL. Durability never depends on checkpoints.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__(name="cartwheel-checkpoint", daemon=True)
+        self.path = path
+        self._due = threading.Event()
+        self.done = False  # a checkpoint finished since the writer last caught up
+        self._stopping = False
+
+    def run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._due.wait()
+                self._due.clear()
+                if self._stopping:
+                    return
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.done = True
+                except sqlite3.Error:  # e.g. disk full: the WAL keeps everything meanwhile
+                    log.exception("background checkpoint failed; will retry")
+        finally:
+            db.close()
+
+    def poke(self) -> None:
+        """Ask for a checkpoint (one runs at a time; pokes meanwhile fold into the next)."""
+        self._due.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self.join()
+
+
+class EventStore:
+    """The durable log. Not thread-safe: use it from one thread (the engine's).
+
+    ``background_checkpoints``: the process that writes the log (the engine) checkpoints the
+    WAL from a :class:`Checkpointer` thread every ``CHECKPOINT_ROWS`` rows instead of inside a
+    commit.
+    """
+
+    def __init__(self, path: str | Path, synchronous: str = "normal", visitor_index: bool = False,
+                 background_checkpoints: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._in_tx = False
+        self._checkpointer = None
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.execute("PRAGMA busy_timeout=5000")
@@ -113,23 +174,48 @@ class EventStore:
         # commit paid a page write for each
         self.db.execute("DROP INDEX IF EXISTS decisions_ts")
         self.db.execute("DROP INDEX IF EXISTS outcomes_event")
+        # frequency caps count a visitor's decisions of some actions in a window (bounded by
+        # LIMIT: see guardrails.CapCounter); shops without caps need not pay for the index
+        self.db.execute("DROP INDEX IF EXISTS decisions_visitor")  # (visitor_hash, ts): older
         if visitor_index:
-            # frequency caps count a visitor's decisions of some actions in a window (bounded
-            # by LIMIT: see guardrails.CapCounter); other shops need not pay for the index
-            self.db.execute("DROP INDEX IF EXISTS decisions_visitor")  # (visitor_hash, ts)
             self.db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_action "
                             "ON decisions(visitor_hash, action, ts)")
+        else:
+            self.db.execute("DROP INDEX IF EXISTS decisions_visitor_action")
         version = self.get_meta("schema_version")
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(version) != SCHEMA_VERSION:
+        self._check_version(version)
+        self._eligible_cache: dict[tuple[str, ...], bytes] = {}
+        self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
+        if background_checkpoints:
+            self.db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
+
+    @classmethod
+    def read_only(cls, path: str | Path) -> "EventStore":
+        """Open an existing log for reading only (reports beside a running server): no
+        schema or index changes, and any write raises."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no event log at {path}: serve or simulate into this data "
+                                    "dir first, or point --data-dir at the right one")
+        store = cls.__new__(cls)
+        store.path, store._in_tx, store._checkpointer = path, False, None
+        store.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                   isolation_level=None, check_same_thread=False)
+        store._check_version(store.get_meta("schema_version"))
+        return store
+
+    def _check_version(self, version: str | None) -> None:
+        if version is not None and int(version) != SCHEMA_VERSION:
             raise RuntimeError(f"{self.path}: store schema version {version}, this cartwheel "
                                f"reads version {SCHEMA_VERSION}")
-        self._in_tx = False
-        self._eligible_cache: dict[tuple[str, ...], bytes] = {}
 
     # ------------------------------------------------------------ transactions
-    def _begin(self):
+    def _begin(self, rows: int = 1):
+        self._unchecked_rows += rows
         if not self._in_tx:
             self.db.execute("BEGIN")
             self._in_tx = True
@@ -139,6 +225,13 @@ class EventStore:
         if self._in_tx:
             self.db.execute("COMMIT")
             self._in_tx = False
+            if self._checkpointer is not None:
+                if self._checkpointer.done:  # copy the rest: the next write restarts the WAL
+                    self._checkpointer.done = False
+                    self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if self._unchecked_rows >= CHECKPOINT_ROWS:
+                    self._unchecked_rows = 0
+                    self._checkpointer.poke()
 
     @property
     def pending(self) -> bool:
@@ -147,7 +240,9 @@ class EventStore:
 
     def close(self) -> None:
         self.commit()
-        self.db.close()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        self.db.close()  # the last connection to close checkpoints and removes the WAL
 
     # ------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
@@ -161,7 +256,7 @@ class EventStore:
     # ------------------------------------------------------------ writes
     def add_decisions(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]]) -> int:
         """Append decisions (one statement for the batch); returns the last ``seq``."""
-        self._begin()
+        self._begin(len(events))
         self.db.executemany(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
