@@ -199,9 +199,11 @@ def test_restart_resumes_from_snapshot_plus_log(tmp_path, clock):
 
 
 def test_second_engine_on_same_data_dir_is_refused(tmp_path, clock):
-    open_engine(tmp_path, clock)
+    first = open_engine(tmp_path, clock)  # held: a collected engine would release its lock
     with pytest.raises(CartwheelError, match="another cartwheel process"):
         open_engine(tmp_path, clock)
+    first.close()
+    open_engine(tmp_path, clock).close()  # closed: the directory is free again
 
 
 def test_adding_an_action_keeps_what_was_learned(tmp_path, clock):
