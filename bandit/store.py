@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import weakref
 
 import msgspec
 from collections.abc import Iterator
@@ -145,10 +146,11 @@ class Checkpointer(threading.Thread):
         """Ask for a checkpoint (one runs at a time; pokes meanwhile fold into the next)."""
         self._due.set()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         self._stopping = True
         self._due.set()
-        self.join()
+        if wait:
+            self.join()
 
 
 class EventStore:
@@ -192,6 +194,8 @@ class EventStore:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(self.path)
             self._checkpointer.start()
+            # a store dropped without close() must not leave its thread and connection behind
+            weakref.finalize(self, self._checkpointer.stop, wait=False)
 
     @classmethod
     def read_only(cls, path: str | Path) -> "EventStore":
