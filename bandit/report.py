@@ -74,11 +74,83 @@ def _safe(num: float, den: float) -> float:
     return float(num / den) if den else 0.0
 
 
+@dataclass(frozen=True)
+class Moments:
+    """Sums over the visitors of one group (or action) of their per-visitor totals.
+
+    Per visitor: ``n`` decisions, ``c`` conversions, ``r`` revenue, ``k`` incentive cost and
+    ``p = margin * r - k`` profit. Every KPI and interval of the report is a function of these
+    sums, so SQLite aggregates the log and no per-visitor row reaches Python.
+    """
+
+    visitors: int
+    n: float
+    c: float
+    r: float
+    k: float
+    p: float
+    nn: float = 0.0
+    cc: float = 0.0
+    rr: float = 0.0
+    kk: float = 0.0
+    pp: float = 0.0
+    cn: float = 0.0
+    rc: float = 0.0
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> "Moments":
+        """From per-visitor rows (decisions, conversions, revenue, cost, profit).
+
+        >>> Moments.of(np.array([[1.0, 1, 40, 4, 8], [2, 0, 0, 0, 0]])).cn
+        1.0
+        """
+        n, c, r, k, p = (rows[:, i] for i in range(5))
+        return cls(len(rows), *(float(x.sum()) for x in (n, c, r, k, p)),
+                   *(float(x @ y) for x, y in ((n, n), (c, c), (r, r), (k, k), (p, p), (c, n),
+                                               (r, c))))
+
+    def mean_var(self, column: str) -> tuple[float, float]:
+        """Mean over visitors of a per-visitor total and its sample variance (ddof 1)."""
+        total, squares = getattr(self, column), getattr(self, column * 2)
+        mean = total / self.visitors
+        if self.visitors < 2:
+            return mean, float("inf")
+        return mean, max(squares - total * mean, 0.0) / (self.visitors - 1)
+
+    def ratio_var(self, y: str, x: str, yx: str) -> tuple[float, float]:
+        """Ratio sum(y) / sum(x) over visitors and its delta-method variance."""
+        v = self.visitors
+        sx, sy = getattr(self, x), getattr(self, y)
+        if v < 2 or sx == 0:
+            return _safe(sy, sx), float("inf")
+        r, mx = sy / sx, sx / v
+        var_x = (getattr(self, x * 2) - sx * mx) / (v - 1)
+        var_y = (getattr(self, y * 2) - sy * sy / v) / (v - 1)
+        cov = (getattr(self, yx) - sy * mx) / (v - 1)
+        return float(r), float(max(var_y - 2 * r * cov + r * r * var_x, 0.0) / (v * mx * mx))
+
+    def kpis(self) -> Kpis:
+        v = self.visitors
+        return Kpis(v, int(round(self.n)), int(round(self.c)), _safe(self.c, self.n),
+                    _safe(self.r, self.c), _safe(self.c, v), _safe(self.r, v), _safe(self.p, v),
+                    _safe(self.k, v))
+
+
+def welch(a: Moments, b: Moments, column: str, alpha: float) -> tuple[float, float, float]:
+    """(difference of means, lower, upper) of a - b for a per-visitor total, Welch's t."""
+    (ma, va), (mb, vb) = a.mean_var(column), b.mean_var(column)
+    return _welch(ma - mb, va / a.visitors, vb / b.visitors, a.visitors, b.visitors, alpha)
+
+
 def welch_interval(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float, float]:
     """(difference of means, lower, upper) of a - b with Welch's t interval."""
     na, nb = len(a), len(b)
-    diff = float(a.mean() - b.mean())
-    va, vb = (a.var(ddof=1) / na if na > 1 else np.inf), (b.var(ddof=1) / nb if nb > 1 else np.inf)
+    va = a.var(ddof=1) / na if na > 1 else np.inf
+    vb = b.var(ddof=1) / nb if nb > 1 else np.inf
+    return _welch(float(a.mean() - b.mean()), va, vb, na, nb, alpha)
+
+
+def _welch(diff: float, va: float, vb: float, na: int, nb: int, alpha: float):
     se2 = va + vb
     if not np.isfinite(se2):
         return diff, float("-inf"), float("inf")
@@ -89,68 +161,61 @@ def welch_interval(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, f
     return diff, float(diff - half), float(diff + half)
 
 
-def _ratio_var(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """Ratio mean(y)/mean(x) over visitors and its delta-method variance."""
-    n = len(x)
-    mx = x.mean()
-    if n < 2 or mx == 0:
-        return _safe(y.sum(), x.sum()), float("inf")
-    r = y.mean() / mx
-    cov = np.cov(y, x, ddof=1)
-    return float(r), float((cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / (n * mx * mx))
-
-
-def ratio_interval(yt, xt, yh, xh, alpha: float) -> tuple[float, float, float, float, float]:
+def ratio_interval(t: Moments, h: Moments, y: str, x: str, yx: str,
+                   alpha: float) -> tuple[float, float, float, float, float]:
     """(treatment ratio, holdout ratio, difference, lower, upper) by the delta method."""
-    rt, vt = _ratio_var(yt, xt)
-    rh, vh = _ratio_var(yh, xh)
+    rt, vt = t.ratio_var(y, x, yx)
+    rh, vh = h.ratio_var(y, x, yx)
     half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(vt + vh)
     return rt, rh, rt - rh, float(rt - rh - half), float(rt - rh + half)
 
 
-def _kpis(rows: np.ndarray) -> Kpis:
-    """KPIs from per-visitor rows (decisions, conversions, revenue, cost, profit)."""
-    n = len(rows)
-    decisions, conversions, revenue, cost, profit = (rows[:, i].sum() for i in range(5))
-    return Kpis(n, int(decisions), int(conversions), _safe(conversions, decisions),
-                _safe(revenue, conversions), _safe(conversions, n), _safe(revenue, n),
-                _safe(profit, n), _safe(cost, n))
+# per visitor of each group (or action): totals; then the sums the report needs, per group
+_MOMENTS = """
+WITH v AS (
+    SELECT d.{key} AS key, COUNT(*) AS n, COALESCE(SUM(c.converted), 0) AS c,
+           COALESCE(SUM(c.order_value * c.converted), 0) AS r, COALESCE(SUM(c.cost), 0) AS k
+    FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id
+    GROUP BY d.{key}, d.visitor_hash),
+w AS (SELECT key, n, c, r, k, :margin * r - k AS p FROM v)
+SELECT key, COUNT(*), SUM(n), SUM(c), SUM(r), SUM(k), SUM(p), SUM(n * n), SUM(c * c),
+       SUM(r * r), SUM(k * k), SUM(p * p), SUM(c * n), SUM(r * c)
+FROM w GROUP BY key ORDER BY key
+"""
+
+
+def moments(store, margin: float, by: str = "grp") -> dict[str, Moments]:
+    """:class:`Moments` per group (``by="grp"``) or per action (``by="action"``)."""
+    if by not in ("grp", "action"):
+        raise ValueError(f"moments by 'grp' or 'action', not {by!r}")
+    rows = store.db.execute(_MOMENTS.format(key=by), {"margin": margin}).fetchall()
+    return {key: Moments(count, *map(float, sums)) for key, count, *sums in rows}
 
 
 def build_report(store, margin: float, alpha: float = 0.05, spend=None,
                  now: float | None = None) -> Report:
     """Compute the report from an :class:`~bandit.store.EventStore` (``spend``: the engine's
-    :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend)."""
-    per_visitor = store.db.execute(
-        "SELECT d.grp, d.action, d.visitor_hash, COUNT(*), COALESCE(SUM(c.converted), 0), "
-        "COALESCE(SUM(c.order_value * c.converted), 0), COALESCE(SUM(c.cost), 0) "
-        "FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id "
-        "GROUP BY d.grp, d.action, d.visitor_hash").fetchall()
-    groups: dict[str, dict[str, np.ndarray]] = {}
-    by_group: dict[str, dict] = {}
-    by_action: dict[str, dict] = {}
-    for grp, action, visitor, n, conv, rev, cost in per_visitor:
-        row = np.array([n, conv, rev, cost, margin * rev - cost])
-        for table, key in ((by_group, grp), (by_action, action)):
-            acc = table.setdefault(key, {})
-            acc[visitor] = acc.get(visitor, 0) + row
-    for grp, acc in by_group.items():
-        groups[grp] = np.array(list(acc.values()))
+    :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend).
+
+    SQLite does the aggregation (two grouped passes over the log), so the cost is that of
+    scanning the log in C, a second or two per million decisions, whatever the visitor count.
+    """
+    groups = moments(store, margin, "grp")
     uplift = []
     t, h = groups.get("treatment"), groups.get("holdout")
-    if t is not None and h is not None and len(t) > 1 and len(h) > 1:
-        for kpi, col in (("conversions_per_visitor", 1), ("revenue_per_visitor", 2),
-                         ("profit_per_visitor", 4), ("cost_per_visitor", 3)):
-            diff, lo, hi = welch_interval(t[:, col], h[:, col], alpha)
-            hm = float(h[:, col].mean())
-            uplift.append(Uplift(kpi, float(t[:, col].mean()), hm, diff, lo, hi,
+    if t is not None and h is not None and t.visitors > 1 and h.visitors > 1:
+        for kpi, column in (("conversions_per_visitor", "c"), ("revenue_per_visitor", "r"),
+                            ("profit_per_visitor", "p"), ("cost_per_visitor", "k")):
+            diff, lo, hi = welch(t, h, column, alpha)
+            hm = getattr(h, column) / h.visitors
+            uplift.append(Uplift(kpi, getattr(t, column) / t.visitors, hm, diff, lo, hi,
                                  diff / hm if hm else None, "welch"))
-        for kpi, num, den in (("conversion_rate", 1, 0), ("aov", 2, 1)):
-            rt, rh, diff, lo, hi = ratio_interval(t[:, num], t[:, den], h[:, num], h[:, den], alpha)
+        for kpi, y, x, yx in (("conversion_rate", "c", "n", "cn"), ("aov", "r", "c", "rc")):
+            rt, rh, diff, lo, hi = ratio_interval(t, h, y, x, yx, alpha)
             uplift.append(Uplift(kpi, rt, rh, diff, lo, hi, diff / rh if rh else None, "delta"))
     return Report(
-        groups={g: asdict(_kpis(rows)) for g, rows in groups.items()},
-        actions={a: asdict(_kpis(np.array(list(acc.values())))) for a, acc in by_action.items()},
+        groups={g: asdict(m.kpis()) for g, m in groups.items()},
+        actions={a: asdict(m.kpis()) for a, m in moments(store, margin, "action").items()},
         uplift=tuple(asdict(u) for u in uplift), pending_events=store.open_count(),
         confidence=1 - alpha, generated_at=time.time(),
         incentive_spend_today=(spend.spent(now or time.time())

@@ -11,6 +11,7 @@ of its writes share one SQLite commit, after which, and only then, they are answ
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import os
@@ -26,6 +27,7 @@ from prometheus_client import generate_latest
 from . import api
 from .errors import CartwheelError, ClosedEventError, UnknownEventError
 from .report import build_report
+from .store import EventStore
 
 log = logging.getLogger("cartwheel.server")
 ENGINE = web.AppKey("engine", object)
@@ -34,6 +36,7 @@ METRICS = web.AppKey("metrics", object)
 TOKEN = web.AppKey("token", object)
 MAX_BODY = web.AppKey("max_body", int)
 OPENAPI = web.AppKey("openapi", bytes)
+REPORT = web.AppKey("report", object)
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
 
 
@@ -221,9 +224,52 @@ async def outcome(request: web.Request) -> web.Response:
                         body=api.encode(api.OutcomeResponse(status)))
 
 
+class SingleFlight:
+    """Runs ``compute`` on a worker thread, one run at a time: callers that arrive while it
+    runs share its result instead of starting another (a dashboard polling from many tabs
+    costs one computation).
+
+    >>> import asyncio
+    >>> asyncio.run(SingleFlight(lambda: 42)())
+    42
+    """
+
+    def __init__(self, compute):
+        self.compute = compute
+        self._running: asyncio.Future | None = None
+
+    async def __call__(self):
+        if self._running is None:
+            self._running = asyncio.get_running_loop().run_in_executor(None, self.compute)
+            self._running.add_done_callback(self._finished)
+        return await asyncio.shield(self._running)
+
+    def _finished(self, _future) -> None:
+        self._running = None
+
+
+def _report_computer(engine):
+    """The report from the log, on a connection of its own (read-only), so that it can run on
+    a thread: SQLite aggregates without holding the GIL and decisions go on meanwhile."""
+    path, margin = engine.store.path, engine.config.objective.margin
+
+    def compute():
+        store = EventStore.read_only(path)
+        try:
+            return build_report(store, margin)
+        finally:
+            store.close()
+
+    return compute
+
+
 async def report(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    rep = build_report(engine.store, engine.config.objective.margin, spend=engine.guardrails.spend)
+    rep = await request.app[REPORT]()
+    budget = engine.config.budget
+    if budget is not None:  # engine state: read here, on the loop
+        rep = dataclasses.replace(rep, incentive_spend_today=engine.guardrails.spend.spent(
+            time.time()), daily_budget=budget.daily)
     return web.Response(content_type="application/json", body=api.encode(rep.to_dict()))
 
 
@@ -285,6 +331,7 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
     app[TOKEN] = token
     app[MAX_BODY] = max_body
     app[GROUP] = RequestGroup(engine)
+    app[REPORT] = SingleFlight(_report_computer(engine))
     app[METRICS] = Metrics(engine)
     app[OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
     for method, path, handler in _ROUTES:
