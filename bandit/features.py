@@ -48,11 +48,14 @@ class Feature(ABC):
         """Values as a float array, refusing strings, booleans and non-finite numbers."""
         if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
             arr = values.astype(float)
-            if not np.isfinite(arr).all():
-                raise ContextError(f"context key {self.name!r} must be a finite number",
-                                   field=self.name)
-            return arr
-        return np.fromiter((self._number(v, default) for v in values), float, len(values))
+        elif all(type(v) is float or type(v) is int for v in values):
+            arr = np.array(values, dtype=float)  # plain numbers (the common case): at once
+        else:
+            return np.fromiter((self._number(v, default) for v in values), float, len(values))
+        if not np.isfinite(arr).all():
+            raise ContextError(f"context key {self.name!r} must be a finite number",
+                               field=self.name)
+        return arr
 
     def _number(self, v, default: float) -> float:
         """One value as a finite float (missing -> default); strings and booleans refused."""
@@ -93,8 +96,11 @@ class Categorical(Feature):
             # one dict lookup per distinct value instead of per row
             uniq, inverse = np.unique(values, return_inverse=True)
             codes = np.fromiter((self._code(v) for v in uniq), np.intp, len(uniq))[inverse]
-        else:
-            codes = np.fromiter((self._code(v) for v in values), np.intp, len(values))
+        else:  # a dict lookup per value; only values that miss it are looked at closer
+            get = self._index.get
+            codes = np.array([get(v, -1) if type(v) is str else -1 for v in values], np.intp)
+            for i in np.flatnonzero(codes < 0):
+                codes[i] = self._code(values[i])
         out[:] = 0.0
         out[np.arange(len(values)), codes] = 1.0
 

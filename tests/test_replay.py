@@ -101,6 +101,29 @@ def test_bad_rows_are_reported_with_line_numbers_and_not_used(tmp_path):
     assert "unknown action 'teleport'" in text and "personal data" in text
 
 
+def test_bad_parquet_rows_are_reported_and_the_rest_is_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = {"context": json.dumps({"device": "mobile", "cart_value": 20.0}), "action": "none",
+            "probability": 0.25, "reward": 1.0}
+    rows = [good,
+            {**good, "context": "{not json"},
+            {**good, "context": json.dumps({"cart_value": "twenty"})},
+            {**good, "context": json.dumps({"device": 3})},
+            {**good, "context": '{"cart_value": Infinity}'},  # not JSON, though Python writes it
+            good]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "log.parquet")
+    data, report = read_log(tmp_path / "log.parquet", CONFIG)
+    assert len(data) == 2 and report.read == 6
+    assert [n for n, _ in report.problems] == [2, 3, 4, 5]
+    text = report.summary()
+    assert "context is not valid JSON" in text and "'cart_value' must be a number" in text
+    assert "'device' must be a string" in text
+    assert text.count("context is not valid JSON") == 2
+    np.testing.assert_allclose(data.X[0], data.X[1])
+
+
 def test_outcome_fields_become_rewards_with_the_shops_objective(tmp_path):
     path = tmp_path / "log.jsonl"
     path.write_text(json.dumps({"context": {}, "action": "discount_10", "probability": 0.5,
