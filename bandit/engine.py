@@ -123,6 +123,7 @@ class Engine:
                              self._learn, on_cost=self.guardrails.spend.add)
         self._relearn()
         self.decided_total = self.store.count("decisions")
+        self._last_ts = self.store.last_decision_ts() or float("-inf")
 
     @classmethod
     def open(cls, config: ShopConfig | str | os.PathLike | None = None,
@@ -280,7 +281,12 @@ class Engine:
                 self._provisional_batch.append((X[r], action, p, mask[r]))
 
     def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
-        """Append the batch's decisions to the store (one insert)."""
+        """Append the batch's decisions to the store (one insert).
+
+        Logged times never go back (a clock the OS steps back is held at the last time until
+        it catches up): the log stays in time order, which expiry relies on.
+        """
+        ts = self._last_ts = max(ts, self._last_ts)
         version = self.model_version
         events = [LoggedEvent(
             event_id=event_id, visitor_hash=visitor_hash, context=dict(context),
@@ -328,9 +334,11 @@ class Engine:
             self.commit()
         return status
 
-    def expire(self, now: float | None = None) -> int:
-        """Close events whose attribution window passed (default reward); returns how many."""
-        closed = self.joiner.expire(self.clock() if now is None else now)
+    def expire(self, now: float | None = None, limit: int | None = None) -> int:
+        """Close events whose attribution window passed (default reward), oldest first: all
+        of them, or at most ``limit`` (the server closes them in slices between requests);
+        returns how many."""
+        closed = self.joiner.expire(self.clock() if now is None else now, limit)
         self.commit()
         return closed
 

@@ -77,20 +77,23 @@ class Joiner:
                 self.on_cost(now, cost)
         return "recorded"
 
-    def expire(self, now: float) -> int:
-        """Close every open event whose attribution window ended before ``now``."""
+    def expire(self, now: float, limit: int | None = None) -> int:
+        """Close open events whose attribution window ended before ``now``, oldest first:
+        every one of them, or at most ``limit`` (call again while it returns ``limit``)."""
         cutoff = now - self.attribution.window_s
-        total = 0
-        while True:
-            batch = self.store.expired(cutoff, self._watermark)
+        total, after = 0, self._watermark
+        while limit is None or total < limit:
+            chunk = 10_000 if limit is None else min(10_000, limit - total)
+            batch = self.store.expired(cutoff, after, chunk)
             closings = [self._close(d, now, "expired", False, 0.0, 0.0,
                                     self.attribution.default_reward, defer=True) for d in batch]
             learned = [c for c in closings if c is not None]
             if learned:
                 self.learn(learned)
             total += len(batch)
-            if len(batch) < 10_000:
+            if len(batch) < chunk:
                 break
+            after = batch[-1].seq  # everything open and expired up to here is closed now
         self._advance_watermark()
         return total
 

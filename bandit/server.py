@@ -304,16 +304,21 @@ _ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
 _ENDPOINTS = tuple(path for _, path, _ in _ROUTES)
 
 
+EXPIRY_SLICE = 500  # events closed per slice; requests are served between slices
+
+
 async def _expiry_loop(app: web.Application):
-    """Expire events past their window while serving."""
+    """Expire events past their window while serving, in slices with requests served between
+    them: after a long stop, or at a high decision rate, there can be many to close at once."""
     engine = app[ENGINE]
-    every = min(60.0, max(1.0, engine.config.attribution.window_s / 20))
+    every = min(5.0, max(0.5, engine.config.attribution.window_s / 100))
 
     async def loop():
         while True:
             await asyncio.sleep(every)
             try:
-                engine.expire()
+                while engine.expire(limit=EXPIRY_SLICE) == EXPIRY_SLICE:
+                    await asyncio.sleep(0)
             except Exception:
                 log.exception("expiry failed; will retry")
 

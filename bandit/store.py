@@ -311,12 +311,38 @@ class EventStore:
         return bool(row[0]), bool(row[1]), bool(row[2])
 
     def expired(self, cutoff: float, after_seq: int, limit: int = 10_000) -> list[StoredDecision]:
-        """Open decisions made before ``cutoff`` with ``seq > after_seq``, oldest first."""
+        """Open decisions made before ``cutoff`` with ``seq > after_seq``, oldest first.
+
+        Decisions are logged in time order (the engine never logs a time earlier than the one
+        before), so only the seq range up to the last decision before ``cutoff`` is scanned:
+        the events still inside their window, however many, cost nothing.
+        """
+        upto = self.last_seq_before(cutoff, after_seq)
+        if upto <= after_seq:
+            return []
         rows = self.db.execute(
-            f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.ts < ? AND NOT "
-            "EXISTS (SELECT 1 FROM closed c WHERE c.event_id = d.event_id) ORDER BY d.seq LIMIT ?",
-            (after_seq, cutoff, limit)).fetchall()
+            f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.seq <= ? AND "
+            "d.ts < ? AND NOT EXISTS (SELECT 1 FROM closed c WHERE c.event_id = d.event_id) "
+            "ORDER BY d.seq LIMIT ?", (after_seq, upto, cutoff, limit)).fetchall()
         return [_decision(r) for r in rows]
+
+    def last_seq_before(self, cutoff: float, after_seq: int = 0) -> int:
+        """The largest seq (at least ``after_seq``) of a decision made before ``cutoff``, by
+        bisection over seq: ~log2(n) primary-key lookups, as the log is in time order."""
+        lo, hi = after_seq, self.max_seq("decisions")
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            seq, ts = self.db.execute("SELECT seq, ts FROM decisions WHERE seq >= ? ORDER BY seq "
+                                      "LIMIT 1", (mid,)).fetchone()
+            if ts < cutoff:
+                lo = seq
+            else:
+                hi = mid - 1
+        return lo
+
+    def last_decision_ts(self) -> float | None:
+        row = self.db.execute("SELECT ts FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
 
     def oldest_open_seq(self, after_seq: int) -> int | None:
         """seq of the oldest decision after ``after_seq`` that is still open."""

@@ -69,6 +69,48 @@ def test_no_outcome_gets_default_reward_at_expiry(tmp_path, clock):
         engine.record_outcome(events[0].event_id, True, 10.0, "too-late")
 
 
+def test_expiry_in_slices_closes_oldest_first_and_leaves_open_windows_alone(tmp_path, clock):
+    engine = open_engine(tmp_path, clock, attribution={"window_s": 3600})
+    old = []
+    for i in range(25):
+        old.append(engine.decide(f"v{i}", CTX))
+        clock.t += 10
+    converted = engine.decide("buyer", CTX)
+    engine.record_outcome(converted.event_id, True, 30.0)
+    clock.t += 3600  # the 25 (and the converted one) are past their window ...
+    fresh = [engine.decide(f"w{i}", CTX) for i in range(5)]  # ... these are not
+    slices = []
+    while (n := engine.expire(limit=10)) == 10:
+        slices.append(n)
+    slices.append(n)
+    assert slices == [10, 10, 5]
+    closed_order = [r[0] for r in engine.store.db.execute(
+        "SELECT event_id FROM closed WHERE reason = 'expired' ORDER BY seq")]
+    assert closed_order == [d.event_id for d in old]
+    assert all(closed_row(engine, d.event_id) is None for d in fresh)
+    assert engine.expire() == 0
+    clock.t += 3601
+    assert engine.expire() == 5
+
+
+def test_a_clock_stepped_back_keeps_the_log_in_time_order(tmp_path, clock):
+    engine = open_engine(tmp_path, clock, attribution={"window_s": 600})
+    first = engine.decide("a", CTX)
+    clock.t -= 120  # the OS steps the clock back two minutes
+    second = engine.decide("b", CTX)
+    times = [r[0] for r in engine.store.db.execute("SELECT ts FROM decisions ORDER BY seq")]
+    assert times[1] == times[0]  # held at the last logged time
+    clock.t += 120 + 601
+    assert engine.expire() == 2
+    assert closed_row(engine, first.event_id)[0] == closed_row(engine, second.event_id)[0]
+    engine.close()
+    reopened = open_engine(tmp_path, clock)  # the hold survives a restart
+    clock.t -= 5000
+    reopened.decide("c", CTX)
+    times = [r[0] for r in reopened.store.db.execute("SELECT ts FROM decisions ORDER BY seq")]
+    assert times == sorted(times)
+
+
 def test_duplicate_outcome_ids_are_idempotent_also_after_restart(tmp_path, clock):
     engine = open_engine(tmp_path, clock)
     d = engine.decide("v1", CTX)

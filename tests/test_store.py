@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from bandit.engine import new_event_ids
@@ -101,3 +102,18 @@ def test_report_on_a_missing_log_says_where_it_looked(tmp_path):
     assert proc.returncode == 2
     assert "no event log at" in proc.stderr and "nowhere" in proc.stderr
     assert not (tmp_path / "nowhere").exists()  # looking created nothing
+
+
+def test_last_seq_before_agrees_with_a_scan(tmp_path):
+    store = EventStore(tmp_path / "e.sqlite3")
+    rng = np.random.default_rng(5)
+    times = np.cumsum(rng.choice([0.0, 0.5, 1.0, 7.0], size=400))  # ties and jumps
+    events = [LoggedEvent(e, "h", CTX, (True, True), 1, "a", 0.5, "treatment", 0, True, float(t))
+              for e, t in zip(new_event_ids(len(times)), times)]
+    store.add_decisions(events, [("none", "a")] * len(events))
+    store.commit()
+    for cutoff in rng.uniform(times[0] - 1, times[-1] + 1, 200):
+        for after in (0, 57, 399):
+            expected = max([after] + [i + 1 for i, t in enumerate(times) if t < cutoff])
+            assert store.last_seq_before(float(cutoff), after) == expected
+    store.close()
