@@ -57,8 +57,9 @@ class RequestGroup:
     QUIET_PASSES = 2
     MAX_PASSES = 8
 
-    def __init__(self, engine):
+    def __init__(self, engine, on_close=None):
         self.engine = engine
+        self.on_close = on_close  # called with each group's size (metrics)
         self._decides: list = []  # ((visitor_id, context, eligible), future)
         self._writers: list = []  # futures of requests that wrote and wait for the commit
         self._open = False
@@ -94,6 +95,8 @@ class RequestGroup:
         decides, self._decides = self._decides, []
         writers, self._writers = self._writers, []
         self._open = False
+        if self.on_close is not None:
+            self.on_close(len(decides) + len(writers))
         try:
             results = self.engine.decide_batch([r for r, _ in decides], commit=False)
         except Exception as exc:  # surfaced to these requests as a 5xx
@@ -132,6 +135,9 @@ class Metrics:
         self.errors = Counter("cartwheel_request_errors", "Refused requests",
                               ["endpoint", "code"], registry=self.registry)
         self.timers = {e: self.latency.labels(e) for e in (*_ENDPOINTS, "other")}
+        self.group_size = Histogram(
+            "cartwheel_group_size", "Requests decided and committed together (a request group)",
+            registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         Gauge("cartwheel_model_updates", "Learning updates of the model",
               registry=self.registry).set_function(lambda: engine.update_count)
         Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
@@ -335,9 +341,9 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
     app[ENGINE] = engine
     app[TOKEN] = token
     app[MAX_BODY] = max_body
-    app[GROUP] = RequestGroup(engine)
-    app[REPORT] = SingleFlight(_report_computer(engine))
     app[METRICS] = Metrics(engine)
+    app[GROUP] = RequestGroup(engine, on_close=app[METRICS].group_size.observe)
+    app[REPORT] = SingleFlight(_report_computer(engine))
     app[OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
     for method, path, handler in _ROUTES:
         # GET routes answer HEAD too (load balancers' health checks)

@@ -110,6 +110,7 @@ def test_health_metrics_openapi(server):
     status, text = server.request("GET", "/metrics")
     assert status == 200 and "cartwheel_decisions_total" in text
     assert "cartwheel_pending_events" in text and "cartwheel_request_seconds_bucket" in text
+    assert "cartwheel_group_size_count" in text
     status, spec = server.request("GET", "/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
     schema = spec["components"]["schemas"]["DecideRequest"]
