@@ -66,7 +66,8 @@ def _replay(args) -> int:
     from .snapshots import latest_snapshot
 
     config = load_config(args.config)
-    data, report = read_log(args.log, config, args.format)
+    data, report = read_log(args.log, config, args.format,
+                            unknown_keys="ignore" if args.ignore_unknown_keys else "refuse")
     print(report.summary(), file=sys.stderr)
     snapshots = []
     for directory in args.snapshot or []:
@@ -242,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shop config the log belongs to (default: the embedded shop)")
     rep.add_argument("--format", choices=("sqlite", "jsonl", "parquet", "dsjson"),
                      help="log format (default: from the file name)")
+    rep.add_argument("--ignore-unknown-keys", action="store_true",
+                     help="leave out context keys the shop's schema does not declare (counted "
+                          "in the summary) instead of refusing those rows")
     rep.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -49,6 +49,7 @@ class LoadReport:
     read: int = 0
     pending: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
+    ignored_keys: dict[str, int] = field(default_factory=dict)  # key -> rows it was left out of
 
     @property
     def bad(self) -> int:
@@ -61,6 +62,9 @@ class LoadReport:
         lines += [f"  line {n}: {why}" for n, why in self.problems[:show]]
         if self.bad > show:
             lines.append(f"  ... and {self.bad - show} more")
+        if self.ignored_keys:
+            lines.append("context keys not in the schema, left out: " + ", ".join(
+                f"{key} ({rows} rows)" for key, rows in sorted(self.ignored_keys.items())))
         return "\n".join(lines)
 
 
@@ -80,9 +84,13 @@ def detect_format(path: Path) -> str:
 class _Builder:
     """Validates records one by one and stacks the good ones."""
 
-    def __init__(self, config: ShopConfig, report: LoadReport):
+    def __init__(self, config: ShopConfig, report: LoadReport, unknown_keys: str = "refuse"):
+        if unknown_keys not in ("refuse", "ignore"):
+            raise ValueError(f"unknown_keys is 'refuse' or 'ignore', not {unknown_keys!r}")
         self.config, self.report = config, report
+        self.ignore_unknown = unknown_keys == "ignore"
         self.space = config.feature_space()
+        self.keys = frozenset(self.space.keys)
         self.ids = config.action_ids
         self.index = {a: i for i, a in enumerate(self.ids)}
         self._all = tuple(range(len(self.ids)))
@@ -127,6 +135,10 @@ class _Builder:
         context = rec.get("context") or {}
         if not isinstance(context, dict):
             raise ValueError("context must be an object")
+        if self.ignore_unknown and not self.keys.issuperset(context):
+            for key in context.keys() - self.keys:
+                self.report.ignored_keys[key] = self.report.ignored_keys.get(key, 0) + 1
+            context = {k: v for k, v in context.items() if k in self.keys}
         randomized = bool(rec.get("randomized", p < 1))
         return (eligible, self.index[action], float(p), reward, randomized,
                 float(rec.get("ts") or 0.0), context)
@@ -181,14 +193,20 @@ class _Builder:
                           np.array(ts), list(ctx))
 
 
-def read_log(path, config: ShopConfig, fmt: str | None = None) -> tuple[LoggedData, LoadReport]:
-    """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`."""
+def read_log(path, config: ShopConfig, fmt: str | None = None,
+             unknown_keys: str = "refuse") -> tuple[LoggedData, LoadReport]:
+    """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`.
+
+    ``unknown_keys``: a row whose context has a key the shop's schema does not declare is
+    refused (``"refuse"``, as the decision endpoint does), or the key is left out and counted
+    in the report (``"ignore"``: logs from another system often carry extra fields).
+    """
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {FORMATS}")
     report = LoadReport()
-    builder = _Builder(config, report)
+    builder = _Builder(config, report, unknown_keys)
     for line, rec in globals()[f"_records_{fmt}"](path, config, report):
         builder.add(line, rec)
     return builder.data(), report

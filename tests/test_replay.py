@@ -124,6 +124,25 @@ def test_bad_parquet_rows_are_reported_and_the_rest_is_read(tmp_path):
     np.testing.assert_allclose(data.X[0], data.X[1])
 
 
+def test_unknown_context_keys_are_refused_or_left_out_and_counted(tmp_path):
+    rows = [{"context": {"device": "mobile", "session": f"s{i}", "shop_build": "7f3a"},
+             "action": "none", "probability": 0.25, "reward": 0.0} for i in range(3)]
+    rows.append({"context": {"device": "desktop"}, "action": "none", "probability": 0.25,
+                 "reward": 1.0})
+    path = tmp_path / "foreign.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data, report = read_log(path, CONFIG)
+    assert len(data) == 1 and report.bad == 3 and "unknown context key" in report.summary()
+    data, report = read_log(path, CONFIG, unknown_keys="ignore")
+    assert len(data) == 4 and report.bad == 0
+    assert report.ignored_keys == {"session": 3, "shop_build": 3}
+    assert "session (3 rows), shop_build (3 rows)" in report.summary()
+    space = CONFIG.feature_space()
+    np.testing.assert_allclose(data.X[0], space.transform([{"device": "mobile"}])[0])
+    with pytest.raises(ValueError, match="unknown_keys"):
+        read_log(path, CONFIG, unknown_keys="keep")
+
+
 def test_outcome_fields_become_rewards_with_the_shops_objective(tmp_path):
     path = tmp_path / "log.jsonl"
     path.write_text(json.dumps({"context": {}, "action": "discount_10", "probability": 0.5,
@@ -166,6 +185,18 @@ def test_cli_replay(tmp_path):
     result = json.loads(out.read_text())
     assert [r["spec"] for r in result["results"]] == ["uniform", "fixed:action=free_shipping",
                                                       "linucb"]
+    # a foreign log with an extra field: refused row by row, or read with the flag
+    with open(path) as f:
+        rows = [json.loads(line) for line in f]
+    for r in rows:
+        r["context"]["ab_bucket"] = "B"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = [sys.executable, "-m", "bandit.cli", "replay", str(path), "--policies", "uniform"]
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode == 2 and "no usable rows" in refused.stderr
+    ignored = subprocess.run(args + ["--ignore-unknown-keys"], capture_output=True, text=True)
+    assert ignored.returncode == 0, ignored.stderr
+    assert "left out: ab_bucket (3000 rows)" in ignored.stderr
 
 
 def test_dsjson_export_is_read_by_vowpal_wabbit(tmp_path):
