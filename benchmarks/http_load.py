@@ -7,6 +7,7 @@ lighter than a full client library), running in this process while each server r
 Scenarios: decide-only; a mixed stream where each decision is followed by its outcome; and the
 same request count against a bare aiohttp endpoint that parses and echoes JSON (the ceiling).
 The scenarios take turns in rounds and report medians, so a noisy neighbour hits all of them.
+"mean group" is how many requests the server decided and committed together (from /metrics).
 """
 
 from __future__ import annotations
@@ -119,6 +120,16 @@ async def echo(conn, i):
     return status == 200, 1, 0
 
 
+async def group_totals(port: int) -> tuple[float, float]:
+    """(requests, groups) so far, from the server's /metrics (0, 0 for the echo server)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    text = (await reader.read()).decode()
+    writer.close()
+    found = dict(re.findall(r"^cartwheel_group_size_(sum|count) ([0-9.e+]+)$", text, re.M))
+    return float(found.get("sum", 0)), float(found.get("count", 0))
+
+
 def start(args: list[str]) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
@@ -158,7 +169,13 @@ def main():
             results = {name: [] for name, *_ in scenarios}
             for _ in range(args.rounds):
                 for name, p, fn, n in scenarios:
-                    results[name].append(asyncio.run(load(p, n, args.concurrency, fn)))
+                    before = asyncio.run(group_totals(p)) if p == port else (0, 0)
+                    result = asyncio.run(load(p, n, args.concurrency, fn))
+                    after = asyncio.run(group_totals(p)) if p == port else (0, 0)
+                    # mean requests per group (decided and committed together) in this round
+                    groups = after[1] - before[1]
+                    result["mean group"] = (after[0] - before[0]) / groups if groups else 0.0
+                    results[name].append(result)
         finally:
             for proc, _ in servers:
                 proc.terminate()
@@ -167,14 +184,16 @@ def main():
     for name, rounds in results.items():
         # throughput: median over rounds; latency percentiles: median of the rounds' values
         rows.append((name, {key: float(np.median([r[key] for r in rounds]))
-                            for key in ("requests/s", "decisions/s", "p50 ms", "p99 ms")}
+                            for key in ("requests/s", "decisions/s", "p50 ms", "p99 ms",
+                                        "mean group")}
                      | {"errors": sum(r["errors"] for r in rounds)}))
     ceiling = rows[-1][1]["requests/s"]
     print(f"{'scenario':26s} {'requests/s':>11s} {'decisions/s':>12s} {'p50 ms':>8s} "
-          f"{'p99 ms':>8s} {'errors':>7s} {'of ceiling':>11s}")
+          f"{'p99 ms':>8s} {'errors':>7s} {'mean group':>11s} {'of ceiling':>11s}")
     for name, r in rows:
+        group = f"{r['mean group']:11.1f}" if r["mean group"] else f"{'-':>11s}"
         print(f"{name:26s} {r['requests/s']:11,.0f} {r['decisions/s']:12,.0f} {r['p50 ms']:8.2f} "
-              f"{r['p99 ms']:8.2f} {r['errors']:7d} {r['requests/s'] / ceiling:11.0%}")
+              f"{r['p99 ms']:8.2f} {r['errors']:7d} {group} {r['requests/s'] / ceiling:11.0%}")
 
 
 if __name__ == "__main__":
