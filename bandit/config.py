@@ -20,6 +20,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -61,12 +62,20 @@ class Storage:
     snapshot_every_s: float = 300.0
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
-    """HTTP settings; the token may also come from ``CARTWHEEL_TOKEN``."""
+    """HTTP settings; the token may also come from ``CARTWHEEL_TOKEN``.
+
+    ``allowed_origins``: web origins (``"https://shop.example"``) whose pages may call
+    ``POST /v1/decide`` from the browser (CORS), or ``("*",)`` for any; empty: none.
+    """
 
     token: str | None = None
     max_body_bytes: int = 64 * 1024
+    allowed_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -353,7 +362,11 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     server = Server(
         srv.get("token", str, None),
         srv.get("max_body_bytes", int, 64 * 1024, check=lambda v: v >= 1024,
-                expect="an integer >= 1024"))
+                expect="an integer >= 1024"),
+        tuple(srv.get("allowed_origins", list, [], check=lambda v: all(
+            isinstance(o, str) and (o == "*" or _ORIGIN.fullmatch(o)) for o in v),
+            expect='a list of origins like "https://shop.example" (scheme, host, optional '
+                   'port; no path), or ["*"]')))
     srv.done()
 
     priv = root.table("privacy")

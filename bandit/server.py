@@ -296,6 +296,43 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(content_type="application/json", body=request.app[OPENAPI])
 
 
+class Cors:
+    """Lets pages of the configured origins call ``POST /v1/decide`` from the browser.
+
+    A JSON POST from another origin is preceded by a preflight ``OPTIONS`` request; both get
+    ``Access-Control-Allow-Origin`` for an allowed origin (``*`` when any is allowed) and
+    nothing for any other, which the browser then blocks. Error responses carry the header
+    too, so the page can read what was wrong. Only the decide endpoint: outcomes come from
+    the shop's servers with a token, which no page should hold.
+    """
+
+    def __init__(self, origins: tuple[str, ...]):
+        self.any = "*" in origins
+        self.origins = frozenset(origins)
+
+    def allow(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and (self.any or origin in self.origins):
+            response.headers["Access-Control-Allow-Origin"] = "*" if self.any else origin
+            if not self.any:
+                response.headers["Vary"] = "Origin"
+        return response
+
+    def wrap(self, handler):
+        async def with_cors(request: web.Request) -> web.StreamResponse:
+            return self.allow(request, await handler(request))
+
+        return with_cors
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        if "Access-Control-Allow-Origin" in self.allow(request, response).headers:
+            response.headers.update({"Access-Control-Allow-Methods": "POST",
+                                     "Access-Control-Allow-Headers": "Content-Type",
+                                     "Access-Control-Max-Age": "86400"})
+        return response
+
+
 async def unrouted(request: web.Request) -> web.Response:
     """Unknown path (404) or a known path with the wrong method (405), in the error shape."""
     methods = [m for m, path, _ in _ROUTES if path == request.path]
@@ -345,10 +382,15 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
     app[GROUP] = RequestGroup(engine, on_close=app[METRICS].group_size.observe)
     app[REPORT] = SingleFlight(_report_computer(engine))
     app[OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
+    cors = Cors(engine.config.server.allowed_origins)
     for method, path, handler in _ROUTES:
+        guarded = _guarded(path, handler)
+        if path == "/v1/decide" and cors.origins:
+            guarded = cors.wrap(guarded)
+            app.router.add_route("OPTIONS", path, cors.preflight)
         # GET routes answer HEAD too (load balancers' health checks)
         add = app.router.add_get if method == "GET" else app.router.add_post
-        add(path, _guarded(path, handler))
+        add(path, guarded)
     app.router.add_route("*", "/{tail:.*}", _guarded("other", unrouted))
     app.cleanup_ctx.append(_expiry_loop)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from server_helpers import Server, config_file
@@ -127,3 +129,61 @@ def test_sigterm_flushes_snapshots_and_exits_0(tmp_path):
     status, body = restarted.request("GET", "/healthz")
     assert status == 200
     assert restarted.stop() == 0
+
+
+def test_cors_for_the_decide_endpoint_only_and_only_for_allowed_origins(tmp_path):
+    srv = Server(tmp_path / "data", config_file(tmp_path, server={
+        "token": "t", "allowed_origins": ["https://shop.example"]}))
+    try:
+        def preflight(origin):
+            srv.conn.request("OPTIONS", "/v1/decide", headers={
+                "Origin": origin, "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type"})
+            resp = srv.conn.getresponse()
+            resp.read()
+            return resp.status, dict(resp.getheaders())
+
+        status, headers = preflight("https://shop.example")
+        assert status == 204 and headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        assert "POST" in headers["Access-Control-Allow-Methods"]
+        assert "Content-Type" in headers["Access-Control-Allow-Headers"]
+        status, headers = preflight("https://evil.example")
+        assert "Access-Control-Allow-Origin" not in headers
+
+        def post(path, body, origin):
+            srv.conn.request("POST", path, body=json.dumps(body), headers={
+                "Origin": origin, "Content-Type": "application/json", "Authorization": "Bearer t"})
+            resp = srv.conn.getresponse()
+            return resp.status, dict(resp.getheaders()), json.loads(resp.read())
+
+        status, headers, d = post("/v1/decide", {"visitor_id": "v", "context": CTX},
+                                  "https://shop.example")
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        assert headers["Vary"] == "Origin"
+        status, headers, _ = post("/v1/decide", {"visitor_id": "v", "context": {"email": "a@b.c"}},
+                                  "https://shop.example")  # errors are readable by the page too
+        assert status == 400 and headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        status, headers, _ = post("/v1/decide", {"visitor_id": "v"}, "https://evil.example")
+        assert status == 200 and "Access-Control-Allow-Origin" not in headers
+        status, headers, _ = post("/v1/outcome", {"event_id": d["event_id"], "converted": False},
+                                  "https://shop.example")
+        assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    finally:
+        assert srv.stop() == 0
+
+
+def test_no_cors_unless_configured(server):
+    server.conn.request("OPTIONS", "/v1/decide", headers={"Origin": "https://shop.example"})
+    resp = server.conn.getresponse()
+    body = json.loads(resp.read())
+    assert resp.status == 405 and "error" in body
+    assert resp.getheader("Access-Control-Allow-Origin") is None
+
+
+@pytest.mark.parametrize("origins", [["shop.example"], ["https://shop.example/path"], "*"])
+def test_bad_allowed_origins_are_refused_at_load(tmp_path, origins):
+    from bandit import load_config
+    from bandit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="allowed_origins"):
+        load_config(config_file(tmp_path, server={"allowed_origins": origins}))
