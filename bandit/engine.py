@@ -30,7 +30,7 @@ from .guardrails import Guardrails
 from .joiner import Closing, Joiner, learnable
 from .model import restore
 from .privacy import hash_visitor
-from .snapshots import write_snapshot
+from .snapshots import SnapshotWriter, write_snapshot
 from .store import SCHEMA_VERSION, EventStore
 from .types import Decision, LoggedEvent
 
@@ -103,6 +103,7 @@ class Engine:
         self.action_ids = config.action_ids
         self._control = config.holdout.control
         self._snapshot_at = (0, clock())
+        self._snapshots = SnapshotWriter()
         self._provisional_batch: list = []
         self._provisional_at = time.monotonic()
         restored = restore(config, self.space, self.store, self.snapshot_dir, seed, fresh)
@@ -405,18 +406,27 @@ class Engine:
         if (self.policy.n_updates - updates >= storage.snapshot_every_updates
                 or (self.policy.n_updates > updates
                     and self.clock() - at >= storage.snapshot_every_s)):
-            self.snapshot()
+            # written on the snapshot thread: the caller goes on at once
+            if self._snapshots.submit(self.snapshot_dir, *self._snapshot_contents()):
+                self._snapshot_at = (self.policy.n_updates, self.clock())
 
-    def snapshot(self) -> Path:
-        """Write an atomic snapshot of the model now (after committing pending writes)."""
+    def _snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
+        """A copy of the model's state and its metadata, consistent with the committed log."""
         self.flush()
-        path = write_snapshot(self.snapshot_dir, self.policy.get_state(), {
+        state = {k: np.array(v, copy=True) for k, v in self.policy.get_state().items()}
+        return state, {
             "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
             "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,
             "action_ids": list(self.policy_actions), "update_count": self.policy.n_updates,
             "last_learned_seq": self.last_learned_seq, "last_decision_seq": self.last_decision_seq,
             "first_decision_seq": self.first_decision_seq,
-            "provisional": self.provisional})
+            "provisional": self.provisional}
+
+    def snapshot(self) -> Path:
+        """Write an atomic snapshot of the model now (after committing pending writes) and
+        return its path once it is on disk."""
+        self._snapshots.wait()
+        path = write_snapshot(self.snapshot_dir, *self._snapshot_contents())
         self._snapshot_at = (self.policy.n_updates, self.clock())
         return path
 
@@ -425,6 +435,7 @@ class Engine:
         if self._lock.closed:
             return
         self.snapshot()
+        self._snapshots.close()
         self.store.close()
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()

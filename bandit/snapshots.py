@@ -14,14 +14,17 @@ commit marker, so a snapshot either exists whole or not at all, whatever kills t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 
 SNAPSHOT_VERSION = 1
 KEEP = 3
+log = logging.getLogger("cartwheel.snapshots")
 
 
 def _fsync_write(path: Path, write) -> None:
@@ -55,6 +58,48 @@ def write_snapshot(directory, state: dict[str, np.ndarray], meta: dict) -> Path:
         old.with_suffix(".npz").unlink(missing_ok=True)
         old.unlink(missing_ok=True)
     return directory / f"{stem}.json"
+
+
+class SnapshotWriter:
+    """Writes snapshots on a thread of its own, so the caller (the server's event loop) never
+    waits for the file writes and fsyncs. One at a time: a snapshot due while the previous is
+    still being written is skipped (the next one comes soon, and the log fills any gap)."""
+
+    def __init__(self, write=None):
+        self.write = write or write_snapshot
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None and not self._pending.done()
+
+    def submit(self, directory, state: dict[str, np.ndarray], meta: dict) -> bool:
+        """Start writing (``state`` must not change afterwards); False when still busy."""
+        if self.busy:
+            return False
+        self._report_failure()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="cartwheel-snapshot")
+        self._pending = self._pool.submit(self.write, directory, state, meta)
+        return True
+
+    def wait(self) -> None:
+        """Block until the snapshot being written, if any, is on disk."""
+        if self._pending is not None:
+            wait([self._pending])
+            self._report_failure()
+
+    def close(self) -> None:
+        self.wait()
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def _report_failure(self) -> None:
+        done, self._pending = self._pending, None
+        if done is not None and done.exception() is not None:
+            # not fatal: the previous snapshot and the log still restore everything
+            log.error("writing a snapshot failed: %s", done.exception())
 
 
 def latest_snapshot(directory) -> tuple[dict[str, np.ndarray], dict] | None:

@@ -117,3 +117,30 @@ def test_last_seq_before_agrees_with_a_scan(tmp_path):
             expected = max([after] + [i + 1 for i, t in enumerate(times) if t < cutoff])
             assert store.last_seq_before(float(cutoff), after) == expected
     store.close()
+
+
+def test_snapshot_writer_writes_in_the_background_one_at_a_time(tmp_path, caplog):
+    import threading
+
+    from bandit.snapshots import SnapshotWriter, latest_snapshot, write_snapshot
+
+    release, written = threading.Event(), []
+
+    def slow_write(directory, state, meta):
+        release.wait(10)
+        written.append(meta["update_count"])
+        return write_snapshot(directory, state, meta)
+
+    writer = SnapshotWriter(slow_write)
+    state = {"w": np.arange(5.0)}
+    assert writer.submit(tmp_path / "snaps", state, {"update_count": 1}) and writer.busy
+    assert not writer.submit(tmp_path / "snaps", state, {"update_count": 2})  # skipped
+    release.set()
+    writer.wait()
+    assert written == [1] and latest_snapshot(tmp_path / "snaps")[1]["update_count"] == 1
+    # a failed write is logged, not raised: the previous snapshot and the log restore all
+    (tmp_path / "file").write_text("not a directory")
+    assert writer.submit(tmp_path / "file" / "snaps", state, {"update_count": 3})
+    writer.wait()
+    assert "writing a snapshot failed" in caplog.text
+    writer.close()
