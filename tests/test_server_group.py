@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import aiohttp
 from aiohttp import web
@@ -78,19 +77,24 @@ def test_concurrent_requests_share_batches_and_commits(tmp_path):
     reopened.close()
 
 
-def test_a_lone_request_is_answered_at_once(tmp_path):
+def test_a_lone_request_waits_a_few_loop_passes_not_a_timer(tmp_path):
+    """Counted in event-loop passes, not in wall-clock time (which a loaded machine stretches):
+    a group closes after two passes that brought no new request."""
+    from bandit import api
+    from bandit.server import RequestGroup
+
     engine = CountingEngine(shop(), tmp_path, seed=0)
+    group = RequestGroup(engine)
 
-    async def scenario():
-        async with running(engine) as session:
-            await _decide(session, -1)  # warm up the connection
-            started = time.perf_counter()
-            status, _ = await _decide(session, 0)
-            return status, time.perf_counter() - started
+    async def passes_until_answered():
+        future = group.decide(api.DecideRequest(visitor_id="v", context=CTX))
+        passes = 0
+        while not future.done():
+            await asyncio.sleep(0)  # one loop pass
+            passes += 1
+        return passes, future.result()
 
-    status, elapsed = asyncio.run(scenario())
+    passes, decision = asyncio.run(passes_until_answered())
     engine.close()
-    # the group closes after two idle loop passes, not after a timer: well under 50 ms even
-    # on a loaded machine (a request takes about 1 ms here)
-    assert status == 200 and elapsed < 0.05
-    assert engine.batches == [1, 1]
+    assert passes <= RequestGroup.QUIET_PASSES + 2 and decision.action in engine.action_ids
+    assert engine.batches == [1] and engine.commits >= 1
