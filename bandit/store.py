@@ -205,8 +205,9 @@ class EventStore:
         if not path.exists():
             raise FileNotFoundError(f"no event log at {path}: serve or simulate into this data "
                                     "dir first, or point --data-dir at the right one")
-        store = cls.__new__(cls)
+        store = cls.__new__(cls)  # not __init__: that creates the schema
         store.path, store._in_tx, store._checkpointer = path, False, None
+        store._eligible_cache, store._unchecked_rows = {}, 0  # a write then fails in SQLite
         store.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                    isolation_level=None, check_same_thread=False)
         store._check_version(store.get_meta("schema_version"))

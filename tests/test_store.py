@@ -89,6 +89,8 @@ def test_a_read_only_store_beside_the_writer_changes_nothing(tmp_path):
     assert reader.count("decisions") == 100
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.db.execute("DROP INDEX decisions_visitor_action")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.add_decisions(_decisions(1), [("none", "a")])
     reader.close()
     # the caps index of the serving process is still there
     assert writer.db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = "
