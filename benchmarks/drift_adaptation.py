@@ -26,14 +26,6 @@ WINDOWS = (("before 50k-100k", 50_000, 100_000), ("change 100k-130k", 100_000, 1
            ("after 130k-200k", 130_000, 200_000), ("end: last 50k", -50_000, None))
 
 
-def captured(result, start: int, stop: int) -> float:
-    """Share of the oracle's gain over uniform captured between two visitor counts."""
-    i, j = np.searchsorted(result.counts, start), np.searchsorted(result.counts, stop) - 1
-    gain = result.expected[j] - result.expected[i]
-    oracle, uniform = result.oracle[j] - result.oracle[i], result.uniform[j] - result.uniform[i]
-    return float((gain - uniform) / (oracle - uniform))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visitors", type=int, default=300_000)
@@ -52,9 +44,9 @@ def main():
                                    seed=seed, feature_names=world.space.names,
                                    action_ids=world.actions)
             result = run(world, policy, visitors=args.visitors, seed=seed)
-            rows.append([captured(result, start if start >= 0 else args.visitors + start,
-                                  stop if stop is not None else args.visitors)
-                         for _, start, stop in WINDOWS])
+            rows.append([result.captured_gain_between(
+                start if start >= 0 else args.visitors + start,
+                stop if stop is not None else args.visitors) for _, start, stop in WINDOWS])
         print(f"{spec:10s}" + "".join(f" {v:16.1%}" for v in np.mean(rows, axis=0)), flush=True)
 
 

@@ -58,6 +58,18 @@ class RunResult:
         gap = self.oracle[-1] - self.uniform[-1]
         return float((self.expected[-1] - self.uniform[-1]) / gap) if gap > 0 else float("nan")
 
+    def captured_gain_between(self, start: int, stop: int) -> float:
+        """Captured gain of the visitors from ``start`` to ``stop`` (counts, at batch edges),
+        against the oracle and uniform of that stretch: how well the policy did *then*, for
+        instance after the preferences of a ``drift`` world changed."""
+        i = int(np.searchsorted(self.counts, start))
+        j = int(np.searchsorted(self.counts, stop)) - 1
+        if j <= i:
+            raise ValueError(f"no whole batch between visitors {start} and {stop}")
+        gap = (self.oracle[j] - self.oracle[i]) - (self.uniform[j] - self.uniform[i])
+        gain = (self.expected[j] - self.expected[i]) - (self.uniform[j] - self.uniform[i])
+        return float(gain / gap) if gap > 0 else float("nan")
+
     def captured_gain_curve(self) -> np.ndarray:
         """Cumulative captured gain after each batch."""
         gap = self.oracle - self.uniform

@@ -89,6 +89,25 @@ def test_drift_changes_the_response():
     assert not np.allclose(world.expected_rewards(early), world.expected_rewards(late))
 
 
+@pytest.mark.slow
+def test_linucb_keeps_adapting_after_preferences_change():
+    """Seeded (one run of 200k visitors; benchmarks/drift_adaptation.py has three seeds and
+    more policies). Tolerance: the dip and the recovery are each 10+ points wide in the
+    benchmark, so the margins of 5 points here leave room for seed-to-seed spread."""
+    import policies
+    from simulator.runner import run
+
+    world = simulator.make_world("drift", seed=0)
+    policy = policies.make("linucb", n_actions=world.n_actions, n_features=world.space.dim,
+                           seed=0)
+    result = run(world, policy, visitors=200_000, seed=0)
+    before = result.captured_gain_between(50_000, 100_000)
+    during = result.captured_gain_between(100_000, 130_000)
+    after = result.captured_gain_between(150_000, 200_000)
+    assert during < before - 0.05  # the change hurts while it happens ...
+    assert after > before + 0.05  # ... and the policy learns the new preferences
+
+
 def test_random_worlds_differ_by_seed_and_repeat():
     b = WORLD.visitors(1000, np.random.default_rng(6))
     r1 = simulator.make_world("random", seed=1).expected_rewards(b)
