@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -187,3 +188,20 @@ def test_bad_allowed_origins_are_refused_at_load(tmp_path, origins):
 
     with pytest.raises(ConfigError, match="allowed_origins"):
         load_config(config_file(tmp_path, server={"allowed_origins": origins}))
+
+
+def test_the_server_expires_events_past_their_window_by_itself(tmp_path):
+    srv = Server(tmp_path / "data", config_file(tmp_path, attribution={"window_s": 1.0}))
+    try:
+        for i in range(450):  # more than one expiry slice
+            assert srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": CTX})[0] == 200
+        deadline = time.monotonic() + 30  # the expiry task runs every 0.5 s here
+        pending = srv.request("GET", "/healthz")[1]["pending_events"]
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pending = srv.request("GET", "/healthz")[1]["pending_events"]
+        assert pending == 0
+        status, report = srv.request("GET", "/v1/report")
+        assert status == 200 and report["pending_events"] == 0
+    finally:
+        assert srv.stop() == 0
