@@ -28,10 +28,17 @@ RANK1_MAX_ROWS = 3  # up to this many new rows for one action: rank-1 steps, els
 class RidgeStack:
     """Per-action ridge regression sufficient statistics, stacked over actions."""
 
-    def __init__(self, n_actions: int, dim: int, lam: float = 1.0, refresh_every: int = 64):
+    def __init__(self, n_actions: int, dim: int, lam: float = 1.0, refresh_every: int = 64,
+                 halflife: float | None = None):
         if lam <= 0:
             raise ValueError(f"ridge lam must be > 0, got {lam!r}")
+        if halflife is not None and not halflife > 0:
+            raise ValueError(f"ridge halflife must be > 0 rows or None, got {halflife!r}")
         self.lam, self.dim, self.refresh_every = float(lam), int(dim), int(refresh_every)
+        self.halflife = halflife
+        # weight of a row after one more row was learned (after any action's row: forgetting
+        # follows the shop's clock of decisions, so rarely shown actions age too)
+        self.keep = 0.5 ** (1.0 / halflife) if halflife is not None else 1.0
         eye = np.eye(dim)
         self.A = np.repeat(lam * eye[None], n_actions, axis=0)
         self.A_inv = np.repeat(eye[None] / lam, n_actions, axis=0)
@@ -47,6 +54,9 @@ class RidgeStack:
 
     def update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Add rows (X[i], rewards[i]) to the statistics of actions[i]."""
+        if self.keep < 1.0:
+            self._learn_fading(X, actions, rewards)
+            return
         if len(actions) == 1:  # the online path: one event at a time, skip the grouping
             groups = [(int(actions[0]), np.zeros(1, dtype=np.intp))]
         else:
@@ -79,6 +89,31 @@ class RidgeStack:
             touched = np.unique(actions)
         for k in touched:
             self.theta[k] = self.A_inv[k] @ self.b[k]
+        self._noise = None
+
+    def _learn_fading(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Forgetting: every row already learned fades by ``keep`` per row learned after it,
+        so the i-th of n new rows enters with weight ``keep ** (n - 1 - i)``. The weights
+        depend only on the order of rows, not on how they were split into calls, so
+        re-learning a log in other chunks (crash recovery) gives the same statistics.
+
+        ``A = lam I + D`` becomes ``lam I + w D`` (the prior does not fade), so every A_k is
+        refactorized once per call: forgetting suits mini-batched updates.
+        """
+        n = len(actions)
+        fade = self.keep ** n
+        weights = self.keep ** np.arange(n - 1, -1, -1, dtype=float)
+        self.A = fade * self.A + (1.0 - fade) * self.lam * np.eye(self.dim)[None]
+        self.b *= fade
+        self.rr *= fade
+        self.counts *= fade
+        Xw = X * weights[:, None]
+        np.add.at(self.A, actions, Xw[:, :, None] * X[:, None, :])
+        np.add.at(self.b, actions, Xw * rewards[:, None])
+        np.add.at(self.rr, actions, weights * rewards**2)
+        np.add.at(self.counts, actions, weights)
+        for k in range(len(self.A)):
+            self.refresh(k)
         self._noise = None
 
     def _rank1(self, k: int, x: np.ndarray) -> None:
@@ -128,7 +163,7 @@ class RidgeStack:
 
     def grow(self, n: int) -> None:
         """Append n fresh actions (prior statistics only)."""
-        fresh = RidgeStack(n, self.dim, self.lam, self.refresh_every)
+        fresh = RidgeStack(n, self.dim, self.lam, self.refresh_every, self.halflife)
         for name in self.ARRAYS:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(fresh, name)]))
         self._noise = None

@@ -15,17 +15,27 @@ from .registry import register
 
 
 class LinearPolicy(Policy):
-    """A policy with one ridge regression per action (``lam`` is the ridge penalty)."""
+    """A policy with one ridge regression per action (``lam`` is the ridge penalty).
+
+    ``halflife``: forget old evidence, a row's weight halving after this many more learned
+    rows (None: never forget). For shops whose visitors' preferences shift; a forgetting policy
+    is not ``additive`` (a reward learned earlier has faded since), so the online loop learns
+    it when each event closes.
+    """
 
     additive = True
 
     def __init__(self, n_actions, n_features, *, lam: float = 1.0, noise: float | None = None,
-                 **kw):
+                 halflife: float | None = None, **kw):
         super().__init__(n_actions, n_features, **kw)
         if noise is not None and noise <= 0:
             raise ValueError(f"{self.name}: noise must be > 0 or None (estimate), got {noise!r}")
-        self.ridge = RidgeStack(n_actions, n_features, lam)
+        if halflife is not None and not halflife > 0:
+            raise ValueError(f"{self.name}: halflife must be > 0 (rows) or None, got {halflife!r}")
+        self.ridge = RidgeStack(n_actions, n_features, lam, halflife=halflife)
         self.noise = noise
+        if halflife is not None:
+            self.additive = False
 
     def noise_sd(self) -> float:
         return self.noise if self.noise is not None else self.ridge.noise_sd()

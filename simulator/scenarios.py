@@ -42,8 +42,13 @@ def _random(seed, config):
 SCENARIOS = {"default": _default, "drift": _drift, "random": _random}
 
 
-def make_world(name: str = "default", seed: int | None = None, config=None) -> World:
-    """Build a named world. ``seed`` only matters for worlds that are themselves random."""
+def make_world(name: str = "default", seed: int | None = None, config=None, **options) -> World:
+    """Build a named world. ``seed`` only matters for worlds that are themselves random;
+    ``options`` go to the scenario (``drift``: ``start`` and ``ramp``, in visitors).
+
+    >>> make_world("drift", start=500_000).drift[1]
+    500000
+    """
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {sorted(SCENARIOS)}")
-    return SCENARIOS[name](seed, config or load_config())
+    return SCENARIOS[name](seed, config or load_config(), **options)

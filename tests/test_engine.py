@@ -240,6 +240,33 @@ def test_restart_resumes_from_snapshot_plus_log(tmp_path, clock):
                                state["policy.ridge.theta"], atol=1e-9)
 
 
+def test_a_forgetting_policy_learns_at_close_and_restarts_exactly(tmp_path, clock):
+    """linucb with a half-life is not additive: it learns each event when it closes, and a
+    restart (snapshot + re-learning the log in other chunks) gives back the same model."""
+    sections = {"storage": {"snapshot_every_updates": 40}, "attribution": {"window_s": 30},
+                "policy": {"spec": "linucb:halflife=60"}}
+    rng = np.random.default_rng(4)
+    engine = open_engine(tmp_path, clock, **sections)
+    assert not engine.provisional
+    for _ in range(5):
+        drive(engine, 40, rng, clock)
+        clock.t += 31
+        engine.expire()
+    engine.flush()
+    learned = engine.store.db.execute("SELECT COUNT(*) FROM closed WHERE learned = 1").fetchone()[0]
+    assert engine.update_count == learned > 0
+    engine._snapshots.wait()
+    state = engine.policy.get_state()
+    engine.store.db.close()  # a crash: no final snapshot
+    engine._lock.close()
+    engine = open_engine(tmp_path, clock, **sections)
+    assert engine.update_count == learned
+    for key in ("policy.ridge.A", "policy.ridge.b", "policy.ridge.theta"):
+        np.testing.assert_allclose(engine.policy.get_state()[key], state[key], rtol=1e-9,
+                                   atol=1e-9, err_msg=key)
+    engine.close()
+
+
 def test_second_engine_on_same_data_dir_is_refused(tmp_path, clock):
     first = open_engine(tmp_path, clock)  # held: a collected engine would release its lock
     with pytest.raises(CartwheelError, match="another cartwheel process"):

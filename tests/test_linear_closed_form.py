@@ -33,6 +33,30 @@ def test_streaming_ridge_equals_batch_solution():
         assert ridge.counts[k] == len(rk)
 
 
+def test_forgetting_weights_each_row_by_its_age_however_the_rows_were_split():
+    """With a half-life h, after N rows each row weighs 0.5 ** (rows learned after it / h),
+    whether they came one by one or in calls of any size; the ridge prior does not fade."""
+    rng = np.random.default_rng(3)
+    d, h, lam, n = 3, 7.0, 0.5, 40
+    X, r = rng.normal(size=(n, d)), rng.normal(size=n)
+    actions = rng.integers(0, 2, n)
+    weights = 0.5 ** (np.arange(n - 1, -1, -1) / h)
+    for sizes in ([1] * n, [1, 5, 2, 12, 1, 1, 18], [n]):
+        stack = RidgeStack(n_actions=2, dim=d, lam=lam, halflife=h)
+        start = 0
+        for size in sizes:
+            stack.update(X[start:start + size], actions[start:start + size],
+                         r[start:start + size])
+            start += size
+        for k in (0, 1):
+            w = np.where(actions == k, weights, 0.0)
+            A = lam * np.eye(d) + (X * w[:, None]).T @ X
+            np.testing.assert_allclose(stack.A[k], A, rtol=1e-12)
+            np.testing.assert_allclose(stack.theta[k], np.linalg.solve(A, (X * w[:, None]).T @ r),
+                                       rtol=1e-9)
+            np.testing.assert_allclose(stack.counts[k], w.sum(), rtol=1e-12)
+
+
 def test_noise_sd_matches_ridge_residuals():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(5000, 3))
