@@ -169,7 +169,7 @@ class RidgeStack:
         self._noise = None
 
     def state(self) -> dict[str, np.ndarray]:
-        return {f"ridge.{name}": getattr(self, name).copy() for name in self.ARRAYS}
+        return {f"ridge.{name}": getattr(self, name) for name in self.ARRAYS}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         for name in self.ARRAYS:

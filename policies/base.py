@@ -184,8 +184,9 @@ class Policy(ABC):
         return X, actions.astype(np.intp), rewards, propensities, mask
 
     def get_state(self) -> dict[str, np.ndarray]:
-        """Everything needed to continue exactly where this policy is (lossless)."""
-        state = {f"policy.{k}": np.asarray(v) for k, v in self._state().items()}
+        """Everything needed to continue exactly where this policy is (lossless): copies, so
+        later learning does not change a state already taken (a snapshot being written)."""
+        state = {f"policy.{k}": np.array(v, copy=True) for k, v in self._state().items()}
         state["meta"] = np.array(json.dumps({
             "name": self.name, "version": STATE_VERSION, "n_actions": self.n_actions,
             "n_features": self.n_features, "n_updates": self.n_updates,

@@ -227,3 +227,15 @@ def test_non_additive_policies_refuse_relabel(name, problem):
     X, mask, _ = problem
     with pytest.raises(NotImplementedError):
         make(name).relabel(X[:1], [0], [0.0], [1.0], [1.0], None)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_state_taken_does_not_change_with_later_learning(name, problem):
+    X, mask, theta = problem
+    policy = trained(name, problem)
+    state = policy.get_state()
+    frozen = {k: np.array(v, copy=True) for k, v in state.items()}
+    a, p = policy.act(X[:50], mask[:50])
+    policy.update(X[:50], a, (X[:50] @ theta.T)[np.arange(50), a] + 1.0, p, mask[:50])
+    for key, value in frozen.items():
+        np.testing.assert_array_equal(state[key], value, err_msg=key)
