@@ -15,7 +15,7 @@ report says how many are pending.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -96,18 +96,6 @@ class Moments:
     pp: float = 0.0
     cn: float = 0.0
     rc: float = 0.0
-
-    @classmethod
-    def of(cls, rows: np.ndarray) -> "Moments":
-        """From per-visitor rows (decisions, conversions, revenue, cost, profit).
-
-        >>> Moments.of(np.array([[1.0, 1, 40, 4, 8], [2, 0, 0, 0, 0]])).cn
-        1.0
-        """
-        n, c, r, k, p = (rows[:, i] for i in range(5))
-        return cls(len(rows), *(float(x.sum()) for x in (n, c, r, k, p)),
-                   *(float(x @ y) for x, y in ((n, n), (c, c), (r, r), (k, k), (p, p), (c, n),
-                                               (r, c))))
 
     def mean_var(self, column: str) -> tuple[float, float]:
         """Mean over visitors of a per-visitor total and its sample variance (ddof 1)."""
@@ -213,14 +201,20 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         for kpi, y, x, yx in (("conversion_rate", "c", "n", "cn"), ("aov", "r", "c", "rc")):
             rt, rh, diff, lo, hi = ratio_interval(t, h, y, x, yx, alpha)
             uplift.append(Uplift(kpi, rt, rh, diff, lo, hi, diff / rh if rh else None, "delta"))
-    return Report(
+    return with_spend(Report(
         groups={g: asdict(m.kpis()) for g, m in groups.items()},
         actions={a: asdict(m.kpis()) for a, m in moments(store, margin, "action").items()},
         uplift=tuple(asdict(u) for u in uplift), pending_events=store.open_count(),
-        confidence=1 - alpha, generated_at=time.time(),
-        incentive_spend_today=(spend.spent(now or time.time())
-                               if spend is not None and spend.budget else None),
-        daily_budget=spend.budget.daily if spend is not None and spend.budget else None)
+        confidence=1 - alpha, generated_at=time.time()), spend, now)
+
+
+def with_spend(report: Report, spend, now: float | None = None) -> Report:
+    """``report`` with today's incentive spend and the daily budget, when ``spend`` (a
+    :class:`~bandit.guardrails.SpendTracker`) has a budget."""
+    if spend is None or spend.budget is None:
+        return report
+    return replace(report, incentive_spend_today=spend.spent(now or time.time()),
+                   daily_budget=spend.budget.daily)
 
 
 def timeline(store, margin: float, bins: int = 12, alpha: float = 0.05) -> dict:

@@ -11,7 +11,6 @@ of its writes share one SQLite commit, after which, and only then, they are answ
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 import logging
 import os
@@ -26,7 +25,7 @@ from prometheus_client import generate_latest
 
 from . import api
 from .errors import CartwheelError, ClosedEventError, UnknownEventError
-from .report import build_report
+from .report import build_report, with_spend
 from .store import EventStore
 
 log = logging.getLogger("cartwheel.server")
@@ -270,12 +269,8 @@ def _report_computer(engine):
 
 
 async def report(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    rep = await request.app[REPORT]()
-    budget = engine.config.budget
-    if budget is not None:  # engine state: read here, on the loop
-        rep = dataclasses.replace(rep, incentive_spend_today=engine.guardrails.spend.spent(
-            time.time()), daily_budget=budget.daily)
+    # today's spend is engine state: read here, on the loop
+    rep = with_spend(await request.app[REPORT](), request.app[ENGINE].guardrails.spend)
     return web.Response(content_type="application/json", body=api.encode(rep.to_dict()))
 
 
