@@ -30,8 +30,6 @@ class LinearPolicy(Policy):
         super().__init__(n_actions, n_features, **kw)
         if noise is not None and noise <= 0:
             raise ValueError(f"{self.name}: noise must be > 0 or None (estimate), got {noise!r}")
-        if halflife is not None and not halflife > 0:
-            raise ValueError(f"{self.name}: halflife must be > 0 (rows) or None, got {halflife!r}")
         self.ridge = RidgeStack(n_actions, n_features, lam, halflife=halflife)
         self.noise = noise
         if halflife is not None:
