@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import secrets
 import time
@@ -118,7 +119,7 @@ class Engine:
         self.provisional = self.policy.additive
         self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
         self._action_index = {a: i for i, a in enumerate(self.action_ids)}
-        self._masks: dict[tuple[str, ...], tuple[bool, ...]] = {}
+        self._config_mask = functools.lru_cache(maxsize=4096)(self._mask_of)
         self.guardrails = Guardrails(config, self.store)
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
                              self._learn, on_cost=self.guardrails.spend.add)
@@ -303,15 +304,11 @@ class Engine:
             self.last_decision_seq = seq
         return events
 
-    def _config_mask(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
-        """Eligibility of every configured action (in config order), cached per eligible set."""
-        mask = self._masks.get(eligible)
-        if mask is None:
-            if len(self._masks) > 4096:  # distinct sets are few; bound them all the same
-                self._masks.clear()
-            chosen = set(eligible)
-            mask = self._masks[eligible] = tuple(a in chosen for a in self.action_ids)
-        return mask
+    def _mask_of(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
+        """Eligibility of every configured action (in config order); cached per eligible set
+        as ``_config_mask`` (a shop has few distinct sets)."""
+        chosen = set(eligible)
+        return tuple(a in chosen for a in self.action_ids)
 
     def _policy_mask(self, eligible: tuple[str, ...]) -> list[bool]:
         """Eligibility over the policy's actions (which may include retired ones)."""
@@ -413,8 +410,7 @@ class Engine:
     def _snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
         """A copy of the model's state and its metadata, consistent with the committed log."""
         self.flush()
-        state = {k: np.array(v, copy=True) for k, v in self.policy.get_state().items()}
-        return state, {
+        return self.policy.get_state(), {
             "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
             "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,
             "action_ids": list(self.policy_actions), "update_count": self.policy.n_updates,

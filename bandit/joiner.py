@@ -82,9 +82,10 @@ class Joiner:
         every one of them, or at most ``limit`` (call again while it returns ``limit``)."""
         cutoff = now - self.attribution.window_s
         total, after = 0, self._watermark
-        while limit is None or total < limit:
+        upto = self.store.last_seq_before(cutoff, after)  # once: nothing older is logged now
+        while (limit is None or total < limit) and after < upto:
             chunk = 10_000 if limit is None else min(10_000, limit - total)
-            batch = self.store.expired(cutoff, after, chunk)
+            batch = self.store.expired(cutoff, after, upto, chunk)
             closings = [self._close(d, now, "expired", False, 0.0, 0.0,
                                     self.attribution.default_reward, defer=True) for d in batch]
             learned = [c for c in closings if c is not None]

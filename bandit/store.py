@@ -25,6 +25,7 @@ commit), and acknowledge only after it returns.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
@@ -100,6 +101,12 @@ _DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligibl
                   "d.probability, d.grp, d.model_version, d.randomized")
 
 
+@functools.lru_cache(maxsize=4096)
+def _eligible_json(ids: tuple[str, ...]) -> bytes:
+    """JSON of an eligible set, cached: a shop has few distinct sets."""
+    return _encode(list(ids))
+
+
 def _decision(row) -> StoredDecision:
     return StoredDecision(row[0], row[1], row[2], row[3], _decode(row[4]),
                           tuple(_decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
@@ -162,12 +169,21 @@ class EventStore:
     """
 
     def __init__(self, path: str | Path, synchronous: str = "normal", visitor_index: bool = False,
-                 background_checkpoints: bool = False):
+                 background_checkpoints: bool = False, *, read_only: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._in_tx = False
         self._checkpointer = None
+        self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
+        if read_only:  # no schema or index changes, and any write raises
+            if not self.path.exists():
+                raise FileNotFoundError(f"no event log at {self.path}: serve or simulate into "
+                                        "this data dir first, or point --data-dir at the right one")
+            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                      isolation_level=None, check_same_thread=False)
+            self._check_version(self.get_meta("schema_version"))
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.execute("PRAGMA busy_timeout=5000")
@@ -188,8 +204,6 @@ class EventStore:
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._check_version(version)
-        self._eligible_cache: dict[tuple[str, ...], bytes] = {}
-        self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
         if background_checkpoints:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(self.path)
@@ -199,19 +213,8 @@ class EventStore:
 
     @classmethod
     def read_only(cls, path: str | Path) -> "EventStore":
-        """Open an existing log for reading only (reports beside a running server): no
-        schema or index changes, and any write raises."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no event log at {path}: serve or simulate into this data "
-                                    "dir first, or point --data-dir at the right one")
-        store = cls.__new__(cls)  # not __init__: that creates the schema
-        store.path, store._in_tx, store._checkpointer = path, False, None
-        store._eligible_cache, store._unchecked_rows = {}, 0  # a write then fails in SQLite
-        store.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                   isolation_level=None, check_same_thread=False)
-        store._check_version(store.get_meta("schema_version"))
-        return store
+        """Open an existing log for reading only (reports beside a running server)."""
+        return cls(path, read_only=True)
 
     def _check_version(self, version: str | None) -> None:
         if version is not None and int(version) != SCHEMA_VERSION:
@@ -265,19 +268,10 @@ class EventStore:
         self.db.executemany(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(e.event_id, e.ts, e.visitor_hash, _encode(e.context), self._eligible_json(ids),
+            [(e.event_id, e.ts, e.visitor_hash, _encode(e.context), _eligible_json(ids),
               e.action, e.probability, e.group, e.model_version, int(e.randomized))
              for e, ids in zip(events, eligible)])
         return self.max_seq("decisions")
-
-    def _eligible_json(self, ids: tuple[str, ...]) -> bytes:
-        """JSON of an eligible set, cached: a shop has few distinct sets."""
-        encoded = self._eligible_cache.get(ids)
-        if encoded is None:
-            if len(self._eligible_cache) > 4096:
-                self._eligible_cache.clear()
-            encoded = self._eligible_cache[ids] = _encode(list(ids))
-        return encoded
 
     def add_outcome(self, event_id: str, ts: float, converted: bool, order_value: float,
                     outcome_id: str | None) -> None:
@@ -311,25 +305,21 @@ class EventStore:
             "FROM (SELECT ? AS eid, ? AS oid) q", (event_id, outcome_id)).fetchone()
         return bool(row[0]), bool(row[1]), bool(row[2])
 
-    def expired(self, cutoff: float, after_seq: int, limit: int = 10_000) -> list[StoredDecision]:
-        """Open decisions made before ``cutoff`` with ``seq > after_seq``, oldest first.
-
-        Decisions are logged in time order (the engine never logs a time earlier than the one
-        before), so only the seq range up to the last decision before ``cutoff`` is scanned:
-        the events still inside their window, however many, cost nothing.
-        """
-        upto = self.last_seq_before(cutoff, after_seq)
-        if upto <= after_seq:
-            return []
+    def expired(self, cutoff: float, after_seq: int, upto_seq: int,
+                limit: int = 10_000) -> list[StoredDecision]:
+        """Open decisions made before ``cutoff`` with ``after_seq < seq <= upto_seq``, oldest
+        first. ``upto_seq`` is :meth:`last_seq_before` ``cutoff``: the log is in time order,
+        so the events still inside their window, however many, are never scanned."""
         rows = self.db.execute(
             f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.seq <= ? AND "
             "d.ts < ? AND NOT EXISTS (SELECT 1 FROM closed c WHERE c.event_id = d.event_id) "
-            "ORDER BY d.seq LIMIT ?", (after_seq, upto, cutoff, limit)).fetchall()
+            "ORDER BY d.seq LIMIT ?", (after_seq, upto_seq, cutoff, limit)).fetchall()
         return [_decision(r) for r in rows]
 
     def last_seq_before(self, cutoff: float, after_seq: int = 0) -> int:
         """The largest seq (at least ``after_seq``) of a decision made before ``cutoff``, by
-        bisection over seq: ~log2(n) primary-key lookups, as the log is in time order."""
+        bisection over seq: ~log2(n) primary-key lookups, as the log is in time order (the
+        engine never logs a time earlier than the one before)."""
         lo, hi = after_seq, self.max_seq("decisions")
         while lo < hi:
             mid = (lo + hi + 1) // 2

@@ -24,6 +24,7 @@ left out of the returned data and listed, with their line numbers, in the :class
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
@@ -94,7 +95,7 @@ class _Builder:
         self.ids = config.action_ids
         self.index = {a: i for i, a in enumerate(self.ids)}
         self._all = tuple(range(len(self.ids)))
-        self._eligible_cache: dict[tuple, tuple[int, ...]] = {}
+        self._eligible_codes = functools.lru_cache(maxsize=4096)(self._codes)
         self.rows: list = []
 
     def add(self, line: int, rec: dict) -> None:
@@ -148,16 +149,13 @@ class _Builder:
         list: logs repeat a handful of them."""
         if not eligible:
             return self._all
-        key = tuple(eligible)
-        codes = self._eligible_cache.get(key)
-        if codes is None:
-            unknown = [a for a in key if a not in self.index]
-            if unknown:
-                raise ValueError(f"unknown eligible action {unknown[0]!r}")
-            if len(self._eligible_cache) > 4096:
-                self._eligible_cache.clear()
-            codes = self._eligible_cache[key] = tuple(self.index[a] for a in key)
-        return codes
+        return self._eligible_codes(tuple(eligible))
+
+    def _codes(self, eligible: tuple) -> tuple[int, ...]:
+        unknown = [a for a in eligible if a not in self.index]
+        if unknown:
+            raise ValueError(f"unknown eligible action {unknown[0]!r}")
+        return tuple(self.index[a] for a in eligible)
 
     def _encode(self, chunk: list) -> tuple[list, np.ndarray]:
         """Encode a chunk's contexts at once; on a bad context, row by row to name it."""
