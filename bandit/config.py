@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .features import Boolean, Categorical, Cyclic, Feature, FeatureSpace, Numeric
+from .features import UNKNOWN, Boolean, Categorical, Cyclic, Feature, FeatureSpace, Numeric
 from .reward import OBJECTIVES, Objective
 from .rules import EFFECTS, OPERATORS, Budget, Cap, Condition, Rule, statically_empty
 from .types import ACTION_KINDS, Action
@@ -71,11 +71,15 @@ class Server:
 
     ``allowed_origins``: web origins (``"https://shop.example"``) whose pages may call
     ``POST /v1/decide`` from the browser (CORS), or ``("*",)`` for any; empty: none.
+    ``visitor_rate`` / ``visitor_burst``: decisions per second one visitor id may ask for in
+    the long run, and at once (a token bucket; 429 beyond); 0 turns the limit off.
     """
 
     token: str | None = None
     max_body_bytes: int = 64 * 1024
     allowed_origins: tuple[str, ...] = ()
+    visitor_rate: float = 5.0
+    visitor_burst: int = 30
 
 
 @dataclass(frozen=True)
@@ -127,12 +131,21 @@ class ShopConfig:
         return np.asarray(rows, dtype=float), tuple(names)
 
     def schema_hash(self) -> str:
-        """Hash of what a learned model depends on: the feature schema (not actions or policy)."""
-        return _digest(self.raw.get("features", {}))
+        """Hash of what a learned model depends on: the feature schema (not actions or policy).
+
+        ``valid_min``/``valid_max`` only refuse requests, they do not change what the model
+        sees: they stay out of the hash, so adding them keeps existing snapshots."""
+        features = {name: {k: v for k, v in table.items() if k not in _REFUSAL_KEYS}
+                    if isinstance(table, dict) else table
+                    for name, table in self.raw.get("features", {}).items()}
+        return _digest(features)
 
     def config_hash(self) -> str:
         """Hash of the whole configuration, for snapshot metadata."""
         return _digest(self.raw)
+
+
+_REFUSAL_KEYS = ("valid_min", "valid_max")
 
 
 def _digest(obj) -> str:
@@ -205,8 +218,9 @@ def _parse_feature(name: str, t: _Table) -> Feature:
     ftype = t.get("type", str, check=lambda v: v in ("categorical", "numeric", "boolean", "cyclic"),
                   expect="categorical, numeric, boolean or cyclic")
     if ftype == "categorical":
-        cats = t.get("categories", list, check=lambda v: v and all(isinstance(c, str) for c in v),
-                     expect="a non-empty list of strings")
+        cats = t.get("categories", list, check=lambda v: v and all(
+            isinstance(c, str) and c != UNKNOWN for c in v),
+            expect=f"a non-empty list of strings ({UNKNOWN!r} is reserved)")
         feature: Feature = Categorical(name, tuple(cats))
     elif ftype == "numeric":
         low, high = t.get("min", float), t.get("max", float)
@@ -215,7 +229,11 @@ def _parse_feature(name: str, t: _Table) -> Feature:
         log = t.get("log", bool, False)
         if log and low <= -1:
             t.fail("min", "must be > -1 when log = true")
-        feature = Numeric(name, low, high, log, t.get("default", float, None))
+        valid_low, valid_high = t.get("valid_min", float, None), t.get("valid_max", float, None)
+        if valid_low is not None and valid_high is not None and valid_low > valid_high:
+            t.fail("valid_max", f"must be >= valid_min ({valid_low})")
+        feature = Numeric(name, low, high, log, t.get("default", float, None), valid_low,
+                          valid_high)
     elif ftype == "boolean":
         feature = Boolean(name)
     else:
@@ -308,7 +326,11 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     obj = root.table("objective")
     objective = Objective(
         obj.get("kind", str, "profit", check=lambda v: v in OBJECTIVES, expect=f"one of {OBJECTIVES}"),
-        obj.get("margin", float, 0.35, check=lambda v: 0 < v <= 1, expect="a margin in (0, 1]"))
+        obj.get("margin", float, 0.35, check=lambda v: 0 < v <= 1, expect="a margin in (0, 1]"),
+        obj.get("max_order_value", float, 100_000.0, check=lambda v: 0 < v < 1e15,
+                expect="an amount > 0 (the largest order the shop can take)"),
+        obj.get("reward_clip", float, 5.0, check=lambda v: v >= 0,
+                expect="a multiple >= 0 of a typical conversion's reward (0: no clipping)"))
     obj.done()
 
     pol = root.table("policy")
@@ -366,7 +388,10 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
         tuple(srv.get("allowed_origins", list, [], check=lambda v: all(
             isinstance(o, str) and (o == "*" or _ORIGIN.fullmatch(o)) for o in v),
             expect='a list of origins like "https://shop.example" (scheme, host, optional '
-                   'port; no path), or ["*"]')))
+                   'port; no path), or ["*"]')),
+        srv.get("visitor_rate", float, 5.0, check=lambda v: v >= 0,
+                expect="decisions per second >= 0 (0: no limit)"),
+        srv.get("visitor_burst", int, 30, check=lambda v: v >= 1, expect="an integer >= 1"))
     srv.done()
 
     priv = root.table("privacy")

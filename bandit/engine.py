@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import os
 import secrets
 import time
@@ -25,22 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
+from policies import NonFiniteStateError
+
 from .config import ShopConfig, load_config
-from .errors import CartwheelError
+from .errors import CartwheelError, StorageError
 from .guardrails import Guardrails
 from .joiner import Closing, Joiner, learnable
+from .learner import Learner
+from .migration import migrate
 from .model import restore
-from .privacy import hash_visitor
+from .privacy import check_outcome_id, hash_outcome_id, hash_visitor
 from .snapshots import SnapshotWriter, write_snapshot
 from .store import SCHEMA_VERSION, EventStore
 from .types import Decision, LoggedEvent
 
+log = logging.getLogger("cartwheel.engine")
 MAX_VISITOR_ID = 256
-# provisional updates are applied in mini-batches of this many decisions or this age, whichever
-# comes first: a few milliseconds of delay in shrinking the exploration width is harmless,
-# and a batched update costs a fraction of many single ones
-PROVISIONAL_BATCH = 64
-PROVISIONAL_MAX_AGE_S = 0.05
 
 
 def new_event_ids(n: int) -> list[str]:
@@ -50,18 +51,6 @@ def new_event_ids(n: int) -> list[str]:
     stamp = f"{time.time_ns():016x}"
     noise = os.urandom(8 * n).hex()
     return [stamp + noise[16 * i:16 * (i + 1)] for i in range(n)]
-
-
-def _in_chunks(learn, closings, size: int = 5000) -> None:
-    """Call ``learn`` on consecutive lists of at most ``size`` closings."""
-    batch: list = []
-    for closing in closings:
-        batch.append(closing)
-        if len(batch) == size:
-            learn(batch)
-            batch = []
-    if batch:
-        learn(batch)
 
 
 @dataclass(slots=True)
@@ -75,6 +64,7 @@ class _Batch:
     hashes: list[str] = field(default_factory=list)
     chosen: list[tuple[str, float]] = field(default_factory=list)  # (action, probability)
     treated: list[bool] = field(default_factory=list)  # False: holdout
+    learn_rows: list = field(default_factory=list)  # (x, action, p, mask) of randomized rows
 
 
 class Engine:
@@ -83,47 +73,60 @@ class Engine:
     Open it with :meth:`open`. ``decide`` and ``record_outcome`` commit before they return unless
     called with ``commit=False``, in which case the caller must call :meth:`commit` before it
     acknowledges anything (the HTTP server does this to share one commit between requests).
+
+    The writes between two commits form a *request group*, and a group is all or nothing: when
+    its commit fails (disk full, read-only store), the store rolls back and the engine's memory
+    (counters, learning, spend, the policy's random state) is exactly as before the group, and
+    :class:`~bandit.errors.StorageError` tells the caller that nothing was acknowledged.
+    Learning depends only on the sequence of calls, the seed and the injected ``clock``.
     """
 
     def __init__(self, config: ShopConfig, data_dir: Path, *, seed: int | None = None,
                  fresh: bool = False, clock: Callable[[], float] = time.time):
         self.config, self.data_dir, self.clock = config, Path(data_dir), clock
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.data_dir / "lock", "w")
+        self.seed = seed
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.data_dir / "lock", "w")
+        except OSError as exc:
+            raise StorageError(f"cannot use data dir {self.data_dir}: {exc.strerror}; it must be "
+                               "a directory cartwheel can write (check its permissions and free "
+                               "space, or choose another --data-dir)") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
             raise CartwheelError(f"another cartwheel process is using {self.data_dir}; "
                                  "stop it or choose another --data-dir") from None
+        try:
+            self._setup(config, fresh)
+        except BaseException:  # a refused start must not keep the data dir locked
+            store = getattr(self, "store", None)
+            if store is not None:
+                store.rollback()
+                store.close()
+            self._lock.close()
+            raise
+
+    def _setup(self, config: ShopConfig, fresh: bool) -> None:
         self.store = EventStore(self.data_dir / "events.sqlite3", config.storage.synchronous,
                                 visitor_index=bool(config.caps), background_checkpoints=True)
         self.space = config.feature_space()
         self.salt = self._salt()
+        if self.store.schema_version != SCHEMA_VERSION:
+            migrate(self.store, self.space, self.salt)
         self.actions = {a.id: a for a in config.actions}
         self.action_ids = config.action_ids
-        self._control = config.holdout.control
-        self._snapshot_at = (0, clock())
-        self._snapshots = SnapshotWriter()
-        self._provisional_batch: list = []
-        self._provisional_at = time.monotonic()
-        restored = restore(config, self.space, self.store, self.snapshot_dir, seed, fresh)
-        self.policy, self.policy_actions = restored.policy, restored.action_ids
-        self.last_learned_seq = restored.last_learned_seq
-        self.last_decision_seq = restored.last_decision_seq
-        self.first_decision_seq = restored.first_decision_seq
-        if restored.from_snapshot:
-            self._snapshot_at = (self.policy.n_updates, clock())
-        # additive policies learn each decision at once with the default reward and relabel it
-        # when it closes: no positive-first bias from conversions arriving before non-conversions
-        self.provisional = self.policy.additive
-        self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
         self._action_index = {a: i for i, a in enumerate(self.action_ids)}
+        self._control = config.holdout.control
         self._config_mask = functools.lru_cache(maxsize=4096)(self._mask_of)
+        self._snapshots = SnapshotWriter()
         self.guardrails = Guardrails(config, self.store)
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
-                             self._learn, on_cost=self.guardrails.spend.add)
-        self._relearn()
+                             self._closed, on_cost=self._cost)
+        self._group: dict | None = None  # engine state as it was before the open group
+        self._staged_costs: list[tuple[float, float]] = []
+        self._build_model(fresh)
         self.decided_total = self.store.count("decisions")
         self._last_ts = self.store.last_decision_ts() or float("-inf")
 
@@ -151,17 +154,43 @@ class Engine:
             self.store.commit()
         return salt.encode()
 
-    def _relearn(self) -> None:
-        """Feed the model what was logged after its snapshot (crash recovery)."""
-        if self.provisional:
-            default = self.config.attribution.default_reward
-            _in_chunks(self._learn_provisional, (Closing(d.seq, d, default) for d in
-                                                 self.store.decisions(self.last_decision_seq)
-                                                 if learnable(d)))
-            self.last_decision_seq = self.store.max_seq("decisions")
-        _in_chunks(self._learn, (Closing(e.seq, e.decision, e.reward) for e in
-                                 self.store.closed_events(self.last_learned_seq,
-                                                          learned_only=True)))
+    def _build_model(self, fresh: bool = False, skip: int = 0) -> None:
+        """The newest usable snapshot (``skip`` passes over newer ones) plus what the log
+        holds after it: after a crash, and when a model turned non-finite."""
+        restored = restore(self.config, self.space, self.store, self.snapshot_dir, self.seed,
+                           fresh, skip)
+        self.learner = Learner(
+            restored.policy, restored.action_ids, self.space,
+            self.config.attribution.default_reward, self.config.objective.reward_clip,
+            last_learned_seq=restored.last_learned_seq,
+            last_decision_seq=restored.last_decision_seq,
+            first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state)
+        self.policy, self.policy_actions = restored.policy, restored.action_ids
+        self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
+        self.learner.relearn(
+            lambda after: (d for d in self.store.decisions(after) if learnable(d)),
+            lambda after: (Closing(e.seq, e.decision, e.reward, e.converted) for e in
+                           self.store.closed_events(after, learned_only=True)),
+            self.store.max_seq("decisions"))
+        self._snapshot_at = ((self.policy.n_updates if restored.from_snapshot else 0),
+                             self.clock())
+
+    def _recover(self, why: str) -> None:
+        """The model turned non-finite: rebuild it from an older snapshot and the log (from the
+        log alone when no snapshot gives a finite model), and say so."""
+        log.error("the model is not finite (%s); rebuilding it from the last good snapshot and "
+                  "the event log", why)
+        for skip in range(len(list(self.snapshot_dir.glob("snapshot-*.json"))) + 1):
+            self._build_model(skip=skip)
+            if self.learner.healthy():
+                log.warning("model rebuilt (%d newer snapshots passed over)", skip)
+                return
+        for marker in self.snapshot_dir.glob("snapshot-*.json"):
+            marker.rename(marker.with_suffix(".json.bad"))  # never loaded again
+        self._build_model()
+        if not self.learner.healthy():
+            raise CartwheelError("the model is not finite even re-learned from the log alone; "
+                                 "start with --fresh-model")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -181,7 +210,16 @@ class Engine:
     @property
     def update_count(self) -> int:
         """Decisions learned: applied updates plus provisional ones waiting for the next batch."""
-        return self.policy.n_updates + len(self._provisional_batch)
+        return self.policy.n_updates + self.learner.pending_rows
+
+    @property
+    def last_learned_seq(self) -> int:
+        return self.learner.last_learned_seq
+
+    @property
+    def provisional(self) -> bool:
+        """Whether decisions are learned at once with the default reward (additive policies)."""
+        return self.learner.provisional
 
     # ------------------------------------------------------------------ decide
     def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
@@ -190,9 +228,9 @@ class Engine:
             return self.action_ids
         if isinstance(eligible, str) or not isinstance(eligible, Sequence):
             raise CartwheelError("eligible must be a list of action ids", field="eligible")
-        unknown = [a for a in eligible if a not in self.actions]
+        unknown = [a for a in eligible if not isinstance(a, str) or a not in self.actions]
         if unknown:
-            raise CartwheelError(f"unknown action {unknown[0]!r} in eligible; known: "
+            raise CartwheelError(f"unknown action {str(unknown[0])[:64]!r} in eligible; known: "
                                  f"{list(self.action_ids)}", field="eligible")
         if not eligible:
             raise CartwheelError("eligible is empty: list at least one action id",
@@ -213,19 +251,25 @@ class Engine:
         return result
 
     def decide_batch(self, requests: Sequence[tuple], *, now: float | None = None,
-                     commit: bool = True) -> list[Decision | CartwheelError]:
+                     commit: bool = True) -> list[Decision | Exception]:
         """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request.
 
-        One policy call and one insert for the whole batch; a request that fails validation
-        gets its error in its slot and does not disturb the others. The HTTP server batches
-        the requests that arrive close together this way.
+        One policy call and one insert for the whole batch. Every request is judged alone: one
+        that fails validation (or breaks anything else) gets its error in its slot and does
+        not disturb the others. The HTTP server batches requests that arrive close together.
         """
         results: list = [None] * len(requests)
         batch = self._admit(requests, results)
         if batch.rows:
+            self._begin_group()
             ts = self.clock() if now is None else now
-            self._choose(batch, ts)
-            for i, e in zip(batch.rows, self._log(batch, ts)):
+            try:
+                self._choose(batch, ts)
+                events = self._log(batch, ts)
+            except Exception:
+                self.rollback()
+                raise
+            for i, e in zip(batch.rows, events):
                 results[i] = Decision(e.event_id, e.action, e.probability, e.group,
                                       e.model_version, e.randomized)
             if commit:
@@ -240,13 +284,17 @@ class Engine:
                 if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
                     raise CartwheelError(f"visitor_id must be a non-empty string of at most "
                                          f"{MAX_VISITOR_ID} characters", field="visitor_id")
-                x = self.space.encode_row(context)
+                x, stored = self.space.normalize_row(context)
                 ids = self.eligibility(eligible)
             except CartwheelError as exc:
                 results[i] = exc
                 continue
+            except Exception as exc:  # a bug: this request alone fails (500), never the group
+                log.exception("request %d of a decide batch failed", i)
+                results[i] = exc
+                continue
             batch.rows.append(i)
-            batch.contexts.append(context)
+            batch.contexts.append(stored)
             batch.X.append(x)
             batch.eligible.append(ids)
             batch.hashes.append(hash_visitor(visitor_id, self.salt))
@@ -254,33 +302,54 @@ class Engine:
 
     def _choose(self, batch: "_Batch", ts: float) -> None:
         """Fill ``batch.chosen``: the control for the holdout, forced actions where rules or
-        guardrails force one, and one policy call for the rest (guardrails narrow eligible)."""
+        guardrails force one, and policy calls for the rest (guardrails narrow eligible).
+
+        A visitor asking more than once in one batch is decided in rounds, so that frequency
+        caps count the choices made for them earlier in the batch."""
         batch.chosen = [(self._control, 1.0)] * len(batch.rows)
         batch.treated = [not self.in_holdout(h) for h in batch.hashes]
-        learner_rows = [j for j, treated in enumerate(batch.treated) if treated]
-        if self.guardrails.active and learner_rows:
+        batch.learn_rows = []
+        rows = [j for j, treated in enumerate(batch.treated) if treated]
+        if not (self.guardrails.caps and len(set(batch.hashes[j] for j in rows)) < len(rows)):
+            self._choose_round(batch, rows, ts, None)
+            return
+        earlier: dict[str, list[str]] = {}
+        while rows:
+            seen, this, later = set(), [], []
+            for j in rows:
+                (later if batch.hashes[j] in seen else this).append(j)
+                seen.add(batch.hashes[j])
+            self._choose_round(batch, this, ts, earlier)
+            for j in this:
+                earlier.setdefault(batch.hashes[j], []).append(batch.chosen[j][0])
+            rows = later
+
+    def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier) -> None:
+        if self.guardrails.active and rows:
             free = []
-            for j, elig in zip(learner_rows, self.guardrails.eligibility(
-                    [batch.hashes[j] for j in learner_rows],
-                    [batch.contexts[j] for j in learner_rows],
-                    [batch.eligible[j] for j in learner_rows], ts)):
+            for j, elig in zip(rows, self.guardrails.eligibility(
+                    [batch.hashes[j] for j in rows], [batch.contexts[j] for j in rows],
+                    [batch.eligible[j] for j in rows], ts, earlier)):
                 batch.eligible[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
                 if elig.forced is not None:
                     batch.chosen[j] = (elig.forced, 1.0)
                 else:
                     free.append(j)
-            learner_rows = free
-        if not learner_rows:
+            rows = free
+        if not rows:
             return
-        X = np.array([batch.X[j] for j in learner_rows])
-        mask = np.array([self._policy_mask(batch.eligible[j]) for j in learner_rows])
-        actions, probs = self.policy.act(X, mask)
-        for r, j in enumerate(learner_rows):
+        X = np.array([batch.X[j] for j in rows])
+        mask = np.array([self._policy_mask(batch.eligible[j]) for j in rows])
+        try:
+            actions, probs = self.policy.act(X, mask)
+        except NonFiniteStateError as exc:
+            self._recover(str(exc))
+            actions, probs = self.policy.act(X, mask)
+        for r, j in enumerate(rows):
             action, p = int(actions[r]), float(probs[r])
             batch.chosen[j] = (self.policy_actions[action], p)
-            if self.provisional and p < 1.0:
-                # learned at commit, with the rest of the group (one batched update)
-                self._provisional_batch.append((X[r], action, p, mask[r]))
+            if p < 1.0:
+                batch.learn_rows.append((X[r], action, p, mask[r]))
 
     def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
         """Append the batch's decisions to the store (one insert).
@@ -291,7 +360,7 @@ class Engine:
         ts = self._last_ts = max(ts, self._last_ts)
         version = self.model_version
         events = [LoggedEvent(
-            event_id=event_id, visitor_hash=visitor_hash, context=dict(context),
+            event_id=event_id, visitor_hash=visitor_hash, context=context,
             mask=self._config_mask(ids), action_index=self._action_index[action], action=action,
             probability=probability, group="treatment" if treated else "holdout",
             model_version=version, randomized=probability < 1.0, ts=ts)
@@ -300,8 +369,8 @@ class Engine:
                 batch.chosen, batch.treated)]
         seq = self.store.add_decisions(events, batch.eligible)
         self.decided_total += len(events)
-        if self.provisional:
-            self.last_decision_seq = seq
+        # learned at commit, with the rest of the group (one batched update)
+        self.learner.stage_decisions(batch.learn_rows, seq)
         return events
 
     def _mask_of(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
@@ -321,13 +390,28 @@ class Engine:
     def record_outcome(self, event_id: str, converted: bool, order_value: float = 0.0,
                        outcome_id: str | None = None, *, now: float | None = None,
                        commit: bool = True) -> str:
-        """Join an outcome to its decision: "recorded" or "duplicate" (see the joiner)."""
-        if not isinstance(event_id, str) or not event_id:
-            raise CartwheelError("event_id must be a non-empty string", field="event_id")
-        if outcome_id is not None and (not isinstance(outcome_id, str) or not outcome_id):
-            raise CartwheelError("outcome_id must be a non-empty string", field="outcome_id")
-        status = self.joiner.outcome(event_id, converted, order_value, outcome_id,
-                                     self.clock() if now is None else now)
+        """Join an outcome to its decision: "recorded" or "duplicate" (see the joiner).
+
+        ``outcome_id`` is stored as its keyed hash only (idempotency without the id)."""
+        if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
+            raise CartwheelError("event_id must be the event id a decision returned",
+                                 field="event_id")
+        key = None
+        if outcome_id is not None:
+            if not isinstance(outcome_id, str) or not 0 < len(outcome_id) <= MAX_VISITOR_ID:
+                raise CartwheelError(f"outcome_id must be a non-empty string of at most "
+                                     f"{MAX_VISITOR_ID} characters", field="outcome_id")
+            check_outcome_id(outcome_id)
+            key = hash_outcome_id(outcome_id, self.salt)
+        self._begin_group()
+        try:
+            status = self.joiner.outcome(event_id, converted, order_value, key,
+                                         self.clock() if now is None else now)
+        except CartwheelError:
+            raise  # refused before anything was written
+        except Exception:
+            self.rollback()
+            raise
         if commit:
             self.commit()
         return status
@@ -336,101 +420,112 @@ class Engine:
         """Close events whose attribution window passed (default reward), oldest first: all
         of them, or at most ``limit`` (the server closes them in slices between requests);
         returns how many."""
-        closed = self.joiner.expire(self.clock() if now is None else now, limit)
+        self._begin_group()
+        try:
+            closed = self.joiner.expire(self.clock() if now is None else now, limit)
+        except Exception:
+            self.rollback()
+            raise
         self.commit()
         return closed
 
-    def _batch(self, closings: list[Closing]):
-        """X, actions, rewards, propensities and mask (policy action space) of closings."""
-        n = len(closings)
-        X = self.space.transform([c.decision.context for c in closings])
-        mask = np.zeros((n, len(self.policy_actions)), dtype=bool)
-        for row, c in enumerate(closings):
-            mask[row, [self._policy_index[a] for a in c.decision.eligible
-                       if a in self._policy_index]] = True
-        actions = np.array([self._policy_index[c.decision.action] for c in closings])
-        return (X, actions, np.array([c.reward for c in closings]),
-                np.array([c.decision.probability for c in closings]), mask)
+    def _closed(self, closings: list[Closing]) -> None:
+        self.learner.stage_closings(closings)
 
-    def _learn_provisional(self, decisions: list[Closing]) -> None:
-        X, actions, rewards, propensities, mask = self._batch(decisions)
-        self.policy.update(X, actions, rewards, propensities, mask)
+    def _cost(self, ts: float, cost: float) -> None:
+        self._staged_costs.append((ts, cost))
+
+    # ------------------------------------------------------------------ request groups
+    def _begin_group(self) -> None:
+        """Remember the engine's state before the first write of a group (for rollback)."""
+        if self._group is None:
+            self._group = {"decided": self.decided_total, "closed": self.joiner.closed_total,
+                           "watermark": self.joiner._watermark, "last_ts": self._last_ts,
+                           "rng": self.policy.rng.bit_generator.state}
+
+    def rollback(self) -> None:
+        """Drop the open group: the store's writes and everything the engine staged."""
+        self.store.rollback()
+        self.learner.discard()
+        self._staged_costs = []
+        group, self._group = self._group, None
+        if group is not None:
+            self.decided_total, self.joiner.closed_total = group["decided"], group["closed"]
+            self.joiner._watermark, self._last_ts = group["watermark"], group["last_ts"]
+            self.policy.rng.bit_generator.state = group["rng"]
+
+    def commit(self) -> None:
+        """Make the group's writes durable, then learn what it staged and snapshot if one is
+        due. Raises :class:`StorageError` (after rolling the group back) when the store cannot
+        commit."""
+        try:
+            self.store.commit()
+        except Exception:
+            self.rollback()
+            raise
+        self._group = None
+        for ts, cost in self._staged_costs:
+            self.guardrails.spend.add(ts, cost)
+        self._staged_costs = []
+        now = self.clock()
+        try:
+            self.learner.apply(now)
+            healthy = self.learner.healthy()
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+            healthy, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = "non-finite state after an update"
+        if not healthy:
+            self._recover(why)
+        self._maybe_snapshot(now)
+
+    def _maybe_snapshot(self, now: float) -> None:
+        updates, at = self._snapshot_at
+        storage = self.config.storage
+        n = self.policy.n_updates
+        if (n - updates >= storage.snapshot_every_updates
+                or (n > updates and now - at >= storage.snapshot_every_s)):
+            # written on the snapshot thread: the caller goes on at once; while the last one is
+            # still being written this one is skipped (learning is not touched either way)
+            if not self._snapshots.busy and self._snapshots.submit(
+                    self.snapshot_dir, *self._snapshot_contents()):
+                self._snapshot_at = (n, now)
 
     def flush(self) -> None:
         """Commit pending writes and apply pending provisional updates now (before inspecting
         the model, for instance)."""
-        self.store.commit()
-        self._flush_provisional()
-
-    def _flush_provisional(self) -> None:
-        self._provisional_at = time.monotonic()
-        if self._provisional_batch:
-            X, actions, probabilities, mask = map(np.array, zip(*self._provisional_batch))
-            self._provisional_batch = []
-            self.policy.update(X, actions, np.full(len(X), self.config.attribution.default_reward),
-                               probabilities, mask)
-
-    def _learn(self, closings: list[Closing]) -> None:
-        """Learn closed events: relabel provisional rewards, or learn them now.
-
-        Relabels need not wait for pending provisional updates: both only add to the same sums.
-        """
-        self.last_learned_seq = closings[-1].seq
-        # events decided before a fresh model started are not part of it
-        closings = [c for c in closings if c.decision.seq > self.first_decision_seq]
-        if not closings:
-            return
-        if self.provisional:
-            default = self.config.attribution.default_reward
-            closings = [c for c in closings if c.reward != default]
-            if closings:
-                X, actions, rewards, propensities, mask = self._batch(closings)
-                self.policy.relabel(X, actions, np.full(len(closings), default), rewards,
-                                    propensities, mask)
-            return
-        X, actions, rewards, propensities, mask = self._batch(closings)
-        self.policy.update(X, actions, rewards, propensities, mask)
+        self.commit()
+        self.learner.flush()
 
     # ------------------------------------------------------------------ persistence
-    def commit(self) -> None:
-        """Make pending writes durable (group commit), learn the group, snapshot if one is due."""
-        self.store.commit()
-        if (len(self._provisional_batch) >= PROVISIONAL_BATCH
-                or time.monotonic() - self._provisional_at >= PROVISIONAL_MAX_AGE_S):
-            self._flush_provisional()
-        updates, at = self._snapshot_at
-        storage = self.config.storage
-        if (self.policy.n_updates - updates >= storage.snapshot_every_updates
-                or (self.policy.n_updates > updates
-                    and self.clock() - at >= storage.snapshot_every_s)):
-            # written on the snapshot thread: the caller goes on at once
-            if self._snapshots.submit(self.snapshot_dir, *self._snapshot_contents()):
-                self._snapshot_at = (self.policy.n_updates, self.clock())
-
     def _snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
-        """A copy of the model's state and its metadata, consistent with the committed log."""
-        self.flush()
+        """A copy of the model's state and its metadata, consistent with the committed log
+        (provisional rows not yet applied are re-learned from the log on restore)."""
         return self.policy.get_state(), {
             "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
             "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,
             "action_ids": list(self.policy_actions), "update_count": self.policy.n_updates,
-            "last_learned_seq": self.last_learned_seq, "last_decision_seq": self.last_decision_seq,
-            "first_decision_seq": self.first_decision_seq,
-            "provisional": self.provisional}
+            **self.learner.meta()}
 
     def snapshot(self) -> Path:
         """Write an atomic snapshot of the model now (after committing pending writes) and
         return its path once it is on disk."""
+        self.flush()
         self._snapshots.wait()
         path = write_snapshot(self.snapshot_dir, *self._snapshot_contents())
         self._snapshot_at = (self.policy.n_updates, self.clock())
         return path
 
     def close(self) -> None:
-        """Commit, snapshot and release the data directory."""
+        """Commit, snapshot and release the data directory. A store that cannot write any
+        more is closed all the same (what it could not commit was never acknowledged)."""
         if self._lock.closed:
             return
-        self.snapshot()
+        try:
+            self.snapshot()
+        except (StorageError, OSError) as exc:
+            log.error("closing without a final snapshot: %s", exc)
+            self.rollback()
         self._snapshots.close()
         self.store.close()
         fcntl.flock(self._lock, fcntl.LOCK_UN)

@@ -51,3 +51,31 @@ class SnapshotMismatchError(CartwheelError):
     """A model snapshot that does not fit the current config (schema or policy changed)."""
 
     code = "snapshot_mismatch"
+
+
+class StorageError(CartwheelError):
+    """The event log cannot be written now (disk full, read-only, I/O error): HTTP 503.
+
+    The failed group was rolled back whole, so nothing of it is stored or learned; the same
+    requests may be retried once the store can write again.
+    """
+
+    code = "storage_unavailable"
+
+
+class WindowClosedError(ClosedEventError):
+    """An outcome that arrived after its decision's attribution window (HTTP 409)."""
+
+    code = "window_closed"
+
+
+class OutcomeConflictError(ClosedEventError):
+    """An ``outcome_id`` already used for another event (HTTP 409)."""
+
+    code = "outcome_id_conflict"
+
+
+class RateLimitedError(CartwheelError):
+    """Too many decisions for one visitor id in a short time (HTTP 429)."""
+
+    code = "rate_limited"

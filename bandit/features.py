@@ -5,7 +5,12 @@ whole column at once. Categorical features get one-hot columns plus an "unknown"
 values the schema does not list, numeric features are clipped to a declared range (optionally
 log-scaled) and mapped to [0, 1], booleans are 0/1 and cyclic features (hour of day) become a
 sine/cosine pair. Missing keys take the feature's default; unknown keys, wrong types, non-finite
-numbers and anything that looks like personal data raise a :class:`ContextError` naming the key.
+numbers, numbers outside a declared valid range and anything that looks like personal data
+raise a :class:`ContextError` naming the key.
+
+What is stored of a context is what the model sees (:meth:`FeatureSpace.normalize_row`): an
+undeclared category as :data:`UNKNOWN`, never the string sent; numbers clipped; cyclic values
+modulo their period. Encoding the stored context gives the same row again.
 
 >>> space = FeatureSpace([Categorical("device", ("desktop", "mobile")),
 ...                       Numeric("cart_value", 0, 100), Boolean("returning")])
@@ -13,6 +18,8 @@ numbers and anything that looks like personal data raise a :class:`ContextError`
 ('bias', 'device=desktop', 'device=mobile', 'device=<unknown>', 'cart_value', 'returning')
 >>> space.transform([{"device": "mobile", "cart_value": 50.0, "returning": True}]).tolist()
 [[1.0, 0.0, 1.0, 0.0, 0.5, 1.0]]
+>>> space.normalize_row({"device": "Jane Doe", "cart_value": 4111111111111111})[1]
+{'device': '<unknown>', 'cart_value': 100.0}
 """
 
 from __future__ import annotations
@@ -28,6 +35,16 @@ from .errors import ContextError
 from .privacy import check_key, check_value
 
 _MISSING = object()
+#: what an undeclared category is stored as (a config may not declare it as a category)
+UNKNOWN = "<unknown>"
+
+
+def _as_float(v, name: str) -> float:
+    """A JSON number as a float; an integer too large for a float is refused (400)."""
+    try:
+        return float(v)
+    except OverflowError:
+        raise ContextError(f"context key {name!r}: number too large", field=name) from None
 
 
 class Feature(ABC):
@@ -49,7 +66,11 @@ class Feature(ABC):
         if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
             arr = values.astype(float)
         elif all(type(v) is float or type(v) is int for v in values):
-            arr = np.array(values, dtype=float)  # plain numbers (the common case): at once
+            try:
+                arr = np.array(values, dtype=float)  # plain numbers (the common case): at once
+            except OverflowError:  # an integer beyond a float's range: the slow path says which
+                return np.fromiter((self._number(v, default) for v in values), float,
+                                   len(values))
         else:
             return np.fromiter((self._number(v, default) for v in values), float, len(values))
         if not np.isfinite(arr).all():
@@ -65,14 +86,15 @@ class Feature(ABC):
             raise ContextError(
                 f"context key {self.name!r} must be a number, got {type(v).__name__} {v!r}",
                 field=self.name)
-        v = float(v)
+        v = _as_float(v, self.name)
         if not math.isfinite(v):
             raise ContextError(f"context key {self.name!r} must be a finite number", field=self.name)
         return v
 
     @abstractmethod
-    def encode_one(self, value, row: list, start: int) -> None:
-        """Write one value's encoding into ``row[start:start + width]`` (the single-visitor path)."""
+    def encode_one(self, value, row: list, start: int):
+        """Write one value's encoding into ``row[start:start + width]`` (the single-visitor
+        path) and return the value as stored (``_MISSING``: not stored)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,9 @@ class Categorical(Feature):
     def __post_init__(self):
         if len(set(self.categories)) != len(self.categories) or not self.categories:
             raise ValueError(f"feature {self.name!r}: categories must be distinct and non-empty")
+        if UNKNOWN in self.categories:
+            raise ValueError(f"feature {self.name!r}: {UNKNOWN!r} is reserved for undeclared "
+                             "values and cannot be a category")
         object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.categories)})
 
     @property
@@ -107,7 +132,12 @@ class Categorical(Feature):
     def encode_one(self, value, row, start):
         # a declared category is the common case: one dict lookup, no further call
         code = self._index.get(value) if type(value) is str else None
-        row[start + (self._code(value) if code is None else code)] = 1.0
+        if code is not None:
+            row[start + code] = 1.0
+            return value
+        code = self._code(value)
+        row[start + code] = 1.0
+        return _MISSING if value is _MISSING or value is None else UNKNOWN
 
     def _code(self, v) -> int:
         code = self._index.get(v) if isinstance(v, str) else None
@@ -131,10 +161,16 @@ class Numeric(Feature):
     high: float
     log: bool = False
     default: float | None = None
+    #: values outside [valid_low, valid_high] are refused (400), not clipped; None: no bound
+    valid_low: float | None = None
+    valid_high: float | None = None
 
     def __post_init__(self):
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise ValueError(f"feature {self.name!r}: need finite min < max")
+        if (self.valid_low is not None and self.valid_high is not None
+                and not self.valid_low <= self.valid_high):
+            raise ValueError(f"feature {self.name!r}: need valid_min <= valid_max")
         if self.log and self.low <= -1:
             raise ValueError(f"feature {self.name!r}: log scaling needs min > -1")
         # the scaled range, once: encode_one runs on every decision
@@ -148,17 +184,39 @@ class Numeric(Feature):
     def _t(self, v):
         return np.log1p(v) if self.log else v
 
+    def _check_valid(self, low, high) -> None:
+        # low/high: the smallest and largest value given (ints compare exactly, any size)
+        if self.valid_low is not None and low < self.valid_low or (
+                self.valid_high is not None and high > self.valid_high):
+            bad = low if self.valid_low is not None and low < self.valid_low else high
+            raise ContextError(
+                f"context key {self.name!r} must be within [{self.valid_low}, "
+                f"{self.valid_high}], got {bad!r}", field=self.name)
+
     def encode_one(self, value, row, start):
         if type(value) is float and math.isfinite(value) or type(value) is int:
             v = value  # the common case, checked inline (bool is not int here: type() is exact)
+        elif value is _MISSING or value is None:
+            v = self.low if self.default is None else self.default
+            row[start] = ((math.log1p(v) if self.log else v) - self._lo) / self._span
+            return _MISSING
         else:
-            v = self._number(value, self.low if self.default is None else self.default)
-        v = min(max(v, self.low), self.high)
+            v = self._number(value, 0.0)
+        if self.valid_low is not None or self.valid_high is not None:
+            self._check_valid(v, v)
+        # clipped before any arithmetic (a huge int never becomes a float overflow)
+        v = float(min(max(v, self.low), self.high))
         row[start] = ((math.log1p(v) if self.log else v) - self._lo) / self._span
+        return v
 
     def encode(self, values, out):
         default = self.low if self.default is None else self.default
-        arr = np.clip(self._numbers(values, default), self.low, self.high)
+        arr = self._numbers(values, default)
+        if self.valid_low is not None or self.valid_high is not None:
+            given = [v for v in values if v is not _MISSING and v is not None]
+            if given:
+                self._check_valid(min(arr), max(arr))
+        arr = np.clip(arr, self.low, self.high)
         out[:, 0] = (self._t(arr) - self._lo) / self._span
 
 
@@ -174,9 +232,10 @@ class Boolean(Feature):
 
     def encode_one(self, value, row, start):
         if value is _MISSING or value is None:
-            return
+            return _MISSING
         if value is True or value is False or (type(value) is int and value in (0, 1)):
             row[start] = float(value)
+            return bool(value)
         else:
             raise ContextError(f"context key {self.name!r} must be true or false, got {value!r}",
                                field=self.name)
@@ -204,12 +263,34 @@ class Cyclic(Feature):
     def columns(self):
         return (f"{self.name}:sin", f"{self.name}:cos")
 
+    def phase(self, value):
+        """``value`` modulo the period, exactly (a huge integer never becomes a float first:
+        sin(1e308) has no meaning and sin(inf) raises)."""
+        if type(value) is int and float(self.period).is_integer():
+            return value % int(self.period)
+        return _as_float(value, self.name) % self.period
+
+    def _value(self, value):
+        """(stored value, value used) of one context value."""
+        if value is _MISSING or value is None:
+            return _MISSING, self.default
+        if type(value) is not int:
+            self._number(value, 0.0)  # refuses strings, booleans and non-finite numbers
+        stored = self.phase(value)
+        return stored, stored
+
     def encode_one(self, value, row, start):
-        angle = 2 * math.pi * self._number(value, self.default) / self.period
+        stored, v = self._value(value)
+        angle = 2 * math.pi * v / self.period
         row[start], row[start + 1] = math.sin(angle), math.cos(angle)
+        return stored
 
     def encode(self, values, out):
-        angle = 2 * np.pi * self._numbers(values, self.default) / self.period
+        try:
+            v = np.mod(self._numbers(values, self.default), self.period)
+        except ContextError:  # an integer too large for a float: modulo exactly, one by one
+            v = np.array([float(self._value(x)[1]) for x in values])
+        angle = 2 * np.pi * v / self.period
         out[:, 0] = np.sin(angle)
         out[:, 1] = np.cos(angle)
 
@@ -295,6 +376,46 @@ class FeatureSpace:
         """
         self.check_keys(context)
         return self._encode_row(context)
+
+    def normalize_row(self, context: Mapping) -> tuple[list[float], dict]:
+        """The encoded row and the context as stored: only what the model uses (undeclared
+        categories as :data:`UNKNOWN`, numbers clipped, cyclic values modulo their period;
+        missing keys left out). Encoding the stored context gives the same row.
+
+        >>> space = FeatureSpace([Cyclic("hour", 24)])
+        >>> space.normalize_row({"hour": 25})
+        ([1.0, 0.25881904510252074, 0.9659258262890683], {'hour': 1})
+        """
+        self.check_keys(context)
+        row = [0.0] * self.dim
+        row[0] = 1.0
+        stored = {}
+        get = context.get
+        for name, encode_one, start in self._plan:
+            value = encode_one(get(name, _MISSING), row, start)
+            if value is not _MISSING:
+                stored[name] = value
+        return row, stored
+
+    def normalize_stored(self, context: Mapping) -> dict:
+        """A context stored by an older cartwheel as this schema stores it now; values that
+        no longer fit (undeclared keys, wrong types, personal-looking strings) are dropped or
+        become :data:`UNKNOWN`, never kept as sent (the store migration uses this)."""
+        out = {}
+        for name, encode_one, start in self._plan:
+            value = context.get(name, _MISSING)
+            if value is _MISSING:
+                continue
+            try:
+                value = encode_one(value, [0.0] * self.dim, start)
+            except ContextError:
+                value = UNKNOWN if isinstance(value, str) else _MISSING
+                feature = self.features[[f.name for f in self.features].index(name)]
+                if not isinstance(feature, Categorical):
+                    value = _MISSING  # a number that no longer fits: the default instead
+            if value is not _MISSING:
+                out[name] = value
+        return out
 
     def _encode_row(self, context: Mapping) -> list[float]:
         # plain Python beats per-column numpy calls ~10x for one row

@@ -14,13 +14,23 @@ from .rules import Eligibility, apply_rules
 
 
 class SpendTracker:
-    """Today's incentive spend (cost of converted decisions), by the budget's time zone."""
+    """Today's incentive spend (cost of converted decisions), by the budget's time zone.
+
+    Kept in memory as sums per 15-minute bucket (every time zone's midnight falls on one), read
+    from the log once when the engine opens and added to as conversions close: asking for the
+    day's spend never scans the log, on a new day neither.
+    """
+
+    BUCKET_S = 900.0
 
     def __init__(self, store, budget):
-        self.store, self.budget = store, budget
+        self.budget = budget
         self.zone = ZoneInfo(budget.timezone) if budget else None
-        self._day_start, self._spent = None, 0.0
+        self._buckets: dict[int, float] = {}
+        if store is not None and budget is not None:
+            self._buckets = dict(store.spend_buckets(float("-inf"), self.BUCKET_S))
         self._day = (0.0, 0.0)  # [start, end) of the day last asked about
+        self._day_spent = 0.0
 
     def day_start(self, now: float) -> float:
         """Start (epoch seconds) of the budget day that contains ``now``."""
@@ -32,22 +42,22 @@ class SpendTracker:
             after = day + timedelta(days=1)
             start, end = day.timestamp(), after.timestamp()
             self._day = (start, end)
+            first, last = int(start // self.BUCKET_S), int(end // self.BUCKET_S)
+            self._day_spent = sum(self._buckets.get(b, 0.0) for b in range(first, last))
         return start
 
     def spent(self, now: float) -> float:
         """Spend so far on the budget day that contains ``now``."""
-        start = self.day_start(now)
-        if start != self._day_start:  # first call or a new day: read it from the log
-            self._day_start = start
-            self._spent = float(self.store.db.execute(
-                "SELECT COALESCE(SUM(cost), 0) FROM closed WHERE converted = 1 AND ts >= ?",
-                (start,)).fetchone()[0])
-        return self._spent
+        self.day_start(now)
+        return self._day_spent
 
     def add(self, ts: float, cost: float) -> None:
         """A conversion with ``cost`` closed at ``ts``."""
-        if self._day_start is not None and ts >= self._day_start:
-            self._spent += cost
+        bucket = int(ts // self.BUCKET_S)
+        self._buckets[bucket] = self._buckets.get(bucket, 0.0) + cost
+        start, end = self._day
+        if start <= ts < end:
+            self._day_spent += cost
 
     def exhausted(self, now: float) -> bool:
         return self.budget is not None and self.spent(now) >= self.budget.daily
@@ -83,13 +93,20 @@ class CapCounter:
                 f"WITH v(i, h) AS (VALUES {rows}) SELECT {self._counts} FROM v ORDER BY v.i")
         return statement
 
-    def reached(self, db, visitor_hashes: list[str], now: float) -> list[list[tuple[bool, ...]]]:
-        """Per visitor, the ``removes`` masks of the caps they have reached at ``now``."""
+    def reached(self, db, visitor_hashes: list[str], now: float,
+                earlier: dict[str, list[str]] | None = None) -> list[list[tuple[bool, ...]]]:
+        """Per visitor, the ``removes`` masks of the caps they have reached at ``now``;
+        ``earlier`` adds actions chosen for a visitor earlier in the same request group
+        (decided but not yet logged)."""
         params = list(visitor_hashes)
         for cap, ids in zip(self.caps, self.covered):
             if ids:
                 params += (*ids, now - cap.window_s)
         rows = db.execute(self.sql(len(visitor_hashes)), params).fetchall()
+        if earlier:
+            rows = [[used + sum(a in ids for a in earlier.get(h, ()))
+                     for used, ids in zip(counts, self.covered)]
+                    for h, counts in zip(visitor_hashes, rows)]
         return [[removes for cap, removes, used in zip(self.caps, self.removes, counts)
                  if used >= cap.max_per_visitor] for counts in rows]
 
@@ -110,9 +127,11 @@ class Guardrails:
         return bool(self.config.rules or self.config.caps or self.config.budget)
 
     def eligibility(self, visitor_hashes: list[str], contexts: list[dict],
-                    requested: list[tuple[str, ...]], now: float) -> list[Eligibility]:
-        """Eligibility of a batch of requests (one cap query for all of them)."""
-        reached = (self.caps.reached(self.store.db, visitor_hashes, now) if self.caps
+                    requested: list[tuple[str, ...]], now: float,
+                    earlier: dict[str, list[str]] | None = None) -> list[Eligibility]:
+        """Eligibility of a batch of requests (one cap query for all of them); ``earlier``:
+        actions already chosen per visitor in this request group (they count for caps)."""
+        reached = (self.caps.reached(self.store.db, visitor_hashes, now, earlier) if self.caps
                    else [()] * len(visitor_hashes))
         broke = self.spend.exhausted(now)
         result = []

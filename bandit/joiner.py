@@ -1,10 +1,14 @@
 """The delayed-reward join: outcomes meet their decisions, each event closes exactly once.
 
-Lifecycle (DESIGN.md): ``decide`` opens an event. A converted outcome closes it at once with the
-objective's reward. A non-converted outcome is recorded and leaves it open. When the attribution
-window passes, an open event closes with the default reward. A repeated ``outcome_id`` is always
-"duplicate" (also after close or restart); a new outcome for a closed event raises
-:class:`ClosedEventError`, for an unknown event :class:`UnknownEventError`.
+Lifecycle (docs/architecture.md): ``decide`` opens an event. A converted outcome closes it at
+once with the objective's reward. A non-converted outcome is recorded and leaves it open. When
+the attribution window passes, an open event closes with the default reward. Attribution is by
+time only: an outcome that arrives after its decision's window is refused
+(:class:`WindowClosedError`) whether or not expiry has closed the event yet. A repeated
+``outcome_id`` for the same event is always "duplicate" (also after close or restart); one
+already used for another event raises :class:`OutcomeConflictError`; a new outcome for a
+closed event raises :class:`ClosedEventError`, for an unknown event :class:`UnknownEventError`.
+``outcome_id`` reaches the joiner as its keyed hash (the store never sees the id itself).
 
 Closing writes one ``closed`` row; the ``learn`` callback receives the closed events that feed
 the model (randomized treatment decisions) in ``closed.seq`` order.
@@ -12,12 +16,12 @@ the model (randomized treatment decisions) in ``closed.seq`` order.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .config import Attribution
-from .errors import CartwheelError, ClosedEventError, UnknownEventError
+from .errors import (CartwheelError, ClosedEventError, OutcomeConflictError, UnknownEventError,
+                     WindowClosedError)
 from .reward import Objective
 from .store import EventStore, StoredDecision
 from .types import Action
@@ -30,6 +34,7 @@ class Closing:
     seq: int
     decision: StoredDecision
     reward: float
+    converted: bool = False
 
 
 def learnable(decision: StoredDecision) -> bool:
@@ -54,18 +59,28 @@ class Joiner:
         """Record an outcome; returns "recorded" or "duplicate"."""
         if not isinstance(converted, bool):
             raise CartwheelError("converted must be true or false", field="converted")
+        limit = self.objective.max_order_value
+        # the range test refuses NaN and infinity too, and never turns a huge int into a float
         if (isinstance(order_value, bool) or not isinstance(order_value, (int, float))
-                or not math.isfinite(order_value) or order_value < 0):
-            raise CartwheelError(f"order_value must be a finite number >= 0, got {order_value!r}",
+                or not 0 <= order_value <= limit):
+            raise CartwheelError(f"order_value must be a number in [0, {limit:g}] "
+                                 f"([objective] max_order_value), got {order_value!r}",
                                  field="order_value")
-        exists, closed, seen = self.store.lookup(event_id, outcome_id)
-        if seen:
-            return "duplicate"
-        if not exists:
+        decided_at, closed, seen_for = self.store.lookup(event_id, outcome_id)
+        if seen_for is not None:
+            if seen_for == event_id:
+                return "duplicate"
+            raise OutcomeConflictError("this outcome_id was already used for another event; "
+                                       "each order needs its own id", field="outcome_id")
+        if decided_at is None:
             raise UnknownEventError(f"unknown event {event_id!r}", field="event_id")
         if closed:
             raise ClosedEventError(f"event {event_id!r} is already closed; its reward was learned",
                                    field="event_id")
+        if decided_at < now - self.attribution.window_s:  # the same test as expiry's
+            raise WindowClosedError(
+                f"event {event_id!r}: its attribution window of {self.attribution.window_s:g} s "
+                "has closed; the outcome was not recorded", field="event_id")
         self.store.add_outcome(event_id, now, converted, float(order_value), outcome_id)
         if converted:  # only now is the decision itself needed (most outcomes do not convert)
             decision = self.store.decision(event_id)
@@ -109,7 +124,7 @@ class Joiner:
         self.closed_total += 1
         seq = self.store.add_closed(decision.event_id, now, reason, converted, order_value, cost,
                                     reward, learn)
-        closing = Closing(seq, decision, reward)
+        closing = Closing(seq, decision, reward, converted)
         if not learn:
             return None
         if not defer:

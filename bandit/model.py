@@ -8,6 +8,7 @@ the model but are never eligible again. A snapshot that does not fit is refused,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,9 @@ import numpy as np
 import policies
 
 from .errors import SnapshotMismatchError
-from .snapshots import latest_snapshot
+from .snapshots import snapshots
+
+log = logging.getLogger("cartwheel.model")
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Restored:
     last_decision_seq: int = 0  # decisions.seq of the last provisional update
     first_decision_seq: int = 0  # decisions up to here predate the model (fresh start)
     from_snapshot: bool = False
+    clip_state: dict | None = None  # RewardClip state at last_learned_seq
 
 
 def make_policy(config, space, action_ids: Sequence[str], seed):
@@ -52,30 +56,47 @@ def mismatch(config, meta: dict) -> str | None:
     return None
 
 
-def restore(config, space, store, snapshot_dir, seed, fresh: bool) -> Restored:
-    """The newest fitting snapshot's policy, or a new one (see module docstring)."""
+def restore(config, space, store, snapshot_dir, seed, fresh: bool,
+            skip: int = 0) -> Restored:
+    """The newest usable snapshot's policy, or a new one (see module docstring).
+
+    Unreadable or non-finite snapshots, and ones whose state does not load, are skipped with
+    a warning (bandit.snapshots); ``skip`` passes over that many usable ones too (the engine
+    asks for an older one when the model turned non-finite since). Only the newest usable
+    snapshot is checked against the config: an older one never overrides a mismatch."""
     ids = list(config.action_ids)
-    snap = latest_snapshot(snapshot_dir)
-    if snap is not None:
-        state, meta = snap
-        problem = mismatch(config, meta)
-        if problem and not fresh:
-            raise SnapshotMismatchError(
-                f"{problem}; the learned model in {snapshot_dir} no longer fits. Restore the "
-                "previous config, or start with a fresh model (Engine.open(fresh=True), "
-                "`cartwheel serve --fresh-model`), which keeps the event log but not the model")
-        if not problem:
-            old_ids = list(meta["action_ids"])
+    checked = False
+    for marker, state, meta in snapshots(snapshot_dir):
+        if not checked:
+            checked = True
+            problem = mismatch(config, meta)
+            if problem:
+                if not fresh:
+                    raise SnapshotMismatchError(
+                        f"{problem}; the learned model in {snapshot_dir} no longer fits. "
+                        "Restore the previous config, or start with a fresh model "
+                        "(Engine.open(fresh=True), `cartwheel serve --fresh-model`), which "
+                        "keeps the event log but not the model")
+                break
+        if skip > 0:
+            skip -= 1
+            continue
+        old_ids = list(meta["action_ids"])
+        try:
             policy = make_policy(config, space, old_ids, seed)
             policy.set_state(state)
-            added = [a for a in ids if a not in old_ids]
-            if added:
-                policy.add_actions(len(added), action_ids=added,
-                                   action_features=make_policy(config, space, added,
-                                                               None).action_features)
-            return Restored(policy, old_ids + added, int(meta["last_learned_seq"]),
-                            int(meta.get("last_decision_seq", 0)),
-                            int(meta.get("first_decision_seq", 0)), from_snapshot=True)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("skipping snapshot %s: its state does not load (%s)", marker.name, exc)
+            continue
+        added = [a for a in ids if a not in old_ids]
+        if added:
+            policy.add_actions(len(added), action_ids=added,
+                               action_features=make_policy(config, space, added,
+                                                           None).action_features)
+        return Restored(policy, old_ids + added, int(meta["last_learned_seq"]),
+                        int(meta.get("last_decision_seq", 0)),
+                        int(meta.get("first_decision_seq", 0)), from_snapshot=True,
+                        clip_state=meta.get("reward_clip"))
     if fresh:
         # events logged under the old schema may not encode any more: learn only new ones
         last = store.max_seq("decisions")

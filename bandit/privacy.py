@@ -15,7 +15,10 @@ True
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import unicodedata
+import urllib.parse
 
 from .errors import PersonalDataError
 
@@ -36,30 +39,91 @@ _PERSONAL_KEY_TOKENS = {
 }
 _TOKEN_SPLIT = re.compile(r"[_\-.\s]+|(?<=[a-z0-9])(?=[A-Z])")
 
-_PERSONAL_VALUE_PATTERNS = (
-    ("e-mail", re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")),
-    ("IP address", re.compile(r"^\s*(?:\d{1,3}\.){3}\d{1,3}\s*$")),
-    ("IP address", re.compile(r"^\s*[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}\s*$")),
-    ("payment card", re.compile(r"^\s*(?:\d[ -]?){13,19}\s*$")),
-    ("phone number", re.compile(r"^\s*\+?\(?\d[\d\s\-()/.]{6,}\d\s*$")),
-)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^\W\d_]{2,}")
+_IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
+                   r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
+_HEXISH = re.compile(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")  # IPv6 candidates
+_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")  # card number candidates
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
+_PLUS_PHONE = re.compile(r"\+\(?\d[\d\s\-()/.]{6,}\d")
+_BARE_PHONE = re.compile(r"^\s*\(?\d[\d\s\-()/.]{6,}\d\s*$")
+_BARE_CARD = re.compile(r"^\s*(?:\d[ -]?){13,19}\s*$")
 
 
-def looks_personal_key(key: str) -> str | None:
-    """Return what kind of personal data ``key`` names, or None when it looks anonymous."""
-    tokens = [t.lower() for t in _TOKEN_SPLIT.split(key) if t]
-    joined = "".join(tokens)
-    for token in (*tokens, joined):
-        kind = _PERSONAL_KEY_TOKENS.get(token)
-        if kind is not None:
-            return kind
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _iban_ok(candidate: str) -> bool:
+    s = candidate.replace(" ", "").upper()
+    moved = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def _is_ipv6(candidate: str) -> bool:
+    try:
+        return ipaddress.ip_address(candidate).version == 6
+    except ValueError:
+        return False
+
+
+def _kind(text: str) -> str | None:
+    if _EMAIL.search(text):
+        return "e-mail"
+    if _IPV4.search(text) or any(_is_ipv6(c) for c in _HEXISH.findall(text)):
+        return "IP address"
+    for run in _DIGIT_RUN.findall(text):
+        digits = re.sub(r"[ -]", "", run)
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            return "payment card"
+    if any(_iban_ok(c) for c in _IBAN.findall(text)):
+        return "bank account (IBAN)"
+    if _BARE_CARD.match(text):
+        return "payment card"
+    if _PLUS_PHONE.search(text) or _BARE_PHONE.match(text):
+        return "phone number"
     return None
 
 
+def _forms(value: str):
+    """The forms of a string to look at: Unicode-normalized (a full-width @ is an @) and,
+    when it holds percent escapes, decoded too (``jane%40example.com``)."""
+    text = unicodedata.normalize("NFKC", value)
+    yield text
+    if "%" in text:
+        yield unicodedata.normalize("NFKC", urllib.parse.unquote(text))
+
+
+def looks_personal_key(key: str) -> str | None:
+    """Return what kind of personal data ``key`` names (or holds), or None when it looks
+    anonymous."""
+    for form in _forms(key):
+        tokens = [t.lower() for t in _TOKEN_SPLIT.split(form) if t]
+        joined = "".join(tokens)
+        for token in (*tokens, joined):
+            kind = _PERSONAL_KEY_TOKENS.get(token)
+            if kind is not None:
+                return kind
+    return looks_personal_value(key)
+
+
 def looks_personal_value(value: str) -> str | None:
-    """Return what kind of personal data the string ``value`` looks like, or None."""
-    for kind, pattern in _PERSONAL_VALUE_PATTERNS:
-        if pattern.search(value):
+    """Return what kind of personal data the string ``value`` looks like, or None.
+
+    >>> looks_personal_value("card:4111111111111111"), looks_personal_value("tel:+491701234567")
+    ('payment card', 'phone number')
+    >>> looks_personal_value("jane%40example.com"), looks_personal_value("jane\uff20example.com")
+    ('e-mail', 'e-mail')
+    >>> looks_personal_value("DE89 3704 0044 0532 0130 00"), looks_personal_value("paid_search")
+    ('bank account (IBAN)', None)
+    """
+    for form in _forms(value):
+        kind = _kind(form)
+        if kind is not None:
             return kind
     return None
 
@@ -96,3 +160,23 @@ def hash_visitor(visitor_id: str, salt: bytes) -> str:
     """
     # keyed BLAKE2b is a MAC by itself (no HMAC construction needed) and fast on the hot path
     return hashlib.blake2b(visitor_id.encode("utf-8"), key=salt[:64], digest_size=16).hexdigest()
+
+
+def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
+    """Keyed hash of a shop's outcome id (an order number can identify a person): what the
+    store keeps, so idempotency works without the id itself.
+
+    >>> hash_outcome_id("order-1", b"salt") != hash_outcome_id("order-1", b"pepper")
+    True
+    """
+    return hashlib.blake2b(outcome_id.encode("utf-8"), key=salt[:64], digest_size=16,
+                           person=b"outcome-id").hexdigest()
+
+
+def check_outcome_id(outcome_id: str) -> None:
+    """Raise :class:`PersonalDataError` when an outcome id looks like personal data (an
+    e-mail address as the order key, say): it would be hashed, but refusing says why."""
+    kind = looks_personal_value(outcome_id)
+    if kind is not None:
+        raise PersonalDataError(f"outcome_id looks like personal data ({kind}); send the "
+                                "shop's order number or another opaque id", field="outcome_id")

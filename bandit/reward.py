@@ -22,21 +22,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: conversions whose median sets the clipping scale before the running mean takes over
+WARMUP = 20
+
 OBJECTIVES = ("conversion", "revenue", "profit")
 
 
 @dataclass(frozen=True, slots=True)
 class Objective:
-    """An objective kind and, for profit, the gross margin on merchandise."""
+    """An objective kind and, for profit, the gross margin on merchandise.
+
+    ``max_order_value``: outcomes above it are refused (a typo or an attack, not an order).
+    ``reward_clip``: how many times a typical conversion's reward one conversion may teach at
+    most (see :class:`RewardClip`); 0 turns clipping off.
+    """
 
     kind: str = "profit"
     margin: float = 0.35
+    max_order_value: float = 100_000.0
+    reward_clip: float = 5.0
 
     def __post_init__(self):
         if self.kind not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.kind!r}")
         if not 0.0 < self.margin <= 1.0:
             raise ValueError(f"margin must be in (0, 1], got {self.margin!r}")
+        if not 0.0 < self.max_order_value < 1e15:
+            raise ValueError(f"max_order_value must be in (0, 1e15), got {self.max_order_value!r}")
+        if not 0.0 <= self.reward_clip:
+            raise ValueError(f"reward_clip must be >= 0, got {self.reward_clip!r}")
 
     def reward(self, converted, order_value, incentive_cost):
         """Reward of one outcome or of arrays of outcomes (vectorized)."""
@@ -60,3 +74,59 @@ class Objective:
         if self.kind == "revenue":
             return p_convert * mean_order_value
         return p_convert * ((self.margin - cost_pct / 100.0) * mean_order_value - cost_fixed)
+
+
+class RewardClip:
+    """Bounds what one conversion can teach: the rule that the engine, the simulator's runner
+    and replay all learn through (reports keep the real values).
+
+    The reward of each converted event is clipped to ``[-c, c]`` with ``c = multiple * scale``,
+    where ``scale`` is the typical size of a conversion's reward: during the first ``WARMUP``
+    conversions the median of the sizes so far (one outlier cannot move a median), afterwards
+    the running mean of the *clipped* sizes (so an outlier never inflates its own bound).
+    Rewards of events that did not convert pass unchanged. The clip depends only on the order
+    of the conversions, so re-learning a log gives the same rewards (restart-exact), and its
+    state is a few numbers (:meth:`state`). The first conversion is bounded only by
+    ``[objective] max_order_value``: a shop that knows its largest order should set it.
+
+    >>> clip = RewardClip(multiple=5.0)
+    >>> float(clip(np.array([20.0] * 25), np.ones(25, bool))[-1])
+    20.0
+    >>> float(clip(np.array([35_000.0]), np.array([True]))[0])  # 5 x the typical 20
+    100.0
+    """
+
+    def __init__(self, multiple: float = 5.0):
+        self.multiple = float(multiple)
+        self.n, self.total = 0, 0.0
+        self.first: list[float] = []  # sizes of the first WARMUP conversions
+
+    def scale(self) -> float:
+        if self.n < WARMUP:
+            return float(np.median(self.first)) if self.first else float("inf")
+        return self.total / self.n
+
+    def __call__(self, rewards: np.ndarray, converted: np.ndarray) -> np.ndarray:
+        """The rewards to learn, in learning order (converted: which rows converted)."""
+        rewards = np.array(rewards, dtype=float)
+        if not self.multiple:
+            return rewards
+        for i in np.flatnonzero(converted):
+            r = rewards[i]
+            size = abs(r)
+            if self.n < WARMUP:
+                self.first.append(size)  # the median includes this one: first is unclipped
+            bound = self.multiple * self.scale()
+            if size > bound:
+                rewards[i] = bound if r > 0 else -bound
+                size = bound
+            self.n += 1
+            self.total += size
+        return rewards
+
+    def state(self) -> dict:
+        return {"n": self.n, "total": self.total, "first": list(self.first)}
+
+    def load(self, state: dict) -> None:
+        self.n, self.total = int(state["n"]), float(state["total"])
+        self.first = [float(v) for v in state["first"]]

@@ -102,16 +102,36 @@ class SnapshotWriter:
             log.error("writing a snapshot failed: %s", done.exception())
 
 
-def latest_snapshot(directory) -> tuple[dict[str, np.ndarray], dict] | None:
-    """The newest complete snapshot as (state, meta), or None when there is none."""
+def snapshots(directory):
+    """The complete, readable, finite snapshots in ``directory`` as (path, state, meta), newest
+    first. Any other one (truncated, empty, unreadable, from another snapshot version, or
+    holding NaN or infinity) is skipped with a warning that names it: the engine then falls
+    back to an older one, or re-learns from the log."""
     directory = Path(directory)
     for marker in sorted(directory.glob("snapshot-*.json"), reverse=True):
         try:
             meta = json.loads(marker.read_text())
+            if not isinstance(meta, dict):
+                raise ValueError("metadata is not a JSON object")
             with np.load(marker.with_suffix(".npz"), allow_pickle=False) as f:
                 state = {k: f[k] for k in f.files}
-        except (OSError, ValueError):
-            continue  # a damaged file: fall back to the one before (the log fills the gap)
-        if meta.get("snapshot_version") == SNAPSHOT_VERSION:
-            return state, meta
+        except Exception as exc:  # zip, EOF, JSON, OS errors: all mean "unreadable"
+            log.warning("skipping snapshot %s: unreadable (%s: %s)", marker.name,
+                        type(exc).__name__, exc)
+            continue
+        if meta.get("snapshot_version") != SNAPSHOT_VERSION:
+            log.warning("skipping snapshot %s: snapshot version %r, this cartwheel reads %d",
+                        marker.name, meta.get("snapshot_version"), SNAPSHOT_VERSION)
+            continue
+        bad = [k for k, v in state.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+        if bad:
+            log.warning("skipping snapshot %s: %s holds NaN or infinity", marker.name, bad[0])
+            continue
+        yield marker, state, meta
+
+
+def latest_snapshot(directory) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The newest usable snapshot as (state, meta), or None when there is none."""
+    for _, state, meta in snapshots(directory):
+        return state, meta
     return None

@@ -6,13 +6,18 @@ Schema (``SCHEMA_VERSION`` 1; every table append-only, rows are never updated or
 * ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
   model_version, randomized)``: one row per ``decide``; ``context`` is the JSON context,
   ``eligible`` the JSON list of eligible action ids, ``probability`` the probability with which
-  ``action`` was drawn from them; only the salted visitor hash is stored.
+  ``action`` was drawn from them; only the salted visitor hash is stored, and the context as
+  the model sees it (:meth:`bandit.features.FeatureSpace.normalize_row`: undeclared categories
+  as the unknown marker, numbers clipped, cyclic values modulo their period).
 * ``outcomes(seq, outcome_id, event_id, ts, converted, order_value)``: every reported outcome;
-  ``outcome_id`` is unique when given (idempotency).
+  ``outcome_id`` is the keyed hash of the shop's id, unique when given (idempotency).
 * ``closed(seq, event_id, ts, reason, converted, order_value, cost, reward, learned)``: one row
   per event whose attribution ended (``reason`` = converted | expired); ``learned`` says whether
   the reward fed the model (randomized treatment decisions only). Replaying ``learned`` rows in
   ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
+
+Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent; :meth:`EventStore.migrate`
+rewrites them in one transaction (the only time rows are updated).
 
 ``seq`` is the rowid: rows are never deleted, so it only grows (no AUTOINCREMENT, whose
 bookkeeping table would cost every commit one more page write). Indexes are only those a query
@@ -20,7 +25,10 @@ needs: each extra one is another page written per commit.
 
 Durability: WAL with ``synchronous=NORMAL`` survives a killed process (FULL also survives power
 loss). Writes are not committed one by one: callers batch them and call :meth:`commit` (group
-commit), and acknowledge only after it returns.
+commit), and acknowledge only after it returns. Faults are transactional: a write or commit
+that fails (disk full, read-only file, I/O error) rolls back everything since the last commit
+and raises :class:`~bandit.errors.StorageError`; the store is usable again as soon as SQLite
+can write.
 """
 
 from __future__ import annotations
@@ -36,9 +44,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import StorageError
 from .types import LoggedEvent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: versions this code reads; a writable open of an older one is migrated by the engine
+READABLE_VERSIONS = (1, 2)
 # the background checkpoint is asked for after this many rows (SQLite's own default is after
 # 1000 WAL pages; a decision row with the caps index dirties one or two pages)
 CHECKPOINT_ROWS = 1000
@@ -171,7 +182,6 @@ class EventStore:
     def __init__(self, path: str | Path, synchronous: str = "normal", visitor_index: bool = False,
                  background_checkpoints: bool = False, *, read_only: bool = False):
         self.path = Path(path)
-        self._in_tx = False
         self._checkpointer = None
         self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
         if read_only:  # no schema or index changes, and any write raises
@@ -180,7 +190,7 @@ class EventStore:
                                         "this data dir first, or point --data-dir at the right one")
             self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
                                       isolation_level=None, check_same_thread=False)
-            self._check_version(self.get_meta("schema_version"))
+            self.schema_version = self._check_version(self.get_meta("schema_version"))
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -203,7 +213,8 @@ class EventStore:
         version = self.get_meta("schema_version")
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self._check_version(version)
+        #: an older version is readable as it is; the engine migrates it (bandit.migration)
+        self.schema_version = self._check_version(version)
         if background_checkpoints:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(self.path)
@@ -216,38 +227,79 @@ class EventStore:
         """Open an existing log for reading only (reports beside a running server)."""
         return cls(path, read_only=True)
 
-    def _check_version(self, version: str | None) -> None:
-        if version is not None and int(version) != SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: store schema version {version}, this cartwheel "
-                               f"reads version {SCHEMA_VERSION}")
+    def _check_version(self, version: str | None) -> int:
+        if version is None:
+            return SCHEMA_VERSION
+        if int(version) not in READABLE_VERSIONS:
+            raise RuntimeError(f"{self.path}: store schema version {version}; this cartwheel "
+                               f"reads versions {READABLE_VERSIONS}: upgrade cartwheel")
+        return int(version)
 
     # ------------------------------------------------------------ transactions
     def _begin(self, rows: int = 1):
         self._unchecked_rows += rows
-        if not self._in_tx:
-            self.db.execute("BEGIN")
-            self._in_tx = True
+        # SQLite's own flag, not one of ours: after some errors (disk full) SQLite has rolled
+        # the transaction back by itself, and a stale flag of ours would let later writes
+        # autocommit one by one
+        if not self.db.in_transaction:
+            self._run("BEGIN")
+
+    def _run(self, sql: str, params=(), many: bool = False) -> sqlite3.Cursor:
+        """Execute a write; a storage fault rolls back the whole transaction and raises
+        :class:`StorageError`, so nothing of a failed group stays behind."""
+        try:
+            return (self.db.executemany if many else self.db.execute)(sql, params)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, sqlite3.IntegrityError):
+                self.rollback()
+                raise
+            self.rollback()
+            raise StorageError(f"the event log cannot be written ({exc}); nothing of these "
+                               "requests was stored: retry later") from exc
 
     def commit(self) -> None:
-        """Make every write since the last commit durable (one commit for many requests)."""
-        if self._in_tx:
-            self.db.execute("COMMIT")
-            self._in_tx = False
-            if self._checkpointer is not None:
-                if self._checkpointer.done:  # copy the rest: the next write restarts the WAL
-                    self._checkpointer.done = False
+        """Make every write since the last commit durable (one commit for many requests).
+
+        Raises :class:`StorageError` when SQLite cannot commit; everything since the last
+        commit is then rolled back."""
+        if not self.db.in_transaction:
+            return
+        self._run("COMMIT")
+        if self._checkpointer is not None:
+            if self._checkpointer.done:  # copy the rest: the next write restarts the WAL
+                self._checkpointer.done = False
+                try:
                     self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                if self._unchecked_rows >= CHECKPOINT_ROWS:
-                    self._unchecked_rows = 0
-                    self._checkpointer.poke()
+                except sqlite3.Error:  # committed already: a checkpoint can wait
+                    log.warning("checkpoint after commit failed; the WAL keeps the rows")
+            if self._unchecked_rows >= CHECKPOINT_ROWS:
+                self._unchecked_rows = 0
+                self._checkpointer.poke()
+
+    def rollback(self) -> None:
+        """Drop every write since the last commit (no-op when nothing is pending)."""
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite may have rolled back already, or cannot now
+                log.warning("rollback failed; SQLite discards the transaction itself")
+
+    def probe(self) -> None:
+        """Write and commit one meta row: raises :class:`StorageError` while the store cannot
+        write (the server's health check asks this when it is degraded)."""
+        self.set_meta("write_probe", "ok")
+        self.commit()
 
     @property
     def pending(self) -> bool:
         """Whether writes are waiting for :meth:`commit`."""
-        return self._in_tx
+        return self.db.in_transaction
 
     def close(self) -> None:
-        self.commit()
+        try:
+            self.commit()
+        except StorageError:
+            log.error("closing the store with writes that could not be committed (dropped)")
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self.db.close()  # the last connection to close checkpoints and removes the WAL
@@ -259,31 +311,63 @@ class EventStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self._begin()
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def rewrite_v1(self, normalize, hash_id, chunk: int = 10_000) -> tuple[int, int]:
+        """Schema 1 -> 2 in one transaction: every context through ``normalize`` (a dict ->
+        dict), every outcome id through ``hash_id``; returns how many of each changed."""
+        contexts = ids = 0
+        self._begin()
+        try:
+            after = 0
+            while True:
+                rows = self.db.execute("SELECT seq, context FROM decisions WHERE seq > ? "
+                                       "ORDER BY seq LIMIT ?", (after, chunk)).fetchall()
+                if not rows:
+                    break
+                updates = [(_encode(normalize(_decode(ctx))), seq) for seq, ctx in rows]
+                changed = [(new, seq) for (new, seq), (_, old) in zip(updates, rows)
+                           if new != bytes(old)]
+                self._run("UPDATE decisions SET context = ? WHERE seq = ?", changed, many=True)
+                contexts += len(changed)
+                after = rows[-1][0]
+            outcome_ids = self.db.execute("SELECT seq, outcome_id FROM outcomes WHERE "
+                                          "outcome_id IS NOT NULL").fetchall()
+            self._run("UPDATE outcomes SET outcome_id = ? WHERE seq = ?",
+                      [(hash_id(oid), seq) for seq, oid in outcome_ids], many=True)
+            ids = len(outcome_ids)
+            self._run("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                      (str(SCHEMA_VERSION),))
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self.schema_version = SCHEMA_VERSION
+        return contexts, ids
 
     # ------------------------------------------------------------ writes
     def add_decisions(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]]) -> int:
         """Append decisions (one statement for the batch); returns the last ``seq``."""
         self._begin(len(events))
-        self.db.executemany(
+        self._run(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(e.event_id, e.ts, e.visitor_hash, _encode(e.context), _eligible_json(ids),
               e.action, e.probability, e.group, e.model_version, int(e.randomized))
-             for e, ids in zip(events, eligible)])
+             for e, ids in zip(events, eligible)], many=True)
         return self.max_seq("decisions")
 
     def add_outcome(self, event_id: str, ts: float, converted: bool, order_value: float,
                     outcome_id: str | None) -> None:
         self._begin()
-        self.db.execute("INSERT INTO outcomes (outcome_id, event_id, ts, converted, order_value) "
+        self._run("INSERT INTO outcomes (outcome_id, event_id, ts, converted, order_value) "
                         "VALUES (?,?,?,?,?)", (outcome_id, event_id, ts, int(converted), order_value))
 
     def add_closed(self, event_id: str, ts: float, reason: str, converted: bool,
                    order_value: float, cost: float, reward: float, learned: bool) -> int:
         """Record that an event closed; returns its ``closed.seq`` (the learning order)."""
         self._begin()
-        cur = self.db.execute(
+        cur = self._run(
             "INSERT INTO closed (event_id, ts, reason, converted, order_value, cost, reward, "
             "learned) VALUES (?,?,?,?,?,?,?,?)",
             (event_id, ts, reason, int(converted), order_value, cost, reward, int(learned)))
@@ -296,14 +380,22 @@ class EventStore:
         return None if row is None else _decision(row)
 
     def lookup(self, event_id: str, outcome_id: str | None
-               ) -> tuple[bool, bool, bool]:
-        """(whether the event exists, is closed, ``outcome_id`` was seen) in one query."""
+               ) -> tuple[float | None, bool, str | None]:
+        """(the event's decision time or None when unknown, whether it is closed, the event id
+        that ``outcome_id`` was recorded for or None) in one query."""
         row = self.db.execute(
-            "SELECT EXISTS (SELECT 1 FROM decisions d WHERE d.event_id = q.eid), "
+            "SELECT (SELECT d.ts FROM decisions d WHERE d.event_id = q.eid), "
             "EXISTS (SELECT 1 FROM closed c WHERE c.event_id = q.eid), "
-            "EXISTS (SELECT 1 FROM outcomes o WHERE o.outcome_id = q.oid) "
+            "(SELECT o.event_id FROM outcomes o WHERE o.outcome_id = q.oid) "
             "FROM (SELECT ? AS eid, ? AS oid) q", (event_id, outcome_id)).fetchone()
-        return bool(row[0]), bool(row[1]), bool(row[2])
+        return row[0], bool(row[1]), row[2]
+
+    def spend_buckets(self, since: float, bucket_s: float) -> list[tuple[int, float]]:
+        """Incentive cost of conversions closed at or after ``since``, summed per bucket of
+        ``bucket_s`` seconds (bucket number = floor(ts / bucket_s)); read once at start."""
+        return [(int(b), float(c)) for b, c in self.db.execute(
+            "SELECT CAST(ts / ? AS INTEGER) AS b, SUM(cost) FROM closed WHERE converted = 1 AND "
+            "cost > 0 AND ts >= ? GROUP BY b", (bucket_s, since))]
 
     def expired(self, cutoff: float, after_seq: int, upto_seq: int,
                 limit: int = 10_000) -> list[StoredDecision]:

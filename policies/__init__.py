@@ -8,9 +8,9 @@
 """
 
 from . import linear, simple, vw  # noqa: F401  (registers the policies)
-from .base import Policy
+from .base import NonFiniteStateError, Policy
 from .registry import REGISTRY, accepted_params, make, register
 from .spec import format_spec, parse_spec, split_specs
 
-__all__ = ["Policy", "REGISTRY", "make", "register", "accepted_params", "parse_spec",
+__all__ = ["Policy", "NonFiniteStateError", "REGISTRY", "make", "register", "accepted_params", "parse_spec",
            "split_specs", "format_spec"]

@@ -30,6 +30,10 @@ import numpy as np
 STATE_VERSION = 1
 
 
+class NonFiniteStateError(ValueError):
+    """A policy's state holds NaN or infinity: it must not decide (its owner rebuilds it)."""
+
+
 class Policy(ABC):
     """Base class of every policy. See the module docstring for the hooks.
 
@@ -111,9 +115,20 @@ class Policy(ABC):
 
     # ------------------------------------------------------------------ contract
     def probabilities(self, X: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """(n, K) probabilities of each action, 0 where not eligible, rows sum to 1."""
+        """(n, K) probabilities of each action, 0 where not eligible, rows sum to 1.
+
+        Raises :class:`NonFiniteStateError` rather than return probabilities that are not
+        finite (a damaged state must never decide)."""
         X, mask = self._check_inputs(X, mask)
-        return self._apply_floor(self._preferences(X, mask), mask)
+        P = self._apply_floor(self._preferences(X, mask), mask)
+        if not np.isfinite(P).all():
+            raise NonFiniteStateError(f"{self.name}: the model's state is not finite")
+        return P
+
+    def finite(self) -> bool:
+        """Whether every number of the learned state is finite."""
+        return all(np.isfinite(v).all() for v in self._state().values()
+                   if np.asarray(v).dtype.kind == "f")
 
     def act(self, X: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw one action per row; return actions (n,) and the probabilities they were drawn with."""

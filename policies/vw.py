@@ -150,6 +150,10 @@ class VowpalWabbit(Policy):
                 lines.append(label + self._action_lines[k])
             self.ws.learn(lines)
 
+    def finite(self) -> bool:
+        # the state is VW's binary model; its predictions are checked on every decision
+        return True
+
     def _state(self):
         fd, path = tempfile.mkstemp(suffix=".vw")
         os.close(fd)

@@ -11,7 +11,7 @@ from bandit.errors import (CartwheelError, ClosedEventError, PersonalDataError,
 from engine_helpers import Clock, shop, shop_doc
 
 from bandit.config import parse_config
-from bandit.joiner import Closing
+from bandit.reward import RewardClip
 
 CTX = {"device": "mobile", "traffic_source": "paid_search", "returning": False,
        "pages_viewed": 3, "cart_value": 40.0, "page_type": "cart", "hour": 20,
@@ -329,9 +329,10 @@ def test_provisional_learning_ends_equal_to_learning_final_rewards_once(tmp_path
     engine.expire()
     engine.flush()
     replay = policies.make("linucb", n_actions=8, n_features=engine.space.dim)
+    clip = RewardClip(engine.config.objective.reward_clip)  # learning's bound, in log order
     for event in engine.store.closed_events(learned_only=True):
-        X, a, r, p, m = engine._batch([Closing(event.seq, event.decision, event.reward)])
-        replay.update(X, a, r, p, m)
+        X, a, p, m = engine.learner.batch([event.decision])
+        replay.update(X, a, clip(np.array([event.reward]), np.array([event.converted])), p, m)
     assert replay.n_updates == engine.update_count
     for key in ("A", "b", "rr", "counts"):
         np.testing.assert_allclose(engine.policy.ridge.__dict__[key], replay.ridge.__dict__[key],

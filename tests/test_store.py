@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bandit.engine import new_event_ids
+from bandit.errors import StorageError
 from bandit.store import CHECKPOINT_ROWS, EventStore
 from bandit.types import LoggedEvent
 
@@ -89,7 +90,7 @@ def test_a_read_only_store_beside_the_writer_changes_nothing(tmp_path):
     assert reader.count("decisions") == 100
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.db.execute("DROP INDEX decisions_visitor_action")
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with pytest.raises(StorageError, match="readonly"):
         reader.add_decisions(_decisions(1), [("none", "a")])
     reader.close()
     # the caps index of the serving process is still there
