@@ -39,19 +39,28 @@ def _serve(args) -> int:
     engine = Engine.open(args.config, args.data_dir or (None if args.config else
                                                        "cartwheel-data"),
                          fresh=args.fresh_model)
+    try:
+        token, source = server.outcome_token(engine, auth=not args.no_auth)
+    except OSError as exc:
+        engine.close()
+        raise CartwheelError(f"cannot keep the outcome token in {engine.data_dir}: "
+                             f"{exc.strerror}") from None
 
     def announce(url: str) -> None:
         example = engine.config.action_ids
+        auth = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
+                if token else f"outcome token: {source}")
         print(f"cartwheel serving shop {engine.config.name!r} ({len(example)} actions, policy "
               f"{engine.policy.spec}, model version {engine.model_version}) at {url}\n"
               f"data: {engine.data_dir.resolve()}   stop: Ctrl-C (flushes and snapshots)\n"
               f"try:\n  curl -s -X POST {url}/v1/decide -H 'Content-Type: application/json' "
               "-d '{\"visitor_id\": \"visitor-42\", \"context\": {\"device\": \"mobile\", "
               "\"cart_value\": 35.5, \"page_type\": \"cart\"}}'\n"
+              f"  {auth}\n"
               f"  API: {url}/openapi.json   report: {url}/v1/report   metrics: {url}/metrics",
               flush=True)
 
-    server.serve(engine, args.host, args.port, announce=announce)
+    server.serve(engine, args.host, args.port, token=token, announce=announce)
     return 0
 
 
@@ -218,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--data-dir", metavar="DIR",
                      help="event store and snapshots (default: the config's storage.path, "
                           "./cartwheel-data without a config)")
+    srv.add_argument("--no-auth", action="store_true",
+                     help="leave POST /v1/outcome open (no token); without it, outcomes need "
+                          "the [server] token, CARTWHEEL_TOKEN, or the one generated into the "
+                          "data dir on first start and printed at each start")
     srv.add_argument("--fresh-model", action="store_true",
                      help="start a new model when the saved one no longer fits the config "
                           "(the event log is kept)")

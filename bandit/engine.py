@@ -125,6 +125,11 @@ class Engine:
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
                              self._closed, on_cost=self._cost)
         self._group: dict | None = None  # engine state as it was before the open group
+        #: grows at every commit and rollback: a writer that saw another number than the one
+        #: committed had its write rolled back (the server fails it)
+        self.group_id = 0
+        #: why the store cannot write, while it cannot (the server's health check says so)
+        self.degraded: str | None = None
         self._staged_costs: list[tuple[float, float]] = []
         self._build_model(fresh)
         self.decided_total = self.store.count("decisions")
@@ -266,8 +271,10 @@ class Engine:
             try:
                 self._choose(batch, ts)
                 events = self._log(batch, ts)
-            except Exception:
+            except Exception as exc:
                 self.rollback()
+                if isinstance(exc, StorageError):
+                    self.degraded = str(exc)
                 raise
             for i, e in zip(batch.rows, events):
                 results[i] = Decision(e.event_id, e.action, e.probability, e.group,
@@ -407,8 +414,10 @@ class Engine:
         try:
             status = self.joiner.outcome(event_id, converted, order_value, key,
                                          self.clock() if now is None else now)
-        except CartwheelError:
-            raise  # refused before anything was written
+        except CartwheelError as exc:
+            if isinstance(exc, StorageError):
+                self.rollback()
+            raise  # otherwise refused before anything was written
         except Exception:
             self.rollback()
             raise
@@ -445,6 +454,7 @@ class Engine:
 
     def rollback(self) -> None:
         """Drop the open group: the store's writes and everything the engine staged."""
+        self.group_id += 1
         self.store.rollback()
         self.learner.discard()
         self._staged_costs = []
@@ -460,9 +470,13 @@ class Engine:
         commit."""
         try:
             self.store.commit()
-        except Exception:
+        except Exception as exc:
             self.rollback()
+            if isinstance(exc, StorageError):
+                self.degraded = str(exc)
             raise
+        self.group_id += 1
+        self.degraded = None
         self._group = None
         for ts, cost in self._staged_costs:
             self.guardrails.spend.add(ts, cost)
@@ -490,6 +504,18 @@ class Engine:
             if not self._snapshots.busy and self._snapshots.submit(
                     self.snapshot_dir, *self._snapshot_contents()):
                 self._snapshot_at = (n, now)
+
+    def probe(self) -> bool:
+        """While degraded: whether the store can write again (one tiny committed write)."""
+        if self.degraded is None:
+            return True
+        self._begin_group()
+        try:
+            self.store.set_meta("write_probe", str(self.clock()))
+            self.commit()
+        except StorageError:
+            return False
+        return True
 
     def flush(self) -> None:
         """Commit pending writes and apply pending provisional updates now (before inspecting

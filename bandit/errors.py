@@ -79,3 +79,7 @@ class RateLimitedError(CartwheelError):
     """Too many decisions for one visitor id in a short time (HTTP 429)."""
 
     code = "rate_limited"
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after: int = 1):
+        super().__init__(message, field=field)
+        self.retry_after = retry_after

@@ -1,11 +1,16 @@
 """The embedded decision endpoint: a thin aiohttp app (parse, call the Engine, serialize).
 
 Every request body is validated by msgspec; every error, whatever raised it, leaves as
-``{"error": {"code", "message", "field"}}`` with a 4xx status, and nothing already stored is
-touched by a refused request. Requests that arrive close together form a :class:`RequestGroup`:
-its decisions are made by one ``Engine.decide_batch`` (one policy call, one insert), and all
-of its writes share one SQLite commit, after which, and only then, they are answered
-(acknowledged means durable).
+``{"error": {"code", "message", "field"}}``, and nothing already stored is touched by a
+refused request. Requests that arrive close together form a
+:class:`~bandit.serving.RequestGroup`: its decisions are made by one ``Engine.decide_batch``
+(one policy call, one insert), and all of its writes share one SQLite commit, after which,
+and only then, they are answered (acknowledged means durable). Every request is judged alone:
+bad input answers 4xx for that request only; a group whose commit fails answers 503 with
+``Retry-After`` for all of it, and nothing of it is stored (every 200 is stored, every 5xx is
+not). Bodies must be ``application/json`` and not compressed (415 otherwise): nothing is ever
+inflated on the event loop, and no page can post a decision as ``text/plain`` without a CORS
+preflight.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import hmac
 import logging
 import os
 import re
+import secrets
 import signal
 import time
+from pathlib import Path
 
 import msgspec
 from aiohttp import web
@@ -24,8 +31,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client import generate_latest
 
 from . import api
-from .errors import CartwheelError, ClosedEventError, UnknownEventError
+from .errors import (CartwheelError, ClosedEventError, RateLimitedError, StorageError,
+                     UnknownEventError)
 from .report import build_report, with_spend
+from .serving import Cors, LoopLag, RequestGroup, SingleFlight, VisitorLimit
 from .store import EventStore
 
 log = logging.getLogger("cartwheel.server")
@@ -36,84 +45,8 @@ TOKEN = web.AppKey("token", object)
 MAX_BODY = web.AppKey("max_body", int)
 OPENAPI = web.AppKey("openapi", bytes)
 REPORT = web.AppKey("report", object)
+LIMIT = web.AppKey("limit", object)
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
-
-
-class RequestGroup:
-    """Requests that reach the engine close together share one ``decide_batch`` and one commit.
-
-    A decide request joins the group's batch (one policy call, one insert for all of them); a
-    request that wrote (an outcome) joins to wait for the commit. The group stays open while
-    requests keep arriving: it closes once ``QUIET_PASSES`` event-loop passes brought no new
-    request, or after ``MAX_PASSES`` passes. A request whose bytes arrive in one poll reaches
-    the handler a pass later, so one quiet pass does not yet mean the pipeline is empty. A busy
-    server thus decides and commits many requests at once, which is what a single process needs
-    (per-call overhead, not per-row work, dominates at a few rows), while on a quiet server a
-    request waits only a few idle passes, microseconds. Nothing is answered before the commit
-    (acknowledged means durable).
-    """
-
-    QUIET_PASSES = 2
-    MAX_PASSES = 8
-
-    def __init__(self, engine, on_close=None):
-        self.engine = engine
-        self.on_close = on_close  # called with each group's size (metrics)
-        self._decides: list = []  # ((visitor_id, context, eligible), future)
-        self._writers: list = []  # futures of requests that wrote and wait for the commit
-        self._open = False
-
-    def decide(self, req: api.DecideRequest) -> asyncio.Future:
-        """Future of the :class:`~bandit.types.Decision` for ``req``, after the commit."""
-        future = self._join()
-        self._decides.append(((req.visitor_id, req.context, req.eligible), future))
-        return future
-
-    def committed(self) -> asyncio.Future:
-        """Future that is done once everything written so far is committed."""
-        future = self._join()
-        self._writers.append(future)
-        return future
-
-    def _join(self) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        if not self._open:
-            self._open = True
-            loop.call_soon(self._pass, loop, 0, 0, 1)
-        return loop.create_future()
-
-    def _pass(self, loop, seen: int, quiet: int, passes: int) -> None:
-        size = len(self._decides) + len(self._writers)
-        quiet = quiet + 1 if size == seen else 0
-        if quiet < self.QUIET_PASSES and passes < self.MAX_PASSES:
-            loop.call_soon(self._pass, loop, size, quiet, passes + 1)
-        else:
-            self._close()
-
-    def _close(self) -> None:
-        decides, self._decides = self._decides, []
-        writers, self._writers = self._writers, []
-        self._open = False
-        if self.on_close is not None:
-            self.on_close(len(decides) + len(writers))
-        try:
-            results = self.engine.decide_batch([r for r, _ in decides], commit=False)
-        except Exception as exc:  # surfaced to these requests as a 5xx
-            results = [exc] * len(decides)
-        try:
-            self.engine.commit()
-        except Exception as exc:  # nothing of the group is durable
-            results, writers = [exc] * len(decides), [(f, exc) for f in writers]
-        else:
-            writers = [(f, None) for f in writers]
-        answers = [(f, r) for (_, f), r in zip(decides, results)] + writers
-        for future, result in answers:
-            if future.done():  # the client went away; what it asked for is stored all the same
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
 
 
 class Metrics:
@@ -141,6 +74,12 @@ class Metrics:
               registry=self.registry).set_function(lambda: engine.update_count)
         Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
               registry=self.registry).set_function(lambda: engine.open_events)
+        self.loop_lag = Histogram(
+            "cartwheel_event_loop_lag_seconds", "How late the event loop ran a timer (work on "
+            "the loop that kept every request waiting)", registry=self.registry,
+            buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1))
+        Gauge("cartwheel_storage_degraded", "1 while the event log cannot be written",
+              registry=self.registry).set_function(lambda: engine.degraded is not None)
         if engine.config.budget is not None:
             Gauge("cartwheel_incentive_spend_today", "Incentive spend of the budget day so far",
                   registry=self.registry).set_function(
@@ -149,8 +88,9 @@ class Metrics:
                   registry=self.registry).set(engine.config.budget.daily)
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    return web.Response(status=status, content_type="application/json",
+def _error(status: int, code: str, message: str, field: str | None = None,
+           headers: dict | None = None) -> web.Response:
+    return web.Response(status=status, content_type="application/json", headers=headers,
                         body=api.encode(api.ErrorResponse(api.ErrorDetail(code, message, field))))
 
 
@@ -175,10 +115,17 @@ def _guarded(endpoint: str, handler):
             response = _error(400, "invalid_request", str(exc), _validation_field(str(exc)))
         except msgspec.DecodeError as exc:
             response = _error(400, "malformed_json", f"body is not valid JSON: {exc}")
+        except StorageError as exc:
+            response = _error(503, exc.code, exc.message, exc.field, {"Retry-After": "1"})
+        except RateLimitedError as exc:
+            response = _error(429, exc.code, exc.message, exc.field,
+                              {"Retry-After": str(exc.retry_after)})
         except UnknownEventError as exc:
             response = _error(404, exc.code, exc.message, exc.field)
         except ClosedEventError as exc:
             response = _error(409, exc.code, exc.message, exc.field)
+        except _Unsupported as exc:
+            response = _error(415, exc.code, exc.message, exc.field)
         except CartwheelError as exc:
             response = _error(400, exc.code, exc.message, exc.field)
         except web.HTTPRequestEntityTooLarge:
@@ -197,28 +144,52 @@ def _guarded(endpoint: str, handler):
     return guarded
 
 
+_JSON = "application/json"
+
+
 async def _body(request: web.Request) -> bytes:
+    """The raw JSON body, or a 413/415 before a byte of it is read or inflated."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise _Unsupported(f"Content-Encoding {encoding[:40]!r} is not accepted: send the "
+                           "body uncompressed (bodies are small)", field="Content-Encoding")
+    if request.content_type != _JSON:
+        raise _Unsupported(f"Content-Type must be {_JSON}, got "
+                           f"{request.headers.get('Content-Type', 'none')[:60]!r}",
+                           field="Content-Type")
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     return await request.read()
 
 
+class _Unsupported(CartwheelError):
+    code = "unsupported_media_type"  # HTTP 415
+
+
 async def decide(request: web.Request) -> web.Response:
     req = api.decode_decide(await _body(request))
+    if isinstance(req.visitor_id, str):  # a bad id is the engine's to refuse (400)
+        request.app[LIMIT].check(req.visitor_id, time.monotonic())
     d = await request.app[GROUP].decide(req)
     request.app[METRICS].decided[d.action, d.group].inc()
     return web.Response(content_type="application/json", body=api.encode(api.DecideResponse(
         d.event_id, d.action, d.probability, d.group, d.model_version)))
 
 
+def _authorized(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+    # the scheme is case-insensitive (RFC 9110); the token is compared in constant time
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())
+
+
 async def outcome(request: web.Request) -> web.Response:
     token = request.app[TOKEN]
-    if token is not None:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _error(401, "unauthorized", "POST /v1/outcome needs 'Authorization: Bearer "
-                          "<token>' with the configured token", "Authorization")
+    if token is not None and not _authorized(request, token):
+        return _error(401, "unauthorized", "POST /v1/outcome needs 'Authorization: Bearer "
+                      "<token>' with the shop's token (serve prints it at start)",
+                      "Authorization")
     engine = request.app[ENGINE]
     req = api.decode_outcome(await _body(request))
     status = engine.record_outcome(req.event_id, req.converted, req.order_value, req.outcome_id,
@@ -227,30 +198,6 @@ async def outcome(request: web.Request) -> web.Response:
     request.app[METRICS].outcomes.labels(status).inc()
     return web.Response(content_type="application/json",
                         body=api.encode(api.OutcomeResponse(status)))
-
-
-class SingleFlight:
-    """Runs ``compute`` on a worker thread, one run at a time: callers that arrive while it
-    runs share its result instead of starting another (a dashboard polling from many tabs
-    costs one computation).
-
-    >>> import asyncio
-    >>> asyncio.run(SingleFlight(lambda: 42)())
-    42
-    """
-
-    def __init__(self, compute):
-        self.compute = compute
-        self._running: asyncio.Future | None = None
-
-    async def __call__(self):
-        if self._running is None:
-            self._running = asyncio.get_running_loop().run_in_executor(None, self.compute)
-            self._running.add_done_callback(self._finished)
-        return await asyncio.shield(self._running)
-
-    def _finished(self, _future) -> None:
-        self._running = None
 
 
 def _report_computer(engine):
@@ -276,10 +223,16 @@ async def report(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    return web.Response(content_type="application/json", body=api.encode(
-        {"status": "ok", "model_version": engine.model_version,
-         "update_count": engine.update_count, "pending_events": engine.open_events,
-         "shop": engine.config.name}))
+    # while degraded, one tiny write says whether the store can write again (the server then
+    # recovers by itself, also with no traffic)
+    healthy = engine.degraded is None or engine.probe()
+    body = {"status": "ok" if healthy else "degraded", "model_version": engine.model_version,
+            "update_count": engine.update_count, "pending_events": engine.open_events,
+            "shop": engine.config.name}
+    if not healthy:
+        body["reason"] = engine.degraded
+    return web.Response(status=200 if healthy else 503, content_type="application/json",
+                        body=api.encode(body), headers=None if healthy else {"Retry-After": "1"})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -289,43 +242,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(content_type="application/json", body=request.app[OPENAPI])
-
-
-class Cors:
-    """Lets pages of the configured origins call ``POST /v1/decide`` from the browser.
-
-    A JSON POST from another origin is preceded by a preflight ``OPTIONS`` request; both get
-    ``Access-Control-Allow-Origin`` for an allowed origin (``*`` when any is allowed) and
-    nothing for any other, which the browser then blocks. Error responses carry the header
-    too, so the page can read what was wrong. Only the decide endpoint: outcomes come from
-    the shop's servers with a token, which no page should hold.
-    """
-
-    def __init__(self, origins: tuple[str, ...]):
-        self.any = "*" in origins
-        self.origins = frozenset(origins)
-
-    def allow(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if origin is not None and (self.any or origin in self.origins):
-            response.headers["Access-Control-Allow-Origin"] = "*" if self.any else origin
-            if not self.any:
-                response.headers["Vary"] = "Origin"
-        return response
-
-    def wrap(self, handler):
-        async def with_cors(request: web.Request) -> web.StreamResponse:
-            return self.allow(request, await handler(request))
-
-        return with_cors
-
-    async def preflight(self, request: web.Request) -> web.Response:
-        response = web.Response(status=204)
-        if "Access-Control-Allow-Origin" in self.allow(request, response).headers:
-            response.headers.update({"Access-Control-Allow-Methods": "POST",
-                                     "Access-Control-Allow-Headers": "Content-Type",
-                                     "Access-Control-Max-Age": "86400"})
-        return response
 
 
 async def unrouted(request: web.Request) -> web.Response:
@@ -342,27 +258,38 @@ _ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
 _ENDPOINTS = tuple(path for _, path, _ in _ROUTES)
 
 
-EXPIRY_SLICE = 200  # events closed per slice (VW learns each: ~25 ms); requests run between
+EXPIRY_SLICE_S = 0.003  # aim for each expiry slice (VW learns every event it closes)
 
 
-async def _expiry_loop(app: web.Application):
-    """Expire events past their window while serving, in slices with requests served between
-    them: after a long stop, or at a high decision rate, there can be many to close at once."""
+async def _background(app: web.Application):
+    """While serving: expire events past their window, in slices sized so that each takes
+    about ``EXPIRY_SLICE_S`` with requests served between them (after a long stop, or at a
+    high decision rate, there can be many to close at once), and measure event-loop lag."""
     engine = app[ENGINE]
     every = min(5.0, max(0.5, engine.config.attribution.window_s / 100))
 
-    async def loop():
+    async def expire():
+        size = 200
         while True:
             await asyncio.sleep(every)
             try:
-                while engine.expire(limit=EXPIRY_SLICE) == EXPIRY_SLICE:
+                while True:
+                    started = time.perf_counter()
+                    closed = engine.expire(limit=size)
+                    took = time.perf_counter() - started
+                    if closed:  # the next slice as large as fits the aim (1..2000 events)
+                        size = max(1, min(2000, int(closed * EXPIRY_SLICE_S / max(took, 1e-6))))
+                    if closed < size:
+                        break
                     await asyncio.sleep(0)
             except Exception:
                 log.exception("expiry failed; will retry")
 
-    task = asyncio.create_task(loop())
+    tasks = [asyncio.create_task(expire()),
+             asyncio.create_task(LoopLag(app[METRICS].loop_lag.observe).run())]
     yield
-    task.cancel()
+    for task in tasks:
+        task.cancel()
 
 
 def make_app(engine, *, token: str | None = None, max_body: int | None = None) -> web.Application:
@@ -376,6 +303,7 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
     app[METRICS] = Metrics(engine)
     app[GROUP] = RequestGroup(engine, on_close=app[METRICS].group_size.observe)
     app[REPORT] = SingleFlight(_report_computer(engine))
+    app[LIMIT] = VisitorLimit(engine.config.server.visitor_rate, engine.config.server.visitor_burst)
     app[OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
     cors = Cors(engine.config.server.allowed_origins)
     for method, path, handler in _ROUTES:
@@ -387,13 +315,15 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
         add = app.router.add_get if method == "GET" else app.router.add_post
         add(path, guarded)
     app.router.add_route("*", "/{tail:.*}", _guarded("other", unrouted))
-    app.cleanup_ctx.append(_expiry_loop)
+    app.cleanup_ctx.append(_background)
     return app
 
 
 async def _serve(engine, host: str, port: int, token: str | None, announce) -> None:
     app = make_app(engine, token=token)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
+                           auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -408,10 +338,32 @@ async def _serve(engine, host: str, port: int, token: str | None, announce) -> N
     await runner.cleanup()
 
 
+TOKEN_FILE = "token"
+
+
+def outcome_token(engine, auth: bool = True) -> tuple[str | None, str]:
+    """The bearer token outcomes need, and where it came from: ``[server] token``, else a
+    non-empty ``CARTWHEEL_TOKEN``, else the one kept in the data dir, generated on the first
+    start (as Jupyter does). ``auth=False`` (``--no-auth``) leaves outcomes open."""
+    if not auth:
+        return None, "none: outcomes are open to anyone who can reach this port (--no-auth)"
+    if engine.config.server.token:
+        return engine.config.server.token, f"[server] token in {engine.config.source}"
+    if os.environ.get("CARTWHEEL_TOKEN", "").strip():
+        return os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"
+    path = Path(engine.data_dir) / TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip(), f"kept in {path}"
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, f"generated and kept in {path}"
+
+
 def serve(engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
           announce=print) -> None:
     """Serve until SIGTERM/SIGINT, then close the engine (flush + snapshot)."""
-    token = token or engine.config.server.token or os.environ.get("CARTWHEEL_TOKEN") or None
     try:
         asyncio.run(_serve(engine, host, port, token, announce))
     finally:

@@ -192,6 +192,16 @@ class EventStore:
                                       isolation_level=None, check_same_thread=False)
             self.schema_version = self._check_version(self.get_meta("schema_version"))
             return
+        try:
+            self._open_writable(synchronous, visitor_index, background_checkpoints)
+        except sqlite3.Error as exc:  # read-only file or directory, full disk, not a database
+            raise StorageError(f"cannot open the event log {self.path} for writing: {exc}; "
+                               "check that its directory is writable and has free space")
+        except OSError as exc:
+            raise StorageError(f"cannot open the event log {self.path}: {exc.strerror}")
+
+    def _open_writable(self, synchronous: str, visitor_index: bool,
+                       background_checkpoints: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")

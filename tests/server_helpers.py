@@ -15,12 +15,20 @@ from pathlib import Path
 class Client:
     """One keep-alive HTTP connection to a server on 127.0.0.1."""
 
+    token: str | None = None  # sent with outcomes unless a test gives its own Authorization
+
     def __init__(self, port: int):
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
     def request(self, method: str, path: str, body: bytes | dict | None = None,
                 headers: dict | None = None) -> tuple[int, dict | str]:
+        status, _, data = self.exchange(method, path, body, headers)
+        return status, data
+
+    def exchange(self, method: str, path: str, body: bytes | dict | None = None,
+                 headers: dict | None = None) -> tuple[int, dict, dict | str]:
+        """(status, response headers, decoded body)."""
         if isinstance(body, dict):
             body = json.dumps(body).encode()
         try:
@@ -32,37 +40,59 @@ class Client:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             raise
         ctype = resp.getheader("Content-Type", "")
-        return resp.status, json.loads(data) if "json" in ctype else data.decode()
+        return (resp.status, dict(resp.getheaders()),
+                json.loads(data) if "json" in ctype else data.decode())
 
     def post(self, path: str, body, headers=None):
-        return self.request("POST", path, body, {"Content-Type": "application/json",
+        """POST JSON; outcomes carry the server's token unless ``headers`` are given."""
+        auto = {"Authorization": f"Bearer {self.token}"} if (
+            self.token and path == "/v1/outcome" and headers is None) else {}
+        return self.request("POST", path, body, {"Content-Type": "application/json", **auto,
                                                  **(headers or {})})
 
 
 class Server(Client):
-    """A `cartwheel serve` process on an ephemeral loopback port."""
+    """A `cartwheel serve` process on an ephemeral loopback port; its log goes to a file
+    (``log_text()``), so a chatty server never blocks on a full pipe."""
 
-    def __init__(self, data_dir: Path, config: Path | None = None, env: dict | None = None):
-        args = [sys.executable, "-m", "bandit.cli", "serve", "--port", "0", "--data-dir",
-                str(data_dir)]
+    def __init__(self, data_dir: Path, config: Path | None = None, env: dict | None = None,
+                 args: tuple[str, ...] = ()):
+        argv = [sys.executable, "-m", "bandit.cli", "serve", "--port", "0", "--data-dir",
+                str(data_dir), *args]
         if config is not None:
-            args += ["--config", str(config)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
-                                                     **(env or {})})
-        line = self.proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+            argv += ["--config", str(config)]
+        data_dir = Path(data_dir)
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+        self._log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                     env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                          **(env or {})})
+        self.announce = ""
+        for line in self.proc.stdout:  # the announcement ends with the metrics line
+            self.announce += line
+            if "metrics:" in line:
+                break
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", self.announce)
         if not match:
             self.proc.kill()
-            raise RuntimeError(f"server did not start: {line}{self.proc.stderr.read()}")
+            raise RuntimeError(f"server did not start: {self.announce}{self.log_text()}")
+        token = re.search(r"Authorization: Bearer (\S+)'", self.announce)
+        self.token = token.group(1) if token else None
         self.url = match.group(0)
         super().__init__(int(match.group(1)))
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
         self.conn.close()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        code = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return code
 
 
 def config_file(tmp_path: Path, **sections) -> Path:

@@ -1,0 +1,219 @@
+"""The parts of the HTTP server that are not routes: request groups, per-visitor rate limits,
+event-loop lag, single-flight reports and CORS (docs/architecture.md, "The endpoint")."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import OrderedDict
+
+from aiohttp import web
+
+from . import api
+from .errors import RateLimitedError, StorageError
+
+log = logging.getLogger("cartwheel.server")
+
+
+class RequestGroup:
+    """Requests that reach the engine close together share one ``decide_batch`` and one commit.
+
+    A decide request joins the group's batch (one policy call, one insert for all of them); a
+    request that wrote (an outcome) joins to wait for the commit. The group stays open while
+    requests keep arriving: it closes once ``QUIET_PASSES`` event-loop passes brought no new
+    request, or after ``MAX_PASSES`` passes. A request whose bytes arrive in one poll reaches
+    the handler a pass later, so one quiet pass does not yet mean the pipeline is empty. A busy
+    server thus decides and commits many requests at once, which is what a single process needs
+    (per-call overhead, not per-row work, dominates at a few rows), while on a quiet server a
+    request waits only a few idle passes, microseconds. Nothing is answered before the commit
+    (acknowledged means durable).
+    """
+
+    QUIET_PASSES = 2
+    MAX_PASSES = 8
+
+    def __init__(self, engine, on_close=None):
+        self.engine = engine
+        self.on_close = on_close  # called with each group's size (metrics)
+        self._decides: list = []  # ((visitor_id, context, eligible), future)
+        self._writers: list = []  # (future, group id) of requests that wrote and wait
+        self._open = False
+
+    def decide(self, req: api.DecideRequest) -> asyncio.Future:
+        """Future of the :class:`~bandit.types.Decision` for ``req``, after the commit."""
+        future = self._join()
+        self._decides.append(((req.visitor_id, req.context, req.eligible), future))
+        return future
+
+    def committed(self) -> asyncio.Future:
+        """Future that is done once everything written so far is committed (it fails when
+        the write was rolled back before that)."""
+        future = self._join()
+        self._writers.append((future, self.engine.group_id))
+        return future
+
+    def _join(self) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        if not self._open:
+            self._open = True
+            loop.call_soon(self._pass, loop, 0, 0, 1)
+        return loop.create_future()
+
+    def _pass(self, loop, seen: int, quiet: int, passes: int) -> None:
+        size = len(self._decides) + len(self._writers)
+        quiet = quiet + 1 if size == seen else 0
+        if quiet < self.QUIET_PASSES and passes < self.MAX_PASSES:
+            loop.call_soon(self._pass, loop, size, quiet, passes + 1)
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        decides, self._decides = self._decides, []
+        writers, self._writers = self._writers, []
+        self._open = False
+        if self.on_close is not None:
+            self.on_close(len(decides) + len(writers))
+        engine = self.engine
+        group = engine.group_id
+        try:
+            # one request's error stays in its slot; an exception here is the group's own
+            results = engine.decide_batch([r for r, _ in decides], commit=False)
+            engine.commit()
+        except Exception as exc:  # nothing of the group is durable
+            if not isinstance(exc, StorageError):
+                log.exception("a request group failed")
+            results, failed = [exc] * len(decides), exc
+        else:
+            failed = None
+        # a writer whose write was rolled back meanwhile (another request's storage fault, a
+        # health probe) wrote in an earlier group id: it fails, though this commit succeeded
+        lost = StorageError("the event log could not be written; nothing was stored: retry")
+        answers = [(f, r) for (_, f), r in zip(decides, results)] + [
+            (f, failed or (lost if wrote != group else None)) for f, wrote in writers]
+        for future, result in answers:
+            if future.done():  # the client went away; what it asked for is stored all the same
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+class VisitorLimit:
+    """Per-visitor token buckets: at most ``burst`` decisions at once and ``rate`` per second
+    in the long run for one visitor id, so nobody who knows an id can use up that visitor's
+    frequency caps (or flood the log with it). Only ids seen lately are kept (at most
+    ``max_visitors``; the least recently seen go first), in memory only, keyed by a hash.
+
+    >>> limit = VisitorLimit(rate=1.0, burst=2)
+    >>> [limit.admit("v", now=0.0) for _ in range(3)]
+    [0.0, 0.0, 1.0]
+    >>> limit.admit("v", now=1.0), limit.admit("w", now=1.0)
+    (0.0, 0.0)
+    """
+
+    def __init__(self, rate: float, burst: int, max_visitors: int = 100_000):
+        self.rate, self.burst, self.max_visitors = float(rate), float(burst), max_visitors
+        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()  # tokens, time
+
+    def admit(self, visitor_id: str, now: float) -> float:
+        """0 when a decision is allowed now (and counted), else the seconds to wait."""
+        if not self.rate:
+            return 0.0
+        key = hash(visitor_id)
+        tokens, at = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1.0 if not wait else tokens, now)
+        if len(self._buckets) > self.max_visitors:
+            self._buckets.popitem(last=False)
+        return wait
+
+    def check(self, visitor_id: str, now: float) -> None:
+        """Raise :class:`RateLimitedError` (429) when ``visitor_id`` must wait."""
+        wait = self.admit(visitor_id, now)
+        if wait:
+            raise RateLimitedError(f"too many decisions for this visitor_id; retry in "
+                                   f"{math.ceil(wait)} s", field="visitor_id",
+                                   retry_after=math.ceil(wait))
+
+
+class LoopLag:
+    """Measures how late the event loop runs a timer: the time something on the loop kept
+    every request waiting (``observe`` gets each lag in seconds, e.g. a histogram's)."""
+
+    INTERVAL = 0.05
+
+    def __init__(self, observe):
+        self.observe = observe
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.INTERVAL
+            await asyncio.sleep(self.INTERVAL)
+            self.observe(max(0.0, loop.time() - due))
+
+
+class SingleFlight:
+    """Runs ``compute`` on a worker thread, one run at a time: callers that arrive while it
+    runs share its result instead of starting another (a dashboard polling from many tabs
+    costs one computation).
+
+    >>> import asyncio
+    >>> asyncio.run(SingleFlight(lambda: 42)())
+    42
+    """
+
+    def __init__(self, compute):
+        self.compute = compute
+        self._running: asyncio.Future | None = None
+
+    async def __call__(self):
+        if self._running is None:
+            self._running = asyncio.get_running_loop().run_in_executor(None, self.compute)
+            self._running.add_done_callback(self._finished)
+        return await asyncio.shield(self._running)
+
+    def _finished(self, _future) -> None:
+        self._running = None
+
+
+class Cors:
+    """Lets pages of the configured origins call ``POST /v1/decide`` from the browser.
+
+    A JSON POST from another origin is preceded by a preflight ``OPTIONS`` request; both get
+    ``Access-Control-Allow-Origin`` for an allowed origin (``*`` when any is allowed) and
+    nothing for any other, which the browser then blocks. Error responses carry the header
+    too, so the page can read what was wrong. Only the decide endpoint: outcomes come from
+    the shop's servers with a token, which no page should hold.
+    """
+
+    def __init__(self, origins: tuple[str, ...]):
+        self.any = "*" in origins
+        self.origins = frozenset(origins)
+
+    def allow(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and (self.any or origin in self.origins):
+            response.headers["Access-Control-Allow-Origin"] = "*" if self.any else origin
+            if not self.any:
+                response.headers["Vary"] = "Origin"
+        return response
+
+    def wrap(self, handler):
+        async def with_cors(request: web.Request) -> web.StreamResponse:
+            return self.allow(request, await handler(request))
+
+        return with_cors
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        if "Access-Control-Allow-Origin" in self.allow(request, response).headers:
+            response.headers.update({"Access-Control-Allow-Methods": "POST",
+                                     "Access-Control-Allow-Headers": "Content-Type",
+                                     "Access-Control-Max-Age": "86400"})
+        return response
+
+
