@@ -329,7 +329,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
         obj.get("margin", float, 0.35, check=lambda v: 0 < v <= 1, expect="a margin in (0, 1]"),
         obj.get("max_order_value", float, 100_000.0, check=lambda v: 0 < v < 1e15,
                 expect="an amount > 0 (the largest order the shop can take)"),
-        obj.get("reward_clip", float, 5.0, check=lambda v: v >= 0,
+        obj.get("reward_clip", float, 3.0, check=lambda v: v >= 0,
                 expect="a multiple >= 0 of a typical conversion's reward (0: no clipping)"))
     obj.done()
 

@@ -42,6 +42,7 @@ from .types import Decision, LoggedEvent
 
 log = logging.getLogger("cartwheel.engine")
 MAX_VISITOR_ID = 256
+PROBE_BYTES = 32 * 1024  # the health check's write while degraded: a busy group's size
 
 
 def new_event_ids(n: int) -> list[str]:
@@ -506,12 +507,13 @@ class Engine:
                 self._snapshot_at = (n, now)
 
     def probe(self) -> bool:
-        """While degraded: whether the store can write again (one tiny committed write)."""
+        """While degraded: whether the store can write again (one committed write the size
+        of a busy request group, so that "ok" means requests would be stored too)."""
         if self.degraded is None:
             return True
         self._begin_group()
         try:
-            self.store.set_meta("write_probe", str(self.clock()))
+            self.store.set_meta("write_probe", os.urandom(PROBE_BYTES // 2).hex())
             self.commit()
         except StorageError:
             return False

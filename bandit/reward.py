@@ -40,7 +40,7 @@ class Objective:
     kind: str = "profit"
     margin: float = 0.35
     max_order_value: float = 100_000.0
-    reward_clip: float = 5.0
+    reward_clip: float = 3.0
 
     def __post_init__(self):
         if self.kind not in OBJECTIVES:
@@ -89,14 +89,14 @@ class RewardClip:
     state is a few numbers (:meth:`state`). The first conversion is bounded only by
     ``[objective] max_order_value``: a shop that knows its largest order should set it.
 
-    >>> clip = RewardClip(multiple=5.0)
+    >>> clip = RewardClip(multiple=5.0)  # the default is 3
     >>> float(clip(np.array([20.0] * 25), np.ones(25, bool))[-1])
     20.0
     >>> float(clip(np.array([35_000.0]), np.array([True]))[0])  # 5 x the typical 20
     100.0
     """
 
-    def __init__(self, multiple: float = 5.0):
+    def __init__(self, multiple: float = 3.0):
         self.multiple = float(multiple)
         self.n, self.total = 0, 0.0
         self.first: list[float] = []  # sizes of the first WARMUP conversions

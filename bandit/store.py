@@ -327,6 +327,8 @@ class EventStore:
         """Schema 1 -> 2 in one transaction: every context through ``normalize`` (a dict ->
         dict), every outcome id through ``hash_id``; returns how many of each changed."""
         contexts = ids = 0
+        # what is rewritten must not linger in freed space, old pages or the WAL
+        self.db.execute("PRAGMA secure_delete = ON")
         self._begin()
         try:
             after = 0
@@ -353,6 +355,8 @@ class EventStore:
             self.rollback()
             raise
         self.schema_version = SCHEMA_VERSION
+        self.db.execute("VACUUM")  # a fresh file: no page of the old rows survives
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return contexts, ids
 
     # ------------------------------------------------------------ writes
