@@ -1,6 +1,6 @@
 """Frozen records that flow between modules.
 
-Every decision has one shape, logged once and fed back unchanged (see DESIGN.md):
+Every decision has one shape, logged once and fed back unchanged (see docs/architecture.md):
 ``Action`` describes an intervention, ``Decision`` is what ``Engine.decide`` answers,
 ``Outcome`` is what the order pipeline reports and ``LoggedEvent`` is the full record the
 store keeps.

@@ -7,7 +7,9 @@ lighter than a full client library), running in this process while each server r
 Scenarios: decide-only; a mixed stream where each decision is followed by its outcome; and the
 same request count against a bare aiohttp endpoint that parses and echoes JSON (the ceiling).
 The scenarios take turns in rounds and report medians, so a noisy neighbour hits all of them.
-"mean group" is how many requests the server decided and committed together (from /metrics).
+"mean group" is how many requests the server decided and committed together (from /metrics);
+"loop lag p99 ms" is the p99 of the server's event-loop lag during the scenario (its
+``cartwheel_event_loop_lag_seconds`` histogram; the upper bound of the bucket, so conservative).
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ class Connection:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        auth = b"Authorization: Bearer %s\r\n" % TOKEN.encode() if path == "/v1/outcome" else b""
         self.writer.write(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-                          b"\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+                          b"\r\n%sContent-Length: %d\r\n\r\n%s" % (path.encode(), auth, len(body),
+                                                                   body))
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
@@ -120,19 +124,39 @@ async def echo(conn, i):
     return status == 200, 1, 0
 
 
-async def group_totals(port: int) -> tuple[float, float]:
-    """(requests, groups) so far, from the server's /metrics (0, 0 for the echo server)."""
+async def group_totals(port: int) -> tuple[float, float, dict[float, float]]:
+    """(requests, groups, event-loop lag histogram {upper bound: count}) so far, from the
+    server's /metrics."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     text = (await reader.read()).decode()
     writer.close()
     found = dict(re.findall(r"^cartwheel_group_size_(sum|count) ([0-9.e+]+)$", text, re.M))
-    return float(found.get("sum", 0)), float(found.get("count", 0))
+    lag = {float(le.replace("+Inf", "inf")): float(n) for le, n in re.findall(
+        r'^cartwheel_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', text, re.M)}
+    return float(found.get("sum", 0)), float(found.get("count", 0)), lag
+
+
+def lag_p99(before: dict, after: dict) -> float:
+    """p99 of the event-loop lag samples taken between two readings, in ms (the upper bound
+    of the histogram bucket it falls in: a conservative figure)."""
+    counts = {le: after[le] - before.get(le, 0.0) for le in after}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return 0.0
+    for le in sorted(counts):
+        if counts[le] >= 0.99 * total:
+            return le * 1e3
+    return float("inf")
+
+
+TOKEN = "benchmark-token"
 
 
 def start(args: list[str]) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                 "CARTWHEEL_TOKEN": TOKEN})
     port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
     return proc, port
 
@@ -169,12 +193,13 @@ def main():
             results = {name: [] for name, *_ in scenarios}
             for _ in range(args.rounds):
                 for name, p, fn, n in scenarios:
-                    before = asyncio.run(group_totals(p)) if p == port else (0, 0)
+                    before = asyncio.run(group_totals(p)) if p == port else (0, 0, {})
                     result = asyncio.run(load(p, n, args.concurrency, fn))
-                    after = asyncio.run(group_totals(p)) if p == port else (0, 0)
+                    after = asyncio.run(group_totals(p)) if p == port else (0, 0, {})
                     # mean requests per group (decided and committed together) in this round
                     groups = after[1] - before[1]
                     result["mean group"] = (after[0] - before[0]) / groups if groups else 0.0
+                    result["loop lag p99 ms"] = lag_p99(before[2], after[2])
                     results[name].append(result)
         finally:
             for proc, _ in servers:
@@ -185,15 +210,18 @@ def main():
         # throughput: median over rounds; latency percentiles: median of the rounds' values
         rows.append((name, {key: float(np.median([r[key] for r in rounds]))
                             for key in ("requests/s", "decisions/s", "p50 ms", "p99 ms",
-                                        "mean group")}
+                                        "mean group", "loop lag p99 ms")}
                      | {"errors": sum(r["errors"] for r in rounds)}))
     ceiling = rows[-1][1]["requests/s"]
     print(f"{'scenario':26s} {'requests/s':>11s} {'decisions/s':>12s} {'p50 ms':>8s} "
-          f"{'p99 ms':>8s} {'errors':>7s} {'mean group':>11s} {'of ceiling':>11s}")
+          f"{'p99 ms':>8s} {'errors':>7s} {'mean group':>11s} {'of ceiling':>11s} "
+          f"{'loop lag p99 ms':>16s}")
     for name, r in rows:
         group = f"{r['mean group']:11.1f}" if r["mean group"] else f"{'-':>11s}"
+        lag = f"{r['loop lag p99 ms']:16.1f}" if r["mean group"] else f"{'-':>16s}"
         print(f"{name:26s} {r['requests/s']:11,.0f} {r['decisions/s']:12,.0f} {r['p50 ms']:8.2f} "
-              f"{r['p99 ms']:8.2f} {r['errors']:7d} {group} {r['requests/s'] / ceiling:11.0%}")
+              f"{r['p99 ms']:8.2f} {r['errors']:7d} {group} {r['requests/s'] / ceiling:11.0%} "
+              f"{lag}")
 
 
 if __name__ == "__main__":

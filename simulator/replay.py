@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 import policies
+from bandit.reward import RewardClip
 
 from .logdata import LoggedData
 from .ope import estimate
@@ -60,9 +61,12 @@ def evaluate_fixed(data: LoggedData, target: np.ndarray, spec: str, method: str 
 
 
 def replay_learning(data: LoggedData, policy, spec: str, alpha: float = 0.05,
-                    batch_size: int = 100) -> ReplayResult:
-    """Replay a learning policy through the log (see module docstring)."""
+                    batch_size: int = 100, reward_clip: float = 3.0) -> ReplayResult:
+    """Replay a learning policy through the log (see module docstring). The policy learns
+    through :class:`bandit.reward.RewardClip` as it would online (a nonzero reward counts as a
+    conversion: logs carry rewards); estimates use the logged rewards as they are."""
     z = stats.norm.ppf(1 - alpha / 2)
+    clip = RewardClip(reward_clip)
     if is_uniform(data):
         # a match happens with probability 1/k (k eligible actions), so keeping a match with
         # probability k / k_max makes the kept events an unbiased sample of the visitors again
@@ -77,7 +81,8 @@ def replay_learning(data: LoggedData, policy, spec: str, alpha: float = 0.05,
             chosen, probs = policy.act(X, mask)
             hit = (chosen == data.actions[rows]) & keep[rows]
             if hit.any():
-                policy.update(X[hit], chosen[hit], data.rewards[rows][hit], probs[hit], mask[hit])
+                r_hit = data.rewards[rows][hit]
+                policy.update(X[hit], chosen[hit], clip(r_hit, r_hit != 0), probs[hit], mask[hit])
                 rewards.append(data.rewards[rows][hit])
         r = np.concatenate(rewards) if rewards else np.zeros(0)
         if len(r) < 2:
@@ -91,7 +96,8 @@ def replay_learning(data: LoggedData, policy, spec: str, alpha: float = 0.05,
         X, mask, a = data.X[rows], data.mask[rows], data.actions[rows]
         P = policy.probabilities(X, mask)
         weights[rows] = P[np.arange(len(a)), a] / data.propensities[rows]
-        policy.update(X, a, data.rewards[rows], data.propensities[rows], mask)
+        r_rows = data.rewards[rows]
+        policy.update(X, a, clip(r_rows, r_rows != 0), data.propensities[rows], mask)
     r, w = data.rewards, weights
     value = float((w * r).sum() / w.sum())
     phi = w * (r - value) / w.mean()

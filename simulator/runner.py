@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bandit.reward import RewardClip
+
 from .world import World
 
 
@@ -124,6 +126,7 @@ def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
     if visitors < 1 or batch_size < 1:
         raise ValueError("visitors and batch_size must be >= 1")
     objective = world._objective(objective)
+    clip = RewardClip(objective.reward_clip)
     visitor_rng, outcome_rng = streams(seed)
     n_batches = -(-visitors // batch_size)
     sums = np.zeros((n_batches, 8))
@@ -139,7 +142,8 @@ def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
         out = world.outcomes(batch, actions, outcome_rng)
         rewards = objective.reward(out.converted, out.order_value, out.incentive_cost)
         t0 = time.perf_counter()
-        policy.update(batch.X, actions, rewards, propensities, batch.mask)
+        # the policy learns through the engine's bound; the scores keep the real rewards
+        policy.update(batch.X, actions, clip(rewards, out.converted), propensities, batch.mask)
         policy_seconds += time.perf_counter() - t0
         sums[i] = batch_sums(batch.mask, R, actions, out, rewards)
         done += n

@@ -205,3 +205,85 @@ def test_the_server_expires_events_past_their_window_by_itself(tmp_path):
         assert status == 200 and report["pending_events"] == 0
     finally:
         assert srv.stop() == 0
+
+
+def test_bodies_must_be_plain_json(server):
+    import gzip
+
+    body = json.dumps({"visitor_id": "v-enc", "context": CTX}).encode()
+    for headers in ({"Content-Type": "text/plain"}, {},
+                    {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                    {"Content-Type": "application/json", "Content-Encoding": "deflate"}):
+        payload = gzip.compress(body) if headers.get("Content-Encoding") == "gzip" else body
+        status, resp = server.request("POST", "/v1/decide", payload, headers)
+        assert status == 415 and resp["error"]["code"] == "unsupported_media_type", headers
+    status, _ = server.request("POST", "/v1/decide", body,
+                               {"Content-Type": "application/json; charset=utf-8"})
+    assert status == 200
+
+
+def test_bearer_scheme_is_case_insensitive(server):
+    _, d = server.post("/v1/decide", {"visitor_id": "v-case", "context": CTX})
+    status, _ = server.post("/v1/outcome", {"event_id": d["event_id"], "converted": False},
+                            {"Authorization": "bearer s3cret"})
+    assert status == 200
+
+
+def test_metrics_counters_move_and_loop_lag_is_measured(server):
+    def value(text, name):
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    _, before = server.request("GET", "/metrics")
+    for i in range(3):
+        server.post("/v1/decide", {"visitor_id": f"v-met-{i}", "context": CTX})
+    server.post("/v1/decide", {"visitor_id": "v-met", "context": {"colour": "red"}})
+    time.sleep(0.2)  # a few lag samples (every 50 ms)
+    _, after = server.request("GET", "/metrics")
+    assert value(after, "cartwheel_decisions_total") - value(before, "cartwheel_decisions_total") == 3
+    assert value(after, 'cartwheel_request_errors_total{code="400"') > value(
+        before, 'cartwheel_request_errors_total{code="400"')
+    assert value(after, "cartwheel_event_loop_lag_seconds_count") > value(
+        before, "cartwheel_event_loop_lag_seconds_count")
+
+
+def test_one_visitor_id_is_rate_limited_others_are_not(tmp_path):
+    srv = Server(tmp_path / "data", config_file(tmp_path, server={"visitor_rate": 1.0,
+                                                                  "visitor_burst": 5}))
+    try:
+        answers = [srv.exchange("POST", "/v1/decide", {"visitor_id": "crawler", "context": CTX},
+                                {"Content-Type": "application/json"}) for _ in range(12)]
+        statuses = [a[0] for a in answers]
+        assert statuses[:5] == [200] * 5 and 429 in statuses[5:]
+        limited = next(a for a in answers if a[0] == 429)
+        assert limited[2]["error"]["code"] == "rate_limited" and int(limited[1]["Retry-After"]) >= 1
+        assert srv.post("/v1/decide", {"visitor_id": "someone-else", "context": CTX})[0] == 200
+    finally:
+        assert srv.stop() == 0
+
+
+def test_without_a_token_serve_generates_one_and_keeps_it(tmp_path):
+    srv = Server(tmp_path / "data", env={"CARTWHEEL_TOKEN": ""})
+    token = srv.token
+    try:
+        assert token and (tmp_path / "data" / "token").read_text().strip() == token
+        assert oct((tmp_path / "data" / "token").stat().st_mode & 0o777) == "0o600"
+        _, d = srv.post("/v1/decide", {"visitor_id": "v", "context": CTX})
+        assert srv.post("/v1/outcome", {"event_id": d["event_id"], "converted": False},
+                        {})[0] == 401
+        assert srv.post("/v1/outcome", {"event_id": d["event_id"], "converted": False})[0] == 200
+    finally:
+        assert srv.stop() == 0
+    again = Server(tmp_path / "data")
+    try:
+        assert again.token == token and token in again.announce  # printed at each start
+    finally:
+        assert again.stop() == 0
+    open_srv = Server(tmp_path / "data", args=("--no-auth",))
+    try:
+        assert open_srv.token is None and "--no-auth" in open_srv.announce
+        _, d = open_srv.post("/v1/decide", {"visitor_id": "v", "context": CTX})
+        assert open_srv.post("/v1/outcome", {"event_id": d["event_id"], "converted": False},
+                             {})[0] == 200
+    finally:
+        assert open_srv.stop() == 0
