@@ -29,6 +29,7 @@ import json
 import math
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -142,7 +143,7 @@ class _Builder:
             context = {k: v for k, v in context.items() if k in self.keys}
         randomized = bool(rec.get("randomized", p < 1))
         return (eligible, self.index[action], float(p), reward, randomized,
-                float(rec.get("ts") or 0.0), context)
+                _timestamp(rec.get("ts")), context)
 
     def _eligible(self, eligible) -> tuple[int, ...]:
         """Indices of an eligible list (all actions when absent), validated once per distinct
@@ -260,6 +261,21 @@ def _records_sqlite(path, config, report):
                         "reward": reward, "randomized": bool(randomized) and grp == "treatment"}
     finally:
         db.close()
+
+
+def _timestamp(value) -> float:
+    """Seconds since the epoch from a number or an ISO 8601 string (Vowpal Wabbit's and
+    Personalizer's DSJSON write ``"2019-09-27T18:46:59.7540000Z"``); missing: 0."""
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            raise ValueError(f"ts {value[:40]!r} is neither a number nor an ISO 8601 time")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"ts must be a number or an ISO 8601 string, got {value!r}")
+    return float(value)
 
 
 def _records_dsjson(path, config, report):

@@ -4,7 +4,6 @@ dir. The invariant: every 200 is stored, every 5xx is not, and the server recove
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import resource
 import sqlite3
@@ -22,7 +21,6 @@ from bandit import Engine
 from bandit.errors import StorageError
 from bandit.server import make_app
 from engine_helpers import Clock, shop
-from server_helpers import config_file
 from test_crash import assert_same_model, relearned
 
 CTX = {"device": "mobile", "cart_value": 40.0, "page_type": "cart", "hour": 13}

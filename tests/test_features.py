@@ -87,3 +87,22 @@ def test_anonymous_keys_and_values_pass():
         assert looks_personal_key(key) is None
     for value in ("mobile", "paid_search", "checkout", "2024", "v2-beta"):
         assert looks_personal_value(value) is None
+
+
+def test_valid_range_refuses_and_stays_out_of_the_schema_hash():
+    from bandit.config import parse_config
+    from engine_helpers import shop, shop_doc
+
+    doc = shop_doc()
+    doc["features"]["cart_value"] = {**doc["features"]["cart_value"], "valid_min": 0,
+                                     "valid_max": 10_000}
+    bounded = parse_config(doc)
+    assert bounded.schema_hash() == shop().schema_hash()  # snapshots still load
+    space = bounded.feature_space()
+    for bad in (-3, 10_001, 1e300):
+        with pytest.raises(ContextError, match="within"):
+            space.normalize_row({"cart_value": bad})
+        with pytest.raises(ContextError, match="within"):
+            space.transform([{"cart_value": 5.0}, {"cart_value": bad}])
+    assert space.normalize_row({"cart_value": 5000})[1] == {"cart_value": 1500.0}  # clipped
+    assert shop().feature_space().normalize_row({"cart_value": -3})[1] == {"cart_value": 0.0}

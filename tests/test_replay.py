@@ -61,6 +61,15 @@ def test_fixed_targets_are_estimated_with_the_chosen_method():
     # the uniform target on a uniform log: weights are all 1, the estimate is the log's mean
     assert uni.value == pytest.approx(log.logging_value, rel=1e-9)
     assert fixed.lower < fixed.value < fixed.upper and fixed.ess < 30_000
+    # the true value of the fixed target (with its 0.01 floor), exactly, over 400k visitors:
+    # inside the interval, and the estimate within 3 of its standard errors (seeded)
+    target = policies.make("fixed:action=discount_10", n_actions=WORLD.n_actions,
+                           n_features=WORLD.space.dim, action_ids=WORLD.actions)
+    pop = WORLD.visitors(400_000, np.random.default_rng(2024))
+    truth = float((target.probabilities(pop.X, pop.mask) * WORLD.expected_rewards(pop))
+                  .sum(axis=1).mean())
+    se = (fixed.upper - fixed.lower) / (2 * 1.96)
+    assert fixed.lower <= truth <= fixed.upper and abs(fixed.value - truth) <= 3 * se
 
 
 @pytest.mark.parametrize("fmt, suffix", [("jsonl", ".jsonl"), ("parquet", ".parquet"),
@@ -212,3 +221,22 @@ def test_dsjson_export_is_read_by_vowpal_wabbit(tmp_path):
         ws.finish_example(example)
     assert ws.get_weighted_examples() == 40
     ws.finish()
+
+
+def test_dsjson_as_vowpal_wabbit_and_personalizer_write_it(tmp_path):
+    """Their DSJSON lines: ISO 8601 timestamps with 7 fractional digits, 1-based action
+    ranking in ``a``, probabilities in ``p``, extra fields (Version, VWState); cartwheel reads
+    the chosen action, its probability, the cost and the time."""
+    line = {"_label_cost": -1.0, "_label_probability": 0.8, "_label_Action": 2,
+            "_labelIndex": 1, "Version": "1", "EventId": "e8f0c7a9", "a": [2, 1, 3],
+            "c": {"device": "mobile", "_multi": [{"id": "none"}, {"id": "banner_brand"},
+                                                   {"id": "free_shipping"}]},
+            "p": [0.8, 0.1, 0.1], "VWState": {"m": "5f1b3c/8a2e"},
+            "Timestamp": "2019-09-27T18:46:59.7540000Z"}
+    path = tmp_path / "personalizer.dsjson"
+    path.write_text(json.dumps(line) + "\n" + json.dumps({**line, "Timestamp": "yesterday"}))
+    data, report = read_log(path, CONFIG)
+    assert len(data) == 1 and report.problems and "ISO 8601" in report.problems[0][1]
+    assert data.ts[0] == pytest.approx(1569610019.754)
+    assert CONFIG.action_ids[int(data.actions[0])] == "banner_brand"
+    assert data.propensities[0] == 0.8 and data.rewards[0] == 1.0

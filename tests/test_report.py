@@ -62,6 +62,10 @@ def test_kpis_and_intervals_equal_the_per_visitor_formulas(store_report):
         diff, lo, hi = welch_interval(t[col], h[col], 0.1)
         assert (uplift[kpi]["difference"], uplift[kpi]["lower"], uplift[kpi]["upper"]) == \
             pytest.approx((diff, lo, hi), rel=1e-9, abs=1e-12)
+        # and Welch's interval is scipy's, not only our own formula twice
+        ci = stats.ttest_ind(t[col], h[col], equal_var=False).confidence_interval(0.9)
+        assert (uplift[kpi]["lower"], uplift[kpi]["upper"]) == pytest.approx(
+            (ci.low, ci.high), rel=1e-9, abs=1e-12)
     z = stats.norm.ppf(0.95)
     for kpi, y, x in (("conversion_rate", 1, 0), ("aov", 2, 1)):
         (rt, vt), (rh, vh) = _delta(t[y], t[x]), _delta(h[y], h[x])

@@ -6,9 +6,11 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
+import time
 
 import pytest
 
+from bandit.privacy import hash_outcome_id
 from server_helpers import Client, Server, config_file
 
 CTX = {"device": "desktop", "cart_value": 80.0, "page_type": "product", "returning": True}
@@ -25,6 +27,7 @@ def test_sigkill_mid_traffic_then_restart(tmp_path):
 
     def client(worker: int):
         conn = Client(srv.port)
+        conn.token = srv.token
         i = 0
         while not stop.is_set():
             i += 1
@@ -44,10 +47,13 @@ def test_sigkill_mid_traffic_then_restart(tmp_path):
     threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
-    while True:
+    deadline = time.monotonic() + 120  # bounded: a server that acknowledges nothing fails
+    while time.monotonic() < deadline:
         with lock:
             if len(acked) >= 600:
                 break
+        time.sleep(0.01)
+    assert len(acked) >= 600, f"only {len(acked)} outcomes acknowledged in 120 s"
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait(timeout=10)
     stop.set()
@@ -58,7 +64,8 @@ def test_sigkill_mid_traffic_then_restart(tmp_path):
     restarted = Server(tmp_path / "data", config)
     db = sqlite3.connect(tmp_path / "data" / "events.sqlite3")
     stored = {r[0] for r in db.execute("SELECT outcome_id FROM outcomes")}
-    assert set(acked) <= stored
+    salt = "test-salt".encode()  # the test shop's configured salt
+    assert {hash_outcome_id(oid, salt) for oid in acked} <= stored
     treated = db.execute("SELECT COUNT(*) FROM decisions WHERE grp = 'treatment' AND "
                          "randomized = 1").fetchone()[0]
     status, health = restarted.request("GET", "/healthz")

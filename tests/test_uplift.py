@@ -48,9 +48,16 @@ def test_uplift_interval_covers_the_true_uplift(tmp_path, spec, action):
     truth = true_profit_uplift(WORLD.actions.index(action))
     if action == "none":
         assert truth == 0.0
-    covered = []
+    covered, estimates, halves = [], [], []
     for seed in range(SEEDS):
         profit = run_shop(tmp_path, seed, spec)["profit_per_visitor"]
         assert profit["method"] == "welch"
         covered.append(profit["lower"] <= truth <= profit["upper"])
+        estimates.append(profit["difference"])
+        halves.append((profit["upper"] - profit["lower"]) / 2)
     assert np.mean(covered) >= 0.9, (np.mean(covered), truth)
+    # bounded above too: intervals no wider than the estimates' real spread says (a 95%
+    # half-width is 1.96 sd of the estimate; the sd of 30 estimates is known to ~13%, so the
+    # ratio of the mean half-width to 1.96 sd must lie in [0.7, 1.4])
+    ratio = np.mean(halves) / (1.96 * np.std(estimates, ddof=1))
+    assert 0.7 <= ratio <= 1.4, ratio

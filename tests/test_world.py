@@ -92,8 +92,10 @@ def test_drift_changes_the_response():
 @pytest.mark.slow
 def test_linucb_keeps_adapting_after_preferences_change():
     """Seeded (one run of 200k visitors; benchmarks/drift_adaptation.py has three seeds and
-    more policies). Tolerance: the dip and the recovery are each 10+ points wide in the
-    benchmark, so the margins of 5 points here leave room for seed-to-seed spread."""
+    more policies). Observed for this seed: 0.434 before, 0.422 during, 0.723 after (learning
+    through the reward clip; without it 0.529, 0.438, 0.659: the clip makes the dip smaller).
+    Tolerance: the recovery is 20+ points wide, so its margins of 10 points leave room for
+    seed-to-seed spread; the dip is asserted only to exist."""
     import policies
     from simulator.runner import run
 
@@ -104,8 +106,8 @@ def test_linucb_keeps_adapting_after_preferences_change():
     before = result.captured_gain_between(50_000, 100_000)
     during = result.captured_gain_between(100_000, 130_000)
     after = result.captured_gain_between(150_000, 200_000)
-    assert during < before - 0.05  # the change hurts while it happens ...
-    assert after > before + 0.05  # ... and the policy learns the new preferences
+    assert during < before  # the change hurts while it happens ...
+    assert after > during + 0.1 and after > before + 0.1  # ... and the policy learns anew
 
 
 def test_random_worlds_differ_by_seed_and_repeat():

@@ -1,0 +1,220 @@
+"""The deciding half of the engine: validate, encode, apply guardrails, ask the policy, log.
+
+:class:`Decider` is a mixin of :class:`bandit.engine.Engine` (which owns the store, the
+learner and the request-group transaction it relies on): every request of a batch is judged
+alone, a visitor asking twice in one batch is decided in rounds so that frequency caps count
+the earlier choice, and the batch's decisions are logged with one insert.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from policies import NonFiniteStateError
+
+from .errors import CartwheelError, StorageError
+from .privacy import hash_visitor
+from .types import Decision, LoggedEvent
+
+log = logging.getLogger("cartwheel.engine")
+MAX_VISITOR_ID = 256
+
+
+def new_event_ids(n: int) -> list[str]:
+    """n ids of 32 hex digits: nanosecond time then 64 random bits, so ids sort by time and the
+    unique index grows at its end instead of touching random pages (fewer pages per commit).
+    One ``os.urandom`` call serves the whole batch."""
+    stamp = f"{time.time_ns():016x}"
+    noise = os.urandom(8 * n).hex()
+    return [stamp + noise[16 * i:16 * (i + 1)] for i in range(n)]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The admitted requests of one ``decide_batch``, as parallel lists (one entry per row)."""
+
+    rows: list[int] = field(default_factory=list)  # index of each row in the request list
+    contexts: list[dict] = field(default_factory=list)
+    X: list[list[float]] = field(default_factory=list)  # encoded contexts
+    eligible: list[tuple[str, ...]] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    chosen: list[tuple[str, float]] = field(default_factory=list)  # (action, probability)
+    treated: list[bool] = field(default_factory=list)  # False: holdout
+    learn_rows: list = field(default_factory=list)  # (x, action, p, mask) of randomized rows
+
+
+class Decider:
+    """Decision-making methods of the engine (see the module docstring)."""
+
+    def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
+        """Validated eligible action ids (all configured actions when None)."""
+        if eligible is None:
+            return self.action_ids
+        if isinstance(eligible, str) or not isinstance(eligible, Sequence):
+            raise CartwheelError("eligible must be a list of action ids", field="eligible")
+        unknown = [a for a in eligible if not isinstance(a, str) or a not in self.actions]
+        if unknown:
+            raise CartwheelError(f"unknown action {str(unknown[0])[:64]!r} in eligible; known: "
+                                 f"{list(self.action_ids)}", field="eligible")
+        if not eligible:
+            raise CartwheelError("eligible is empty: list at least one action id",
+                                 field="eligible")
+        chosen = set(eligible)
+        return tuple(a for a in self.action_ids if a in chosen)
+
+    def in_holdout(self, visitor_hash: str) -> bool:
+        """Sticky holdout assignment from the salted visitor hash."""
+        return int(visitor_hash[:8], 16) / 2**32 < self.config.holdout.fraction
+
+    def decide(self, visitor_id: str, context: dict, eligible: Sequence[str] | None = None, *,
+               now: float | None = None, commit: bool = True) -> Decision:
+        """Choose an intervention for one visitor and log it (committed before returning)."""
+        result = self.decide_batch([(visitor_id, context, eligible)], now=now, commit=commit)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def decide_batch(self, requests: Sequence[tuple], *, now: float | None = None,
+                     commit: bool = True) -> list[Decision | Exception]:
+        """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request.
+
+        One policy call and one insert for the whole batch. Every request is judged alone: one
+        that fails validation (or breaks anything else) gets its error in its slot and does
+        not disturb the others. The HTTP server batches requests that arrive close together.
+        """
+        results: list = [None] * len(requests)
+        batch = self._admit(requests, results)
+        if batch.rows:
+            self._begin_group()
+            ts = self.clock() if now is None else now
+            try:
+                self._choose(batch, ts)
+                events = self._log(batch, ts)
+            except Exception as exc:
+                self.rollback()
+                if isinstance(exc, StorageError):
+                    self.degraded = str(exc)
+                raise
+            for i, e in zip(batch.rows, events):
+                results[i] = Decision(e.event_id, e.action, e.probability, e.group,
+                                      e.model_version, e.randomized)
+            if commit:
+                self.commit()
+        return results
+
+    def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
+        """Validate and encode each request; a refused one gets its error in ``results``."""
+        batch = _Batch()
+        for i, (visitor_id, context, eligible) in enumerate(requests):
+            try:
+                if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
+                    raise CartwheelError(f"visitor_id must be a non-empty string of at most "
+                                         f"{MAX_VISITOR_ID} characters", field="visitor_id")
+                x, stored = self.space.normalize_row(context)
+                ids = self.eligibility(eligible)
+            except CartwheelError as exc:
+                results[i] = exc
+                continue
+            except Exception as exc:  # a bug: this request alone fails (500), never the group
+                log.exception("request %d of a decide batch failed", i)
+                results[i] = exc
+                continue
+            batch.rows.append(i)
+            batch.contexts.append(stored)
+            batch.X.append(x)
+            batch.eligible.append(ids)
+            batch.hashes.append(hash_visitor(visitor_id, self.salt))
+        return batch
+
+    def _choose(self, batch: "_Batch", ts: float) -> None:
+        """Fill ``batch.chosen``: the control for the holdout, forced actions where rules or
+        guardrails force one, and policy calls for the rest (guardrails narrow eligible).
+
+        A visitor asking more than once in one batch is decided in rounds, so that frequency
+        caps count the choices made for them earlier in the batch."""
+        batch.chosen = [(self._control, 1.0)] * len(batch.rows)
+        batch.treated = [not self.in_holdout(h) for h in batch.hashes]
+        batch.learn_rows = []
+        rows = [j for j, treated in enumerate(batch.treated) if treated]
+        if not (self.guardrails.caps and len(set(batch.hashes[j] for j in rows)) < len(rows)):
+            self._choose_round(batch, rows, ts, None)
+            return
+        earlier: dict[str, list[str]] = {}
+        while rows:
+            seen, this, later = set(), [], []
+            for j in rows:
+                (later if batch.hashes[j] in seen else this).append(j)
+                seen.add(batch.hashes[j])
+            self._choose_round(batch, this, ts, earlier)
+            for j in this:
+                earlier.setdefault(batch.hashes[j], []).append(batch.chosen[j][0])
+            rows = later
+
+    def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier) -> None:
+        if self.guardrails.active and rows:
+            free = []
+            for j, elig in zip(rows, self.guardrails.eligibility(
+                    [batch.hashes[j] for j in rows], [batch.contexts[j] for j in rows],
+                    [batch.eligible[j] for j in rows], ts, earlier)):
+                batch.eligible[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
+                if elig.forced is not None:
+                    batch.chosen[j] = (elig.forced, 1.0)
+                else:
+                    free.append(j)
+            rows = free
+        if not rows:
+            return
+        X = np.array([batch.X[j] for j in rows])
+        mask = np.array([self._policy_mask(batch.eligible[j]) for j in rows])
+        try:
+            actions, probs = self.policy.act(X, mask)
+        except NonFiniteStateError as exc:
+            self._recover(str(exc))
+            actions, probs = self.policy.act(X, mask)
+        for r, j in enumerate(rows):
+            action, p = int(actions[r]), float(probs[r])
+            batch.chosen[j] = (self.policy_actions[action], p)
+            if p < 1.0:
+                batch.learn_rows.append((X[r], action, p, mask[r]))
+
+    def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
+        """Append the batch's decisions to the store (one insert).
+
+        Logged times never go back (a clock the OS steps back is held at the last time until
+        it catches up): the log stays in time order, which expiry relies on.
+        """
+        ts = self._last_ts = max(ts, self._last_ts)
+        version = self.model_version
+        events = [LoggedEvent(
+            event_id=event_id, visitor_hash=visitor_hash, context=context,
+            mask=self._config_mask(ids), action_index=self._action_index[action], action=action,
+            probability=probability, group="treatment" if treated else "holdout",
+            model_version=version, randomized=probability < 1.0, ts=ts)
+            for event_id, visitor_hash, context, ids, (action, probability), treated in zip(
+                new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
+                batch.chosen, batch.treated)]
+        seq = self.store.add_decisions(events, batch.eligible)
+        self.decided_total += len(events)
+        # learned at commit, with the rest of the group (one batched update)
+        self.learner.stage_decisions(batch.learn_rows, seq)
+        return events
+
+    def _mask_of(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
+        """Eligibility of every configured action (in config order); cached per eligible set
+        as ``_config_mask`` (a shop has few distinct sets)."""
+        chosen = set(eligible)
+        return tuple(a in chosen for a in self.action_ids)
+
+    def _policy_mask(self, eligible: tuple[str, ...]) -> list[bool]:
+        """Eligibility over the policy's actions (which may include retired ones)."""
+        row = [False] * len(self.policy_actions)
+        for a in eligible:
+            row[self._policy_index[a]] = True
+        return row
+
