@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -296,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(int(os.environ.get("CARTWHEEL_BLAS_THREADS", "1")))
+    # warnings (a skipped snapshot, a migration, a degraded store) reach the terminal or the
+    # service's journal with a time and their source
+    logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING,
+                        format="%(asctime)s cartwheel %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args) or 0
     except (CartwheelError, ValueError, RuntimeError, FileNotFoundError) as exc:

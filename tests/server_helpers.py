@@ -83,7 +83,8 @@ class Server(Client):
         super().__init__(int(match.group(1)))
 
     def log_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:

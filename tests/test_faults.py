@@ -243,3 +243,43 @@ def test_a_read_only_data_dir_gives_a_clear_error(tmp_path):
     assert "Traceback" not in proc.stderr
     assert str(data) in proc.stderr and "cartwheel serve: error:" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_model_that_turns_non_finite_is_rebuilt_from_snapshot_and_log(tmp_path, caplog):
+    clock = Clock()
+    config = shop(holdout={"fraction": 0.0}, attribution={"window_s": 50},
+                  storage={"snapshot_every_updates": 50})
+    engine = Engine.open(config, tmp_path / "data", seed=0, clock=clock)
+    for i in range(200):
+        d = engine.decide(f"v{i}", {**CTX, "hour": i % 24})
+        if i % 5 == 0:
+            engine.record_outcome(d.event_id, True, 40.0 + i)
+        clock.t += 1
+    engine.flush()
+    engine.policy.ridge.theta[0, 0] = np.nan  # as an overflow would leave it
+    with caplog.at_level("ERROR"):
+        d = engine.decide("after", CTX)
+    assert np.isfinite(d.probability)
+    assert any("not finite" in r.getMessage() for r in caplog.records)
+    assert engine.learner.healthy()
+    assert_same_model(engine, relearned(tmp_path / "data", config))
+    engine.close()
+
+
+def test_sigterm_exits_0_while_the_store_cannot_write(tmp_path):
+    """A real `cartwheel serve` whose files may not grow (a file-size limit set on the running
+    process from outside, as a full disk): 503s, degraded health, and still a clean exit."""
+    from server_helpers import Server
+
+    srv = Server(tmp_path / "data")
+    for i in range(20):
+        assert srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": CTX})[0] == 200
+    wal = tmp_path / "data" / "events.sqlite3-wal"
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+    statuses = [srv.post("/v1/decide", {"visitor_id": f"w{i}", "context": CTX})[0]
+                for i in range(300)]
+    assert 503 in statuses and set(statuses) <= {200, 503}
+    assert srv.request("GET", "/healthz")[0] == 503
+    assert srv.stop() == 0, srv.log_text()
+    assert "Traceback" not in srv.log_text()  # storage faults are answered, not crashed on
