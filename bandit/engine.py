@@ -144,14 +144,16 @@ class Engine(Decider):
             self.config.attribution.default_reward, self.config.objective.reward_clip,
             last_learned_seq=restored.last_learned_seq,
             last_decision_seq=restored.last_decision_seq,
-            first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state)
+            first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state,
+            deferred=restored.deferred)
         self.policy, self.policy_actions = restored.policy, restored.action_ids
         self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
         self.learner.relearn(
             lambda after: (d for d in self.store.decisions(after) if learnable(d)),
             lambda after: (Closing(e.seq, e.decision, e.reward, e.converted) for e in
                            self.store.closed_events(after, learned_only=True)),
-            self.store.max_seq("decisions"))
+            self.store.max_seq("decisions"),
+            lambda seqs: [e.decision for e in self.store.closed_at(seqs)])
         self._snapshot_at = ((self.policy.n_updates if restored.from_snapshot else 0),
                              self.clock())
 
@@ -291,8 +293,8 @@ class Engine(Decider):
         self._staged_costs = []
         now = self.clock()
         try:
-            self.learner.apply(now)
-            healthy = self.learner.healthy()
+            changed = self.learner.apply(now)
+            healthy = not changed or self.learner.healthy()
         except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
             healthy, why = False, f"{type(exc).__name__}: {exc}"
         else:

@@ -7,9 +7,11 @@ the policy's seed) only, never of wall-clock time or of how busy the machine is:
 * Additive policies (linear, bts) learn each randomized decision at once with the default
   reward ("provisional" rows) and relabel it when it closes. Provisional rows are applied in
   mini-batches of :data:`PROVISIONAL_BATCH`, or when the injected clock says they are
-  :data:`PROVISIONAL_MAX_AGE_S` old, and always before any relabel of one of them (a relabel
-  that reached the ridge sums before its row would leave ``b`` with ``x r`` while ``A`` lacks
-  ``x x'``).
+  :data:`PROVISIONAL_MAX_AGE_S` old, and a relabel of a row still pending waits for it (a
+  relabel that reached the ridge sums before its row would leave ``b`` with ``x r`` while
+  ``A`` lacks ``x x'``): it is applied right after the row's batch. Snapshots record such
+  waiting relabels (closing seq and learned reward), so a restore re-applies them after
+  re-learning their rows.
 * Everything a request group asks to learn is staged and applied only after its commit
   succeeded (:meth:`apply`); a failed commit discards it (:meth:`discard`), so the model never
   holds what the log does not.
@@ -66,7 +68,8 @@ class Learner:
 
     def __init__(self, policy, action_ids, space, default_reward: float, reward_clip: float,
                  *, last_learned_seq: int = 0, last_decision_seq: int = 0,
-                 first_decision_seq: int = 0, clip_state: dict | None = None):
+                 first_decision_seq: int = 0, clip_state: dict | None = None,
+                 deferred: list | None = None):
         self.policy, self.action_ids, self.space = policy, list(action_ids), space
         self.default = float(default_reward)
         self.clip = RewardClip(reward_clip)
@@ -83,6 +86,9 @@ class Learner:
         self._staged_rows: list = []
         self._staged_seq = 0
         self._staged_closings: list[Closing] = []
+        # relabels of rows still pending: (decision, learned reward, closing seq)
+        self._deferred: list = []
+        self._restored_deferred = [(int(seq), float(r)) for seq, r in (deferred or [])]
 
     # ------------------------------------------------------------------ counts
     @property
@@ -103,8 +109,10 @@ class Learner:
         """Forget what the failed group staged."""
         self._staged_rows, self._staged_seq, self._staged_closings = [], 0, []
 
-    def apply(self, now: float) -> None:
-        """Learn what the committed group staged, in the order it happened."""
+    def apply(self, now: float) -> bool:
+        """Learn what the committed group staged, in the order it happened; returns whether
+        the model changed."""
+        before = self.policy.n_updates
         if self._staged_seq:
             if self._staged_rows and self._rows_since is None:
                 self._rows_since = now
@@ -119,6 +127,7 @@ class Learner:
             self.flush()
         elif not self._rows and self.provisional:
             self.last_decision_seq = max(self.last_decision_seq, self._rows_seq)
+        return bool(closings) or self.policy.n_updates != before
 
     def flush(self) -> None:
         """Apply pending provisional rows now."""
@@ -128,6 +137,15 @@ class Learner:
             self.policy.update(X, actions, np.full(len(X), self.default), probabilities, mask)
         if self.provisional:
             self.last_decision_seq = max(self.last_decision_seq, self._rows_seq)
+        if self._deferred:
+            decisions, rewards, _ = zip(*self._deferred)
+            self._deferred = []
+            self._relabel(list(decisions), np.array(rewards))
+
+    def _relabel(self, decisions, rewards: np.ndarray) -> None:
+        X, actions, propensities, mask = self.batch(decisions)
+        self.policy.relabel(X, actions, np.full(len(decisions), self.default), rewards,
+                            propensities, mask)
 
     # ------------------------------------------------------------------ learning
     def batch(self, decisions):
@@ -155,28 +173,33 @@ class Learner:
         rewards = self.clip(np.array([c.reward for c in closings]),
                             np.array([c.converted for c in closings]))
         if self.provisional:
-            changed = np.flatnonzero(rewards != self.default)
-            if not len(changed):
-                return
-            if max(closings[i].decision.seq for i in changed) > self.last_decision_seq:
-                self.flush()  # a relabel never reaches the sums before its own row
-            closings = [closings[i] for i in changed]
-            X, actions, propensities, mask = self.batch([c.decision for c in closings])
-            self.policy.relabel(X, actions, np.full(len(closings), self.default),
-                                rewards[changed], propensities, mask)
+            now = [i for i in np.flatnonzero(rewards != self.default)
+                   if closings[i].decision.seq <= self.last_decision_seq]
+            # a relabel never reaches the sums before its own row: it waits for its batch
+            self._deferred += [(closings[i].decision, float(rewards[i]), closings[i].seq)
+                               for i in np.flatnonzero(rewards != self.default)
+                               if closings[i].decision.seq > self.last_decision_seq]
+            if now:
+                self._relabel([closings[i].decision for i in now], rewards[now])
             return
         X, actions, propensities, mask = self.batch([c.decision for c in closings])
         self.policy.update(X, actions, rewards, propensities, mask)
 
-    def relearn(self, decisions: Callable, closings: Callable, upto_seq: int) -> None:
+    def relearn(self, decisions: Callable, closings: Callable, upto_seq: int,
+                closed_at: Callable = None) -> None:
         """Feed the model what was logged after its snapshot: provisional rows of the
         learnable decisions after ``last_decision_seq`` (up to ``upto_seq``, the log's last),
         then the closings after ``last_learned_seq``. ``decisions(after_seq)`` and
-        ``closings(after_seq)`` iterate the log."""
+        ``closings(after_seq)`` iterate the log; ``closed_at(seqs)`` gives the decisions of
+        the closings whose relabels waited for their rows when the snapshot was taken."""
         if self.provisional:
             for chunk in in_chunks(decisions(self.last_decision_seq)):
                 self.learn_provisional(chunk)
             self.last_decision_seq = self._rows_seq = max(self.last_decision_seq, upto_seq)
+        if self._restored_deferred:  # their rows are learned now
+            seqs, rewards = zip(*self._restored_deferred)
+            self._restored_deferred = []
+            self._relabel(closed_at(list(seqs)), np.array(rewards))
         for chunk in in_chunks(closings(self.last_learned_seq)):
             self.learn(chunk)
 
@@ -191,4 +214,5 @@ class Learner:
         return {"last_learned_seq": self.last_learned_seq,
                 "last_decision_seq": self.last_decision_seq,
                 "first_decision_seq": self.first_decision_seq,
-                "provisional": self.provisional, "reward_clip": self.clip.state()}
+                "provisional": self.provisional, "reward_clip": self.clip.state(),
+                "deferred_relabels": [[seq, r] for _, r, seq in self._deferred]}

@@ -33,6 +33,7 @@ class Restored:
     first_decision_seq: int = 0  # decisions up to here predate the model (fresh start)
     from_snapshot: bool = False
     clip_state: dict | None = None  # RewardClip state at last_learned_seq
+    deferred: list | None = None  # [closing seq, learned reward] of relabels awaiting rows
 
 
 def make_policy(config, space, action_ids: Sequence[str], seed):
@@ -96,7 +97,8 @@ def restore(config, space, store, snapshot_dir, seed, fresh: bool,
         return Restored(policy, old_ids + added, int(meta["last_learned_seq"]),
                         int(meta.get("last_decision_seq", 0)),
                         int(meta.get("first_decision_seq", 0)), from_snapshot=True,
-                        clip_state=meta.get("reward_clip"))
+                        clip_state=meta.get("reward_clip"),
+                        deferred=meta.get("deferred_relabels"))
     if fresh:
         # events logged under the old schema may not encode any more: learn only new ones
         last = store.max_seq("decisions")

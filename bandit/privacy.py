@@ -72,6 +72,18 @@ def _is_ipv6(candidate: str) -> bool:
 
 
 def _kind(text: str) -> str | None:
+    kind = _kind_in_text(text)
+    if kind is not None:
+        return kind
+    if _BARE_CARD.match(text):
+        return "payment card"
+    if _BARE_PHONE.match(text):
+        return "phone number"
+    return None
+
+
+def _kind_in_text(text: str) -> str | None:
+    """Personal data anywhere in ``text``, by forms a plain id or category never has."""
     if _EMAIL.search(text):
         return "e-mail"
     if _IPV4.search(text) or any(_is_ipv6(c) for c in _HEXISH.findall(text)):
@@ -82,9 +94,7 @@ def _kind(text: str) -> str | None:
             return "payment card"
     if any(_iban_ok(c) for c in _IBAN.findall(text)):
         return "bank account (IBAN)"
-    if _BARE_CARD.match(text):
-        return "payment card"
-    if _PLUS_PHONE.search(text) or _BARE_PHONE.match(text):
+    if _PLUS_PHONE.search(text):
         return "phone number"
     return None
 
@@ -173,10 +183,23 @@ def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
                            person=b"outcome-id").hexdigest()
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,14}")  # too short for an IBAN, no @ + : or card
+
+
 def check_outcome_id(outcome_id: str) -> None:
     """Raise :class:`PersonalDataError` when an outcome id looks like personal data (an
-    e-mail address as the order key, say): it would be hashed, but refusing says why."""
-    kind = looks_personal_value(outcome_id)
+    e-mail address as the order key, say): it would be hashed, but refusing says why.
+
+    Order numbers are often plain digits, so a bare digit run is not taken for a phone number
+    here (unlike in a context value); a Luhn-valid card number, a ``+`` phone number, an
+    e-mail, an IP address or an IBAN is.
+
+    >>> check_outcome_id("10004567"), check_outcome_id("order-2024-000123")
+    (None, None)
+    """
+    if _PLAIN_ID.fullmatch(outcome_id):  # the common case, checked at once
+        return
+    kind = next((k for k in map(_kind_in_text, _forms(outcome_id)) if k), None)
     if kind is not None:
         raise PersonalDataError(f"outcome_id looks like personal data ({kind}); send the "
                                 "shop's order number or another opaque id", field="outcome_id")

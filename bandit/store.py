@@ -459,6 +459,19 @@ class EventStore:
             yield ClosedEvent(row[0], _decision(row[8:]), row[1], row[2], bool(row[3]), row[4],
                               row[5], row[6], bool(row[7]))
 
+    def closed_at(self, seqs: list[int]) -> list[ClosedEvent]:
+        """The closed events with these ``closed.seq`` values, in the order given."""
+        found = {}
+        for chunk in range(0, len(seqs), 500):
+            part = seqs[chunk:chunk + 500]
+            query = (f"SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, "
+                     f"c.reward, c.learned, {_DECISION_COLS} FROM closed c JOIN decisions d ON "
+                     f"d.event_id = c.event_id WHERE c.seq IN ({', '.join('?' * len(part))})")
+            for row in self.db.execute(query, part):
+                found[row[0]] = ClosedEvent(row[0], _decision(row[8:]), row[1], row[2],
+                                            bool(row[3]), row[4], row[5], row[6], bool(row[7]))
+        return [found[s] for s in seqs]
+
     def decisions(self, after_seq: int = 0) -> Iterator[StoredDecision]:
         for row in self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? "
                                    "ORDER BY d.seq", (after_seq,)):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -107,14 +108,18 @@ async def decide_only(conn, i):
     return status == 200, 1, 1
 
 
+ORDER_IDS = itertools.count()
+
+
 async def mixed(conn, i):
     """One decision and then its outcome (the latency is of the pair)."""
     status, resp = await conn.post("/v1/decide", json.dumps(
         {"visitor_id": f"m{i}", "context": CTX}).encode())
     event_id = json.loads(resp)["event_id"]
+    # an order id is used once (another event with the same id is a 409 conflict)
     status2, _ = await conn.post("/v1/outcome", json.dumps(
         {"event_id": event_id, "converted": i % 25 == 0, "order_value": 50.0,
-         "outcome_id": f"o{i}"}).encode())
+         "outcome_id": f"o{next(ORDER_IDS)}"}).encode())
     return status == 200 and status2 == 200, 2, 1
 
 

@@ -121,7 +121,7 @@ class Policy(ABC):
         finite (a damaged state must never decide)."""
         X, mask = self._check_inputs(X, mask)
         P = self._apply_floor(self._preferences(X, mask), mask)
-        if not np.isfinite(P).all():
+        if not np.isfinite(P.sum()):  # NaN and infinity propagate into the sum: one check
             raise NonFiniteStateError(f"{self.name}: the model's state is not finite")
         return P
 

@@ -38,6 +38,13 @@ class LinearPolicy(Policy):
     def noise_sd(self) -> float:
         return self.noise if self.noise is not None else self.ridge.noise_sd()
 
+    def finite(self) -> bool:
+        # what an overflow reaches first (reward sums, then the estimates); a damaged
+        # inverse shows in the probabilities, which are checked on every decision
+        r = self.ridge
+        return bool(np.isfinite(r.theta).all() and np.isfinite(r.b).all()
+                    and np.isfinite(r.rr).all())
+
     def _learn(self, X, actions, rewards, propensities, mask):
         self.ridge.update(X, actions, rewards)
 
