@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -12,17 +13,21 @@ from .errors import CartwheelError
 
 
 def _simulate(args) -> int:
-    from policies import split_specs
     from simulator.compare import compare, plot_curves
     from tqdm import tqdm
 
-    specs = split_specs(args.policies)
+    specs = _check_specs(args.policies)
+    if args.plot:
+        need("matplotlib")
     total = args.visitors * args.seeds * len(specs)
     with tqdm(total=total, unit="visitor", unit_scale=True, disable=args.quiet or None,
               desc=f"simulate {args.scenario}", file=sys.stderr) as bar:
         table = compare(specs, scenario=args.scenario, visitors=args.visitors, seeds=args.seeds,
                         objective=args.objective, batch_size=args.batch_size, progress=bar.update)
     print(table.format())
+    print("captured gain: the share of the best possible gain over showing uniformly random "
+          "interventions that the policy earned (0% = random, 100% = an oracle that knows "
+          "every visitor)")
     if args.json:
         with open(args.json, "w") as f:
             f.write(table.to_json())
@@ -34,6 +39,7 @@ def _simulate(args) -> int:
 
 
 def _serve(args) -> int:
+    need("aiohttp", "prometheus_client")
     from . import server
     from .engine import Engine
 
@@ -69,15 +75,17 @@ def _replay(args) -> int:
     import json
 
     import policies
-    from simulator.logio import read_log
     from simulator.replay import evaluate
 
     from .config import load_config
     from .snapshots import latest_snapshot
 
+    specs = _check_specs(args.policies) if args.policies else []
+    if str(args.log).endswith(".parquet") or args.format == "parquet":
+        need("pyarrow")
     config = load_config(args.config)
-    data, report = read_log(args.log, config, args.format,
-                            unknown_keys="ignore" if args.ignore_unknown_keys else "refuse")
+    data, report = _read_with_progress(args.log, config, args.format,
+                                       "ignore" if args.ignore_unknown_keys else "refuse")
     print(report.summary(), file=sys.stderr)
     snapshots = []
     for directory in args.snapshot or []:
@@ -95,7 +103,6 @@ def _replay(args) -> int:
                                action_features=config.action_features()[0])
         policy.set_state(state)
         snapshots.append((f"snapshot:{directory}", policy))
-    specs = policies.split_specs(args.policies) if args.policies else []
     if not specs and not snapshots:
         raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
     results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
@@ -118,16 +125,44 @@ def _replay(args) -> int:
     return 0
 
 
+def _read_with_progress(path, config, fmt, unknown_keys):
+    """read_log with a progress bar and ETA on the terminal (large logs take a while)."""
+    from simulator.logio import count_rows, read_log
+    from tqdm import tqdm
+
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "no such log", str(path))
+    with tqdm(total=count_rows(path, fmt), unit="row", unit_scale=True, desc="reading log",
+              file=sys.stderr, disable=None, leave=False) as bar:
+        return read_log(path, config, fmt, unknown_keys=unknown_keys, progress=bar.update)
+
+
 def _export(args) -> int:
-    from simulator.logio import read_log, write_log
+    from simulator.logio import write_log
 
     from .config import load_config
 
+    from simulator.logio import detect_format
+
+    out = Path(args.out)
+    try:
+        by_name = detect_format(out)
+    except ValueError:
+        by_name = None
+    fmt = args.format or by_name
+    if fmt is None or fmt == "sqlite":
+        raise CartwheelError(f"cannot tell the format of {out} from its name: end it in .jsonl, "
+                             ".parquet or .dsjson, or give --format")
+    if args.format and by_name and by_name != args.format:
+        raise CartwheelError(f"--format {args.format} but {out.name} ends like {by_name}: "
+                             f"rename it, or leave --format out")
+    if fmt == "parquet":
+        need("pyarrow")
     config = load_config(args.config)
-    data, report = read_log(args.data_dir, config, "sqlite")
+    data, report = _read_with_progress(args.data_dir, config, "sqlite", "refuse")
     print(report.summary(), file=sys.stderr)
-    rows = write_log(data, args.out, args.format)
-    print(f"wrote {rows:,} closed decisions to {args.out} ({args.format})")
+    rows = write_log(data, out, fmt)
+    print(f"wrote {rows:,} closed decisions to {out} ({fmt})")
     return 0
 
 
@@ -144,22 +179,24 @@ def _report(args) -> int:
     store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
     report = build_report(store, config.objective.margin, alpha=args.alpha,
                           spend=SpendTracker(store, config.budget))
-    groups = report.groups
-    print(f"{'group':10s} {'visitors':>9s} {'decisions':>10s} {'conv rate':>10s} {'AOV':>8s} "
-          f"{'revenue/vis':>12s} {'profit/vis':>11s} {'cost/vis':>9s}")
-    for name, k in sorted(groups.items()):
-        print(f"{name:10s} {k['visitors']:9,d} {k['decisions']:10,d} {k['conversion_rate']:10.2%} "
-              f"{k['aov']:8.2f} {k['revenue_per_visitor']:12.3f} {k['profit_per_visitor']:11.3f} "
-              f"{k['cost_per_visitor']:9.3f}")
+    for title, rows in (("group", report.groups), ("action", report.actions)):
+        width = max([len(title), *map(len, rows)])
+        print(f"{title:{width}s} {'visitors':>9s} {'decisions':>10s} {'conv rate':>10s} "
+              f"{'AOV':>8s} {'revenue/vis':>12s} {'profit/vis':>11s} {'cost/vis':>9s}")
+        for name, k in sorted(rows.items()):
+            print(f"{name:{width}s} {k['visitors']:9,d} {k['decisions']:10,d} "
+                  f"{k['conversion_rate']:10.2%} {k['aov']:8.2f} {k['revenue_per_visitor']:12.3f} "
+                  f"{k['profit_per_visitor']:11.3f} {k['cost_per_visitor']:9.3f}")
+        print()
     if report.uplift:
-        print(f"\nuplift of treatment over holdout ({report.confidence:.0%} intervals; "
+        print(f"uplift of treatment over holdout ({report.confidence:.0%} intervals; "
               "Welch over visitors, delta method for ratios)")
         for u in report.uplift:
             rel = f"{u['relative']:+.1%}" if u["relative"] is not None else "-"
             print(f"  {u['kpi']:24s} {u['difference']:+10.4f}  [{u['lower']:+.4f}, "
                   f"{u['upper']:+.4f}]  ({rel}, {u['method']})")
     else:
-        print("\nno uplift yet: both groups need at least two visitors")
+        print("no uplift yet: both groups need at least two visitors")
     if report.daily_budget is not None:
         print(f"\nincentive spend today {report.incentive_spend_today:.2f} of "
               f"{report.daily_budget:.2f}")
@@ -180,9 +217,69 @@ def _policies(args) -> int:
 
     for name, cls in sorted(policies.REGISTRY.items()):
         doc = (cls.__doc__ or "").strip().splitlines()[0]
-        params = ", ".join(policies.accepted_params(cls))
-        print(f"{name:10s} {doc}\n{'':10s} parameters: {params}")
+        print(f"{name}: {doc}")
+        for param, default, meaning in policies.param_info(cls):
+            print(f"    {param:14s} {'= ' + repr(default):14s} {meaning}")
+    print("\nspec: NAME or NAME:key=value,...  e.g. linucb:alpha=0.5 or fixed:action=none")
     return 0
+
+
+def _init(args) -> int:
+    from importlib import resources
+
+    path = Path(args.file)
+    if path.exists() and not args.force:
+        raise CartwheelError(f"{path} exists; choose another FILE or add --force to overwrite it")
+    text = resources.files("bandit").joinpath("example_shop.toml").read_text("utf-8")
+    path.write_text(text.replace("cartwheel serve --config cartwheel.toml",
+                                 f"cartwheel serve --config {path}"))
+    print(f"wrote {path}: the example shop, every key commented.\n"
+          "edit first: [[actions]] (your interventions and their costs), [features] (the "
+          "context your storefront sends), [objective] margin and max_order_value.\n"
+          f"then: cartwheel serve --config {path}")
+    return 0
+
+
+_EXTRAS = {"vowpalwabbit": "vw", "aiohttp": "server", "prometheus_client": "server",
+           "matplotlib": "plot", "pyarrow": "parquet"}
+
+
+def need(*modules: str) -> None:
+    """Refuse at once, in one line, when an optional dependency is missing (before any work)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            extra = _EXTRAS[module]
+            raise MissingExtra(f"this needs {module}, which is not installed: "
+                               f"pip install \"cartwheel[{extra}]\"")
+
+
+class MissingExtra(CartwheelError):
+    pass
+
+
+def _check_specs(text: str) -> list[str]:
+    import policies
+
+    specs = policies.split_specs(text)
+    for spec in specs:
+        policies.check_spec(spec)
+    if any(policies.parse_spec(s)[0] == "vw" for s in specs):
+        need("vowpalwabbit")
+    return specs
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default once, and only where there is one to show."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run policies against a simulated shop and print, per policy, the share of "
                     "the oracle's gain over uniform it captures, KPIs and speed. Every policy "
                     "meets the same visitors for a given seed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Formatter)
     sim.add_argument("--scenario", default="default",
                      help="world: default, drift (preferences change mid-run) or random "
                           "(a different plausible shop per seed)")
@@ -221,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "/metrics and /openapi.json. Without --config it serves the embedded default "
                     "shop and stores under ./cartwheel-data/. SIGTERM or Ctrl-C stops accepting, "
                     "finishes in-flight requests, flushes the store, snapshots and exits 0.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Formatter)
     srv.add_argument("--config", metavar="FILE", help="shop config (cartwheel.toml)")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on")
     srv.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
@@ -244,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--method; learning policies are replayed through the log (Li et al. 2011 "
                     "on uniform logs, importance-weighted otherwise). Refused rows are listed "
                     "with their line numbers.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Formatter)
     rep.add_argument("log", help="events.sqlite3 or a data dir, .jsonl, .parquet or .dsjson")
     rep.add_argument("--policies", default="uniform,linucb",
                      help="comma-separated policy specs")
@@ -265,16 +362,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     rep.set_defaults(func=_replay)
 
-    exp = sub.add_parser("export", help="export closed decisions from an event store",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    exp.add_argument("--format", choices=("jsonl", "parquet", "dsjson"), default="jsonl")
+    exp = sub.add_parser(
+        "export", help="export closed decisions from an event store",
+        description="Write the closed decisions of a data dir's event log (context as stored, "
+                    "eligible actions, action, probability, reward, time) as JSON Lines, "
+                    "Parquet or Vowpal Wabbit's DSJSON, for `cartwheel replay` or other tools. "
+                    "The format follows --out's extension.",
+        formatter_class=_Formatter)
+    exp.add_argument("--format", choices=("jsonl", "parquet", "dsjson"), default=None,
+                     help="file format (default: from --out's extension; a mismatch is an "
+                          "error)")
     exp.add_argument("--data-dir", default="cartwheel-data", help="the engine's data dir")
     exp.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
     exp.add_argument("--out", required=True, metavar="FILE", help="file to write")
     exp.set_defaults(func=_export)
 
-    rpt = sub.add_parser("report", help="KPIs per group and action, uplift vs holdout",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    rpt = sub.add_parser(
+        "report", help="KPIs per group and action, uplift vs holdout",
+        description="Conversion rate, order value, revenue, incentive cost and profit per "
+                    "visitor for the treatment and the holdout, the uplift of treatment with "
+                    "intervals, per-action KPIs and today's spend, from a data dir's event log "
+                    "(read-only: safe beside a running server).",
+        formatter_class=_Formatter)
     rpt.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
     rpt.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
     rpt.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
@@ -285,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     pol = sub.add_parser("policies", help="list the registered policies and their parameters")
     pol.set_defaults(func=_policies)
+
+    ini = sub.add_parser(
+        "init", help="write a commented example shop config to start from",
+        description="Write the example shop's configuration, every key commented, to FILE "
+                    "(never over an existing file without --force), then say what to edit.",
+        formatter_class=_Formatter)
+    ini.add_argument("file", nargs="?", default="cartwheel.toml", metavar="FILE")
+    ini.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    ini.set_defaults(func=_init)
     return parser
 
 
@@ -303,8 +421,14 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s cartwheel %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args) or 0
-    except (CartwheelError, ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"cartwheel {args.command}: error: {exc}", file=sys.stderr)
+    except (CartwheelError, ValueError, RuntimeError, OSError, sqlite3.Error) as exc:
+        if isinstance(exc, BrokenPipeError):  # `cartwheel policies | head`
+            sys.stderr.close()
+            return 0
+        message = exc.message if isinstance(exc, CartwheelError) else (
+            f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename
+            else str(exc))
+        print(f"cartwheel {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

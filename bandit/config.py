@@ -17,6 +17,7 @@ bandit.errors.ConfigError: x.toml: [features] is missing: declare at least one c
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import policies
 
 from .errors import ConfigError
 from .features import UNKNOWN, Boolean, Categorical, Cyclic, Feature, FeatureSpace, Numeric
@@ -84,7 +87,7 @@ class Server:
 
 @dataclass(frozen=True)
 class ShopConfig:
-    """A validated shop configuration (see ``examples/shop.toml`` for every key, commented)."""
+    """A validated shop configuration (`cartwheel init` writes every key, commented)."""
 
     name: str
     actions: tuple[Action, ...]
@@ -192,7 +195,10 @@ class _Table:
     def done(self):
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            self.fail(unknown[0], "unknown key (check the spelling; see examples/shop.toml)")
+            close = difflib.get_close_matches(unknown[0], self.used, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.fail(unknown[0], f"unknown key ({hint}`cartwheel init` writes a commented "
+                                  "example of every key)")
 
 
 def _kind_name(kind) -> str:
@@ -243,7 +249,27 @@ def _parse_feature(name: str, t: _Table) -> Feature:
     return feature
 
 
-def _parse_rule(t: _Table, ids: list[str], keys: set[str]) -> Rule:
+def _check_rule_value(when: "_Table", key: str, op: str, value, feature: Feature) -> None:
+    """A rule value that can never match (a category the schema does not declare, a string
+    for a number) is a typo: say so, with the closest declared value."""
+    values = value if isinstance(value, list) else [value]
+    if isinstance(feature, Categorical):
+        for v in values:
+            if v not in feature.categories:
+                close = difflib.get_close_matches(str(v), feature.categories, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                when.fail(key, f"{v!r} is not a declared category of {key!r} "
+                               f"{list(feature.categories)}{hint}")
+    elif isinstance(feature, (Numeric, Cyclic)):
+        if op in ("in", "not_in", "eq", "ne", "lt", "le", "gt", "ge") and any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+            when.fail(key, f"{key!r} is a number; {value!r} can never match")
+    elif isinstance(feature, Boolean) and any(not isinstance(v, bool) for v in values):
+        when.fail(key, f"{key!r} is true or false; {value!r} can never match")
+
+
+def _parse_rule(t: _Table, ids: list[str], keys: set[str],
+                features: dict[str, Feature] | None = None) -> Rule:
     name = t.get("name", str, t.path)
     when = t.table("when")
     conditions = []
@@ -257,6 +283,8 @@ def _parse_rule(t: _Table, ids: list[str], keys: set[str]) -> Rule:
                 when.fail(key, f"unknown operator {op!r}; use one of {sorted(OPERATORS)}")
             if op in ("in", "not_in") and not isinstance(value, list):
                 when.fail(key, f"{op} needs a list")
+            if features is not None:
+                _check_rule_value(when, key, op, value, features[key])
             conditions.append(Condition(key, op, tuple(value) if isinstance(value, list)
                                         else value))
         when.used.add(key)
@@ -335,6 +363,10 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
 
     pol = root.table("policy")
     policy_spec = pol.get("spec", str, "linucb")
+    try:
+        policies.check_spec(policy_spec)
+    except ValueError as exc:
+        pol.fail("spec", str(exc))
     pol.done()
 
     if "actions" not in data:
@@ -399,7 +431,8 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     priv.done()
 
     keys = {f.name for f in features}
-    rules = tuple(_parse_rule(_Table(r, f"rules[{i}]", source), ids, keys) for i, r in
+    by_name = {f.name: f for f in features}
+    rules = tuple(_parse_rule(_Table(r, f"rules[{i}]", source), ids, keys, by_name) for i, r in
                   enumerate(root.get("rules", list, [], expect="an array of tables [[rules]]")))
     empty = statically_empty(rules, ids)
     if empty is not None:

@@ -186,8 +186,9 @@ class EventStore:
         self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
         if read_only:  # no schema or index changes, and any write raises
             if not self.path.exists():
-                raise FileNotFoundError(f"no event log at {self.path}: serve or simulate into "
-                                        "this data dir first, or point --data-dir at the right one")
+                raise FileNotFoundError(f"no event log at {self.path}: `cartwheel serve "
+                                        "--data-dir DIR` (or Engine.open) writes one; or point "
+                                        "--data-dir at the right one")
             self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
                                       isolation_level=None, check_same_thread=False)
             self.schema_version = self._check_version(self.get_meta("schema_version"))

@@ -9,8 +9,8 @@
 
 from . import linear, simple, vw  # noqa: F401  (registers the policies)
 from .base import NonFiniteStateError, Policy
-from .registry import REGISTRY, accepted_params, make, register
+from .registry import REGISTRY, accepted_params, check_spec, make, param_info, register
 from .spec import format_spec, parse_spec, split_specs
 
-__all__ = ["Policy", "NonFiniteStateError", "REGISTRY", "make", "register", "accepted_params", "parse_spec",
-           "split_specs", "format_spec"]
+__all__ = ["Policy", "NonFiniteStateError", "REGISTRY", "make", "register", "accepted_params",
+           "param_info", "check_spec", "parse_spec", "split_specs", "format_spec"]

@@ -66,6 +66,10 @@ class Policy(ABC):
     #: original; False when it keeps random state it cannot save (decisions right after
     #: loading still match).
     lossless_learning: bool = True
+    #: one line per constructor parameter, shown by ``cartwheel policies`` (a contract test
+    #: checks that every accepted parameter has one)
+    PARAMS: ClassVar[dict[str, str]] = {
+        "floor": "minimum probability of every eligible action, so logs stay evaluable"}
 
     def __init__(self, n_actions: int, n_features: int, *, seed: int | None = None,
                  floor: float = 0.01, feature_names=None, action_ids=None, action_features=None):

@@ -24,6 +24,10 @@ class LinearPolicy(Policy):
     """
 
     additive = True
+    PARAMS = {"lam": "ridge penalty (prior strength) per action",
+              "noise": "reward noise sd for exploration widths (None: estimated from rewards)",
+              "halflife": "forget: a learned row's weight halves after this many more rows "
+                          "(None: never)"}
 
     def __init__(self, n_actions, n_features, *, lam: float = 1.0, noise: float | None = None,
                  halflife: float | None = None, **kw):
@@ -65,6 +69,8 @@ class LinearPolicy(Policy):
 class EpsilonGreedy(LinearPolicy):
     """Greedy on the ridge predictions, uniform over eligible actions with probability epsilon."""
 
+    PARAMS = {"epsilon": "share of decisions drawn uniformly over eligible actions"}
+
     def __init__(self, n_actions, n_features, *, epsilon: float = 0.05, **kw):
         super().__init__(n_actions, n_features, **kw)
         if not 0.0 <= epsilon <= 1.0:
@@ -82,6 +88,8 @@ class LinUCB(LinearPolicy):
 
     ``sd`` is the estimated reward noise, so ``alpha`` counts standard errors.
     """
+
+    PARAMS = {"alpha": "exploration: how many standard errors of optimism"}
 
     def __init__(self, n_actions, n_features, *, alpha: float = 1.0, **kw):
         super().__init__(n_actions, n_features, **kw)
@@ -114,6 +122,9 @@ class LinTS(LinearPolicy):
     """
 
     exact_probabilities = False
+
+    PARAMS = {"v": "posterior spread multiplier (1: textbook Thompson sampling)",
+              "n_samples": "posterior draws per decision to estimate the logged probability"}
 
     def __init__(self, n_actions, n_features, *, v: float = 0.25, n_samples: int = 200, **kw):
         super().__init__(n_actions, n_features, **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import keyword
 
@@ -35,6 +36,40 @@ def accepted_params(cls) -> list[str]:
     return sorted(n[:-1] if n.endswith("_") and keyword.iskeyword(n[:-1]) else n for n in names)
 
 
+def param_info(cls) -> list[tuple[str, object, str]]:
+    """(name, default, one-line meaning) of each parameter a spec may set, from the code."""
+    defaults, helps = {}, {}
+    for klass in reversed(cls.__mro__):
+        helps.update(vars(klass).get("PARAMS", {}))
+        if "__init__" in vars(klass):
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.kind == p.KEYWORD_ONLY:
+                    defaults[p.name.rstrip("_")] = p.default
+    return [(name, defaults.get(name), helps.get(name, "")) for name in accepted_params(cls)]
+
+
+def _annotations(cls) -> dict[str, str]:
+    out = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass):
+            for p in inspect.signature(klass.__init__).parameters.values():
+                out[p.name.rstrip("_")] = str(p.annotation)
+    return out
+
+
+def _checked(name: str, key: str, value, default, annotation: str = ""):
+    """Raise a clear error unless a spec value has the type its default has (an int is a
+    number too; a parameter annotated ``... | str`` takes a string as well)."""
+    if isinstance(value, str) and "str" in annotation:
+        return
+    number = (isinstance(default, (int, float)) and not isinstance(default, bool)) or (
+        default is None and ("float" in annotation or "int" in annotation))
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ValueError(f"{name}:{key}={value!r}: expected true or false")
+    if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"{name}:{key}={value!r}: expected a number")
+
+
 def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None, **kwargs):
     """Build a policy from a spec string ``NAME`` or ``NAME:key=value,...``.
 
@@ -49,6 +84,9 @@ def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None,
     for key in params:
         if key not in allowed:
             raise ValueError(f"policy {name!r} has no parameter {key!r}; accepted: {allowed}")
+    defaults, notes = {n: d for n, d, _ in param_info(cls)}, _annotations(cls)
+    for k, v in params.items():  # the spec string keeps what was written
+        _checked(name, k, v, defaults.get(k), notes.get(k, ""))
     params = {(k + "_" if keyword.iskeyword(k) else k): v for k, v in params.items()}
     try:
         policy = cls(n_actions, n_features, seed=seed, **kwargs, **params)
@@ -56,3 +94,32 @@ def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None,
         raise ValueError(f"policy spec {spec!r}: {exc}") from None
     policy.spec = format_spec(name, {k.rstrip("_"): v for k, v in params.items()})
     return policy
+
+
+def check_spec(spec: str) -> str:
+    """Validate a spec as a user wrote it (CLI or config) without building the policy: a known
+    name, accepted parameters of the right types, and ``fixed`` with its ``action=`` (in code
+    ``fixed`` defaults to action 0; a shop that writes ``fixed`` means some action, not the
+    first one by accident). Returns the spec; raises ValueError saying what to write instead.
+
+    >>> check_spec("fixed")
+    Traceback (most recent call last):
+    ...
+    ValueError: fixed needs action=ID: write e.g. fixed:action=none
+    """
+    name, params = parse_spec(spec)
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(name, REGISTRY, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown policy {name!r}{hint}; registered: {sorted(REGISTRY)}")
+    info = {n: d for n, d, _ in param_info(REGISTRY[name])}
+    for key, value in params.items():
+        if key not in info:
+            close = difflib.get_close_matches(key, info, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"policy {name!r} has no parameter {key!r}{hint}; accepted: "
+                             f"{sorted(info)}")
+        _checked(name, key, value, info[key], _annotations(REGISTRY[name]).get(key, ""))
+    if name == "fixed" and "action" not in params:
+        raise ValueError("fixed needs action=ID: write e.g. fixed:action=none")
+    return spec

@@ -30,6 +30,7 @@ class Fixed(Policy):
     """
 
     learns = False
+    PARAMS = {"action": "the action id to show (required in CLI and config specs)"}
 
     def __init__(self, n_actions, n_features, *, action: int | str = 0, **kw):
         super().__init__(n_actions, n_features, **kw)
@@ -63,6 +64,11 @@ class BernoulliTS(Policy):
 
     exact_probabilities = False
     additive = True
+
+    PARAMS = {"prior_a": "Beta prior successes per action",
+              "prior_b": "Beta prior failures per action",
+              "reward_scale": "reward that counts as one success (None: the largest seen)",
+              "n_samples": "posterior draws per decision to estimate the logged probability"}
 
     def __init__(self, n_actions, n_features, *, prior_a: float = 1.0, prior_b: float = 1.0,
                  reward_scale: float | None = None, n_samples: int = 256, **kw):

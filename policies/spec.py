@@ -41,9 +41,14 @@ def split_specs(text: str) -> list[str]:
     """Split a comma-separated list of specs; a ``key=value`` token joins the spec before it."""
     specs: list[str] = []
     for token in filter(None, (t.strip() for t in text.split(","))):
+        if " " in token:
+            fixed = ":".join(token.split(None, 1)) if "=" in token else token.replace(" ", ",")
+            raise ValueError(f"policy list {text!r}: {token!r} has a space; parameters follow "
+                             f"a colon and specs are separated by commas, e.g. {fixed!r}")
         if "=" in token and ":" not in token:
             if not specs:
-                raise ValueError(f"policy list {text!r} starts with a parameter {token!r}")
+                raise ValueError(f"policy list {text!r} starts with a parameter {token!r}; "
+                                 "write NAME:key=value")
             joiner = "," if ":" in specs[-1] else ":"
             specs[-1] = f"{specs[-1]}{joiner}{token}"
         else:

@@ -88,6 +88,19 @@ class VowpalWabbit(Policy):
         earn 0, a few a large order), and a smaller step keeps single orders from swinging it.
     """
 
+    PARAMS = {
+        "exploration": "squarecb, epsilon, softmax, bag, cover, regcb or regcbopt",
+        "epsilon": "exploration share (epsilon, and the floor of bag/cover)",
+        "gamma_scale": "squarecb's gamma scale: larger exploits more",
+        "bag": "bag: number of bootstrapped policies", "cover": "cover: number of policies",
+        "lambda": "softmax: inverse temperature", "cb_type": "mtr, dr, ips or dm",
+        "interactions": "learn context x action crosses (-q sa)",
+        "reward_scale": "rewards are divided by this before VW sees them (costs)",
+        "learning_rate": "VW's -l", "power_t": "VW's --power_t (learning rate decay)",
+        "bits": "VW's -b: bits of the feature hash table",
+        "min_cost": "regcb/regcbopt: smallest cost (after reward_scale)",
+        "max_cost": "regcb/regcbopt: largest cost (after reward_scale)"}
+
     def __init__(self, n_actions, n_features, *, exploration: str = "squarecb",
                  epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,
                  lambda_: float = 10.0, cb_type: str = "mtr", interactions: bool = True,

@@ -127,6 +127,7 @@ def plot_curves(comparison: Comparison, path: str) -> None:
     """Cumulative captured gain over visitors for each policy (needs the ``plot`` extra)."""
     try:
         import matplotlib
+        import matplotlib.ticker
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -139,7 +140,10 @@ def plot_curves(comparison: Comparison, path: str) -> None:
                 ls="-" if i < 10 else "--")
     ax.axhline(comparison.best_single_gain, color="grey", ls="--",
                label=f"best single ({comparison.best_single})")
-    ax.set(xlabel="visitors", ylabel="cumulative captured gain",
+    # percent, as the table prints it
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+    ax.set(xlabel="visitors", ylabel="cumulative captured gain (% of the oracle's gain "
+                                     "over uniform)",
            title=f"{comparison.scenario} world, {comparison.objective} objective, "
                  f"mean of {comparison.seeds} seeds")
     ax.set_ylim(-0.2, 1.0)

@@ -39,11 +39,15 @@ def ground_truth_setup(world, seed: int = 100):
     return loggers, targets, truth
 
 
-def run_seeds(world, loggers, targets, truth, n: int, seeds, methods=("dr", "snips", "sndr")):
-    """{(logger, target, method): [(relative error, covered), ...]} over ``seeds``."""
+def run_seeds(world, loggers, targets, truth, n: int, seeds, methods=("dr", "snips", "sndr"),
+              signed: bool = False):
+    """{(logger, target, method): [(relative error, covered), ...]} over ``seeds``; the error
+    is (estimate - truth) / |truth| when ``signed``, else its absolute value."""
     out: dict = {}
     for seed in seeds:
         for lname, logger in loggers.items():
+            # the logger's draws come from the seed alone, not from what ran before
+            logger.rng = np.random.default_rng([seed, 7])
             log = simulate_log(world, logger, n, seed=seed)
             for tname, target in targets.items():
                 t = target(log.X, log.mask)
@@ -51,6 +55,7 @@ def run_seeds(world, loggers, targets, truth, n: int, seeds, methods=("dr", "sni
                     e = estimate(method, log.rewards, log.actions, log.propensities, t, X=log.X,
                                  seed=seed)
                     out.setdefault((lname, tname, method), []).append(
-                        (abs(e.value - truth[tname]) / abs(truth[tname]),
+                        ((e.value - truth[tname]) / abs(truth[tname])
+                         if signed else abs(e.value - truth[tname]) / abs(truth[tname]),
                          e.lower <= truth[tname] <= e.upper))
     return out

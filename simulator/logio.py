@@ -178,6 +178,10 @@ class _Builder:
         rows = [row for good, _ in parts for row in good]
         self.report.problems.sort()
         if not rows:
+            if self.report.pending and not self.report.problems:
+                raise ValueError(f"no closed decision in the log yet: {self.report.pending} "
+                                 "still open (an event closes when its conversion arrives or "
+                                 "its attribution window ends)")
             raise ValueError("no usable rows in the log\n" + self.report.summary())
         _, eligible, a, p, r, rand, ts, ctx = zip(*rows)
         # one mask row per distinct eligible set, then one gather
@@ -193,12 +197,13 @@ class _Builder:
 
 
 def read_log(path, config: ShopConfig, fmt: str | None = None,
-             unknown_keys: str = "refuse") -> tuple[LoggedData, LoadReport]:
+             unknown_keys: str = "refuse", progress=None) -> tuple[LoggedData, LoadReport]:
     """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`.
 
     ``unknown_keys``: a row whose context has a key the shop's schema does not declare is
     refused (``"refuse"``, as the decision endpoint does), or the key is left out and counted
     in the report (``"ignore"``: logs from another system often carry extra fields).
+    ``progress(n)`` is told every few thousand rows read (a progress bar's ``update``).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
@@ -206,9 +211,39 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
         raise ValueError(f"unknown log format {fmt!r}; choose from {FORMATS}")
     report = LoadReport()
     builder = _Builder(config, report, unknown_keys)
+    seen = 0
     for line, rec in globals()[f"_records_{fmt}"](path, config, report):
         builder.add(line, rec)
+        seen += 1
+        if progress is not None and seen % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+    if progress is not None:
+        progress(seen % PROGRESS_EVERY)
     return builder.data(), report
+
+
+PROGRESS_EVERY = 4096
+
+
+def count_rows(path, fmt: str | None = None) -> int | None:
+    """How many rows a log holds (for a progress bar's total), cheaply; None if unknown."""
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt in ("jsonl", "dsjson"):
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    db_path = path / "events.sqlite3" if path.is_dir() else path
+    if not db_path.exists():
+        return None
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT MAX(seq) FROM decisions").fetchone()[0] or 0)
+    finally:
+        db.close()
 
 
 def _records_jsonl(path, config, report):
@@ -245,7 +280,8 @@ def _records_sqlite(path, config, report):
     path = Path(path)
     db_path = path / "events.sqlite3" if path.is_dir() else path
     if not db_path.exists():
-        raise ValueError(f"no event store at {db_path}")
+        raise ValueError(f"no event store at {db_path}: `cartwheel serve --data-dir DIR` "
+                         "writes one")
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         rows = db.execute(
@@ -253,7 +289,8 @@ def _records_sqlite(path, config, report):
             "d.randomized, d.grp, c.reward FROM decisions d LEFT JOIN closed c "
             "ON c.event_id = d.event_id ORDER BY d.seq")
         for seq, event_id, ts, context, eligible, action, p, randomized, grp, reward in rows:
-            if reward is None:
+            if reward is None:  # read, but not usable yet (and not refused)
+                report.read += 1
                 report.pending += 1
                 continue
             yield seq, {"event_id": event_id, "ts": ts, "context": _decode(context),
