@@ -287,3 +287,17 @@ def test_without_a_token_serve_generates_one_and_keeps_it(tmp_path):
                              {})[0] == 200
     finally:
         assert open_srv.stop() == 0
+
+
+def test_a_compression_bomb_is_refused_unread(server):
+    import zlib
+
+    # 1 GiB of zeros, gzip-compressed to about 1 MB: refused from its header, never inflated
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 20)
+    bomb = b"".join(z.compress(chunk) for _ in range(1024)) + z.flush()
+    assert len(bomb) < 2 << 20
+    status, resp = server.request("POST", "/v1/decide", bomb, {
+        "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert status == 415 and resp["error"]["field"] == "Content-Encoding"
+    assert server.request("GET", "/healthz")[0] == 200
