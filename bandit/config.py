@@ -17,23 +17,21 @@ bandit.errors.ConfigError: x.toml: [features] is missing: declare at least one c
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import policies
 
+from .config_tables import Table, parse_action, parse_budget, parse_caps, parse_feature, parse_rule
 from .errors import ConfigError
-from .features import UNKNOWN, Boolean, Categorical, Cyclic, Feature, FeatureSpace, Numeric
+from .features import Feature, FeatureSpace
 from .reward import OBJECTIVES, Objective
-from .rules import EFFECTS, OPERATORS, Budget, Cap, Condition, Rule, statically_empty
+from .rules import Budget, Cap, Rule, statically_empty
 from .types import ACTION_KINDS, Action
 
 SCHEMA_VERSION = 1
@@ -155,195 +153,9 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class _Table:
-    """A TOML table with its dotted path, for error messages that point at the key."""
-
-    def __init__(self, data: Any, path: str, source: str):
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: [{path}] must be a table", field=path)
-        self.data, self.path, self.source = data, path, source
-        self.used: set[str] = set()
-
-    def _key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def fail(self, key: str, message: str):
-        raise ConfigError(f"{self.source}: {self._key(key)}: {message}", field=self._key(key))
-
-    def get(self, key: str, kind: type | tuple, default: Any = ..., *, check=None, expect=""):
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                self.fail(key, f"is required ({expect or _kind_name(kind)})")
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            self.fail(key, f"expected {expect or _kind_name(kind)}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            self.fail(key, f"must be a finite number, got {value!r}")
-        if check is not None and not check(value):
-            self.fail(key, f"expected {expect}, got {value!r}")
-        return value
-
-    def table(self, key: str) -> "_Table":
-        self.used.add(key)
-        return _Table(self.data.get(key, {}), self._key(key), self.source)
-
-    def done(self):
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], self.used, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            self.fail(unknown[0], f"unknown key ({hint}`cartwheel init` writes a commented "
-                                  "example of every key)")
-
-
-def _kind_name(kind) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({str: "a string", float: "a number", int: "an integer", bool: "true/false",
-                        list: "a list", dict: "a table"}[k] for k in kinds)
-
-
-def _parse_action(t: _Table) -> Action:
-    kind = t.get("kind", str, "none", check=lambda v: v in ACTION_KINDS,
-                 expect=f"one of {ACTION_KINDS}")
-    cost_pct = t.get("cost_pct", float, 0.0, check=lambda v: 0 <= v <= 100,
-                     expect="a percentage in [0, 100]")
-    cost_fixed = t.get("cost_fixed", float, 0.0, check=lambda v: v >= 0, expect="a number >= 0")
-    attrs = t.table("attributes")
-    attributes = tuple(sorted((k, attrs.get(k, float)) for k in attrs.data))
-    action_id = t.get("id", str, check=lambda v: bool(v.strip()), expect="a non-empty string")
-    t.done()
-    return Action(action_id, kind, cost_pct, cost_fixed, attributes)
-
-
-def _parse_feature(name: str, t: _Table) -> Feature:
-    ftype = t.get("type", str, check=lambda v: v in ("categorical", "numeric", "boolean", "cyclic"),
-                  expect="categorical, numeric, boolean or cyclic")
-    if ftype == "categorical":
-        cats = t.get("categories", list, check=lambda v: v and all(
-            isinstance(c, str) and c != UNKNOWN for c in v),
-            expect=f"a non-empty list of strings ({UNKNOWN!r} is reserved)")
-        feature: Feature = Categorical(name, tuple(cats))
-    elif ftype == "numeric":
-        low, high = t.get("min", float), t.get("max", float)
-        if not low < high:
-            t.fail("max", f"must be greater than min ({low})")
-        log = t.get("log", bool, False)
-        if log and low <= -1:
-            t.fail("min", "must be > -1 when log = true")
-        valid_low, valid_high = t.get("valid_min", float, None), t.get("valid_max", float, None)
-        if valid_low is not None and valid_high is not None and valid_low > valid_high:
-            t.fail("valid_max", f"must be >= valid_min ({valid_low})")
-        feature = Numeric(name, low, high, log, t.get("default", float, None), valid_low,
-                          valid_high)
-    elif ftype == "boolean":
-        feature = Boolean(name)
-    else:
-        feature = Cyclic(name, t.get("period", float, check=lambda v: v > 0, expect="a number > 0"),
-                         t.get("default", float, 0.0))
-    t.done()
-    return feature
-
-
-def _check_rule_value(when: "_Table", key: str, op: str, value, feature: Feature) -> None:
-    """A rule value that can never match (a category the schema does not declare, a string
-    for a number) is a typo: say so, with the closest declared value."""
-    values = value if isinstance(value, list) else [value]
-    if isinstance(feature, Categorical):
-        for v in values:
-            if v not in feature.categories:
-                close = difflib.get_close_matches(str(v), feature.categories, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                when.fail(key, f"{v!r} is not a declared category of {key!r} "
-                               f"{list(feature.categories)}{hint}")
-    elif isinstance(feature, (Numeric, Cyclic)):
-        if op in ("in", "not_in", "eq", "ne", "lt", "le", "gt", "ge") and any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
-            when.fail(key, f"{key!r} is a number; {value!r} can never match")
-    elif isinstance(feature, Boolean) and any(not isinstance(v, bool) for v in values):
-        when.fail(key, f"{key!r} is true or false; {value!r} can never match")
-
-
-def _parse_rule(t: _Table, ids: list[str], keys: set[str],
-                features: dict[str, Feature] | None = None) -> Rule:
-    name = t.get("name", str, t.path)
-    when = t.table("when")
-    conditions = []
-    for key, spec in when.data.items():
-        if key not in keys:
-            when.fail(key, f"not a declared context feature (declared: {sorted(keys)})")
-        if not isinstance(spec, dict):
-            spec = {"eq": spec}
-        for op, value in spec.items():
-            if op not in OPERATORS:
-                when.fail(key, f"unknown operator {op!r}; use one of {sorted(OPERATORS)}")
-            if op in ("in", "not_in") and not isinstance(value, list):
-                when.fail(key, f"{op} needs a list")
-            if features is not None:
-                _check_rule_value(when, key, op, value, features[key])
-            conditions.append(Condition(key, op, tuple(value) if isinstance(value, list)
-                                        else value))
-        when.used.add(key)
-    then = t.table("then")
-    effects = [e for e in EFFECTS if e in then.data]
-    if len(effects) != 1:
-        t.fail("then", "needs exactly one of only = [...], exclude = [...], force = \"id\"")
-    effect = effects[0]
-    value = then.get(effect, str if effect == "force" else list)
-    actions = (value,) if effect == "force" else tuple(value)
-    for a in actions:
-        if a not in ids:
-            then.fail(effect, f"unknown action {a!r}; known: {ids}")
-    then.done()
-    t.done()
-    return Rule(name, tuple(conditions), effect, actions)
-
-
-def _parse_caps(t: _Table, actions) -> tuple[Cap, ...]:
-    caps = []
-    ids, kinds = [a.id for a in actions], sorted({a.kind for a in actions})
-    window = t.get("incentives_window_s", float, 86400.0, check=lambda v: v > 0,
-                   expect="seconds > 0")
-    if "incentives_per_visitor" in t.data:
-        caps.append(Cap(t.get("incentives_per_visitor", int, check=lambda v: v >= 0,
-                              expect="an integer >= 0"), window, incentives=True))
-    for i, raw in enumerate(t.get("limits", list, [])):
-        c = _Table(raw, f"{t.path}.limits[{i}]", t.source)
-        action = c.get("action", str, None, check=lambda v: v in ids, expect=f"one of {ids}")
-        kind = c.get("kind", str, None, check=lambda v: v in kinds, expect=f"one of {kinds}")
-        if (action is None) == (kind is None):
-            c.fail("action", "give exactly one of action = \"id\" or kind = \"kind\"")
-        caps.append(Cap(c.get("max_per_visitor", int, check=lambda v: v >= 0,
-                              expect="an integer >= 0"),
-                        c.get("window_s", float, check=lambda v: v > 0, expect="seconds > 0"),
-                        action=action, kind=kind))
-        c.done()
-    t.done()
-    return tuple(caps)
-
-
-def _parse_budget(t: _Table) -> Budget | None:
-    if not t.data:
-        return None
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    daily = t.get("daily_incentive_spend", float, check=lambda v: v >= 0, expect="an amount >= 0")
-    tz = t.get("timezone", str, "UTC")
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        t.fail("timezone", f"unknown time zone {tz!r} (use an IANA name like Europe/Berlin)")
-    t.done()
-    return Budget(daily, tz)
-
-
 def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     """Validate a parsed TOML document into a :class:`ShopConfig`."""
-    root = _Table(data, "", source)
+    root = Table(data, "", source)
     root.get("schema_version", int, SCHEMA_VERSION, check=lambda v: v == SCHEMA_VERSION,
              expect=f"{SCHEMA_VERSION}")
     shop = root.table("shop")
@@ -373,7 +185,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
         raise ConfigError(f"{source}: [[actions]] is missing: declare at least one action",
                           field="actions")
     raw_actions = root.get("actions", list, expect="an array of tables [[actions]]")
-    actions = tuple(_parse_action(_Table(a, f"actions[{i}]", source))
+    actions = tuple(parse_action(Table(a, f"actions[{i}]", source))
                     for i, a in enumerate(raw_actions))
     ids = [a.id for a in actions]
     if len(set(ids)) != len(ids):
@@ -384,7 +196,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
         raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",
                           field="features")
     feats = root.table("features")
-    features = tuple(_parse_feature(k, feats.table(k)) for k in feats.data)
+    features = tuple(parse_feature(k, feats.table(k)) for k in feats.data)
     try:
         FeatureSpace(features)
     except ValueError as exc:
@@ -432,14 +244,14 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
 
     keys = {f.name for f in features}
     by_name = {f.name: f for f in features}
-    rules = tuple(_parse_rule(_Table(r, f"rules[{i}]", source), ids, keys, by_name) for i, r in
+    rules = tuple(parse_rule(Table(r, f"rules[{i}]", source), ids, keys, by_name) for i, r in
                   enumerate(root.get("rules", list, [], expect="an array of tables [[rules]]")))
     empty = statically_empty(rules, ids)
     if empty is not None:
         raise ConfigError(f"{source}: rules: after rule {empty!r}, which applies to every "
                           "visitor, no action is left; loosen it", field="rules")
-    caps = _parse_caps(root.table("caps"), actions)
-    budget = _parse_budget(root.table("budget"))
+    caps = parse_caps(root.table("caps"), actions)
+    budget = parse_budget(root.table("budget"))
     root.done()
     return ShopConfig(name=name, actions=actions, features=features, objective=objective,
                       policy_spec=policy_spec, holdout=holdout, attribution=attribution,
