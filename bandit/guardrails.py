@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .rules import Eligibility, apply_rules
+from .store_queries import CapCounts
 
 
 class SpendTracker:
@@ -64,45 +65,24 @@ class SpendTracker:
 
 
 class CapCounter:
-    """Counts visitors' decisions under every frequency cap: one bounded query per batch.
-
-    Each cap's count is a sub-select over the actions it covers in its window, stopped at the
-    cap's maximum (``LIMIT``): with the store's (visitor_hash, action, ts) index it reads at
-    most that many index entries, so a visitor with a long history (a crawler reusing one id)
-    costs no more than any other. The visitors of a whole batch go in one statement, so a
-    batch pays one round trip into SQLite, not one per visitor.
-    """
+    """Which frequency caps each visitor of a batch has reached: one bounded count query per
+    batch (:class:`bandit.store_queries.CapCounts`), plus the choices made for a visitor
+    earlier in the same request group."""
 
     def __init__(self, caps, actions):
         self.caps = tuple(caps)
         self.covered = [tuple(a.id for a in actions if cap.covers(a)) for cap in self.caps]
         # per cap: which actions (in config order) it removes once reached
         self.removes = [tuple(cap.covers(a) for a in actions) for cap in self.caps]
-        self._counts = ", ".join(
-            f"(SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE visitor_hash = v.h AND "
-            f"action IN ({', '.join('?' * len(ids))}) AND ts >= ? LIMIT {int(cap.max_per_visitor)}))"
-            if ids else "0" for cap, ids in zip(self.caps, self.covered))
-        self._statements: dict[int, str] = {}
+        self.query = CapCounts(self.covered, [c.max_per_visitor for c in self.caps])
 
-    def sql(self, n: int) -> str:
-        """The statement for ``n`` visitors (one row of counts per visitor, in order)."""
-        statement = self._statements.get(n)
-        if statement is None:
-            rows = ", ".join(f"({i}, ?)" for i in range(n))
-            statement = self._statements[n] = (
-                f"WITH v(i, h) AS (VALUES {rows}) SELECT {self._counts} FROM v ORDER BY v.i")
-        return statement
-
-    def reached(self, db, visitor_hashes: list[str], now: float,
+    def reached(self, store, visitor_hashes: list[str], now: float,
                 earlier: dict[str, list[str]] | None = None) -> list[list[tuple[bool, ...]]]:
         """Per visitor, the ``removes`` masks of the caps they have reached at ``now``;
         ``earlier`` adds actions chosen for a visitor earlier in the same request group
         (decided but not yet logged)."""
-        params = list(visitor_hashes)
-        for cap, ids in zip(self.caps, self.covered):
-            if ids:
-                params += (*ids, now - cap.window_s)
-        rows = db.execute(self.sql(len(visitor_hashes)), params).fetchall()
+        rows = store.cap_counts(self.query, visitor_hashes,
+                                [now - cap.window_s for cap in self.caps])
         if earlier:
             rows = [[used + sum(a in ids for a in earlier.get(h, ()))
                      for used, ids in zip(counts, self.covered)]
@@ -131,7 +111,7 @@ class Guardrails:
                     earlier: dict[str, list[str]] | None = None) -> list[Eligibility]:
         """Eligibility of a batch of requests (one cap query for all of them); ``earlier``:
         actions already chosen per visitor in this request group (they count for caps)."""
-        reached = (self.caps.reached(self.store.db, visitor_hashes, now, earlier) if self.caps
+        reached = (self.caps.reached(self.store, visitor_hashes, now, earlier) if self.caps
                    else [()] * len(visitor_hashes))
         broke = self.spend.exhausted(now)
         result = []

@@ -158,26 +158,10 @@ def ratio_interval(t: Moments, h: Moments, y: str, x: str, yx: str,
     return rt, rh, rt - rh, float(rt - rh - half), float(rt - rh + half)
 
 
-# per visitor of each group (or action): totals; then the sums the report needs, per group
-_MOMENTS = """
-WITH v AS (
-    SELECT d.{key} AS key, COUNT(*) AS n, COALESCE(SUM(c.converted), 0) AS c,
-           COALESCE(SUM(c.order_value * c.converted), 0) AS r, COALESCE(SUM(c.cost), 0) AS k
-    FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id
-    GROUP BY d.{key}, d.visitor_hash),
-w AS (SELECT key, n, c, r, k, :margin * r - k AS p FROM v)
-SELECT key, COUNT(*), SUM(n), SUM(c), SUM(r), SUM(k), SUM(p), SUM(n * n), SUM(c * c),
-       SUM(r * r), SUM(k * k), SUM(p * p), SUM(c * n), SUM(r * c)
-FROM w GROUP BY key ORDER BY key
-"""
-
-
 def moments(store, margin: float, by: str = "grp") -> dict[str, Moments]:
     """:class:`Moments` per group (``by="grp"``) or per action (``by="action"``)."""
-    if by not in ("grp", "action"):
-        raise ValueError(f"moments by 'grp' or 'action', not {by!r}")
-    rows = store.db.execute(_MOMENTS.format(key=by), {"margin": margin}).fetchall()
-    return {key: Moments(count, *map(float, sums)) for key, count, *sums in rows}
+    return {key: Moments(count, *map(float, sums))
+            for key, count, *sums in store.moment_sums(by, margin)}
 
 
 def build_report(store, margin: float, alpha: float = 0.05, spend=None,
@@ -222,11 +206,7 @@ def timeline(store, margin: float, bins: int = 12, alpha: float = 0.05) -> dict:
 
     Returns {group: {"t": [...], "profit": [(mean, lower, upper)], "conversions": [...]}}.
     """
-    rows = store.db.execute(
-        "SELECT d.grp, d.visitor_hash, MIN(d.ts), COALESCE(SUM(c.converted), 0), "
-        "COALESCE(SUM(c.order_value * c.converted), 0), COALESCE(SUM(c.cost), 0) "
-        "FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id "
-        "GROUP BY d.grp, d.visitor_hash").fetchall()
+    rows = store.visitor_totals()
     if not rows:
         return {}
     ts = np.array([r[2] for r in rows])

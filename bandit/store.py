@@ -43,6 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import store_queries
 from .errors import StorageError
 from .types import LoggedEvent
 from .wal import Checkpointer
@@ -166,7 +167,7 @@ class EventStore:
         self.db.execute("DROP INDEX IF EXISTS decisions_ts")
         self.db.execute("DROP INDEX IF EXISTS outcomes_event")
         # frequency caps count a visitor's decisions of some actions in a window (bounded by
-        # LIMIT: see guardrails.CapCounter); shops without caps need not pay for the index
+        # LIMIT: see store_queries.CapCounts); shops without caps need not pay for the index
         self.db.execute("DROP INDEX IF EXISTS decisions_visitor")  # (visitor_hash, ts): older
         if visitor_index:
             self.db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_action "
@@ -424,6 +425,19 @@ class EventStore:
                 found[row[0]] = ClosedEvent(row[0], _decision(row[8:]), row[1], row[2],
                                             bool(row[3]), row[4], row[5], row[6], bool(row[7]))
         return [found[s] for s in seqs]
+
+    # ------------------------------------------------------------ aggregates (store_queries)
+    def cap_counts(self, query: store_queries.CapCounts, visitor_hashes, since) -> list:
+        return query.run(self.db, visitor_hashes, since)
+
+    def moment_sums(self, by: str, margin: float) -> list[tuple]:
+        return store_queries.moment_sums(self.db, by, margin)
+
+    def visitor_totals(self) -> list[tuple]:
+        return store_queries.visitor_totals(self.db)
+
+    def decisions_with_rewards(self) -> Iterator[tuple]:
+        return store_queries.decisions_with_rewards(self.db)
 
     def decisions(self, after_seq: int = 0) -> Iterator[StoredDecision]:
         for row in self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? "

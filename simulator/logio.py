@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 
 from bandit.config import ShopConfig
 from bandit.errors import CartwheelError
+from bandit.store import EventStore
 
 from .logdata import LoggedData
 
@@ -239,11 +239,11 @@ def count_rows(path, fmt: str | None = None) -> int | None:
     db_path = path / "events.sqlite3" if path.is_dir() else path
     if not db_path.exists():
         return None
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    store = EventStore.read_only(db_path)
     try:
-        return int(db.execute("SELECT MAX(seq) FROM decisions").fetchone()[0] or 0)
+        return store.max_seq("decisions")
     finally:
-        db.close()
+        store.close()
 
 
 def _records_jsonl(path, config, report):
@@ -282,13 +282,10 @@ def _records_sqlite(path, config, report):
     if not db_path.exists():
         raise ValueError(f"no event store at {db_path}: `cartwheel serve --data-dir DIR` "
                          "writes one")
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    store = EventStore.read_only(db_path)
     try:
-        rows = db.execute(
-            "SELECT d.seq, d.event_id, d.ts, d.context, d.eligible, d.action, d.probability, "
-            "d.randomized, d.grp, c.reward FROM decisions d LEFT JOIN closed c "
-            "ON c.event_id = d.event_id ORDER BY d.seq")
-        for seq, event_id, ts, context, eligible, action, p, randomized, grp, reward in rows:
+        for (seq, event_id, ts, context, eligible, action, p, randomized, grp,
+             reward) in store.decisions_with_rewards():
             if reward is None:  # read, but not usable yet (and not refused)
                 report.read += 1
                 report.pending += 1
@@ -297,7 +294,7 @@ def _records_sqlite(path, config, report):
                         "eligible": _decode(eligible), "action": action, "probability": p,
                         "reward": reward, "randomized": bool(randomized) and grp == "treatment"}
     finally:
-        db.close()
+        store.close()
 
 
 def _timestamp(value) -> float:

@@ -153,15 +153,15 @@ def test_cap_counts_read_a_bounded_index_range_whatever_the_history(tmp_path):
                                 "limits": [{"action": "discount_10", "max_per_visitor": 1,
                                             "window_s": 86400.0}]})
     engine = Engine.open(config, tmp_path, seed=0)
-    caps = engine.guardrails.caps
-    params = ["h1", "h2", "h3"] + [p for ids in caps.covered for p in (*ids, 0.0)]
-    plan = [row[3] for row in engine.store.db.execute("EXPLAIN QUERY PLAN " + caps.sql(3),
+    query = engine.guardrails.caps.query
+    params = query.params(["h1", "h2", "h3"], [0.0] * len(query.covered))
+    plan = [row[3] for row in engine.store.db.execute("EXPLAIN QUERY PLAN " + query.sql(3),
                                                       params)]
     searches = [step for step in plan if "decisions" in step]
     assert len(searches) == 2
     assert all("COVERING INDEX decisions_visitor_action (visitor_hash=? AND action=? AND ts>?)"
                in step for step in searches), plan
-    assert "LIMIT 2" in caps.sql(1) and "LIMIT 1" in caps.sql(1)
+    assert "LIMIT 2" in query.sql(1) and "LIMIT 1" in query.sql(1)
     # and the caps still hold over a long history of one id
     shown = [engine.decide("crawler", {}, ["none", "discount_10", "discount_5"]).action
              for _ in range(300)]
