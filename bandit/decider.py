@@ -91,22 +91,35 @@ class Decider:
         results: list = [None] * len(requests)
         batch = self._admit(requests, results)
         if batch.rows:
-            self._begin_group()
             ts = self.clock() if now is None else now
-            try:
-                self._choose(batch, ts)
-                events = self._log(batch, ts)
-            except Exception as exc:
-                self.rollback()
-                if isinstance(exc, StorageError):
-                    self.degraded = str(exc)
-                raise
+            events = self._decide_admitted(batch, ts)
             for i, e in zip(batch.rows, events):
                 results[i] = Decision(e.event_id, e.action, e.probability, e.group,
                                       e.model_version, e.randomized)
             if commit:
                 self.commit()
         return results
+
+    def _decide_admitted(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
+        """Choose and log; a damaged model fails the open group (nothing of it was stored or
+        learned), is rebuilt from committed data only, and the batch is decided again."""
+        for attempt in (1, 2):
+            self._begin_group()
+            eligible = list(batch.eligible)
+            try:
+                self._choose(batch, ts)
+                return self._log(batch, ts)
+            except NonFiniteStateError as exc:
+                self.rollback()  # the group's other writes fail too: their writers retry
+                if attempt == 2:
+                    raise
+                self._recover(str(exc))
+                batch.eligible = eligible  # guardrails narrowed these in place
+            except Exception as exc:
+                self.rollback()
+                if isinstance(exc, StorageError):
+                    self.degraded = str(exc)
+                raise
 
     def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
         """Validate and encode each request; a refused one gets its error in ``results``."""
@@ -172,11 +185,7 @@ class Decider:
             return
         X = np.array([batch.X[j] for j in rows])
         mask = np.array([self._policy_mask(batch.eligible[j]) for j in rows])
-        try:
-            actions, probs = self.policy.act(X, mask)
-        except NonFiniteStateError as exc:
-            self._recover(str(exc))
-            actions, probs = self.policy.act(X, mask)
+        actions, probs = self.policy.act(X, mask)
         for r, j in enumerate(rows):
             action, p = int(actions[r]), float(probs[r])
             batch.chosen[j] = (self.policy_actions[action], p)
