@@ -24,6 +24,9 @@ import numpy as np
 
 #: conversions whose median sets the clipping scale before the running mean takes over
 WARMUP = 20
+#: conversions after which the bound grows with the evidence (one order's share of what was
+#: learned then stays at most that of ``multiple`` typical orders among this many)
+EVIDENCE = 1000
 
 OBJECTIVES = ("conversion", "revenue", "profit")
 
@@ -80,10 +83,14 @@ class RewardClip:
     """Bounds what one conversion can teach: the rule that the engine, the simulator's runner
     and replay all learn through (reports keep the real values).
 
-    The reward of each converted event is clipped to ``[-c, c]`` with ``c = multiple * scale``,
-    where ``scale`` is the typical size of a conversion's reward: during the first ``WARMUP``
-    conversions the median of the sizes so far (one outlier cannot move a median), afterwards
-    the running mean of the *clipped* sizes (so an outlier never inflates its own bound).
+    The reward of each converted event is clipped to ``[-c, c]`` with
+    ``c = multiple * scale * max(1, n / EVIDENCE)``, where ``scale`` is the typical size of a
+    conversion's reward (during the first ``WARMUP`` conversions the median of the sizes so
+    far: one outlier cannot move a median; afterwards the running mean of the *clipped*
+    sizes, so an outlier never inflates its own bound) and ``n`` the conversions learned so
+    far. The bound grows with the evidence: one order's influence on what was learned stays
+    at most that of ``multiple`` typical orders among ``EVIDENCE``, early and late, while a
+    shop with a long history keeps the real value of its large orders.
     Rewards of events that did not convert pass unchanged. The clip depends only on the order
     of the conversions, so re-learning a log gives the same rewards (restart-exact), and its
     state is a few numbers (:meth:`state`). The first conversion is bounded only by
@@ -116,7 +123,7 @@ class RewardClip:
             size = abs(r)
             if self.n < WARMUP:
                 self.first.append(size)  # the median includes this one: first is unclipped
-            bound = self.multiple * self.scale()
+            bound = self.multiple * self.scale() * max(1.0, self.n / EVIDENCE)
             if size > bound:
                 rewards[i] = bound if r > 0 else -bound
                 size = bound
