@@ -324,15 +324,16 @@ async def _serve(engine, host: str, port: int, token: str | None, announce) -> N
     # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
                            auto_decompress=False)
+    # the handlers first: a SIGTERM right after the announcement still shuts down cleanly
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]
     announce(f"http://{host}:{bound}")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     # stop accepting, let in-flight requests finish, then flush the store and snapshot
     await runner.cleanup()
