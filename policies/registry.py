@@ -36,25 +36,45 @@ def accepted_params(cls) -> list[str]:
     return sorted(n[:-1] if n.endswith("_") and keyword.iskeyword(n[:-1]) else n for n in names)
 
 
-def param_info(cls) -> list[tuple[str, object, str]]:
-    """(name, default, one-line meaning) of each parameter a spec may set, from the code."""
-    defaults, helps = {}, {}
+def _keyword_params(cls) -> dict:
+    """Keyword-only constructor parameters over the class hierarchy (a subclass's win), by
+    their spec names (a keyword's trailing ``_`` dropped)."""
+    found = {}
     for klass in reversed(cls.__mro__):
-        helps.update(vars(klass).get("PARAMS", {}))
         if "__init__" in vars(klass):
             for p in inspect.signature(klass.__init__).parameters.values():
                 if p.kind == p.KEYWORD_ONLY:
-                    defaults[p.name.rstrip("_")] = p.default
-    return [(name, defaults.get(name), helps.get(name, "")) for name in accepted_params(cls)]
+                    found[p.name.rstrip("_")] = p
+    return found
 
 
-def _annotations(cls) -> dict[str, str]:
-    out = {}
+def param_info(cls) -> list[tuple[str, object, str]]:
+    """(name, default, one-line meaning) of each parameter a spec may set, from the code."""
+    params, helps = _keyword_params(cls), {}
     for klass in reversed(cls.__mro__):
-        if "__init__" in vars(klass):
-            for p in inspect.signature(klass.__init__).parameters.values():
-                out[p.name.rstrip("_")] = str(p.annotation)
-    return out
+        helps.update(vars(klass).get("PARAMS", {}))
+    return [(name, params[name].default, helps.get(name, "")) for name in accepted_params(cls)]
+
+
+def _hint(name: str, known) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _validated(name: str, params: dict) -> type:
+    """The policy class for ``name``, after checking that it is registered and that every
+    parameter is accepted and of its default's type (ValueError with a did-you-mean)."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown policy {name!r}{_hint(name, REGISTRY)}; registered: "
+                         f"{sorted(REGISTRY)}")
+    cls = REGISTRY[name]
+    allowed, signature = accepted_params(cls), _keyword_params(cls)
+    for key, value in params.items():  # the spec string keeps what was written
+        if key not in allowed:
+            raise ValueError(f"policy {name!r} has no parameter {key!r}{_hint(key, allowed)}; "
+                             f"accepted: {allowed}")
+        _checked(name, key, value, signature[key].default, str(signature[key].annotation))
+    return cls
 
 
 def _checked(name: str, key: str, value, default, annotation: str = ""):
@@ -77,16 +97,7 @@ def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None,
     to the constructor; spec parameters win over nothing and are checked against the class.
     """
     name, params = parse_spec(spec)
-    if name not in REGISTRY:
-        raise ValueError(f"unknown policy {name!r}; registered: {sorted(REGISTRY)}")
-    cls = REGISTRY[name]
-    allowed = accepted_params(cls)
-    for key in params:
-        if key not in allowed:
-            raise ValueError(f"policy {name!r} has no parameter {key!r}; accepted: {allowed}")
-    defaults, notes = {n: d for n, d, _ in param_info(cls)}, _annotations(cls)
-    for k, v in params.items():  # the spec string keeps what was written
-        _checked(name, k, v, defaults.get(k), notes.get(k, ""))
+    cls = _validated(name, params)
     params = {(k + "_" if keyword.iskeyword(k) else k): v for k, v in params.items()}
     try:
         policy = cls(n_actions, n_features, seed=seed, **kwargs, **params)
@@ -108,18 +119,7 @@ def check_spec(spec: str) -> str:
     ValueError: fixed needs action=ID: write e.g. fixed:action=none
     """
     name, params = parse_spec(spec)
-    if name not in REGISTRY:
-        close = difflib.get_close_matches(name, REGISTRY, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown policy {name!r}{hint}; registered: {sorted(REGISTRY)}")
-    info = {n: d for n, d, _ in param_info(REGISTRY[name])}
-    for key, value in params.items():
-        if key not in info:
-            close = difflib.get_close_matches(key, info, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"policy {name!r} has no parameter {key!r}{hint}; accepted: "
-                             f"{sorted(info)}")
-        _checked(name, key, value, info[key], _annotations(REGISTRY[name]).get(key, ""))
+    _validated(name, params)
     if name == "fixed" and "action" not in params:
         raise ValueError("fixed needs action=ID: write e.g. fixed:action=none")
     return spec
