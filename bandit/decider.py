@@ -18,7 +18,7 @@ import numpy as np
 
 from policies import NonFiniteStateError
 
-from .errors import CartwheelError, StorageError
+from .errors import CartwheelError
 from .privacy import hash_visitor
 from .types import Decision, LoggedEvent
 
@@ -116,9 +116,7 @@ class Decider:
                 self._recover(str(exc))
                 batch.eligible = eligible  # guardrails narrowed these in place
             except Exception as exc:
-                self.rollback()
-                if isinstance(exc, StorageError):
-                    self.degraded = str(exc)
+                self.rollback(exc)
                 raise
 
     def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
@@ -224,6 +222,6 @@ class Decider:
         """Eligibility over the policy's actions (which may include retired ones)."""
         row = [False] * len(self.policy_actions)
         for a in eligible:
-            row[self._policy_index[a]] = True
+            row[self.learner.index[a]] = True
         return row
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from .config import ShopConfig, load_config
 from .decider import MAX_VISITOR_ID, Decider, new_event_ids  # noqa: F401 (re-exported)
 from .errors import CartwheelError, StorageError
@@ -146,8 +145,6 @@ class Engine(Decider):
             last_decision_seq=restored.last_decision_seq,
             first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state,
             deferred=restored.deferred)
-        self.policy, self.policy_actions = restored.policy, restored.action_ids
-        self._policy_index = {a: i for i, a in enumerate(self.policy_actions)}
         self.learner.relearn(
             lambda after: (d for d in self.store.decisions(after) if learnable(d)),
             lambda after: (Closing(e.seq, e.decision, e.reward, e.converted) for e in
@@ -183,6 +180,16 @@ class Engine(Decider):
     def open_events(self) -> int:
         """Decisions still waiting for a conversion or the end of their window."""
         return self.decided_total - self.joiner.closed_total
+
+    @property
+    def policy(self):
+        """The model (the learner's: rebuilt with it after a crash or a non-finite state)."""
+        return self.learner.policy
+
+    @property
+    def policy_actions(self) -> list[str]:
+        """The action id of each of the policy's columns (retired actions included)."""
+        return self.learner.action_ids
 
     @property
     def model_version(self) -> int:
@@ -224,12 +231,13 @@ class Engine(Decider):
         try:
             status = self.joiner.outcome(event_id, converted, order_value, key,
                                          self.clock() if now is None else now)
-        except CartwheelError as exc:
-            if isinstance(exc, StorageError):
-                self.rollback()
-            raise  # otherwise refused before anything was written
-        except Exception:
-            self.rollback()
+        except StorageError as exc:
+            self.rollback(exc)
+            raise
+        except CartwheelError:
+            raise  # refused before anything was written: the group's other writes stand
+        except Exception as exc:
+            self.rollback(exc)
             raise
         if commit:
             self.commit()
@@ -242,8 +250,8 @@ class Engine(Decider):
         self._begin_group()
         try:
             closed = self.joiner.expire(self.clock() if now is None else now, limit)
-        except Exception:
-            self.rollback()
+        except Exception as exc:
+            self.rollback(exc)
             raise
         self.commit()
         return closed
@@ -262,8 +270,12 @@ class Engine(Decider):
                            "watermark": self.joiner._watermark, "last_ts": self._last_ts,
                            "rng": self.policy.rng.bit_generator.state}
 
-    def rollback(self) -> None:
-        """Drop the open group: the store's writes and everything the engine staged."""
+    def rollback(self, cause: BaseException | None = None) -> None:
+        """Drop the open group: the store's writes and everything the engine staged. A
+        ``cause`` that is a :class:`StorageError` marks the engine degraded until a commit
+        succeeds again."""
+        if isinstance(cause, StorageError):
+            self.degraded = str(cause)
         self.group_id += 1
         self.store.rollback()
         self.learner.discard()
@@ -281,9 +293,7 @@ class Engine(Decider):
         try:
             self.store.commit()
         except Exception as exc:
-            self.rollback()
-            if isinstance(exc, StorageError):
-                self.degraded = str(exc)
+            self.rollback(exc)
             raise
         self.group_id += 1
         self.degraded = None
@@ -320,6 +330,10 @@ class Engine(Decider):
         of a busy request group, so that "ok" means requests would be stored too)."""
         if self.degraded is None:
             return True
+        if self.store.pending:
+            # a request group has writes waiting: committing them here would acknowledge them
+            # behind their requests' backs (they wait for their own commit, which will tell)
+            return False
         self._begin_group()
         try:
             self.store.set_meta("write_probe", os.urandom(PROBE_BYTES // 2).hex())

@@ -173,12 +173,13 @@ class Learner:
         rewards = self.clip(np.array([c.reward for c in closings]),
                             np.array([c.converted for c in closings]))
         if self.provisional:
-            now = [i for i in np.flatnonzero(rewards != self.default)
-                   if closings[i].decision.seq <= self.last_decision_seq]
-            # a relabel never reaches the sums before its own row: it waits for its batch
-            self._deferred += [(closings[i].decision, float(rewards[i]), closings[i].seq)
-                               for i in np.flatnonzero(rewards != self.default)
-                               if closings[i].decision.seq > self.last_decision_seq]
+            now = []
+            for i in np.flatnonzero(rewards != self.default):
+                if closings[i].decision.seq <= self.last_decision_seq:
+                    now.append(i)
+                else:  # a relabel never reaches the sums before its own row: it waits
+                    self._deferred.append((closings[i].decision, float(rewards[i]),
+                                           closings[i].seq))
             if now:
                 self._relabel([closings[i].decision for i in now], rewards[now])
             return

@@ -164,6 +164,11 @@ def test_a_failed_commit_leaves_engine_memory_as_before(tmp_path):
     for key in before[0]:
         np.testing.assert_array_equal(before[0][key], after[0][key], err_msg=key)
     assert engine.degraded is not None
+    # a write waiting for its group's commit is not committed by the health probe
+    pending = engine.decide("waiting", CTX, commit=False)
+    assert not engine.probe() and engine.store.pending
+    engine.rollback()
+    assert engine.store.decision(pending.event_id) is None
     assert engine.probe() and engine.degraded is None  # writes again by itself
     for i in range(50):
         engine.decide(f"y{i}", CTX)
