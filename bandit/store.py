@@ -16,8 +16,8 @@ Schema (``SCHEMA_VERSION`` 1; every table append-only, rows are never updated or
   the reward fed the model (randomized treatment decisions only). Replaying ``learned`` rows in
   ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
 
-Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent; :meth:`EventStore.migrate`
-rewrites them in one transaction (the only time rows are updated).
+Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent; :meth:`EventStore.rewrite_v1`
+(called by :mod:`bandit.migration`) rewrites them in one transaction (the only time rows are updated).
 
 ``seq`` is the rowid: rows are never deleted, so it only grows (no AUTOINCREMENT, whose
 bookkeeping table would cost every commit one more page write). Indexes are only those a query
@@ -213,10 +213,10 @@ class EventStore:
         :class:`StorageError`, so nothing of a failed group stays behind."""
         try:
             return (self.db.executemany if many else self.db.execute)(sql, params)
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-            if isinstance(exc, sqlite3.IntegrityError):
-                self.rollback()
-                raise
+        except sqlite3.IntegrityError:  # a bug, not a storage fault: rolled back, as it is
+            self.rollback()
+            raise
+        except sqlite3.DatabaseError as exc:  # full, read-only, I/O, locked, corrupt
             self.rollback()
             raise StorageError(f"the event log cannot be written ({exc}); nothing of these "
                                "requests was stored: retry later") from exc
@@ -247,12 +247,6 @@ class EventStore:
                 self.db.execute("ROLLBACK")
             except sqlite3.Error:  # SQLite may have rolled back already, or cannot now
                 log.warning("rollback failed; SQLite discards the transaction itself")
-
-    def probe(self) -> None:
-        """Write and commit one meta row: raises :class:`StorageError` while the store cannot
-        write (the server's health check asks this when it is degraded)."""
-        self.set_meta("write_probe", "ok")
-        self.commit()
 
     @property
     def pending(self) -> bool:
