@@ -63,15 +63,15 @@ class Feature(ABC):
 
     def _numbers(self, values: Sequence, default: float) -> np.ndarray:
         """Values as a float array, refusing strings, booleans and non-finite numbers."""
+        arr = None
         if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
             arr = values.astype(float)
         elif all(type(v) is float or type(v) is int for v in values):
             try:
                 arr = np.array(values, dtype=float)  # plain numbers (the common case): at once
             except OverflowError:  # an integer beyond a float's range: the slow path says which
-                return np.fromiter((self._number(v, default) for v in values), float,
-                                   len(values))
-        else:
+                pass
+        if arr is None:
             return np.fromiter((self._number(v, default) for v in values), float, len(values))
         if not np.isfinite(arr).all():
             raise ContextError(f"context key {self.name!r} must be a finite number",
@@ -213,9 +213,9 @@ class Numeric(Feature):
         default = self.low if self.default is None else self.default
         arr = self._numbers(values, default)
         if self.valid_low is not None or self.valid_high is not None:
-            given = [v for v in values if v is not _MISSING and v is not None]
-            if given:
-                self._check_valid(min(arr), max(arr))
+            given = arr[[v is not _MISSING and v is not None for v in values]]
+            if len(given):  # missing values take the default, which is not refused
+                self._check_valid(given.min(), given.max())
         arr = np.clip(arr, self.low, self.high)
         out[:, 0] = (self._t(arr) - self._lo) / self._span
 
@@ -350,7 +350,7 @@ class FeatureSpace:
         for context in contexts:
             self.check_keys(context)
         if len(contexts) == 1:
-            return np.array([self._encode_row(contexts[0])])
+            return np.array([self._row(contexts[0])[0]])
         columns = {f.name: [c.get(f.name, _MISSING) for c in contexts] for f in self.features}
         return self._encode(columns, len(contexts))
 
@@ -374,8 +374,7 @@ class FeatureSpace:
         >>> FeatureSpace([Boolean("returning")]).encode_row({"returning": True})
         [1.0, 1.0]
         """
-        self.check_keys(context)
-        return self._encode_row(context)
+        return self.normalize_row(context)[0]
 
     def normalize_row(self, context: Mapping) -> tuple[list[float], dict]:
         """The encoded row and the context as stored: only what the model uses (undeclared
@@ -387,6 +386,30 @@ class FeatureSpace:
         ([1.0, 0.25881904510252074, 0.9659258262890683], {'hour': 1})
         """
         self.check_keys(context)
+        return self._row(context)
+
+    def normalize_stored(self, context: Mapping) -> dict:
+        """A context stored by an older cartwheel as this schema stores it now; values that
+        no longer fit (undeclared keys, wrong types, personal-looking strings) are dropped or
+        become :data:`UNKNOWN`, never kept as sent (the store migration uses this)."""
+        out = {}
+        for feature, (name, encode_one, start) in zip(self.features, self._plan):
+            value = context.get(name, _MISSING)
+            if value is _MISSING:
+                continue
+            try:
+                value = encode_one(value, [0.0] * self.dim, start)
+            except ContextError:
+                # an undeclared or personal-looking category: the marker; a number that no
+                # longer fits: left out (the default instead)
+                value = UNKNOWN if isinstance(feature, Categorical) and isinstance(
+                    value, str) else _MISSING
+            if value is not _MISSING:
+                out[name] = value
+        return out
+
+    def _row(self, context: Mapping) -> tuple[list[float], dict]:
+        # plain Python beats per-column numpy calls ~10x for one row
         row = [0.0] * self.dim
         row[0] = 1.0
         stored = {}
@@ -396,35 +419,6 @@ class FeatureSpace:
             if value is not _MISSING:
                 stored[name] = value
         return row, stored
-
-    def normalize_stored(self, context: Mapping) -> dict:
-        """A context stored by an older cartwheel as this schema stores it now; values that
-        no longer fit (undeclared keys, wrong types, personal-looking strings) are dropped or
-        become :data:`UNKNOWN`, never kept as sent (the store migration uses this)."""
-        out = {}
-        for name, encode_one, start in self._plan:
-            value = context.get(name, _MISSING)
-            if value is _MISSING:
-                continue
-            try:
-                value = encode_one(value, [0.0] * self.dim, start)
-            except ContextError:
-                value = UNKNOWN if isinstance(value, str) else _MISSING
-                feature = self.features[[f.name for f in self.features].index(name)]
-                if not isinstance(feature, Categorical):
-                    value = _MISSING  # a number that no longer fits: the default instead
-            if value is not _MISSING:
-                out[name] = value
-        return out
-
-    def _encode_row(self, context: Mapping) -> list[float]:
-        # plain Python beats per-column numpy calls ~10x for one row
-        row = [0.0] * self.dim
-        row[0] = 1.0
-        get = context.get
-        for name, encode_one, start in self._plan:
-            encode_one(get(name, _MISSING), row, start)
-        return row
 
     def _encode(self, columns: Mapping[str, Sequence], n: int) -> np.ndarray:
         X = np.empty((n, self.dim), dtype=float)
