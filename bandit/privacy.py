@@ -131,11 +131,13 @@ def looks_personal_value(value: str) -> str | None:
     >>> looks_personal_value("DE89 3704 0044 0532 0130 00"), looks_personal_value("paid_search")
     ('bank account (IBAN)', None)
     """
-    for form in _forms(value):
-        kind = _kind(form)
-        if kind is not None:
-            return kind
-    return None
+    return _first_kind(value, _kind)
+
+
+def _first_kind(value: str, detect) -> str | None:
+    """What ``detect`` finds in the first form of ``value`` (see :func:`_forms`) it finds
+    anything in."""
+    return next((kind for kind in map(detect, _forms(value)) if kind is not None), None)
 
 
 def check_key(key: str) -> None:
@@ -168,8 +170,14 @@ def hash_visitor(visitor_id: str, salt: bytes) -> str:
     >>> hash_visitor("v-1", b"salt") == hash_visitor("v-1", b"other")
     False
     """
-    # keyed BLAKE2b is a MAC by itself (no HMAC construction needed) and fast on the hot path
-    return hashlib.blake2b(visitor_id.encode("utf-8"), key=salt[:64], digest_size=16).hexdigest()
+    return _keyed_hash(visitor_id, salt)
+
+
+def _keyed_hash(text: str, salt: bytes, person: bytes = b"") -> str:
+    # keyed BLAKE2b is a MAC by itself (no HMAC construction needed) and fast on the hot path;
+    # ``person`` keeps the hashes of different kinds of id apart
+    return hashlib.blake2b(text.encode("utf-8"), key=salt[:64], digest_size=16,
+                           person=person).hexdigest()
 
 
 def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
@@ -179,8 +187,7 @@ def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
     >>> hash_outcome_id("order-1", b"salt") != hash_outcome_id("order-1", b"pepper")
     True
     """
-    return hashlib.blake2b(outcome_id.encode("utf-8"), key=salt[:64], digest_size=16,
-                           person=b"outcome-id").hexdigest()
+    return _keyed_hash(outcome_id, salt, b"outcome-id")
 
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,14}")  # too short for an IBAN, no @ + : or card
@@ -199,7 +206,7 @@ def check_outcome_id(outcome_id: str) -> None:
     """
     if _PLAIN_ID.fullmatch(outcome_id):  # the common case, checked at once
         return
-    kind = next((k for k in map(_kind_in_text, _forms(outcome_id)) if k), None)
+    kind = _first_kind(outcome_id, _kind_in_text)
     if kind is not None:
         raise PersonalDataError(f"outcome_id looks like personal data ({kind}); send the "
                                 "shop's order number or another opaque id", field="outcome_id")
