@@ -83,3 +83,9 @@ class RateLimitedError(CartwheelError):
     def __init__(self, message: str, *, field: str | None = None, retry_after: int = 1):
         super().__init__(message, field=field)
         self.retry_after = retry_after
+
+
+class UnsupportedMediaError(CartwheelError):
+    """A body that is not uncompressed ``application/json`` (HTTP 415)."""
+
+    code = "unsupported_media_type"

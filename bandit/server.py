@@ -32,7 +32,7 @@ from prometheus_client import generate_latest
 
 from . import api
 from .errors import (CartwheelError, ClosedEventError, RateLimitedError, StorageError,
-                     UnknownEventError)
+                     UnknownEventError, UnsupportedMediaError)
 from .report import build_report, with_spend
 from .serving import Cors, LoopLag, RequestGroup, SingleFlight, VisitorLimit
 from .store import EventStore
@@ -124,7 +124,7 @@ def _guarded(endpoint: str, handler):
             response = _error(404, exc.code, exc.message, exc.field)
         except ClosedEventError as exc:
             response = _error(409, exc.code, exc.message, exc.field)
-        except _Unsupported as exc:
+        except UnsupportedMediaError as exc:
             response = _error(415, exc.code, exc.message, exc.field)
         except CartwheelError as exc:
             response = _error(400, exc.code, exc.message, exc.field)
@@ -151,20 +151,16 @@ async def _body(request: web.Request) -> bytes:
     """The raw JSON body, or a 413/415 before a byte of it is read or inflated."""
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise _Unsupported(f"Content-Encoding {encoding[:40]!r} is not accepted: send the "
+        raise UnsupportedMediaError(f"Content-Encoding {encoding[:40]!r} is not accepted: send the "
                            "body uncompressed (bodies are small)", field="Content-Encoding")
     if request.content_type != _JSON:
-        raise _Unsupported(f"Content-Type must be {_JSON}, got "
+        raise UnsupportedMediaError(f"Content-Type must be {_JSON}, got "
                            f"{request.headers.get('Content-Type', 'none')[:60]!r}",
                            field="Content-Type")
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     return await request.read()
-
-
-class _Unsupported(CartwheelError):
-    code = "unsupported_media_type"  # HTTP 415
 
 
 async def decide(request: web.Request) -> web.Response:
