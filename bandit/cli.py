@@ -40,6 +40,19 @@ def _simulate(args) -> int:
 
 def _serve(args) -> int:
     need("aiohttp", "prometheus_client")
+    if args.role == "decide":
+        if not args.bus:
+            raise CartwheelError("--role decide needs --bus redis://HOST:PORT/DB (the shop's "
+                                 "Redis, which the trainer reads: cartwheel train --bus URL)")
+        need("redis")
+        from . import scaleout
+
+        return scaleout.run(scaleout.serve_replica(
+            args.config, args.bus, args.host, args.port, auth=not args.no_auth,
+            timeout=args.bus_timeout))
+    if args.bus:
+        raise CartwheelError("--bus is for --role decide (one replica of many); a single "
+                             "process keeps its own log and needs no bus")
     from . import server
     from .engine import Engine
 
@@ -69,6 +82,15 @@ def _serve(args) -> int:
 
     server.serve(engine, args.host, args.port, token=token, announce=announce)
     return 0
+
+
+def _train(args) -> int:
+    need("aiohttp", "prometheus_client", "redis")
+    from . import scaleout
+
+    return scaleout.run(scaleout.train(
+        args.config, args.bus, args.data_dir, args.host, args.port,
+        replace_config=args.replace_config, fresh=args.fresh_model, publish_every_s=args.publish_every, timeout=args.bus_timeout))
 
 
 def _replay(args) -> int:
@@ -241,7 +263,7 @@ def _init(args) -> int:
 
 
 _EXTRAS = {"vowpalwabbit": "vw", "aiohttp": "server", "prometheus_client": "server",
-           "matplotlib": "plot", "pyarrow": "parquet"}
+           "matplotlib": "plot", "pyarrow": "parquet", "redis": "redis"}
 
 
 def need(*modules: str) -> None:
@@ -332,7 +354,38 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--fresh-model", action="store_true",
                      help="start a new model when the saved one no longer fits the config "
                           "(the event log is kept)")
+    srv.add_argument("--role", choices=("all", "decide"), default="all",
+                     help="all: one process decides, logs and learns; decide: one of many "
+                          "replicas that decide and log to --bus for `cartwheel train`")
+    srv.add_argument("--bus", metavar="URL", help="the shop's Redis (redis://HOST:PORT/DB), "
+                                                  "with --role decide")
+    srv.add_argument("--bus-timeout", type=float, default=0.5, metavar="S",
+                     help="seconds a Redis call may take before requests answer 503")
     srv.set_defaults(func=_serve)
+
+    trn = sub.add_parser(
+        "train", help="learn from the decide replicas' log on a bus (one per shop)",
+        description="The one trainer of a shop whose decide replicas log to Redis: ingests "
+                    "their decisions and outcomes exactly once into DIR/events.sqlite3 (report, "
+                    "export and replay work on it), learns, and publishes the model to them. "
+                    "Serves /v1/report, /healthz and /metrics.",
+        formatter_class=_Formatter)
+    trn.add_argument("--bus", required=True, metavar="URL", help="redis://HOST:PORT/DB")
+    trn.add_argument("--config", metavar="FILE", help="shop config (the replicas' own)")
+    trn.add_argument("--data-dir", metavar="DIR", help="the trainer's store and snapshots "
+                                                       "(default: the config's storage.path)")
+    trn.add_argument("--host", default="127.0.0.1", help="address of the report and metrics")
+    trn.add_argument("--port", type=int, default=8081, help="port (0: any free port)")
+    trn.add_argument("--publish-every", type=float, default=1.0, metavar="S",
+                     help="publish the model to the replicas at most every S seconds")
+    trn.add_argument("--replace-config", action="store_true",
+                     help="make this config the shop's (after stopping the replicas that run "
+                          "the old one); otherwise a config that differs is refused")
+    trn.add_argument("--fresh-model", action="store_true",
+                     help="start a new model when the snapshot no longer fits the config")
+    trn.add_argument("--bus-timeout", type=float, default=0.5, metavar="S",
+                     help="seconds a Redis call may take before it is retried")
+    trn.set_defaults(func=_train)
 
     rep = sub.add_parser(
         "replay", help="estimate candidate policies' value from a logged log",
@@ -417,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     threadpool_limits(int(os.environ.get("CARTWHEEL_BLAS_THREADS", "1")))
     # warnings (a skipped snapshot, a migration, a degraded store) reach the terminal or the
     # service's journal with a time and their source
-    logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if args.command in ("serve", "train")
+                        else logging.WARNING,
                         format="%(asctime)s cartwheel %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args) or 0

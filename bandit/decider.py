@@ -1,7 +1,10 @@
 """The deciding half of the engine: validate, encode, apply guardrails, ask the policy, log.
 
 :class:`Decider` is a mixin of :class:`bandit.engine.Engine` (which owns the store, the
-learner and the request-group transaction it relies on): every request of a batch is judged
+learner and the request-group transaction it relies on) and of
+:class:`bandit.replica.Replica` (which logs to the bus; docs/architecture.md, "Scale-out").
+Both provide ``policy``, ``policy_actions``, ``policy_index``, ``model_version``, the group
+hooks ``_begin_group`` / ``rollback`` / ``_recover`` and ``_append``. Every request of a batch is judged
 alone, a visitor asking twice in one batch is decided in rounds so that frequency caps count
 the earlier choice, and the batch's decisions are logged with one insert.
 """
@@ -206,11 +209,15 @@ class Decider:
             for event_id, visitor_hash, context, ids, (action, probability), treated in zip(
                 new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
                 batch.chosen, batch.treated)]
-        seq = self.store.add_decisions(events, batch.eligible)
+        self._append(events, batch.eligible, batch.learn_rows)
         self.decided_total += len(events)
-        # learned at commit, with the rest of the group (one batched update)
-        self.learner.stage_decisions(batch.learn_rows, seq)
         return events
+
+    def _append(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]],
+                learn_rows: list) -> None:
+        """Write the batch's decisions to the event log of the open group (the engine: its
+        SQLite store, learning ``learn_rows`` at commit; a replica: the bus)."""
+        raise NotImplementedError
 
     def _mask_of(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
         """Eligibility of every configured action (in config order); cached per eligible set
@@ -222,6 +229,6 @@ class Decider:
         """Eligibility over the policy's actions (which may include retired ones)."""
         row = [False] * len(self.policy_actions)
         for a in eligible:
-            row[self.learner.index[a]] = True
+            row[self.policy_index[a]] = True
         return row
 

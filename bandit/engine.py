@@ -29,11 +29,11 @@ from .config import ShopConfig, load_config
 from .decider import MAX_VISITOR_ID, Decider, new_event_ids  # noqa: F401 (re-exported)
 from .errors import CartwheelError, StorageError
 from .guardrails import Guardrails
-from .joiner import Closing, Joiner, learnable
+from .ingest import Ingester
+from .joiner import Closing, Joiner, check_outcome, learnable
 from .learner import Learner
 from .migration import migrate
 from .model import restore
-from .privacy import check_outcome_id, hash_outcome_id
 from .snapshots import SnapshotWriter, write_snapshot
 from .store import SCHEMA_VERSION, EventStore
 
@@ -41,7 +41,7 @@ log = logging.getLogger("cartwheel.engine")
 PROBE_BYTES = 32 * 1024  # the health check's write while degraded: a busy group's size
 
 
-class Engine(Decider):
+class Engine(Decider, Ingester):
     """Decides, records outcomes, learns and persists. Use from one thread (or one event loop).
 
     Open it with :meth:`open`. ``decide`` and ``record_outcome`` commit before they return unless
@@ -56,9 +56,10 @@ class Engine(Decider):
     """
 
     def __init__(self, config: ShopConfig, data_dir: Path, *, seed: int | None = None,
-                 fresh: bool = False, clock: Callable[[], float] = time.time):
+                 fresh: bool = False, clock: Callable[[], float] = time.time,
+                 salt: str | None = None):
         self.config, self.data_dir, self.clock = config, Path(data_dir), clock
-        self.seed = seed
+        self.seed, self._shared_salt = seed, salt
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.data_dir / "lock", "w")
@@ -116,7 +117,8 @@ class Engine(Decider):
 
         ``data_dir`` overrides the config's storage path. Keyword arguments: ``seed`` (policy
         RNG when starting without a snapshot), ``fresh`` (discard a snapshot that no longer fits
-        instead of refusing to start), ``clock`` (seconds since the epoch, for tests).
+        instead of refusing to start), ``clock`` (seconds since the epoch, for tests),
+        ``salt`` (the one the processes on a bus share; a store kept with another is refused).
         """
         if not isinstance(config, ShopConfig):
             config = load_config(config)
@@ -127,8 +129,11 @@ class Engine(Decider):
         if self.config.salt:
             return self.config.salt.encode()
         salt = self.store.get_meta("salt")
+        if salt is not None and self._shared_salt not in (None, salt):
+            raise CartwheelError(f"the event log in {self.data_dir} was written with another "
+                                 "privacy salt than the shop's processes on the bus use")
         if salt is None:
-            salt = secrets.token_hex(16)
+            salt = self._shared_salt or secrets.token_hex(16)
             self.store.set_meta("salt", salt)
             self.store.commit()
         return salt.encode()
@@ -192,9 +197,15 @@ class Engine(Decider):
         return self.learner.action_ids
 
     @property
+    def policy_index(self) -> dict[str, int]:
+        """The policy's column of each action id."""
+        return self.learner.index
+
+    @property
     def model_version(self) -> int:
-        """Number of learning updates applied to the model (identifies its state)."""
-        return self.policy.n_updates
+        """Changes applied to the model: learned rows plus relabeled ones (so it grows with
+        every change and names one state; a re-learn of the same log reaches the same number)."""
+        return self.policy.n_updates + self.policy.n_relabels
 
     @property
     def update_count(self) -> int:
@@ -217,16 +228,8 @@ class Engine(Decider):
         """Join an outcome to its decision: "recorded" or "duplicate" (see the joiner).
 
         ``outcome_id`` is stored as its keyed hash only (idempotency without the id)."""
-        if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
-            raise CartwheelError("event_id must be the event id a decision returned",
-                                 field="event_id")
-        key = None
-        if outcome_id is not None:
-            if not isinstance(outcome_id, str) or not 0 < len(outcome_id) <= MAX_VISITOR_ID:
-                raise CartwheelError(f"outcome_id must be a non-empty string of at most "
-                                     f"{MAX_VISITOR_ID} characters", field="outcome_id")
-            check_outcome_id(outcome_id)
-            key = hash_outcome_id(outcome_id, self.salt)
+        key = check_outcome(event_id, converted, order_value, outcome_id,
+                            self.config.objective, self.salt)
         self._begin_group()
         try:
             status = self.joiner.outcome(event_id, converted, order_value, key,
@@ -255,6 +258,11 @@ class Engine(Decider):
             raise
         self.commit()
         return closed
+
+    def _append(self, events, eligible, learn_rows) -> None:
+        seq = self.store.add_decisions(events, eligible)
+        # learned at commit, with the rest of the group (one batched update)
+        self.learner.stage_decisions(learn_rows, seq)
 
     def _closed(self, closings: list[Closing]) -> None:
         self.learner.stage_closings(closings)
@@ -356,6 +364,7 @@ class Engine(Decider):
             "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
             "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,
             "action_ids": list(self.policy_actions), "update_count": self.policy.n_updates,
+            "model_version": self.model_version,
             **self.learner.meta()}
 
     def snapshot(self) -> Path:

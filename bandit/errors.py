@@ -89,3 +89,15 @@ class UnsupportedMediaError(CartwheelError):
     """A body that is not uncompressed ``application/json`` (HTTP 415)."""
 
     code = "unsupported_media_type"
+
+
+class BusUnavailableError(StorageError):
+    """The bus (Redis) did not acknowledge in time: nothing of the request group counts (503)."""
+
+    code = "bus_unavailable"
+
+
+class BusConfigError(CartwheelError):
+    """This process's config differs from the one the other processes on the bus run."""
+
+    code = "bus_config_mismatch"

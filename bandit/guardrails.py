@@ -64,6 +64,23 @@ class SpendTracker:
         return self.budget is not None and self.spent(now) >= self.budget.daily
 
 
+class SharedSpend(SpendTracker):
+    """Today's spend as the trainer last published it (a decide replica's view): it learns
+    of conversions only from the trainer, so the budget's hard stop comes late by what closed
+    since the trainer's last publication (docs/architecture.md, "Scale-out")."""
+
+    def __init__(self, budget):
+        super().__init__(None, budget)
+        self._shared = (float("nan"), 0.0)  # (day start, spend) as published
+
+    def set(self, day_start: float, spent: float) -> None:
+        self._shared = (day_start, spent)
+
+    def spent(self, now: float) -> float:
+        start, spent = self._shared
+        return spent if self.day_start(now) == start else 0.0  # a new day starts at 0
+
+
 class CapCounter:
     """Which frequency caps each visitor of a batch has reached: one bounded count query per
     batch (:class:`bandit.store_queries.CapCounts`), plus the choices made for a visitor
@@ -94,13 +111,13 @@ class CapCounter:
 class Guardrails:
     """Computes, per request, which actions may be shown and whether one is forced."""
 
-    def __init__(self, config, store):
-        self.config, self.store = config, store
+    def __init__(self, config, store, spend: SpendTracker | None = None):
+        self.config, self.store = config, store  # a replica's store: its prefetched cap counts
         self.actions = config.actions
         self.ids = config.action_ids
         self.caps = CapCounter(config.caps, config.actions) if config.caps else None
         self.control = config.holdout.control
-        self.spend = SpendTracker(store, config.budget)
+        self.spend = spend or SpendTracker(store, config.budget)
 
     @property
     def active(self) -> bool:

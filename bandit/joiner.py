@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from .config import Attribution
 from .errors import (CartwheelError, ClosedEventError, OutcomeConflictError, UnknownEventError,
                      WindowClosedError)
+from .privacy import check_outcome_id, hash_outcome_id
 from .reward import Objective
 from .store import EventStore, StoredDecision
 from .types import Action
+
+MAX_OUTCOME_ID = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,40 @@ def learnable(decision: StoredDecision) -> bool:
     return decision.group == "treatment" and decision.randomized
 
 
+def check_outcome(event_id, converted, order_value, outcome_id, objective: Objective,
+                  salt: bytes) -> str | None:
+    """Refuse an outcome that cannot be joined (:class:`CartwheelError` naming the field), before
+    anything is written; returns the keyed hash of ``outcome_id`` (None without one). The one
+    check of the engine and of a replica, which takes outcomes for the trainer.
+
+    >>> check_outcome("e1", True, 42.0, None, Objective(), b"salt") is None
+    True
+    >>> check_outcome("e1", True, float("nan"), None, Objective(), b"salt")
+    Traceback (most recent call last):
+    ...
+    bandit.errors.CartwheelError: order_value must be a number in [0, 100000] ([objective] max_order_value), got nan
+    """
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
+        raise CartwheelError("event_id must be the event id a decision returned",
+                             field="event_id")
+    if not isinstance(converted, bool):
+        raise CartwheelError("converted must be true or false", field="converted")
+    limit = objective.max_order_value
+    # the range test refuses NaN and infinity too, and never turns a huge int into a float
+    if (isinstance(order_value, bool) or not isinstance(order_value, (int, float))
+            or not 0 <= order_value <= limit):
+        raise CartwheelError(f"order_value must be a number in [0, {limit:g}] "
+                             f"([objective] max_order_value), got {order_value!r}",
+                             field="order_value")
+    if outcome_id is None:
+        return None
+    if not isinstance(outcome_id, str) or not 0 < len(outcome_id) <= MAX_OUTCOME_ID:
+        raise CartwheelError(f"outcome_id must be a non-empty string of at most "
+                             f"{MAX_OUTCOME_ID} characters", field="outcome_id")
+    check_outcome_id(outcome_id)
+    return hash_outcome_id(outcome_id, salt)
+
+
 class Joiner:
     """Applies the event lifecycle on an :class:`EventStore` (writes only; the caller commits)."""
 
@@ -56,16 +93,8 @@ class Joiner:
 
     def outcome(self, event_id: str, converted: bool, order_value: float,
                 outcome_id: str | None, now: float) -> str:
-        """Record an outcome; returns "recorded" or "duplicate"."""
-        if not isinstance(converted, bool):
-            raise CartwheelError("converted must be true or false", field="converted")
-        limit = self.objective.max_order_value
-        # the range test refuses NaN and infinity too, and never turns a huge int into a float
-        if (isinstance(order_value, bool) or not isinstance(order_value, (int, float))
-                or not 0 <= order_value <= limit):
-            raise CartwheelError(f"order_value must be a number in [0, {limit:g}] "
-                                 f"([objective] max_order_value), got {order_value!r}",
-                                 field="order_value")
+        """Record an outcome checked by :func:`check_outcome`; returns "recorded" or
+        "duplicate"."""
         decided_at, closed, seen_for = self.store.lookup(event_id, outcome_id)
         if seen_for is not None:
             if seen_for == event_id:

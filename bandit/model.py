@@ -46,6 +46,20 @@ def make_policy(config, space, action_ids: Sequence[str], seed):
                          action_features=rows)
 
 
+def policy_from_state(config, space, state: dict, meta: dict, seed):
+    """The policy a snapshot's ``state`` and ``meta`` hold, grown by the actions the config
+    added since, and the action id of each of its columns. Raises ValueError, KeyError or
+    TypeError when the state does not load."""
+    old_ids = list(meta["action_ids"])
+    policy = make_policy(config, space, old_ids, seed)
+    policy.set_state(state)
+    added = [a for a in config.action_ids if a not in old_ids]
+    if added:
+        policy.add_actions(len(added), action_ids=added,
+                           action_features=make_policy(config, space, added, None).action_features)
+    return policy, old_ids + added
+
+
 def mismatch(config, meta: dict) -> str | None:
     """Why a snapshot no longer fits ``config``, or None."""
     if meta.get("schema_hash") != config.schema_hash():
@@ -82,19 +96,12 @@ def restore(config, space, store, snapshot_dir, seed, fresh: bool,
         if skip > 0:
             skip -= 1
             continue
-        old_ids = list(meta["action_ids"])
         try:
-            policy = make_policy(config, space, old_ids, seed)
-            policy.set_state(state)
+            policy, action_ids = policy_from_state(config, space, state, meta, seed)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipping snapshot %s: its state does not load (%s)", marker.name, exc)
             continue
-        added = [a for a in ids if a not in old_ids]
-        if added:
-            policy.add_actions(len(added), action_ids=added,
-                               action_features=make_policy(config, space, added,
-                                                           None).action_features)
-        return Restored(policy, old_ids + added, int(meta["last_learned_seq"]),
+        return Restored(policy, action_ids, int(meta["last_learned_seq"]),
                         int(meta.get("last_decision_seq", 0)),
                         int(meta.get("first_decision_seq", 0)), from_snapshot=True,
                         clip_state=meta.get("reward_clip"),

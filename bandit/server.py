@@ -46,6 +46,7 @@ MAX_BODY = web.AppKey("max_body", int)
 OPENAPI = web.AppKey("openapi", bytes)
 REPORT = web.AppKey("report", object)
 LIMIT = web.AppKey("limit", object)
+TRAINER = web.AppKey("trainer", object)
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
 
 
@@ -186,11 +187,8 @@ async def outcome(request: web.Request) -> web.Response:
         return _error(401, "unauthorized", "POST /v1/outcome needs 'Authorization: Bearer "
                       "<token>' with the shop's token (serve prints it at start)",
                       "Authorization")
-    engine = request.app[ENGINE]
     req = api.decode_outcome(await _body(request))
-    status = engine.record_outcome(req.event_id, req.converted, req.order_value, req.outcome_id,
-                                   commit=False)
-    await request.app[GROUP].committed()
+    status = await request.app[GROUP].outcome(req)
     request.app[METRICS].outcomes.labels(status).inc()
     return web.Response(content_type="application/json",
                         body=api.encode(api.OutcomeResponse(status)))
@@ -242,6 +240,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def unrouted(request: web.Request) -> web.Response:
     """Unknown path (404) or a known path with the wrong method (405), in the error shape."""
+    if request.app[TRAINER] is not None and request.path in _DECIDING:
+        return _error(404, "not_found", "the trainer takes no decisions or outcomes: send them "
+                      "to a replica (cartwheel serve --role decide)")
     methods = [m for m, path, _ in _ROUTES if path == request.path]
     if methods:
         raise web.HTTPMethodNotAllowed(request.method, methods)
@@ -252,6 +253,7 @@ _ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
            ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
            ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi))
 _ENDPOINTS = tuple(path for _, path, _ in _ROUTES)
+_DECIDING = ("/v1/decide", "/v1/outcome")
 
 
 EXPIRY_SLICE_S = 0.003  # aim for each expiry slice (VW learns every event it closes)
@@ -288,8 +290,26 @@ async def _background(app: web.Application):
         task.cancel()
 
 
-def make_app(engine, *, token: str | None = None, max_body: int | None = None) -> web.Application:
-    """The aiohttp application around an open :class:`~bandit.engine.Engine`."""
+async def _training(app: web.Application):
+    """The trainer's loop (``cartwheel train``) instead of the expiry slices: it ingests,
+    expires and publishes (bandit.trainer)."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(app[TRAINER].run(stop)),
+             asyncio.create_task(LoopLag(app[METRICS].loop_lag.observe).run())]
+    yield
+    stop.set()
+    tasks[1].cancel()
+    try:
+        await asyncio.wait_for(tasks[0], 10.0)  # the step under way finishes its commit
+    except asyncio.TimeoutError:
+        log.warning("the trainer's step did not finish in 10 s; what it read is read again")
+
+
+def make_app(engine, *, token: str | None = None, max_body: int | None = None,
+             trainer=None) -> web.Application:
+    """The aiohttp application around an open :class:`~bandit.engine.Engine`; with a
+    :class:`~bandit.trainer.Trainer`, the trainer's (report, health and metrics, no decide or
+    outcome route: those go to the replicas)."""
     max_body = max_body or engine.config.server.max_body_bytes
     # aiohttp's own limit sits above ours so that our check answers with the error shape
     app = web.Application(client_max_size=max_body + 1)
@@ -301,8 +321,10 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
     app[REPORT] = SingleFlight(_report_computer(engine))
     app[LIMIT] = VisitorLimit(engine.config.server.visitor_rate, engine.config.server.visitor_burst)
     app[OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
+    app[TRAINER] = trainer
     cors = Cors(engine.config.server.allowed_origins)
-    for method, path, handler in _ROUTES:
+    routes = _ROUTES if trainer is None else [r for r in _ROUTES if r[1] not in _DECIDING]
+    for method, path, handler in routes:
         guarded = _guarded(path, handler)
         if path == "/v1/decide" and cors.origins:
             guarded = cors.wrap(guarded)
@@ -311,7 +333,7 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None) -
         add = app.router.add_get if method == "GET" else app.router.add_post
         add(path, guarded)
     app.router.add_route("*", "/{tail:.*}", _guarded("other", unrouted))
-    app.cleanup_ctx.append(_background)
+    app.cleanup_ctx.append(_background if trainer is None else _training)
     return app
 
 

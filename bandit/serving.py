@@ -46,6 +46,13 @@ class RequestGroup:
         self._decides.append(((req.visitor_id, req.context, req.eligible), future))
         return future
 
+    async def outcome(self, req: api.OutcomeRequest) -> str:
+        """Record an outcome in the open group; its status once the group is committed."""
+        status = self.engine.record_outcome(req.event_id, req.converted, req.order_value,
+                                            req.outcome_id, commit=False)
+        await self.committed()
+        return status
+
     def committed(self) -> asyncio.Future:
         """Future that is done once everything written so far is committed (it fails when
         the write was rolled back before that)."""

@@ -341,6 +341,16 @@ class EventStore:
                               (event_id,)).fetchone()
         return None if row is None else _decision(row)
 
+    def known_event_ids(self, event_ids: list[str]) -> set[str]:
+        """The ones of ``event_ids`` the log holds a decision for."""
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            part = event_ids[start:start + 500]
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT event_id FROM decisions WHERE event_id IN ({', '.join('?' * len(part))})",
+                part))
+        return found
+
     def lookup(self, event_id: str, outcome_id: str | None
                ) -> tuple[float | None, bool, str | None]:
         """(the event's decision time or None when unknown, whether it is closed, the event id

@@ -94,6 +94,9 @@ class Policy(ABC):
                 self.action_features.ndim != 2 or len(self.action_features) != self.n_actions):
             raise ValueError(f"{self.name}: action_features must be (n_actions, p)")
         self.n_updates = 0
+        #: rows whose learned reward was replaced (:meth:`relabel`); with ``n_updates`` it
+        #: counts every change to the model, so ``n_updates + n_relabels`` names a state
+        self.n_relabels = 0
         self.spec = self.name
 
     # ------------------------------------------------------------------ hooks
@@ -170,7 +173,7 @@ class Policy(ABC):
 
         The online loop learns each decision at once with a provisional reward (the default) and
         relabels it when its outcome arrives; for policies whose statistics are sums over events
-        the result equals learning the final reward once. Not counted as updates.
+        the result equals learning the final reward once. Counted in ``n_relabels``, not as updates.
         """
         if not self.additive:
             raise NotImplementedError(f"{self.name} cannot relabel learned events")
@@ -178,6 +181,7 @@ class Policy(ABC):
             X, actions, (old_rewards, new_rewards), propensities, mask)
         if len(X):
             self._relabel(X, actions, old, new, propensities, mask)
+            self.n_relabels += len(X)
 
     def _check_batch(self, X, actions, reward_arrays, propensities, mask):
         X, mask = self._check_inputs(X, mask)
@@ -209,7 +213,7 @@ class Policy(ABC):
         state["meta"] = np.array(json.dumps({
             "name": self.name, "version": STATE_VERSION, "n_actions": self.n_actions,
             "n_features": self.n_features, "n_updates": self.n_updates,
-            "rng": self.rng.bit_generator.state}))
+            "n_relabels": self.n_relabels, "rng": self.rng.bit_generator.state}))
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -226,6 +230,7 @@ class Policy(ABC):
         self._load_state({k[len("policy."):]: np.array(v) for k, v in state.items()
                           if k.startswith("policy.")})
         self.n_updates = int(meta["n_updates"])
+        self.n_relabels = int(meta.get("n_relabels", 0))  # states before 0.3 lack it
         self.rng.bit_generator.state = meta["rng"]
 
     def add_actions(self, n: int, *, action_ids=None, action_features=None) -> None:

@@ -9,10 +9,13 @@ opened with a settable clock (an object with a ``t`` attribute that returns it w
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 
 import numpy as np
+
+from bandit import api
 
 from .runner import RunResult, batch_sums, result_from_sums, streams
 from .world import World
@@ -73,3 +76,62 @@ def _deliver(engine, event_id: str, value: float) -> None:
         engine.record_outcome(event_id, True, value, commit=False)
     except ClosedEventError:
         pass
+
+
+async def drive_replicas(groups, trainer, world: World, *, visitors: int = 100_000,
+                         rate: float = 10.0, seed: int = 0, batch_size: int = 100
+                         ) -> RunResult:
+    """:func:`drive` through decide replicas and a trainer on a bus (the scale-out shape):
+    each mini-batch's visitors go round robin to the replicas' request groups
+    (:class:`bandit.replica_server.ReplicaGroup`), orders due by then are reported through
+    them, then the trainer ingests everything, publishes (at most every ``publish_every_s``
+    of the shared simulated clock) and the replicas load what it published. Replicas decide
+    with the model of their last load: the snapshot delay of a real deployment.
+    """
+    from bandit.replica import refresh
+
+    engine = trainer.engine
+    clock, objective = engine.clock, engine.config.objective
+    visitor_rng, outcome_rng = streams(seed)
+    index = {a: i for i, a in enumerate(world.actions)}
+    pending: list[tuple[float, str, float]] = []
+    sums, seconds, done = [], 0.0, 0
+    while done < visitors:
+        n = min(batch_size, visitors - done)
+        batch = world.visitors(n, visitor_rng, start=done)
+        clock.t += n / rate
+        due = []
+        while pending and pending[0][0] <= clock.t:
+            due.append(heapq.heappop(pending))
+        t0 = time.perf_counter()
+        for k, group in enumerate(groups):
+            mine = due[k::len(groups)]
+            await asyncio.gather(*[_report(group, event_id, value) for _, event_id, value in mine])
+        decisions = [None] * n
+        for k, group in enumerate(groups):
+            rows = range(k, n, len(groups))
+            answers = await asyncio.gather(*[group.decide(api.DecideRequest(
+                f"visitor-{seed}-{done + i}", batch.contexts[i],
+                [a for a, ok in zip(world.actions, batch.mask[i]) if ok])) for i in rows])
+            for i, d in zip(rows, answers):
+                decisions[i] = d
+        while await trainer.step(block_ms=None) == trainer.batch:
+            pass
+        for group in groups:
+            await refresh(group.engine, trainer.bus)
+        seconds += time.perf_counter() - t0
+        actions = np.array([index[d.action] for d in decisions], dtype=np.intp)
+        out = world.outcomes(batch, actions, outcome_rng)
+        for i in np.flatnonzero(out.converted):
+            heapq.heappush(pending, (clock.t + out.delay_s[i], decisions[i].event_id,
+                                     float(out.order_value[i])))
+        sums.append(batch_sums(batch.mask, world.expected_rewards(batch, objective), actions, out,
+                               world.rewards(out, objective)))
+        done += n
+    return result_from_sums(engine.policy.spec, objective, sums, seconds,
+                            {"world": world.name, "seed": seed, "rate": rate,
+                             "replicas": len(groups)})
+
+
+async def _report(group, event_id: str, value: float) -> None:
+    await group.outcome(api.OutcomeRequest(event_id, True, value))
