@@ -10,6 +10,9 @@ Streams here, Kafka next) carries opaque bytes and the records stay in one place
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import msgspec
 
 from .types import LoggedEvent
@@ -56,3 +59,38 @@ class BusEntry(msgspec.Struct, array_like=True, frozen=True):
 
 encode_entry = msgspec.msgpack.Encoder().encode
 decode_entry = msgspec.msgpack.Decoder(BusEntry).decode
+
+
+class Bus(Protocol):
+    """What a log between replicas and the trainer does (``bandit.redis_bus.RedisBus`` on
+    Redis Streams; docs/architecture.md, "Scale-out"). Every method may raise
+    :class:`~bandit.errors.BusUnavailableError`; none may take longer than its timeout."""
+
+    async def join(self, config_hash: str, source: str, *, salt: str | None = None,
+                   replace: bool = False) -> tuple[str, str]:
+        """Register this process's config; the shop's (salt, generated token)."""
+
+    async def append(self, entry: bytes, caps: Sequence[tuple]) -> str:
+        """Append one group's entry and its cap records atomically; its offset."""
+
+    async def cap_counts(self, queries: Sequence[tuple[int, str, float]]) -> list[int]:
+        """Per (cap, visitor hash, since): the decisions under the cap since then."""
+
+    async def read(self, after: str, count: int, block_ms: int | None = None
+                   ) -> list[tuple[str, bytes]]:
+        """Entries after an offset, oldest first."""
+
+    async def trim(self, upto: str) -> int:
+        """Drop entries before an offset the trainer committed."""
+
+    async def publish_snapshot(self, version: int, meta: bytes, state: bytes) -> None: ...
+
+    async def snapshot_version(self) -> int | None: ...
+
+    async def snapshot(self) -> tuple[int, bytes, bytes] | None: ...
+
+    async def wait_for_snapshot(self, timeout: float) -> bool: ...
+
+    async def set_spend(self, day_start: float, spent: float) -> None: ...
+
+    async def spend(self) -> tuple[float, float] | None: ...

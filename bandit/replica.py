@@ -201,7 +201,7 @@ async def refresh(replica: Replica, bus, refused: set | None = None) -> bool:
         log.error("not loading the published model %d: %s", version, exc)
         return False
     replica.swap(built, meta, state)
-    log.info("deciding with model %d", version)
+    log.debug("deciding with model %d", version)
     return True
 
 

@@ -67,7 +67,8 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
         auth_line = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
                      if token else f"outcome token: {source}")
         announce(f"cartwheel replica of shop {config.name!r} deciding at {url} with model "
-                 f"{replica.model_version} (bus {bus_url})\n  {auth_line}", flush=True)
+                 f"{replica.model_version} (bus {bus_url})\n  {auth_line}\n  API: "
+                 f"{url}/openapi.json   metrics: {url}/metrics", flush=True)
 
     await _run_site(app, host, port, ready)
 
@@ -103,10 +104,10 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
         TrainerMetrics(trainer, app[server.METRICS].registry)
 
         def ready(url: str) -> None:
-            announce(f"cartwheel trainer of shop {config.name!r} on bus {bus_url}: data "
-                     f"{engine.data_dir.resolve()}, reading after entry {trainer.offset}, model "
-                     f"version {engine.model_version}\n  report: {url}/v1/report   metrics: "
-                     f"{url}/metrics", flush=True)
+            announce(f"cartwheel trainer of shop {config.name!r} at {url} (bus {bus_url}): "
+                     f"model version {engine.model_version}, reading after entry "
+                     f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n  report: "
+                     f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
         await _run_site(app, host, port, ready)
     finally:

@@ -56,8 +56,8 @@ class Server(Client):
     (``log_text()``), so a chatty server never blocks on a full pipe."""
 
     def __init__(self, data_dir: Path, config: Path | None = None, env: dict | None = None,
-                 args: tuple[str, ...] = ()):
-        argv = [sys.executable, "-m", "bandit.cli", "serve", "--port", "0", "--data-dir",
+                 args: tuple[str, ...] = (), command: str = "serve"):
+        argv = [sys.executable, "-m", "bandit.cli", command, "--port", "0", "--data-dir",
                 str(data_dir), *args]
         if config is not None:
             argv += ["--config", str(config)]

@@ -20,7 +20,8 @@ from bandit.replica_server import ReplicaGroup
 from bandit.trainer import Trainer
 from engine_helpers import Clock, shop
 from redis_helpers import RedisServer, redis_server  # noqa: F401 (fixture)
-from simulator.online import drive, drive_replicas
+from bandit.serving import RequestGroup
+from simulator.online import drive_groups
 from test_crash import assert_same_model, relearned
 
 CTX = {"device": "mobile", "cart_value": 35.0, "traffic_source": "paid"}
@@ -247,27 +248,44 @@ def test_with_redis_down_decide_fails_fast_and_nothing_changes(tmp_path):
         server.stop()
 
 
+async def _one_process(engine, world, **traffic):
+    async def expire():
+        engine.expire()
+
+    return await drive_groups([RequestGroup(engine)], world, after_batch=expire, **traffic)
+
+
+async def _replicas(shop_, world, **traffic):
+    async def after_batch():
+        await shop_.drain()
+        for replica in shop_.replicas:
+            await refresh(replica, shop_.bus)
+
+    return await drive_groups(shop_.groups, world, after_batch=after_batch, **traffic)
+
+
 @pytest.mark.slow
 def test_two_replicas_and_a_trainer_capture_what_one_process_does(tmp_path, redis_server):
-    # 40,000 simulated visitors at 2/s (the world's order delays; a 1-hour window), 100 per
-    # mini-batch; the trainer publishes at most every 60 simulated seconds, so replicas decide
-    # with a model 100-300 visitors old (one process: at most 64). Seeded (seed 0): observed
-    # one process {one:.3f}, replicas {scaled:.3f}. Acceptance bound: 3 points.
+    # the same simulated traffic (100,000 visitors at 1/s, the world's order delays, a 1-hour
+    # window, 100 visitors per mini-batch) through one process's request group and through
+    # two replicas' groups + a trainer that publishes at most every 60 simulated seconds (so
+    # replicas decide with a model 100-200 visitors older than one process would).
+    # Seeded (seed 0): observed one process RESULT_ONE, replicas RESULT_REP. Bound: 3 points.
     world = simulator.make_world()
     config = shop(holdout={"fraction": 0.0}, attribution={"window_s": 3600})
+    traffic = {"visitors": 100_000, "rate": 1.0, "seed": 0}
     engine = Engine.open(config, tmp_path / "one", seed=0, clock=Clock())
-    one = drive(engine, world, visitors=40_000, rate=2.0, seed=0)
+    one = run(_one_process(engine, world, **traffic))
     engine.close()
 
     async def main():
         async with Shop(redis_server.url, tmp_path / "trainer", config,
                         publish_every_s=60.0) as s:
-            result = await drive_replicas(s.groups, s.trainer, world, visitors=40_000, rate=2.0,
-                                          seed=0)
+            result = await _replicas(s, world, **traffic)
             return result, [r.model_version for r in s.replicas], s.engine.model_version
 
     scaled, versions, final = run(main())
-    assert scaled.visitors == one.visitors == 40_000
+    assert scaled.visitors == one.visitors == 100_000
     assert 0 < min(versions) < final  # replicas decided with published, older, models
     assert abs(scaled.captured_gain - one.captured_gain) <= 0.03, (scaled.captured_gain,
                                                                   one.captured_gain)

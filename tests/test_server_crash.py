@@ -68,8 +68,12 @@ def test_sigkill_mid_traffic_then_restart(tmp_path):
     assert {hash_outcome_id(oid, salt) for oid in acked} <= stored
     treated = db.execute("SELECT COUNT(*) FROM decisions WHERE grp = 'treatment' AND "
                          "randomized = 1").fetchone()[0]
+    relabeled = db.execute("SELECT COUNT(*) FROM closed WHERE learned = 1 AND reward != 0"
+                           ).fetchone()[0]
     status, health = restarted.request("GET", "/healthz")
-    assert status == 200 and health["model_version"] == treated
+    # each decision learned once, each conversion relabeled once (the version counts both)
+    assert status == 200 and health["update_count"] == treated
+    assert health["model_version"] == treated + relabeled
     # it keeps serving and learning
     _, d = restarted.post("/v1/decide", {"visitor_id": "after", "context": CTX})
     assert restarted.stop() == 0
