@@ -330,7 +330,7 @@ class Engine(Decider, Ingester):
             # written on the snapshot thread: the caller goes on at once; while the last one is
             # still being written this one is skipped (learning is not touched either way)
             if not self._snapshots.busy and self._snapshots.submit(
-                    self.snapshot_dir, *self._snapshot_contents()):
+                    self.snapshot_dir, *self.snapshot_contents()):
                 self._snapshot_at = (n, now)
 
     def probe(self) -> bool:
@@ -357,7 +357,7 @@ class Engine(Decider, Ingester):
         self.learner.flush()
 
     # ------------------------------------------------------------------ persistence
-    def _snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
+    def snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
         """A copy of the model's state and its metadata, consistent with the committed log
         (provisional rows not yet applied are re-learned from the log on restore)."""
         return self.policy.get_state(), {
@@ -372,7 +372,7 @@ class Engine(Decider, Ingester):
         return its path once it is on disk."""
         self.flush()
         self._snapshots.wait()
-        path = write_snapshot(self.snapshot_dir, *self._snapshot_contents())
+        path = write_snapshot(self.snapshot_dir, *self.snapshot_contents())
         self._snapshot_at = (self.policy.n_updates, self.clock())
         return path
 

@@ -79,7 +79,7 @@ class Trainer:
         version = engine.model_version
         if version != self.published and (force
                                           or now - self._published_at >= self.publish_every_s):
-            state, meta = engine._snapshot_contents()
+            state, meta = engine.snapshot_contents()
             meta_bytes, state_bytes = await asyncio.to_thread(snapshot_bytes, state, meta)
             await self.bus.publish_snapshot(version, meta_bytes, state_bytes)
             self.published, self._published_at, sent = version, now, True

@@ -1,4 +1,4 @@
-"""Shared fixtures: small random problems for the contract suite."""
+"""Shared fixtures: small random problems for the contract suite, a real redis-server."""
 
 from __future__ import annotations
 
@@ -16,3 +16,14 @@ def problem():
     mask[np.arange(n), rng.integers(0, K, n)] = True
     theta = rng.normal(size=(K, d))
     return X, mask, theta
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free port of 127.0.0.1 (tests/redis_helpers.py), stopped by
+    its pid afterwards."""
+    from redis_helpers import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()

@@ -71,9 +71,9 @@ class RedisServer:
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """SIGSTOP: Redis hangs with its connections open (what a stuck host looks like)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
 
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)

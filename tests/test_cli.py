@@ -38,6 +38,13 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
     (["export", "--out", "log.txt"], [".jsonl, .parquet or .dsjson"]),
     (["export", "--out", "log.parquet", "--format", "jsonl"], ["--format jsonl", "parquet"]),
     (["serve", "--config", "missing.toml"], ["missing.toml"]),
+    (["serve", "--role", "decide"], ["--role decide needs --bus", "cartwheel train --bus"]),
+    (["serve", "--bus", "redis://127.0.0.1:1/0"], ["--bus is for --role decide"]),
+    # nothing listens on port 1: one line, no traceback, within the bus timeout
+    (["serve", "--role", "decide", "--bus", "redis://127.0.0.1:1/0"],
+     ["redis://127.0.0.1:1/0", "did not answer"]),
+    (["train", "--bus", "redis://127.0.0.1:1/0", "--data-dir", "t"],
+     ["redis://127.0.0.1:1/0", "did not answer"]),
 ])
 def test_common_mistakes_get_one_line(capsys, tmp_path, monkeypatch, argv, needles):
     monkeypatch.chdir(tmp_path)

@@ -186,7 +186,7 @@ def test_a_snapshot_with_relabels_waiting_for_their_rows_restores_exactly(tmp_pa
     # a periodic snapshot that comes now (one retried after a busy writer does) holds them
     assert engine.learner.meta()["deferred_relabels"]
     engine._snapshots.wait()
-    engine._snapshots.submit(engine.snapshot_dir, *engine._snapshot_contents())
+    engine._snapshots.submit(engine.snapshot_dir, *engine.snapshot_contents())
     engine._snapshots.wait()
     shutil.copytree(tmp_path / "data", tmp_path / "copy", ignore=shutil.ignore_patterns("lock"))
     engine.close()

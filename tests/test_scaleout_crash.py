@@ -189,3 +189,26 @@ def test_sigkill_of_a_replica_the_trainer_and_redis_loses_no_acknowledged_event(
     assert len(load.decisions) >= 1600 and load.failed["decide"] > 0  # the kills were felt
     assert_same_model(engine, relearned(trainer_dir, config))
     engine.close()
+
+
+def test_a_replica_on_another_config_refuses_to_start(tmp_path, redis_server):
+    import subprocess
+    import sys
+
+    first = config_file(tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = config_file(other_dir, holdout={"fraction": 0.2})
+    asyncio.run(_join(redis_server.url, load_config(first)))
+    proc = subprocess.run([sys.executable, "-m", "bandit.cli", "serve", "--role", "decide",
+                           "--bus", redis_server.url, "--config", str(other), "--port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert str(other) in proc.stderr and str(first) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+async def _join(url, config):
+    bus = RedisBus(url, config.name)
+    await bus.join(config.config_hash(), config.source)
+    await bus.close()

@@ -1,0 +1,291 @@
+"""What each ``cartwheel`` sub-command does (the parser is ``bandit.cli``): one function per
+command, taking the parsed arguments and returning the exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .errors import CartwheelError
+
+
+def simulate(args) -> int:
+    from simulator.compare import compare, plot_curves
+    from tqdm import tqdm
+
+    specs = _check_specs(args.policies)
+    if args.plot:
+        need("matplotlib")
+    total = args.visitors * args.seeds * len(specs)
+    with tqdm(total=total, unit="visitor", unit_scale=True, disable=args.quiet or None,
+              desc=f"simulate {args.scenario}", file=sys.stderr) as bar:
+        table = compare(specs, scenario=args.scenario, visitors=args.visitors, seeds=args.seeds,
+                        objective=args.objective, batch_size=args.batch_size, progress=bar.update)
+    print(table.format())
+    print("captured gain: the share of the best possible gain over showing uniformly random "
+          "interventions that the policy earned (0% = random, 100% = an oracle that knows "
+          "every visitor)")
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(table.to_json())
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_curves(table, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def serve(args) -> int:
+    need("aiohttp", "prometheus_client")
+    if args.role == "decide":
+        if not args.bus:
+            raise CartwheelError("--role decide needs --bus redis://HOST:PORT/DB (the shop's "
+                                 "Redis, which the trainer reads: cartwheel train --bus URL)")
+        need("redis")
+        from . import scaleout
+
+        return scaleout.run(scaleout.serve_replica(
+            args.config, args.bus, args.host, args.port, auth=not args.no_auth,
+            timeout=args.bus_timeout))
+    if args.bus:
+        raise CartwheelError("--bus is for --role decide (one replica of many); a single "
+                             "process keeps its own log and needs no bus")
+    from . import server
+    from .engine import Engine
+
+    engine = Engine.open(args.config, args.data_dir or (None if args.config else
+                                                       "cartwheel-data"),
+                         fresh=args.fresh_model)
+    try:
+        token, source = server.outcome_token(engine, auth=not args.no_auth)
+    except OSError as exc:
+        engine.close()
+        raise CartwheelError(f"cannot keep the outcome token in {engine.data_dir}: "
+                             f"{exc.strerror}") from None
+
+    def announce(url: str) -> None:
+        example = engine.config.action_ids
+        auth = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
+                if token else f"outcome token: {source}")
+        print(f"cartwheel serving shop {engine.config.name!r} ({len(example)} actions, policy "
+              f"{engine.policy.spec}, model version {engine.model_version}) at {url}\n"
+              f"data: {engine.data_dir.resolve()}   stop: Ctrl-C (flushes and snapshots)\n"
+              f"try:\n  curl -s -X POST {url}/v1/decide -H 'Content-Type: application/json' "
+              "-d '{\"visitor_id\": \"visitor-42\", \"context\": {\"device\": \"mobile\", "
+              "\"cart_value\": 35.5, \"page_type\": \"cart\"}}'\n"
+              f"  {auth}\n"
+              f"  API: {url}/openapi.json   report: {url}/v1/report   metrics: {url}/metrics",
+              flush=True)
+
+    server.serve(engine, args.host, args.port, token=token, announce=announce)
+    return 0
+
+
+def train(args) -> int:
+    need("aiohttp", "prometheus_client", "redis")
+    from . import scaleout
+
+    return scaleout.run(scaleout.train(
+        args.config, args.bus, args.data_dir, args.host, args.port,
+        replace_config=args.replace_config, fresh=args.fresh_model, publish_every_s=args.publish_every, timeout=args.bus_timeout))
+
+
+def replay(args) -> int:
+    import json
+
+    import policies
+    from simulator.replay import evaluate
+
+    from .config import load_config
+    from .snapshots import latest_snapshot
+
+    specs = _check_specs(args.policies) if args.policies else []
+    if str(args.log).endswith(".parquet") or args.format == "parquet":
+        need("pyarrow")
+    config = load_config(args.config)
+    data, report = _read_with_progress(args.log, config, args.format,
+                                       "ignore" if args.ignore_unknown_keys else "refuse")
+    print(report.summary(), file=sys.stderr)
+    snapshots = []
+    for directory in args.snapshot or []:
+        snap = latest_snapshot(directory)
+        if snap is None:
+            raise ValueError(f"no snapshot in {directory}")
+        state, meta = snap
+        if tuple(meta["action_ids"]) != config.action_ids:
+            raise ValueError(f"snapshot in {directory} has actions {meta['action_ids']}, the "
+                             f"config has {list(config.action_ids)}")
+        policy = policies.make(meta["policy_spec"], n_actions=len(config.action_ids),
+                               n_features=data.X.shape[1],
+                               feature_names=config.feature_space().names,
+                               action_ids=config.action_ids,
+                               action_features=config.action_features()[0])
+        policy.set_state(state)
+        snapshots.append((f"snapshot:{directory}", policy))
+    if not specs and not snapshots:
+        raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
+    results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
+                       snapshots=snapshots, action_features=config.action_features()[0])
+    evaluable = data.evaluable()
+    print(f"log: {len(data):,} decisions, {len(evaluable):,} randomized; logging policy's own "
+          f"value {evaluable.logging_value:.4f} per decision")
+    width = max(len(r.spec) for r in results)
+    print(f"{'policy':{width}s}  {'method':15s} {'estimate':>9s}  {'95% interval':>21s} "
+          f"{'ESS':>9s} {'n':>9s}".replace("95%", f"{1 - args.alpha:.0%}"))
+    for r in results:
+        print(f"{r.spec:{width}s}  {r.kind:15s} {r.value:9.4f}  [{r.lower:9.4f}, {r.upper:9.4f}] "
+              f"{r.ess:9,.0f} {r.n:9,d}")
+    if args.json:
+        from dataclasses import asdict
+        with open(args.json, "w") as f:
+            json.dump({"logging_value": evaluable.logging_value, "decisions": len(data),
+                       "refused": report.problems, "results": [asdict(r) for r in results]},
+                      f, indent=2)
+    return 0
+
+
+def _read_with_progress(path, config, fmt, unknown_keys):
+    """read_log with a progress bar and ETA on the terminal (large logs take a while)."""
+    from simulator.logio import count_rows, read_log
+    from tqdm import tqdm
+
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "no such log", str(path))
+    with tqdm(total=count_rows(path, fmt), unit="row", unit_scale=True, desc="reading log",
+              file=sys.stderr, disable=None, leave=False) as bar:
+        return read_log(path, config, fmt, unknown_keys=unknown_keys, progress=bar.update)
+
+
+def export(args) -> int:
+    from simulator.logio import write_log
+
+    from .config import load_config
+
+    from simulator.logio import detect_format
+
+    out = Path(args.out)
+    try:
+        by_name = detect_format(out)
+    except ValueError:
+        by_name = None
+    fmt = args.format or by_name
+    if fmt is None or fmt == "sqlite":
+        raise CartwheelError(f"cannot tell the format of {out} from its name: end it in .jsonl, "
+                             ".parquet or .dsjson, or give --format")
+    if args.format and by_name and by_name != args.format:
+        raise CartwheelError(f"--format {args.format} but {out.name} ends like {by_name}: "
+                             f"rename it, or leave --format out")
+    if fmt == "parquet":
+        need("pyarrow")
+    config = load_config(args.config)
+    data, report = _read_with_progress(args.data_dir, config, "sqlite", "refuse")
+    print(report.summary(), file=sys.stderr)
+    rows = write_log(data, out, fmt)
+    print(f"wrote {rows:,} closed decisions to {out} ({fmt})")
+    return 0
+
+
+def report(args) -> int:
+    import json
+
+    from .config import load_config
+    from .guardrails import SpendTracker
+    from .report import build_report, plot_timeline, timeline
+    from .store import EventStore
+
+    config = load_config(args.config)
+    # read-only: a report beside a running server must not touch its store
+    store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
+    report = build_report(store, config.objective.margin, alpha=args.alpha,
+                          spend=SpendTracker(store, config.budget))
+    for title, rows in (("group", report.groups), ("action", report.actions)):
+        width = max([len(title), *map(len, rows)])
+        print(f"{title:{width}s} {'visitors':>9s} {'decisions':>10s} {'conv rate':>10s} "
+              f"{'AOV':>8s} {'revenue/vis':>12s} {'profit/vis':>11s} {'cost/vis':>9s}")
+        for name, k in sorted(rows.items()):
+            print(f"{name:{width}s} {k['visitors']:9,d} {k['decisions']:10,d} "
+                  f"{k['conversion_rate']:10.2%} {k['aov']:8.2f} {k['revenue_per_visitor']:12.3f} "
+                  f"{k['profit_per_visitor']:11.3f} {k['cost_per_visitor']:9.3f}")
+        print()
+    if report.uplift:
+        print(f"uplift of treatment over holdout ({report.confidence:.0%} intervals; "
+              "Welch over visitors, delta method for ratios)")
+        for u in report.uplift:
+            rel = f"{u['relative']:+.1%}" if u["relative"] is not None else "-"
+            print(f"  {u['kpi']:24s} {u['difference']:+10.4f}  [{u['lower']:+.4f}, "
+                  f"{u['upper']:+.4f}]  ({rel}, {u['method']})")
+    else:
+        print("no uplift yet: both groups need at least two visitors")
+    if report.daily_budget is not None:
+        print(f"\nincentive spend today {report.incentive_spend_today:.2f} of "
+              f"{report.daily_budget:.2f}")
+    print(f"pending events: {report.pending_events:,}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_dict(), f, indent=2)
+    if args.plot:
+        plot_timeline(timeline(store, config.objective.margin, alpha=args.alpha), args.plot,
+                      config.currency)
+        print(f"wrote {args.plot}")
+    store.close()
+    return 0
+
+
+def policies(args) -> int:
+    import policies
+
+    for name, cls in sorted(policies.REGISTRY.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name}: {doc}")
+        for param, default, meaning in policies.param_info(cls):
+            print(f"    {param:14s} {'= ' + repr(default):14s} {meaning}")
+    print("\nspec: NAME or NAME:key=value,...  e.g. linucb:alpha=0.5 or fixed:action=none")
+    return 0
+
+
+def init(args) -> int:
+    from importlib import resources
+
+    path = Path(args.file)
+    if path.exists() and not args.force:
+        raise CartwheelError(f"{path} exists; choose another FILE or add --force to overwrite it")
+    text = resources.files("bandit").joinpath("example_shop.toml").read_text("utf-8")
+    path.write_text(text.replace("cartwheel serve --config cartwheel.toml",
+                                 f"cartwheel serve --config {path}"))
+    print(f"wrote {path}: the example shop, every key commented.\n"
+          "edit first: [[actions]] (your interventions and their costs), [features] (the "
+          "context your storefront sends), [objective] margin and max_order_value.\n"
+          f"then: cartwheel serve --config {path}")
+    return 0
+
+
+_EXTRAS = {"vowpalwabbit": "vw", "aiohttp": "server", "prometheus_client": "server",
+           "matplotlib": "plot", "pyarrow": "parquet", "redis": "redis"}
+
+
+def need(*modules: str) -> None:
+    """Refuse at once, in one line, when an optional dependency is missing (before any work)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            extra = _EXTRAS[module]
+            raise MissingExtra(f"this needs {module}, which is not installed: "
+                               f"pip install \"cartwheel[{extra}]\"")
+
+
+class MissingExtra(CartwheelError):
+    pass
+
+
+def _check_specs(text: str) -> list[str]:
+    import policies
+
+    specs = policies.split_specs(text)
+    for spec in specs:
+        policies.check_spec(spec)
+    if any(policies.parse_spec(s)[0] == "vw" for s in specs):
+        need("vowpalwabbit")
+    return specs
