@@ -24,7 +24,7 @@ from .errors import StorageError
 from .joiner import check_outcome
 from .privacy import hash_visitor
 from .replica import follow_snapshots
-from .serving import Cors, LoopLag, RequestGroup, VisitorLimit
+from .serving import Cors, LoopLag, RequestGroup, VisitorLimit, answer
 from . import server
 
 log = logging.getLogger("cartwheel.replica")
@@ -68,9 +68,9 @@ class ReplicaGroup(RequestGroup):
             results, failed = await self._decide_and_append([r for r, _ in decides],
                                                             [o for _, o in outcomes])
             for (_, future), result in zip(decides, results):
-                _answer(future, result)
+                answer(future, result)
             for future, _ in outcomes:
-                _answer(future, failed or "accepted")
+                answer(future, failed or "accepted")
         finally:
             self._busy = False
             if self._decides or self._writers:
@@ -104,15 +104,6 @@ class ReplicaGroup(RequestGroup):
             else:
                 log.exception("a request group failed")
             return [exc] * len(requests), exc
-
-
-def _answer(future: asyncio.Future, result) -> None:
-    if future.done():  # the client went away; what it asked for was appended all the same
-        return
-    if isinstance(result, Exception):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
 
 
 class ReplicaMetrics:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-
-from aiohttp import web
 
 from .config import load_config
 from .errors import CartwheelError
 from .redis_bus import RedisBus
+from .serving import run_site
 from .store import EventStore
 
 
@@ -27,21 +25,6 @@ def _token(config, shared: str, auth: bool) -> tuple[str | None, str]:
     if os.environ.get("CARTWHEEL_TOKEN", "").strip():
         return os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"
     return shared, "shared by the shop's processes on the bus"
-
-
-async def _run_site(app: web.Application, host: str, port: int, announce) -> None:
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
-                           auto_decompress=False)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    announce(f"http://{host}:{site._server.sockets[0].getsockname()[1]}")
-    await stop.wait()
-    await runner.cleanup()
 
 
 async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth: bool = True,
@@ -70,7 +53,7 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
                  f"{replica.model_version} (bus {bus_url})\n  {auth_line}\n  API: "
                  f"{url}/openapi.json   metrics: {url}/metrics", flush=True)
 
-    await _run_site(app, host, port, ready)
+    await run_site(app, host, port, ready)
 
 
 async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
@@ -109,7 +92,7 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
                      f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n  report: "
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
-        await _run_site(app, host, port, ready)
+        await run_site(app, host, port, ready)
     finally:
         engine.close()
         await bus.close()

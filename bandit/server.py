@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import secrets
-import signal
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from . import api
 from .errors import (CartwheelError, ClosedEventError, RateLimitedError, StorageError,
                      UnknownEventError, UnsupportedMediaError)
 from .report import build_report, with_spend
-from .serving import Cors, LoopLag, RequestGroup, SingleFlight, VisitorLimit
+from .serving import Cors, LoopLag, RequestGroup, SingleFlight, VisitorLimit, run_site
 from .store import EventStore
 
 log = logging.getLogger("cartwheel.server")
@@ -338,23 +337,8 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None,
 
 
 async def _serve(engine, host: str, port: int, token: str | None, announce) -> None:
-    app = make_app(engine, token=token)
-    # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
-                           auto_decompress=False)
-    # the handlers first: a SIGTERM right after the announcement still shuts down cleanly
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]
-    announce(f"http://{host}:{bound}")
-    await stop.wait()
-    # stop accepting, let in-flight requests finish, then flush the store and snapshot
-    await runner.cleanup()
+    # on SIGTERM: stop accepting, let in-flight requests finish, then (serve) flush and snapshot
+    await run_site(make_app(engine, token=token), host, port, announce)
 
 
 TOKEN_FILE = "token"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 from collections import OrderedDict
 
 from aiohttp import web
@@ -99,12 +100,37 @@ class RequestGroup:
         answers = [(f, r) for (_, f), r in zip(decides, results)] + [
             (f, failed or (lost if wrote != group else None)) for f, wrote in writers]
         for future, result in answers:
-            if future.done():  # the client went away; what it asked for is stored all the same
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            answer(future, result)
+
+
+def answer(future: asyncio.Future, result) -> None:
+    """Resolve a request's future with its result, or fail it with an exception. A client
+    that went away has nobody to answer; what it asked for is stored all the same."""
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+async def run_site(app: web.Application, host: str, port: int, announce) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT: ``announce`` gets the URL once it listens; then
+    stop accepting, let in-flight requests finish and run the app's cleanup."""
+    # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
+                           auto_decompress=False)
+    # the handlers first: a SIGTERM right after the announcement still shuts down cleanly
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    announce(f"http://{host}:{site._server.sockets[0].getsockname()[1]}")
+    await stop.wait()
+    await runner.cleanup()
 
 
 class VisitorLimit:
