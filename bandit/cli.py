@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     srv.add_argument("--data-dir", metavar="DIR",
                      help="event store and snapshots (default: the config's storage.path, "
-                          "./cartwheel-data without a config)")
+                          "./cartwheel-data without a config); a --role decide replica keeps "
+                          "nothing on disk")
     srv.add_argument("--no-auth", action="store_true",
                      help="leave POST /v1/outcome open (no token); without it, outcomes need "
                           "the [server] token, CARTWHEEL_TOKEN, or the one generated into the "

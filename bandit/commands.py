@@ -41,6 +41,9 @@ def serve(args) -> int:
         if not args.bus:
             raise CartwheelError("--role decide needs --bus redis://HOST:PORT/DB (the shop's "
                                  "Redis, which the trainer reads: cartwheel train --bus URL)")
+        if args.fresh_model:
+            raise CartwheelError("a replica keeps no model of its own: --fresh-model is the "
+                                 "trainer's (cartwheel train --fresh-model)")
         need("redis")
         from . import scaleout
 

@@ -40,6 +40,8 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
     (["serve", "--config", "missing.toml"], ["missing.toml"]),
     (["serve", "--role", "decide"], ["--role decide needs --bus", "cartwheel train --bus"]),
     (["serve", "--bus", "redis://127.0.0.1:1/0"], ["--bus is for --role decide"]),
+    (["serve", "--role", "decide", "--bus", "redis://127.0.0.1:1/0", "--fresh-model"],
+     ["cartwheel train --fresh-model"]),
     # nothing listens on port 1: one line, no traceback, within the bus timeout
     (["serve", "--role", "decide", "--bus", "redis://127.0.0.1:1/0"],
      ["redis://127.0.0.1:1/0", "did not answer"]),

@@ -152,6 +152,11 @@ def test_sigkill_of_a_replica_the_trainer_and_redis_loses_no_acknowledged_event(
         time.sleep(0.5)  # requests fail meanwhile (503 within the bus timeout)
         redis.start()
         load.wait_for(300)
+        # what operators watch: bus latency and model version on replicas, lag on the trainer
+        _, replica_metrics = replicas[1].request("GET", "/metrics")
+        assert _metric(replica_metrics, "cartwheel_bus_append_seconds_count") > 0
+        assert _metric(replica_metrics, "cartwheel_model_version") > 0
+        assert _metric(replica_metrics, "cartwheel_model_age_seconds") < 60
     finally:
         load.stop()
         for r in replicas:
@@ -164,6 +169,10 @@ def test_sigkill_of_a_replica_the_trainer_and_redis_loses_no_acknowledged_event(
             break
         assert time.monotonic() < deadline, "the trainer did not catch up"
         time.sleep(0.2)
+    _, trainer_metrics = procs["trainer"].request("GET", "/metrics")
+    assert _metric(trainer_metrics, "cartwheel_trainer_decisions_total") > 0
+    assert _metric(trainer_metrics, "cartwheel_trainer_lag_entries") >= 0
+    assert "cartwheel_trainer_duplicates_total" in trainer_metrics
     time.sleep(0.5)  # one more step publishes the spend of the last commit
     _, spend = asyncio.run(_bus_state(redis.url, config.name))
     assert procs["trainer"].stop() == 0
@@ -212,3 +221,11 @@ async def _join(url, config):
     bus = RedisBus(url, config.name)
     await bus.join(config.config_hash(), config.source)
     await bus.close()
+
+
+def _metric(text: str, name: str) -> float:
+    import re
+
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    assert found, f"{name} not in /metrics"
+    return float(found.group(1))
