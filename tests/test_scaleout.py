@@ -147,8 +147,14 @@ def test_the_published_model_reaches_replicas_and_names_itself_in_decisions(
             await s.drain()
             row = s.engine.store.decision(d.event_id)
             assert row.model_version == version
-            # two replicas never draw in lockstep on the same model
-            await refresh(s.replicas[1], s.bus)
+            # two replicas on the same published model never draw in lockstep
+            await asyncio.gather(*[s.groups[1].decide(api.DecideRequest(f"w{i}", CTX))
+                                        for i in range(70)])
+            await s.drain()
+            await s.trainer.publish(force=True)
+            assert s.trainer.published == s.engine.model_version > version
+            assert await refresh(s.replicas[0], s.bus) and await refresh(s.replicas[1], s.bus)
+            assert s.replicas[0].model_version == s.replicas[1].model_version
             a = s.replicas[0].policy.rng.random(4)
             b = s.replicas[1].policy.rng.random(4)
             assert not np.allclose(a, b)
