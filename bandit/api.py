@@ -19,14 +19,31 @@ class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
     visitor_id: str
     context: dict[str, ContextValue] = {}
     eligible: list[str] | None = None
+    #: add ``reasons``: the features that moved the chosen action above the runner-up
+    explain: bool = False
 
 
-class DecideResponse(msgspec.Struct):
+class Reason(msgspec.Struct):
+    """One feature's share of the chosen action's lead over ``reasons_versus``."""
+
+    feature: str
+    value: ContextValue
+    contribution: float
+
+
+class DecideResponse(msgspec.Struct, omit_defaults=True):
+    """The fields after ``model_version`` are there only when the request asked to explain:
+    ``reasons`` (null when there are none, with ``reasons_unavailable`` saying why) and the
+    action they compare with (``reasons_versus``)."""
+
     event_id: str
     action: str
     probability: float
     group: str
     model_version: int
+    reasons: list[Reason] | None | msgspec.UnsetType = msgspec.UNSET
+    reasons_versus: str | None | msgspec.UnsetType = msgspec.UNSET
+    reasons_unavailable: str | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class OutcomeRequest(msgspec.Struct, forbid_unknown_fields=True):

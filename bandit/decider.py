@@ -15,13 +15,14 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from policies import NonFiniteStateError
 
 from .errors import CartwheelError
+from .explain import explain_row
 from .privacy import hash_visitor
 from .types import Decision, LoggedEvent
 
@@ -50,6 +51,8 @@ class _Batch:
     chosen: list[tuple[str, float]] = field(default_factory=list)  # (action, probability)
     treated: list[bool] = field(default_factory=list)  # False: holdout
     learn_rows: list = field(default_factory=list)  # (x, action, p, mask) of randomized rows
+    explain: list[bool] = field(default_factory=list)  # rows that asked for reasons
+    reasons: dict = field(default_factory=dict)  # row -> (reasons, runner-up) or (None, why)
 
 
 class Decider:
@@ -76,16 +79,19 @@ class Decider:
         return int(visitor_hash[:8], 16) / 2**32 < self.config.holdout.fraction
 
     def decide(self, visitor_id: str, context: dict, eligible: Sequence[str] | None = None, *,
-               now: float | None = None, commit: bool = True) -> Decision:
-        """Choose an intervention for one visitor and log it (committed before returning)."""
-        result = self.decide_batch([(visitor_id, context, eligible)], now=now, commit=commit)[0]
+               now: float | None = None, commit: bool = True, explain: bool = False) -> Decision:
+        """Choose an intervention for one visitor and log it (committed before returning);
+        ``explain``: add the reasons (:mod:`bandit.explain`, never stored)."""
+        result = self.decide_batch([(visitor_id, context, eligible, explain)], now=now,
+                                   commit=commit)[0]
         if isinstance(result, Exception):
             raise result
         return result
 
     def decide_batch(self, requests: Sequence[tuple], *, now: float | None = None,
                      commit: bool = True) -> list[Decision | Exception]:
-        """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request.
+        """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request
+        (a fourth element, true, asks for the decision's reasons).
 
         One policy call and one insert for the whole batch. Every request is judged alone: one
         that fails validation (or breaks anything else) gets its error in its slot and does
@@ -96,9 +102,11 @@ class Decider:
         if batch.rows:
             ts = self.clock() if now is None else now
             events = self._decide_admitted(batch, ts)
-            for i, e in zip(batch.rows, events):
+            for j, (i, e) in enumerate(zip(batch.rows, events)):
                 results[i] = Decision(e.event_id, e.action, e.probability, e.group,
                                       e.model_version, e.randomized)
+                if batch.explain[j]:
+                    results[i] = self._with_reasons(results[i], batch, j)
             if commit:
                 self.commit()
         return results
@@ -125,7 +133,7 @@ class Decider:
     def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
         """Validate and encode each request; a refused one gets its error in ``results``."""
         batch = _Batch()
-        for i, (visitor_id, context, eligible) in enumerate(requests):
+        for i, (visitor_id, context, eligible, *explain) in enumerate(requests):
             try:
                 if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
                     raise CartwheelError(f"visitor_id must be a non-empty string of at most "
@@ -144,6 +152,7 @@ class Decider:
             batch.X.append(x)
             batch.eligible.append(ids)
             batch.hashes.append(hash_visitor(visitor_id, self.salt))
+            batch.explain.append(bool(explain and explain[0]))
         return batch
 
     def _choose(self, batch: "_Batch", ts: float) -> None:
@@ -192,6 +201,31 @@ class Decider:
             batch.chosen[j] = (self.policy_actions[action], p)
             if p < 1.0:
                 batch.learn_rows.append((X[r], action, p, mask[r]))
+        asked = [r for r, j in enumerate(rows) if batch.explain[j]]
+        if asked:  # only rows that asked pay for it (off by default)
+            self._explain(batch, [rows[r] for r in asked], X[asked], mask[asked],
+                          actions[asked])
+
+    def _explain(self, batch: "_Batch", rows: list[int], X, mask, actions) -> None:
+        parts = self.policy.score_parts(X)
+        for r, j in enumerate(rows):
+            if parts is None:
+                batch.reasons[j] = (None, f"{self.policy.name} does not score actions by "
+                                          "adding up feature effects")
+                continue
+            reasons, versus = explain_row(self.space, parts[0][r], parts[1][r],
+                                          batch.contexts[j], int(actions[r]), mask[r])
+            batch.reasons[j] = (reasons, versus if reasons is None
+                                else self.policy_actions[versus])
+
+    def _with_reasons(self, decision: Decision, batch: "_Batch", j: int) -> Decision:
+        reasons, versus = batch.reasons.get(j, (None, None))
+        if reasons is not None:
+            return replace(decision, reasons=tuple(reasons), reasons_versus=versus)
+        why = versus or ("holdout: the control is shown to every visitor of the holdout"
+                         if decision.group == "holdout" else
+                         "a rule or guardrail chose this action, not the policy")
+        return replace(decision, reasons_unavailable=why)
 
     def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
         """Append the batch's decisions to the store (one insert).

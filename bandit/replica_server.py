@@ -83,7 +83,7 @@ class ReplicaGroup(RequestGroup):
         try:
             now = replica.clock()
             if requests and replica.guardrails.caps:
-                hashes = list({hash_visitor(v, replica.salt) for v, _, _ in requests
+                hashes = list({hash_visitor(v, replica.salt) for v, *_ in requests
                                if isinstance(v, str) and 0 < len(v) <= MAX_VISITOR_ID})
                 replica.set_caps(hashes, await self.bus.cap_counts(
                     replica.cap_queries(hashes, now)))

@@ -169,8 +169,15 @@ async def decide(request: web.Request) -> web.Response:
         request.app[LIMIT].check(req.visitor_id, time.monotonic())
     d = await request.app[GROUP].decide(req)
     request.app[METRICS].decided[d.action, d.group].inc()
-    return web.Response(content_type="application/json", body=api.encode(api.DecideResponse(
-        d.event_id, d.action, d.probability, d.group, d.model_version)))
+    answer = api.DecideResponse(d.event_id, d.action, d.probability, d.group, d.model_version)
+    if req.explain:
+        answer.reasons = (None if d.reasons is None else
+                          [api.Reason(r.feature, r.value, r.contribution) for r in d.reasons])
+        if d.reasons is None:
+            answer.reasons_unavailable = d.reasons_unavailable
+        else:
+            answer.reasons_versus = d.reasons_versus
+    return web.Response(content_type="application/json", body=api.encode(answer))
 
 
 def _authorized(request: web.Request, token: str) -> bool:

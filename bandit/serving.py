@@ -44,7 +44,7 @@ class RequestGroup:
     def decide(self, req: api.DecideRequest) -> asyncio.Future:
         """Future of the :class:`~bandit.types.Decision` for ``req``, after the commit."""
         future = self._join()
-        self._decides.append(((req.visitor_id, req.context, req.eligible), future))
+        self._decides.append(((req.visitor_id, req.context, req.eligible, req.explain), future))
         return future
 
     async def outcome(self, req: api.OutcomeRequest) -> str:

@@ -63,6 +63,11 @@ class Decision:
     group: Group
     model_version: int
     randomized: bool
+    #: only when asked for (``explain``): why this action beat ``reasons_versus``
+    #: (:mod:`bandit.explain`), or why there is no such reason; never stored
+    reasons: tuple | None = None
+    reasons_versus: str | None = None
+    reasons_unavailable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

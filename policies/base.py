@@ -132,6 +132,14 @@ class Policy(ABC):
             raise NonFiniteStateError(f"{self.name}: the model's state is not finite")
         return P
 
+    def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """What a decision's scores are made of, for explanations: ``(contributions, extra)``
+        with ``contributions[i, k, j]`` feature j's additive share of action k's score for row
+        i and ``extra[i, k]`` the part no feature owns (an exploration bonus), so that a score
+        is ``contributions.sum(-1) + extra``. None (the default): this policy's choice is not
+        an additive function of the features."""
+        return None
+
     def finite(self) -> bool:
         """Whether every number of the learned state is finite."""
         return all(np.isfinite(v).all() for v in self._state().values()

@@ -42,6 +42,11 @@ class LinearPolicy(Policy):
     def noise_sd(self) -> float:
         return self.noise if self.noise is not None else self.ridge.noise_sd()
 
+    def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The greedy part of the score, ``x . theta_k``, split by feature (no bonus)."""
+        X = np.asarray(X, dtype=float)
+        return X[:, None, :] * self.ridge.theta[None, :, :], np.zeros((len(X), self.n_actions))
+
     def finite(self) -> bool:
         # what an overflow reaches first (reward sums, then the estimates); a damaged
         # inverse shows in the probabilities, which are checked on every decision
@@ -103,6 +108,11 @@ class LinUCB(LinearPolicy):
 
     def _preferences(self, X, mask):
         return greedy(self.scores(X), mask)
+
+    def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x . theta_k`` by feature, and the optimism bonus as the part no feature owns."""
+        contributions, _ = super().score_parts(X)
+        return contributions, self.alpha * self.noise_sd() * self.ridge.widths(np.asarray(X, float))
 
 
 @register("lints")
