@@ -16,7 +16,8 @@ from simulator.online import drive
 def test_engine_matches_simulate_within_5_points(tmp_path):
     # 100,000 visitors at 1 visitor/s, a one-hour attribution window, orders delayed as the
     # world says (median 20 minutes; ~20% arrive after the window and are refused with 409).
-    # Seeded: observed engine 0.40 vs simulate 0.42 (seed 0); the acceptance bound is 5 points.
+    # Seeded: observed engine 0.334 vs simulate 0.376 (seed 0; 0.40 vs 0.42 before the reward
+    # clip and staged learning); the acceptance bound is 5 points.
     world = simulator.make_world()
     policy = policies.make("linucb", n_actions=world.n_actions, n_features=world.space.dim,
                            seed=0)
