@@ -130,7 +130,10 @@ class VowpalWabbit(Policy):
         self.lossless_learning = exploration not in ("bag", "cover")
         names = self.feature_names or tuple(f"x{i}" for i in range(n_features))
         self._names = [_name(n) for n in names]
-        self._skip = {i for i, n in enumerate(names) if n == "bias"}  # VW has its own constant
+        # columns that held exactly 1.0 in every row learned so far: a constant, which VW has
+        # its own of (found by content, so an unnamed ones column of a research matrix is
+        # dropped too); learning narrows the set, deciding does not (restart-exact)
+        self._constant = np.ones(n_features, dtype=bool)
         self._action_lines = [self._action_line(k) for k in range(n_actions)]
         seed = int(np.random.SeedSequence(self.seed).generate_state(1)[0] % 2**31)
         self.ws = _vw().Workspace(f"{self.args} --save_resume --random_seed {seed}")
@@ -144,7 +147,7 @@ class VowpalWabbit(Policy):
 
     def _shared(self, x: np.ndarray) -> str:
         return "shared |s " + " ".join(f"{self._names[i]}:{x[i]:.6g}"
-                                       for i in np.flatnonzero(x) if i not in self._skip)
+                                       for i in np.flatnonzero(x) if not self._constant[i])
 
     def _preferences(self, X, mask):
         Q = np.zeros((len(X), self.n_actions))
@@ -155,6 +158,7 @@ class VowpalWabbit(Policy):
         return Q / Q.sum(axis=1, keepdims=True)
 
     def _learn(self, X, actions, rewards, propensities, mask):
+        self._constant &= (X == 1.0).all(axis=0)
         costs = -rewards / self.reward_scale
         for x, a, c, p, m in zip(X, actions, costs, propensities, mask):
             lines = [self._shared(x)]
@@ -173,11 +177,18 @@ class VowpalWabbit(Policy):
         try:
             self.ws.save(path)
             with open(path, "rb") as f:
-                return {"vw_model": np.frombuffer(f.read(), dtype=np.uint8)}
+                return {"vw_model": np.frombuffer(f.read(), dtype=np.uint8),
+                        "constant_columns": self._constant.copy()}
         finally:
             os.unlink(path)
 
     def _load_state(self, state):
+        if "constant_columns" in state:
+            self._constant = np.asarray(state["constant_columns"], dtype=bool).copy()
+        else:  # states before 0.3 dropped the column named "bias"
+            names = self.feature_names or ()
+            self._constant = np.array([n == "bias" for n in names] or
+                                      [False] * self.n_features)
         fd, path = tempfile.mkstemp(suffix=".vw")
         try:
             with os.fdopen(fd, "wb") as f:

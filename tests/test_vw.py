@@ -122,3 +122,33 @@ def test_new_actions_are_picked_up_by_adf():
     pol.add_actions(1, action_ids=["c"])
     P = pol.probabilities(X[:3])
     assert P.shape == (3, 3) and (P[:, 2] > 0).all()
+
+
+def test_a_ones_column_is_vw_constant_whatever_its_name():
+    # a research matrix with an unnamed column of ones learns exactly as without it (VW has
+    # its own constant); a column that stops being constant is VW's from then on
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    ones = np.column_stack([np.ones(200), X])
+    actions = rng.integers(0, 3, 200)
+    rewards = (X[:, 0] > 0).astype(float) * (actions == 1)
+    p, mask = np.full(200, 1 / 3), np.ones((200, 3), bool)
+    plain = policies.make("vw:floor=0", n_actions=3, n_features=3, seed=1,
+                          feature_names=("a", "b", "c"))
+    padded = policies.make("vw:floor=0", n_actions=3, n_features=4, seed=1,
+                           feature_names=("one", "a", "b", "c"))  # not named "bias"
+    plain.update(X, actions, rewards, p, mask)
+    padded.update(ones, actions, rewards, p, mask)
+    assert padded._shared(ones[0]) == plain._shared(X[0])  # the same line reaches VW
+    test = rng.normal(size=(20, 3))
+    np.testing.assert_allclose(padded.probabilities(np.column_stack([np.ones(20), test])),
+                               plain.probabilities(test), atol=1e-12)
+    # restart-exact: the constant columns are part of the state
+    twin = policies.make("vw:floor=0", n_actions=3, n_features=4, seed=1,
+                         feature_names=("one", "a", "b", "c"))
+    twin.set_state(padded.get_state())
+    assert twin._constant.tolist() == [True, False, False, False]
+    varied = np.column_stack([rng.choice([0.0, 1.0], 50), rng.normal(size=(50, 3))])
+    twin.update(varied, rng.integers(0, 3, 50), np.zeros(50), np.full(50, 1 / 3),
+                np.ones((50, 3), bool))
+    assert twin._constant.tolist() == [False, False, False, False]
