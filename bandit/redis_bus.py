@@ -54,6 +54,7 @@ class RedisBus:
         self.log_key, self.shared_key = prefix + "log", prefix + "shared"
         self.snapshot_key, self.channel = prefix + "snapshot", prefix + "snapshots"
         self.spend_key, self.cap_prefix = prefix + "spend", prefix + "cap:"
+        self._pubsub = None  # subscribed on the first wait_for_snapshot
 
     async def _call(self, what: str, awaitable):
         try:
@@ -64,6 +65,11 @@ class RedisBus:
                                       "counts: retry") from None
 
     async def close(self) -> None:
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except (RedisError, OSError):
+                pass  # closing anyway
         await self.redis.aclose()
 
     # ------------------------------------------------------------------ one config
@@ -180,7 +186,7 @@ class RedisBus:
     async def wait_for_snapshot(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for a published snapshot message; False on timeout (the
         caller polls anyway)."""
-        pubsub = self.__dict__.get("_pubsub")
+        pubsub = self._pubsub
         if pubsub is None:
             pubsub = self._pubsub = self.redis.pubsub()
             await self._call("subscribe", pubsub.subscribe(self.channel))

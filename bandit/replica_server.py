@@ -40,6 +40,7 @@ class ReplicaGroup(RequestGroup):
         super().__init__(replica, on_close)
         self.bus, self.on_append = bus, on_append
         self._busy = False
+        self._flushing: asyncio.Task | None = None
 
     async def outcome(self, req: api.OutcomeRequest) -> str:
         replica = self.engine
@@ -61,7 +62,8 @@ class ReplicaGroup(RequestGroup):
         if self.on_close is not None:
             self.on_close(len(decides) + len(outcomes))
         self._busy = True
-        asyncio.get_running_loop().create_task(self._flush(decides, outcomes))
+        # a reference kept: the loop holds tasks only weakly, and this one answers requests
+        self._flushing = asyncio.get_running_loop().create_task(self._flush(decides, outcomes))
 
     async def _flush(self, decides: list, outcomes: list) -> None:
         try:
