@@ -78,4 +78,7 @@ def explain_row(space, contributions: np.ndarray, extra: np.ndarray, seen: dict,
     bonus = float(extra[chosen] - extra[versus])
     if bonus:
         reasons.append(Reason("(exploration)", None, bonus))
+    if not reasons:  # nothing learned tells them apart yet (a fresh model, say)
+        return None, ("no feature separates the chosen action from the runner-up: their "
+                      "scores tie, and the policy chose among equals at random")
     return reasons, versus

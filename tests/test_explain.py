@@ -78,6 +78,10 @@ def test_without_an_additive_score_or_a_runner_up_reasons_say_why(tmp_path):
     plain = engine.decide("z", CTX)
     assert (plain.reasons, plain.reasons_unavailable) == (None, None)  # not asked: nothing
     engine.close()
+    fresh = Engine.open(shop(holdout={"fraction": 0.0}), tmp_path / "f", seed=0)
+    d = fresh.decide("n", CTX, explain=True)  # nothing learned: every score ties
+    assert d.reasons is None and "tie" in d.reasons_unavailable
+    fresh.close()
 
 
 def test_over_http_reasons_only_when_asked_and_never_stored(tmp_path):
@@ -85,8 +89,12 @@ def test_over_http_reasons_only_when_asked_and_never_stored(tmp_path):
     actions = set(load_config(cfg).action_ids)
     srv = Server(tmp_path / "data", cfg)
     try:
-        for i in range(200):
-            srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": CTX})
+        for i in range(200):  # some conversions, so that the model tells actions apart
+            _, d = srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": {
+                **CTX, "cart_value": float(i)}})
+            if i % 4 == 0:
+                srv.post("/v1/outcome", {"event_id": d["event_id"], "converted": True,
+                                         "order_value": 20.0 + i})
         status, plain = srv.post("/v1/decide", {"visitor_id": "p", "context": CTX})
         assert status == 200 and sorted(plain) == ["action", "event_id", "group",
                                                    "model_version", "probability"]
