@@ -226,11 +226,18 @@ async def healthz(request: web.Request) -> web.Response:
     # while degraded, one tiny write says whether the store can write again (the server then
     # recovers by itself, also with no traffic)
     healthy = engine.degraded is None or engine.probe()
-    body = {"status": "ok" if healthy else "degraded", "model_version": engine.model_version,
+    reason = engine.degraded
+    body = {"status": "ok", "model_version": engine.model_version,
             "update_count": engine.update_count, "pending_events": engine.open_events,
             "shop": engine.config.name}
+    trainer = request.app[TRAINER]
+    if trainer is not None:  # the trainer also needs the bus it reads from
+        body.update(role="train", bus_offset=trainer.offset, lag_entries=trainer.backlog[0],
+                    lag_seconds=trainer.backlog[1])
+        if healthy and trainer.bus_error is not None:
+            healthy, reason = False, trainer.bus_error
     if not healthy:
-        body["reason"] = engine.degraded
+        body["status"], body["reason"] = "degraded", reason
     return web.Response(status=200 if healthy else 503, content_type="application/json",
                         body=api.encode(body), headers=None if healthy else {"Retry-After": "1"})
 

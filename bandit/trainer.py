@@ -51,6 +51,8 @@ class Trainer:
         self._published_at = float("-inf")
         self._spend: tuple[float, float] | None = None
         self.backlog = (0, 0.0)  # entries not yet read, age of the oldest (seconds)
+        #: why the last step failed while it keeps failing (the trainer's /healthz says so)
+        self.bus_error: str | None = None
         self.metrics = None
 
     async def step(self, block_ms: int | None = 100) -> int:
@@ -112,13 +114,13 @@ class Trainer:
                 if time.monotonic() - last_backlog >= 1.0:
                     self.backlog = await self.bus.backlog(self.offset)
                     last_backlog = time.monotonic()
-                delay = 0.1
-            except StorageError as exc:
-                log.warning("trainer step failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
-            except Exception:
-                log.exception("trainer step failed; retrying in %.1f s", delay)
+                delay, self.bus_error = 0.1, None
+            except Exception as exc:
+                self.bus_error = str(exc)
+                if isinstance(exc, StorageError):
+                    log.warning("trainer step failed (%s); retrying in %.1f s", exc, delay)
+                else:
+                    log.exception("trainer step failed; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
 

@@ -229,3 +229,31 @@ def _metric(text: str, name: str) -> float:
     found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
     assert found, f"{name} not in /metrics"
     return float(found.group(1))
+
+
+def test_the_trainer_reports_a_lost_bus_on_healthz_and_recovers(tmp_path):
+    redis = RedisServer(tmp_path / "redis").start()
+    cfg = config_file(tmp_path)
+    trainer = Server(tmp_path / "trainer", cfg, command="train", args=("--bus", redis.url))
+    try:
+        status, health = trainer.request("GET", "/healthz")
+        assert status == 200 and health["role"] == "train" and health["lag_entries"] == 0
+        redis.kill()
+        health = _wait_health(trainer, 503)
+        assert health["status"] == "degraded" and redis.url in health["reason"]
+        redis.start()
+        health = _wait_health(trainer, 200)  # it retried by itself
+        assert health["status"] == "ok"
+    finally:
+        trainer.stop()
+        redis.stop()
+
+
+def _wait_health(server, status: int, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        got, health = server.request("GET", "/healthz")
+        if got == status:
+            return health
+        assert time.monotonic() < deadline, f"/healthz stayed {got}: {health}"
+        time.sleep(0.1)
