@@ -230,7 +230,7 @@ async def healthz(request: web.Request) -> web.Response:
     body = {"status": "ok", "model_version": engine.model_version,
             "update_count": engine.update_count, "pending_events": engine.open_events,
             "shop": engine.config.name}
-    trainer = request.app[TRAINER]
+    trainer = request.app.get(TRAINER)
     if trainer is not None:  # the trainer also needs the bus it reads from
         body.update(role="train", bus_offset=trainer.offset, lag_entries=trainer.backlog[0],
                     lag_seconds=trainer.backlog[1])
@@ -253,7 +253,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def unrouted(request: web.Request) -> web.Response:
     """Unknown path (404) or a known path with the wrong method (405), in the error shape."""
-    if request.app[TRAINER] is not None and request.path in _DECIDING:
+    if request.app.get(TRAINER) is not None and request.path in _DECIDING:
         return _error(404, "not_found", "the trainer takes no decisions or outcomes: send them "
                       "to a replica (cartwheel serve --role decide)")
     methods = [m for m, path, _ in _ROUTES if path == request.path]

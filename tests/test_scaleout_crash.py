@@ -257,3 +257,17 @@ def _wait_health(server, status: int, timeout: float = 20.0) -> dict:
             return health
         assert time.monotonic() < deadline, f"/healthz stayed {got}: {health}"
         time.sleep(0.1)
+
+
+def test_a_replica_answers_unknown_paths_and_methods_in_the_error_shape(tmp_path, redis_server):
+    replica = Server(tmp_path / "replica", config_file(tmp_path),
+                     args=("--role", "decide", "--bus", redis_server.url))
+    try:
+        status, body = replica.request("GET", "/nowhere")
+        assert status == 404 and body["error"]["code"] == "not_found"
+        status, body = replica.request("GET", "/v1/decide")
+        assert status == 405 and set(body["error"]) == {"code", "message", "field"}
+        status, body = replica.request("GET", "/v1/report")
+        assert status == 404 and "trainer" in body["error"]["message"]
+    finally:
+        replica.stop()
