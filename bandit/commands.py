@@ -53,14 +53,15 @@ def serve(args) -> int:
     if args.bus:
         raise CartwheelError("--bus is for --role decide (one replica of many); a single "
                              "process keeps its own log and needs no bus")
-    from . import server
+    from . import server, serving
     from .engine import Engine
 
     engine = Engine.open(args.config, args.data_dir or (None if args.config else
                                                        "cartwheel-data"),
                          fresh=args.fresh_model)
     try:
-        token, source = server.outcome_token(engine, auth=not args.no_auth)
+        token, source = serving.outcome_token(engine.config, not args.no_auth,
+                                              lambda: serving.data_dir_token(engine.data_dir))
     except OSError as exc:
         engine.close()
         raise CartwheelError(f"cannot keep the outcome token in {engine.data_dir}: "

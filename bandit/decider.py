@@ -11,6 +11,7 @@ the earlier choice, and the batch's decisions are logged with one insert.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -57,6 +58,15 @@ class _Batch:
 
 class Decider:
     """Decision-making methods of the engine (see the module docstring)."""
+
+    def _init_decider(self, config) -> None:
+        """What deciding needs from the config (``space`` is set by the caller, which may
+        need it earlier)."""
+        self.actions = {a.id: a for a in config.actions}
+        self.action_ids = config.action_ids
+        self._action_index = {a: i for i, a in enumerate(self.action_ids)}
+        self._control = config.holdout.control
+        self._config_mask = functools.lru_cache(maxsize=4096)(self._mask_of)
 
     def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
         """Validated eligible action ids (all configured actions when None)."""

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import fcntl
-import functools
 import logging
 import os
 import secrets
@@ -90,11 +89,7 @@ class Engine(Decider, Ingester):
         self.salt = self._salt()
         if self.store.schema_version != SCHEMA_VERSION:
             migrate(self.store, self.space, self.salt)
-        self.actions = {a.id: a for a in config.actions}
-        self.action_ids = config.action_ids
-        self._action_index = {a: i for i, a in enumerate(self.action_ids)}
-        self._control = config.holdout.control
-        self._config_mask = functools.lru_cache(maxsize=4096)(self._mask_of)
+        self._init_decider(config)
         self._snapshots = SnapshotWriter()
         self.guardrails = Guardrails(config, self.store)
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,

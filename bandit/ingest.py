@@ -18,6 +18,7 @@ import msgspec
 
 from .bus_records import BusDecision, BusOutcome, decode_entry
 from .errors import ClosedEventError, UnknownEventError
+from .joiner import learnable
 from .types import LoggedEvent
 
 log = logging.getLogger("cartwheel.trainer")
@@ -100,7 +101,7 @@ class Ingester:
         seq = self.store.add_decisions(events, [tuple(d.eligible) for d in fresh])
         self.decided_total += len(events)
         counts.decisions += len(events)
-        learn = [d for d in fresh if d.group == "treatment" and d.randomized]
+        learn = [d for d in fresh if learnable(d)]
         rows = []
         if learn and self.learner.provisional:
             X, actions, propensities, mask = self.learner.batch(learn)

@@ -75,11 +75,7 @@ class Replica(Decider):
         self.config, self.salt, self.clock = config, salt, clock
         self.name = name or f"{os.uname().nodename}-{os.getpid()}"
         self.space = config.feature_space()
-        self.actions = {a.id: a for a in config.actions}
-        self.action_ids = config.action_ids
-        self._action_index = {a: i for i, a in enumerate(self.action_ids)}
-        self._control = config.holdout.control
-        self._config_mask = self._mask_of
+        self._init_decider(config)
         self.caps = PrefetchedCaps()
         self.guardrails = Guardrails(config, self.caps, spend=SharedSpend(config.budget))
         self._cap_windows = [(i, cap.window_s, {a.id for a in config.actions if cap.covers(a)})

@@ -15,7 +15,7 @@ import logging
 import time
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from . import api
 from .bus_records import BusEntry, BusOutcome, encode_entry
@@ -24,7 +24,7 @@ from .errors import StorageError
 from .joiner import check_outcome
 from .privacy import hash_visitor
 from .replica import follow_snapshots
-from .serving import Cors, LoopLag, RequestGroup, VisitorLimit, answer
+from .serving import LoopLag, RequestGroup, VisitorLimit, answer
 from . import server
 
 log = logging.getLogger("cartwheel.replica")
@@ -108,32 +108,16 @@ class ReplicaGroup(RequestGroup):
             return [exc] * len(requests), exc
 
 
-class ReplicaMetrics:
-    """The replica's Prometheus metrics (the request ones named as on one process)."""
+class ReplicaMetrics(server.RequestMetrics):
+    """A replica's metrics: the request ones (named as on one process) and the bus's."""
 
     def __init__(self, replica):
-        self.registry = r = CollectorRegistry()
-        decisions = Counter("cartwheel_decisions", "Decisions made", ["action", "group"],
-                            registry=r)
-        self.decided = {(a, g): decisions.labels(a, g)
-                        for a in replica.config.action_ids for g in ("treatment", "holdout")}
-        self.outcomes = Counter("cartwheel_outcomes", "Outcomes received by status", ["status"],
-                                registry=r)
-        latency = Histogram("cartwheel_request_seconds", "Request latency", ["endpoint"],
-                            registry=r, buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1,
-                                                 .25, 1))
-        self.timers = {e: latency.labels(e) for e in (*server._ENDPOINTS, "other")}
-        self.errors = Counter("cartwheel_request_errors", "Refused requests",
-                              ["endpoint", "code"], registry=r)
-        self.group_size = Histogram("cartwheel_group_size", "Requests appended as one bus entry",
-                                    registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        super().__init__(replica.config, "Requests appended as one bus entry")
+        r = self.registry
         self.bus_latency = Histogram("cartwheel_bus_append_seconds", "Time Redis took to "
                                      "acknowledge a group's entry", registry=r,
                                      buckets=(.0002, .0005, .001, .002, .005, .01, .025, .05, .1,
                                               .5))
-        self.loop_lag = Histogram("cartwheel_event_loop_lag_seconds", "How late the event loop "
-                                  "ran a timer", registry=r,
-                                  buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1))
         self.bus_errors = Counter("cartwheel_bus_errors", "Failed bus calls", registry=r)
         Gauge("cartwheel_model_version", "Version of the model this replica decides with",
               registry=r).set_function(lambda: replica.model_version)
@@ -179,17 +163,10 @@ def make_replica_app(replica, bus, *, token: str | None, poll_s: float = 1.0
                                      on_append=metrics.bus_latency.observe)
     app[server.LIMIT] = VisitorLimit(config.server.visitor_rate, config.server.visitor_burst)
     app[server.OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {config.name} (replica)"))
-    cors = Cors(config.server.allowed_origins)
-    routes = (("POST", "/v1/decide", server.decide), ("POST", "/v1/outcome", server.outcome),
-              ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
-              ("GET", "/metrics", server.metrics), ("GET", "/openapi.json", server.openapi))
-    for method, path, handler in routes:
-        guarded = server._guarded(path, handler)
-        if path == "/v1/decide" and cors.origins:
-            guarded = cors.wrap(guarded)
-            app.router.add_route("OPTIONS", path, cors.preflight)
-        (app.router.add_get if method == "GET" else app.router.add_post)(path, guarded)
-    app.router.add_route("*", "/{tail:.*}", server._guarded("other", server.unrouted))
+    server.add_routes(app, (
+        ("POST", "/v1/decide", server.decide), ("POST", "/v1/outcome", server.outcome),
+        ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+        ("GET", "/metrics", server.metrics), ("GET", "/openapi.json", server.openapi)))
 
     async def background(app):
         def failed(exc):

@@ -18,11 +18,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import re
-import secrets
 import time
-from pathlib import Path
 
 import msgspec
 from aiohttp import web
@@ -49,16 +46,17 @@ TRAINER = web.AppKey("trainer", object)
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
 
 
-class Metrics:
-    """Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+class RequestMetrics:
+    """The request metrics every endpoint has, one process or a replica (own registry, so
+    several apps can live in one process). ``grouped``: what a request group is there."""
 
-    def __init__(self, engine):
+    def __init__(self, config, grouped: str):
         self.registry = CollectorRegistry()
         self.decisions = Counter("cartwheel_decisions", "Decisions made",
                                  ["action", "group"], registry=self.registry)
         # children looked up once: labels() takes a lock and a dict lookup on every call
         self.decided = {(a, g): self.decisions.labels(a, g)
-                        for a in engine.config.action_ids for g in ("treatment", "holdout")}
+                        for a in config.action_ids for g in ("treatment", "holdout")}
         self.outcomes = Counter("cartwheel_outcomes", "Outcomes received by status",
                                 ["status"], registry=self.registry)
         self.latency = Histogram("cartwheel_request_seconds", "Request latency", ["endpoint"],
@@ -67,17 +65,24 @@ class Metrics:
         self.errors = Counter("cartwheel_request_errors", "Refused requests",
                               ["endpoint", "code"], registry=self.registry)
         self.timers = {e: self.latency.labels(e) for e in (*_ENDPOINTS, "other")}
-        self.group_size = Histogram(
-            "cartwheel_group_size", "Requests decided and committed together (a request group)",
-            registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-        Gauge("cartwheel_model_updates", "Learning updates of the model",
-              registry=self.registry).set_function(lambda: engine.update_count)
-        Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
-              registry=self.registry).set_function(lambda: engine.open_events)
+        self.group_size = Histogram("cartwheel_group_size", grouped, registry=self.registry,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.loop_lag = Histogram(
             "cartwheel_event_loop_lag_seconds", "How late the event loop ran a timer (work on "
             "the loop that kept every request waiting)", registry=self.registry,
             buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1))
+
+
+class Metrics(RequestMetrics):
+    """One process's metrics: the request ones and the engine's."""
+
+    def __init__(self, engine):
+        super().__init__(engine.config, "Requests decided and committed together (a request "
+                                        "group)")
+        Gauge("cartwheel_model_updates", "Learning updates of the model",
+              registry=self.registry).set_function(lambda: engine.update_count)
+        Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
+              registry=self.registry).set_function(lambda: engine.open_events)
         Gauge("cartwheel_storage_degraded", "1 while the event log cannot be written",
               registry=self.registry).set_function(lambda: engine.degraded is not None)
         if engine.config.budget is not None:
@@ -303,6 +308,21 @@ async def _background(app: web.Application):
         task.cancel()
 
 
+def add_routes(app: web.Application, routes) -> None:
+    """Route ``(method, path, handler)`` triples, each guarded (one error shape, timed),
+    decide with CORS when origins are allowed, and every other path to :func:`unrouted`."""
+    cors = Cors(app[ENGINE].config.server.allowed_origins)
+    for method, path, handler in routes:
+        guarded = _guarded(path, handler)
+        if path == "/v1/decide" and cors.origins:
+            guarded = cors.wrap(guarded)
+            app.router.add_route("OPTIONS", path, cors.preflight)
+        # GET routes answer HEAD too (load balancers' health checks)
+        add = app.router.add_get if method == "GET" else app.router.add_post
+        add(path, guarded)
+    app.router.add_route("*", "/{tail:.*}", _guarded("other", unrouted))
+
+
 async def _training(app: web.Application):
     """The trainer's loop (``cartwheel train``) instead of the expiry slices: it ingests,
     expires and publishes (bandit.trainer)."""
@@ -335,17 +355,8 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None,
     app[LIMIT] = VisitorLimit(engine.config.server.visitor_rate, engine.config.server.visitor_burst)
     app[OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
     app[TRAINER] = trainer
-    cors = Cors(engine.config.server.allowed_origins)
-    routes = _ROUTES if trainer is None else [r for r in _ROUTES if r[1] not in _DECIDING]
-    for method, path, handler in routes:
-        guarded = _guarded(path, handler)
-        if path == "/v1/decide" and cors.origins:
-            guarded = cors.wrap(guarded)
-            app.router.add_route("OPTIONS", path, cors.preflight)
-        # GET routes answer HEAD too (load balancers' health checks)
-        add = app.router.add_get if method == "GET" else app.router.add_post
-        add(path, guarded)
-    app.router.add_route("*", "/{tail:.*}", _guarded("other", unrouted))
+    add_routes(app, _ROUTES if trainer is None else
+               [r for r in _ROUTES if r[1] not in _DECIDING])
     app.cleanup_ctx.append(_background if trainer is None else _training)
     return app
 
@@ -353,29 +364,6 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None,
 async def _serve(engine, host: str, port: int, token: str | None, announce) -> None:
     # on SIGTERM: stop accepting, let in-flight requests finish, then (serve) flush and snapshot
     await run_site(make_app(engine, token=token), host, port, announce)
-
-
-TOKEN_FILE = "token"
-
-
-def outcome_token(engine, auth: bool = True) -> tuple[str | None, str]:
-    """The bearer token outcomes need, and where it came from: ``[server] token``, else a
-    non-empty ``CARTWHEEL_TOKEN``, else the one kept in the data dir, generated on the first
-    start (as Jupyter does). ``auth=False`` (``--no-auth``) leaves outcomes open."""
-    if not auth:
-        return None, "none: outcomes are open to anyone who can reach this port (--no-auth)"
-    if engine.config.server.token:
-        return engine.config.server.token, f"[server] token in {engine.config.source}"
-    if os.environ.get("CARTWHEEL_TOKEN", "").strip():
-        return os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"
-    path = Path(engine.data_dir) / TOKEN_FILE
-    if path.exists():
-        return path.read_text().strip(), f"kept in {path}"
-    token = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token, f"generated and kept in {path}"
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,

@@ -1,13 +1,17 @@
 """The parts of the HTTP server that are not routes: request groups, per-visitor rate limits,
-event-loop lag, single-flight reports and CORS (docs/architecture.md, "The endpoint")."""
+event-loop lag, single-flight reports, CORS, running a site and the outcome token
+(docs/architecture.md, "The endpoint")."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import os
+import secrets
 import signal
 from collections import OrderedDict
+from pathlib import Path
 
 from aiohttp import web
 
@@ -250,3 +254,30 @@ class Cors:
         return response
 
 
+TOKEN_FILE = "token"
+
+
+def outcome_token(config, auth: bool = True, kept=None) -> tuple[str | None, str]:
+    """The bearer token outcomes need, and where it came from: ``[server] token``, else a
+    non-empty ``CARTWHEEL_TOKEN``, else ``kept()``: one process's token kept in its data dir
+    (:func:`data_dir_token`), or the one the shop's processes share on a bus.
+    ``auth=False`` (``--no-auth``) leaves outcomes open."""
+    if not auth:
+        return None, "none: outcomes are open to anyone who can reach this port (--no-auth)"
+    if config.server.token:
+        return config.server.token, f"[server] token in {config.source}"
+    if os.environ.get("CARTWHEEL_TOKEN", "").strip():
+        return os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"
+    return kept()
+
+
+def data_dir_token(data_dir) -> tuple[str, str]:
+    """The token kept in ``data_dir``, generated there on the first start (as Jupyter does)."""
+    path = Path(data_dir) / TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip(), f"kept in {path}"
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, f"generated and kept in {path}"
