@@ -220,8 +220,7 @@ class Decider:
         parts = self.policy.score_parts(X)
         for r, j in enumerate(rows):
             if parts is None:
-                batch.reasons[j] = (None, f"{self.policy.name} does not score actions by "
-                                          "adding up feature effects")
+                batch.reasons[j] = (None, self.policy.why_no_score_parts())
                 continue
             reasons, versus = explain_row(self.space, parts[0][r], parts[1][r],
                                           batch.contexts[j], int(actions[r]), mask[r])

@@ -8,9 +8,19 @@ The base class does validation, masking, the propensity floor, sampling and RNG 
   ``_relabel(X, actions, old_rewards, new_rewards, propensities, mask)``;
 * ``_state()`` / ``_load_state(state)`` and, to grow, ``_grow(n)``.
 
-Every eligible action keeps probability >= ``floor`` (default 0.01) so any log it writes can be
-evaluated off-policy; the floor mixes as ``p = (1 - k * floor) * q + floor`` over the ``k``
-eligible actions (uniform when ``k * floor > 1``).
+Every eligible action keeps probability >= ``f`` so any log it writes can be evaluated
+off-policy. By default the floor is an exploration *budget*: ``f = min(0.01, 0.05 / k)`` over
+the ``k`` eligible actions of a row, so at most 5% of traffic is forced to explore however many
+actions a shop has (a fixed 1% each would force 9% with 10 actions, and regret grows with it);
+``floor=x`` in a spec fixes ``f = min(x, 1 / k)`` instead. The trade-off: a smaller floor
+explores less but makes off-policy estimates noisier (importance weights up to ``1 / f``).
+
+The floor is a minimum, not a mixture: an action the policy already gives at least ``f`` is
+not pushed further, so a policy that explores by itself pays nothing extra::
+
+    p = f + (1 - k f) * max(q - f, 0) / sum(max(q - f, 0))
+
+which is ``q`` itself when every ``q >= f``, and ``(1 - k f) q + f`` for a greedy ``q``.
 
 >>> import numpy as np
 >>> from policies import make
@@ -28,6 +38,10 @@ from typing import ClassVar
 import numpy as np
 
 STATE_VERSION = 1
+#: the default floor: this share of traffic explores, spread over the eligible actions ...
+FLOOR_BUDGET = 0.05
+#: ... but no action is forced above this (a shop with two actions explores 2%, not 5%)
+FLOOR_MAX = 0.01
 
 
 class NonFiniteStateError(ValueError):
@@ -43,8 +57,9 @@ class Policy(ABC):
         K actions and d context columns (including any bias column).
     seed : int or None
         Seed of the policy's one ``np.random.Generator``.
-    floor : float
-        Minimum probability of every eligible action.
+    floor : float or None
+        Minimum probability of every eligible action; None (default): the exploration budget
+        ``min(0.01, 0.05 / k)`` for ``k`` eligible actions (module docstring).
     feature_names : sequence of str, optional
         Names of the d columns (VW namespaces, readable explanations).
     action_ids : sequence of str, optional
@@ -69,16 +84,19 @@ class Policy(ABC):
     #: one line per constructor parameter, shown by ``cartwheel policies`` (a contract test
     #: checks that every accepted parameter has one)
     PARAMS: ClassVar[dict[str, str]] = {
-        "floor": "minimum probability of every eligible action, so logs stay evaluable"}
+        "floor": "minimum probability of every eligible action, so logs stay evaluable "
+                 "(None: 5% of traffic spread over the eligible actions, at most 1% each)"}
 
     def __init__(self, n_actions: int, n_features: int, *, seed: int | None = None,
-                 floor: float = 0.01, feature_names=None, action_ids=None, action_features=None):
+                 floor: float | None = None, feature_names=None, action_ids=None,
+                 action_features=None):
         if int(n_actions) < 1 or int(n_features) < 1:
             raise ValueError(f"{self.name}: need n_actions >= 1 and n_features >= 1, "
                              f"got {n_actions} and {n_features}")
-        if not 0.0 <= float(floor) < 1.0:
-            raise ValueError(f"{self.name}: floor must be in [0, 1), got {floor!r}")
-        self.n_actions, self.n_features, self.floor = int(n_actions), int(n_features), float(floor)
+        if floor is not None and not 0.0 <= float(floor) < 1.0:
+            raise ValueError(f"{self.name}: floor must be in [0, 1) or None, got {floor!r}")
+        self.n_actions, self.n_features = int(n_actions), int(n_features)
+        self.floor = None if floor is None else float(floor)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.feature_names = None if feature_names is None else tuple(feature_names)
@@ -139,6 +157,10 @@ class Policy(ABC):
         is ``contributions.sum(-1) + extra``. None (the default): this policy's choice is not
         an additive function of the features."""
         return None
+
+    def why_no_score_parts(self) -> str:
+        """Why :meth:`score_parts` is None now, in words a shop's analyst reads."""
+        return f"{self.name} does not score actions by adding up feature effects"
 
     def finite(self) -> bool:
         """Whether every number of the learned state is finite."""
@@ -285,10 +307,27 @@ class Policy(ABC):
                              "eligible action")
         return X, mask
 
+    def floor_for(self, k: np.ndarray | int) -> np.ndarray | float:
+        """The per-action floor of a row with ``k`` eligible actions (module docstring).
+
+        >>> from policies import make
+        >>> pol = make("uniform", n_actions=10, n_features=1)
+        >>> float(pol.floor_for(2)), float(pol.floor_for(10))
+        (0.01, 0.005)
+        """
+        k = np.asarray(k, dtype=float)
+        if self.floor is None:
+            return np.minimum(FLOOR_MAX, FLOOR_BUDGET / k)
+        return np.minimum(self.floor, 1.0 / k)
+
     def _apply_floor(self, Q: np.ndarray, mask: np.ndarray) -> np.ndarray:
         k = mask.sum(axis=1, keepdims=True)
-        f = np.minimum(self.floor, 1.0 / k)
-        return (1.0 - k * f) * Q + f * mask  # rows sum to (1 - k f) + k f = 1
+        f = self.floor_for(k)
+        above = np.where(mask, np.maximum(Q - f, 0.0), 0.0)
+        total = above.sum(axis=1, keepdims=True)
+        # rows where nothing is above the floor (uniform at f = 1/k) stay uniform
+        share = np.divide(above, total, out=mask / k, where=total > 0)
+        return f * mask + (1.0 - k * f) * share  # rows sum to k f + (1 - k f) = 1
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_actions={self.n_actions}, n_features={self.n_features})"

@@ -15,8 +15,13 @@ an action-specific weight, which is what personalization is (a test shows both).
 Masked actions are left out of the example and VW's pmf is mapped back to all K actions; the
 base class applies the propensity floor on top and samples from the floored pmf itself, so the
 logged propensity is the probability the action was really drawn with. Rewards become VW costs
-here, once: ``cost = -reward / reward_scale`` (``reward_scale`` keeps costs near unit size, which
-VW's default learning rate expects; it does not change which action is best).
+here, once: ``cost = 1 - reward / reward_scale``, so a reward of 0 costs 1 and a reward of
+``reward_scale`` costs 0, the [0, 1] costs VW's explorations are designed for (the bake-off's
+convention): VW's first predictions (0) are then optimistic, which is what makes an unseen
+action worth trying. By default ``reward_scale`` is the size of the first nonzero reward
+learned: 1 for conversions (0/1 rewards), one order's profit for currency rewards, so one
+default suits both. Until that reward arrives every cost is 1 whatever the scale, so fixing it
+late changes nothing learned before; it is saved with the model (restart-exact).
 
 State is the model saved with ``--save_resume``: loading it and learning on continues exactly
 as an uninterrupted run for squarecb, epsilon, softmax, regcb and regcbopt. ``bag`` and
@@ -78,14 +83,14 @@ class VowpalWabbit(Policy):
         mtr (default), dr, ips or dm (squarecb and regcb take only mtr, cover no dm).
     interactions : bool
         Quadratic shared x action interactions (default True).
-    reward_scale : float
-        Rewards are divided by it to make costs (default 10: a profit in currency units).
+    reward_scale : float or None
+        The reward worth cost 0 (``cost = 1 - reward / reward_scale``); None (default): the
+        size of the first nonzero reward learned.
     min_cost, max_cost : float
-        The cost range RegCB's bounds assume (default -5 to 0.5: rewards from -5 to +50 at the
-        default ``reward_scale``); costs outside it break regcb and regcbopt.
-    learning_rate, power_t, bits : VW's ``-l``, ``--power_t`` and ``-b``. The learning rate
-        defaults to 0.1, not VW's 0.5: a shop's rewards are rare and heavy-tailed (most visitors
-        earn 0, a few a large order), and a smaller step keeps single orders from swinging it.
+        The cost range RegCB's bounds assume (default 0 to 1: rewards from 0 to
+        ``reward_scale``); costs far outside it make regcb and regcbopt explore less well.
+    learning_rate, power_t, bits : VW's ``-l``, ``--power_t`` and ``-b`` (VW's own defaults:
+        with ``floor=0`` this policy is direct VW, decision for decision).
     """
 
     PARAMS = {
@@ -95,7 +100,8 @@ class VowpalWabbit(Policy):
         "bag": "bag: number of bootstrapped policies", "cover": "cover: number of policies",
         "lambda": "softmax: inverse temperature", "cb_type": "mtr, dr, ips or dm",
         "interactions": "learn context x action crosses (-q sa)",
-        "reward_scale": "rewards are divided by this before VW sees them (costs)",
+        "reward_scale": "the reward worth cost 0: cost = 1 - reward / reward_scale "
+                        "(None: the size of the first nonzero reward learned)",
         "learning_rate": "VW's -l", "power_t": "VW's --power_t (learning rate decay)",
         "bits": "VW's -b: bits of the feature hash table",
         "min_cost": "regcb/regcbopt: smallest cost (after reward_scale)",
@@ -104,8 +110,9 @@ class VowpalWabbit(Policy):
     def __init__(self, n_actions, n_features, *, exploration: str = "squarecb",
                  epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,
                  lambda_: float = 10.0, cb_type: str = "mtr", interactions: bool = True,
-                 reward_scale: float = 10.0, learning_rate: float = 0.1, power_t: float = 0.5,
-                 bits: int = 18, min_cost: float = -5.0, max_cost: float = 0.5, **kw):
+                 reward_scale: float | None = None, learning_rate: float = 0.5,
+                 power_t: float = 0.5, bits: int = 18, min_cost: float = 0.0,
+                 max_cost: float = 1.0, **kw):
         super().__init__(n_actions, n_features, **kw)
         if exploration not in EXPLORATIONS:
             raise ValueError(f"vw: exploration must be one of {sorted(EXPLORATIONS)}, "
@@ -116,12 +123,14 @@ class VowpalWabbit(Policy):
         if cb_type not in supported:
             raise ValueError(f"vw: exploration={exploration} supports cb_type {supported}, "
                              f"not {cb_type!r}")
-        if reward_scale <= 0 or not 0 <= epsilon <= 1:
-            raise ValueError("vw: reward_scale must be > 0 and epsilon in [0, 1]")
+        if (reward_scale is not None and not reward_scale > 0) or not 0 <= epsilon <= 1:
+            raise ValueError("vw: reward_scale must be > 0 or None (from the first nonzero "
+                             "reward), and epsilon in [0, 1]")
         params = {"epsilon": epsilon, "gamma_scale": gamma_scale, "bag": int(bag),
                   "cover": int(cover), "lambda_": lambda_, "min_cost": min_cost,
                   "max_cost": max_cost}
-        self.exploration, self.reward_scale = exploration, float(reward_scale)
+        self.exploration = exploration
+        self.reward_scale = None if reward_scale is None else float(reward_scale)
         self.args = " ".join([
             "--cb_explore_adf", EXPLORATIONS[exploration](params), f"--cb_type {cb_type}",
             "-q sa" if interactions else "", f"-l {learning_rate}", f"--power_t {power_t}",
@@ -159,7 +168,9 @@ class VowpalWabbit(Policy):
 
     def _learn(self, X, actions, rewards, propensities, mask):
         self._constant &= (X == 1.0).all(axis=0)
-        costs = -rewards / self.reward_scale
+        if self.reward_scale is None and rewards.any():
+            self.reward_scale = float(abs(rewards[np.flatnonzero(rewards)[0]]))
+        costs = 1.0 - rewards / (self.reward_scale or 1.0)  # all rewards 0 while unset
         for x, a, c, p, m in zip(X, actions, costs, propensities, mask):
             lines = [self._shared(x)]
             for k in np.flatnonzero(m):
@@ -178,17 +189,21 @@ class VowpalWabbit(Policy):
             self.ws.save(path)
             with open(path, "rb") as f:
                 return {"vw_model": np.frombuffer(f.read(), dtype=np.uint8),
-                        "constant_columns": self._constant.copy()}
+                        "constant_columns": self._constant.copy(),
+                        "reward_scale": np.array(np.nan if self.reward_scale is None
+                                                 else self.reward_scale)}
         finally:
             os.unlink(path)
 
     def _load_state(self, state):
-        if "constant_columns" in state:
-            self._constant = np.asarray(state["constant_columns"], dtype=bool).copy()
-        else:  # states before 0.3 dropped the column named "bias"
-            names = self.feature_names or ()
-            self._constant = np.array([n == "bias" for n in names] or
-                                      [False] * self.n_features)
+        if "reward_scale" not in state:
+            # earlier states learned costs -reward / reward_scale: continuing with 1 - reward /
+            # reward_scale would mix two conventions in one model, so it is re-learned instead
+            raise ValueError("vw: this model was saved with the costs of an earlier cartwheel; "
+                             "it is re-learned from the log")
+        self._constant = np.asarray(state["constant_columns"], dtype=bool).copy()
+        scale = float(state["reward_scale"])
+        self.reward_scale = None if np.isnan(scale) else scale
         fd, path = tempfile.mkstemp(suffix=".vw")
         try:
             with os.fdopen(fd, "wb") as f:

@@ -79,6 +79,11 @@ def test_without_an_additive_score_or_a_runner_up_reasons_say_why(tmp_path):
     assert (plain.reasons, plain.reasons_unavailable) == (None, None)  # not asked: nothing
     engine.close()
     fresh = Engine.open(shop(holdout={"fraction": 0.0}), tmp_path / "f", seed=0)
+    d = fresh.decide("n", CTX, explain=True)  # linucb tries every action first
+    assert d.reasons is None and "warm-up" in d.reasons_unavailable
+    fresh.close()
+    fresh = Engine.open(shop(holdout={"fraction": 0.0}, policy={"spec": "linucb:warmup=0"}),
+                        tmp_path / "g", seed=0)
     d = fresh.decide("n", CTX, explain=True)  # nothing learned: every score ties
     assert d.reasons is None and "tie" in d.reasons_unavailable
     fresh.close()

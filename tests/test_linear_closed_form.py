@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import policies
-from policies._ridge import RidgeStack
+from policies._ridge import PRIOR_N, RidgeStack
 
 
 def test_streaming_ridge_equals_batch_solution():
@@ -64,7 +64,34 @@ def test_noise_sd_matches_ridge_residuals():
     ridge = RidgeStack(1, 3, 1e-6)
     ridge.update(X, np.zeros(5000, int), r)
     residual = r - X @ ridge.theta[0]
-    np.testing.assert_allclose(ridge.noise_sd(), np.sqrt(residual @ residual / 5000), rtol=1e-3)
+    # the prior: PRIOR_N rows of the mean square of the (here all nonzero) rewards
+    prior = PRIOR_N * (r @ r) / 5000
+    np.testing.assert_allclose(ridge.noise_sd(),
+                               np.sqrt((residual @ residual + prior) / (5000 + PRIOR_N)), rtol=1e-6)
+
+
+def test_noise_prior_is_one_event_in_size_and_relabels_keep_it_exact():
+    # zero-inflated rewards, learned provisionally as 0 and relabelled to the order's size,
+    # give the statistics of learning the final rewards at once (events included)
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 3))
+    actions = rng.integers(0, 2, 400)
+    final = np.where(rng.random(400) < 0.05, rng.lognormal(3, 0.5, 400), 0.0)
+    direct, online = RidgeStack(2, 3), RidgeStack(2, 3)
+    direct.update(X, actions, final)
+    online.update(X, actions, np.zeros(400))
+    hit = np.flatnonzero(final)
+    online.relabel(X[hit], actions[hit], np.zeros(len(hit)), final[hit])
+    np.testing.assert_allclose(online.events, direct.events)
+    np.testing.assert_allclose(direct.events.sum(), len(hit))
+    rss = final @ final - np.vdot(direct.b, direct.theta)
+    s0_sq = (final @ final) / len(hit)
+    expected = np.sqrt((rss + PRIOR_N * s0_sq) / (400 + PRIOR_N))
+    np.testing.assert_allclose([direct.noise_sd(), online.noise_sd()], expected, rtol=1e-9)
+    # no order yet: the prior is unit-sized, the old behaviour
+    empty = RidgeStack(1, 1)
+    empty.update(np.ones((30, 1)), np.zeros(30, int), np.zeros(30))
+    np.testing.assert_allclose(empty.noise_sd(), np.sqrt(PRIOR_N / (30 + PRIOR_N)))
 
 
 def test_linucb_scores_equal_direct_formula():
@@ -116,6 +143,31 @@ def test_floor_mixing_closed_form():
     pol = policies.make("fixed:action=1,floor=0.1", n_actions=4, n_features=1)
     P = pol.probabilities(np.ones((1, 1)), np.array([[True, True, True, False]]))
     np.testing.assert_allclose(P[0], [0.1, 0.8, 0.1, 0.0])
+
+
+def test_floor_is_a_minimum_not_a_mixture():
+    # egreedy with epsilon 0.3 over 3 actions already gives every action 0.1 >= the 0.05
+    # floor: unchanged (a mixture would give 0.9 * q + 0.05)
+    pol = policies.make("egreedy:epsilon=0.3,floor=0.05", n_actions=3, n_features=1)
+    pol.update(np.ones((3, 1)), np.array([0, 1, 2]), np.array([1.0, 3.0, 2.0]), np.ones(3))
+    np.testing.assert_allclose(pol.probabilities(np.ones((1, 1)))[0], [0.1, 0.8, 0.1])
+    # q = (0.02, 0.78, 0.2) with f = 0.05: the small one is lifted to f and the mass above
+    # f is shared in proportion to (0, 0.73, 0.15): p = 0.05 + 0.85 * (0, 0.73, 0.15) / 0.88
+    pol = policies.make("egreedy:epsilon=0.06,floor=0.05", n_actions=3, n_features=1)
+    q = np.array([[0.02, 0.78, 0.2]])
+    expected = 0.05 + 0.85 * np.array([0.0, 0.73, 0.15]) / 0.88
+    np.testing.assert_allclose(pol._apply_floor(q, np.ones((1, 3), bool))[0], expected)
+
+
+@pytest.mark.parametrize("k, floor", [(2, 0.01), (5, 0.01), (8, 0.00625), (10, 0.005)])
+def test_default_floor_is_a_budget_over_the_eligible_actions(k, floor):
+    pol = policies.make("fixed:action=0", n_actions=12, n_features=1)
+    mask = np.zeros((1, 12), bool)
+    mask[0, :k] = True
+    P = pol.probabilities(np.ones((1, 1)), mask)[0]
+    np.testing.assert_allclose(P[1:k], floor)  # every other eligible action gets the floor
+    np.testing.assert_allclose(P[0], 1 - (k - 1) * floor)
+    assert (P[k:] == 0).all()
 
 
 def test_bts_fractional_update():

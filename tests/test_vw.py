@@ -152,3 +152,38 @@ def test_a_ones_column_is_vw_constant_whatever_its_name():
     twin.update(varied, rng.integers(0, 3, 50), np.zeros(50), np.full(50, 1 / 3),
                 np.ones((50, 3), bool))
     assert twin._constant.tolist() == [False, False, False, False]
+
+
+def test_reward_scale_is_the_first_nonzero_reward_and_is_saved():
+    pol = vw("squarecb")
+    X, a, _, p = events(6)
+    pol.update(X[:3], a[:3], np.zeros(3), p[:3])
+    assert pol.reward_scale is None  # every cost so far is 1 whatever the scale
+    pol.update(X[3:], a[3:], np.array([0.0, -24.5, 3.0]), p[3:])
+    assert pol.reward_scale == 24.5
+    twin = vw("squarecb")
+    twin.set_state(pol.get_state())
+    assert twin.reward_scale == 24.5
+    fixed = vw("squarecb", reward_scale=10.0)
+    fixed.update(X, a, np.full(6, 3.0), p)
+    assert fixed.reward_scale == 10.0
+
+
+def test_an_old_state_is_refused_so_the_model_is_relearned():
+    state = vw("squarecb").get_state()
+    del state["policy.reward_scale"]
+    with pytest.raises(ValueError, match="re-learned"):
+        vw("squarecb").set_state(state)
+
+
+def test_without_a_floor_it_is_direct_vowpal_wabbit_on_the_bakeoff():
+    # the paper's protocol on iris: the wrapper (costs 1 - reward, VW's learning rate) and VW
+    # fed the same examples by hand make the same decisions on every row
+    from simulator import bakeoff  # its datasets need cartwheel[bakeoff], part of [dev]
+
+    data = bakeoff.load("iris")
+    for seed in range(2):
+        wrapped = bakeoff.CartwheelLearner("vw:floor=0", data, seed=seed)
+        direct = bakeoff.VowpalWabbitLearner("--squarecb", data, seed=seed)
+        assert (bakeoff.progressive_reward(wrapped, data, seed=seed, batch=1)
+                == bakeoff.progressive_reward(direct, data, seed=seed, batch=1))
