@@ -21,8 +21,7 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotri
 
 
-#: the noise prior is worth this many rows (see ``RidgeStack.noise_sd``)
-PRIOR_N = 20.0
+PRIOR_SD, PRIOR_N = 1.0, 2.0  # noise prior: worth two observations of unit variance
 RANK1_MAX_ROWS = 3  # up to this many new rows for one action: rank-1 steps, else Cholesky
 
 
@@ -47,13 +46,11 @@ class RidgeStack:
         self.theta = np.zeros((n_actions, dim))
         self.rr = np.zeros(n_actions)
         self.counts = np.zeros(n_actions)
-        #: rows with a nonzero reward (faded like ``counts``): the size of one event
-        self.events = np.zeros(n_actions)
         self.rank1_steps = np.zeros(n_actions, dtype=np.int64)
         self._upper = np.triu_indices(dim, 1)
         self._noise: float | None = None
 
-    ARRAYS = ("A", "A_inv", "b", "theta", "rr", "counts", "events", "rank1_steps")
+    ARRAYS = ("A", "A_inv", "b", "theta", "rr", "counts", "rank1_steps")
 
     def update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Add rows (X[i], rewards[i]) to the statistics of actions[i]."""
@@ -72,7 +69,6 @@ class RidgeStack:
             self.b[k] += Xk.T @ rk
             self.rr[k] += rk @ rk
             self.counts[k] += len(rows)
-            self.events[k] += np.count_nonzero(rk)
             if len(rows) <= RANK1_MAX_ROWS and self.rank1_steps[k] + len(rows) <= self.refresh_every:
                 for x in Xk:  # a few rank-1 steps are cheaper than a factorization
                     self._rank1(k, x)
@@ -86,12 +82,10 @@ class RidgeStack:
             k = int(actions[0])
             self.b[k] += (new[0] - old[0]) * X[0]
             self.rr[k] += new[0] ** 2 - old[0] ** 2
-            self.events[k] += float(new[0] != 0) - float(old[0] != 0)
             touched = (k,)
         else:
             np.add.at(self.b, actions, (new - old)[:, None] * X)
             np.add.at(self.rr, actions, new**2 - old**2)
-            np.add.at(self.events, actions, (new != 0).astype(float) - (old != 0))
             touched = np.unique(actions)
         for k in touched:
             self.theta[k] = self.A_inv[k] @ self.b[k]
@@ -113,13 +107,11 @@ class RidgeStack:
         self.b *= fade
         self.rr *= fade
         self.counts *= fade
-        self.events *= fade
         Xw = X * weights[:, None]
         np.add.at(self.A, actions, Xw[:, :, None] * X[:, None, :])
         np.add.at(self.b, actions, Xw * rewards[:, None])
         np.add.at(self.rr, actions, weights * rewards**2)
         np.add.at(self.counts, actions, weights)
-        np.add.at(self.events, actions, weights * (rewards != 0))
         for k in range(len(self.A)):
             self.refresh(k)
         self._noise = None
@@ -158,29 +150,15 @@ class RidgeStack:
         return np.sqrt(np.maximum(quad, 0.0)).T
 
     def noise_sd(self) -> float:
-        """Pooled residual standard deviation, shrunk toward the size of one event while
-        there are few rows.
+        """Pooled residual standard deviation, shrunk toward 1 while there are few rows.
 
-        ``sqrt((rss + n0 * s0^2) / (n + n0))`` with ``rss = sum r^2 - b . theta`` (the ridge
-        residual plus penalty, so no rows are kept), ``n0 = PRIOR_N`` rows and ``s0^2`` the
-        mean square of the nonzero rewards (1 before there is one). A shop's rewards are
-        mostly 0 with a rare order: after the first order the pooled estimate alone is tiny
-        (one order over n rows), exploration widths collapse and that one order's action wins
-        every visitor. The prior says "a reward is about one order in size" until the rows
-        outweigh it (Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 2.6: a scaled
-        inverse-chi^2 prior on the variance with n0 degrees of freedom). Cached until the next
-        update (it is read on every decision).
-
-        >>> r = RidgeStack(n_actions=1, dim=1)
-        >>> r.update(np.ones((4, 1)), np.zeros(4, dtype=int), np.array([0.0, 0, 0, 30]))
-        >>> round(r.noise_sd(), 1)  # the pooled sqrt(rss / n) alone: 13.4
-        27.9
+        Uses ``sum r^2 - b . theta`` (the ridge residual plus penalty), so no rows are kept;
+        cached until the next update (it is read on every decision).
         """
         if self._noise is None:
             rss = max(float(self.rr.sum() - np.vdot(self.b, self.theta)), 0.0)
-            events = float(self.events.sum())
-            s0_sq = float(self.rr.sum()) / events if events > 0.5 else 1.0
-            self._noise = float(np.sqrt((rss + PRIOR_N * s0_sq) / (self.counts.sum() + PRIOR_N)))
+            self._noise = float(np.sqrt((rss + PRIOR_N * PRIOR_SD**2)
+                                        / (self.counts.sum() + PRIOR_N)))
         return self._noise
 
     def grow(self, n: int) -> None:
@@ -194,8 +172,6 @@ class RidgeStack:
         return {f"ridge.{name}": getattr(self, name) for name in self.ARRAYS}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
-        if "ridge.events" not in state:  # states before 0.3: every learned row an event
-            state = {**state, "ridge.events": np.asarray(state["ridge.counts"])}
         for name in self.ARRAYS:
             value = np.asarray(state[f"ridge.{name}"])
             if value.shape != getattr(self, name).shape:
