@@ -9,9 +9,13 @@ The base class does validation, masking, the propensity floor, sampling and RNG 
 * ``_state()`` / ``_load_state(state)`` and, to grow, ``_grow(n)``.
 
 Every eligible action keeps probability >= ``f`` so any log it writes can be evaluated
-off-policy. By default the floor is an exploration *budget*: ``f = min(0.01, 0.05 / k)`` over
-the ``k`` eligible actions of a row, so at most 5% of traffic is forced to explore however many
-actions a shop has (a fixed 1% each would force 9% with 10 actions, and regret grows with it);
+off-policy. By default the floor is an exploration *budget*: ``f = min(0.01, 0.08 / k)`` over
+the ``k`` eligible actions of a row: 1% each for up to 8 actions, and never more than 8% of
+traffic forced to explore however many actions a shop has (a fixed 1% each would force 19%
+with 20 actions). Measured before choosing it: a 5% budget (0.6% each with 8 actions) cost
+linucb 4 points of captured gain at 50,000 visitors in the simulated shop, where forced
+exploration helps learners that are still unsure, while on the bake-off's 10-class digits
+the 9% of a fixed 1% cost 8 points against no floor;
 ``floor=x`` in a spec fixes ``f = min(x, 1 / k)`` instead. The trade-off: a smaller floor
 explores less but makes off-policy estimates noisier (importance weights up to ``1 / f``).
 
@@ -38,8 +42,9 @@ from typing import ClassVar
 import numpy as np
 
 STATE_VERSION = 1
-#: the default floor: this share of traffic explores, spread over the eligible actions ...
-FLOOR_BUDGET = 0.05
+#: the default floor: at most this share of traffic is forced to explore, spread over the
+#: eligible actions ...
+FLOOR_BUDGET = 0.08
 #: ... but no action is forced above this (a shop with two actions explores 2%, not 5%)
 FLOOR_MAX = 0.01
 
@@ -59,7 +64,7 @@ class Policy(ABC):
         Seed of the policy's one ``np.random.Generator``.
     floor : float or None
         Minimum probability of every eligible action; None (default): the exploration budget
-        ``min(0.01, 0.05 / k)`` for ``k`` eligible actions (module docstring).
+        ``min(0.01, 0.08 / k)`` for ``k`` eligible actions (module docstring).
     feature_names : sequence of str, optional
         Names of the d columns (VW namespaces, readable explanations).
     action_ids : sequence of str, optional
@@ -85,7 +90,7 @@ class Policy(ABC):
     #: checks that every accepted parameter has one)
     PARAMS: ClassVar[dict[str, str]] = {
         "floor": "minimum probability of every eligible action, so logs stay evaluable "
-                 "(None: 5% of traffic spread over the eligible actions, at most 1% each)"}
+                 "(None: 1% each, at most 8% of traffic over all eligible actions)"}
 
     def __init__(self, n_actions: int, n_features: int, *, seed: int | None = None,
                  floor: float | None = None, feature_names=None, action_ids=None,
@@ -145,10 +150,12 @@ class Policy(ABC):
         Raises :class:`NonFiniteStateError` rather than return probabilities that are not
         finite (a damaged state must never decide)."""
         X, mask = self._check_inputs(X, mask)
-        P = self._apply_floor(self._preferences(X, mask), mask)
-        if not np.isfinite(P.sum()):  # NaN and infinity propagate into the sum: one check
+        Q = self._preferences(X, mask)
+        # checked before the floor, whose "nothing above the floor: uniform" would hide a NaN;
+        # NaN and infinity propagate into the sum: one check
+        if not np.isfinite(Q.sum()):
             raise NonFiniteStateError(f"{self.name}: the model's state is not finite")
-        return P
+        return self._apply_floor(Q, mask)
 
     def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """What a decision's scores are made of, for explanations: ``(contributions, extra)``
@@ -312,7 +319,7 @@ class Policy(ABC):
 
         >>> from policies import make
         >>> pol = make("uniform", n_actions=10, n_features=1)
-        >>> float(pol.floor_for(2)), float(pol.floor_for(10))
+        >>> float(pol.floor_for(2)), float(pol.floor_for(16))
         (0.01, 0.005)
         """
         k = np.asarray(k, dtype=float)

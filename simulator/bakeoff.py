@@ -183,7 +183,7 @@ def progressive_reward(learner, data: Dataset, *, seed: int, batch: int = 1) -> 
         rewards = (actions == y[rows]).astype(float)
         learner.learn(X[rows], actions, rewards, probs)
         total += rewards.sum()
-    return total / len(y)
+    return float(total / len(y))
 
 
 @dataclass(frozen=True)

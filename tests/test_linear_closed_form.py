@@ -132,10 +132,10 @@ def test_floor_is_a_minimum_not_a_mixture():
     np.testing.assert_allclose(pol._apply_floor(q, np.ones((1, 3), bool))[0], expected)
 
 
-@pytest.mark.parametrize("k, floor", [(2, 0.01), (5, 0.01), (8, 0.00625), (10, 0.005)])
+@pytest.mark.parametrize("k, floor", [(2, 0.01), (8, 0.01), (10, 0.008), (12, 0.08 / 12)])
 def test_default_floor_is_a_budget_over_the_eligible_actions(k, floor):
-    pol = policies.make("fixed:action=0", n_actions=12, n_features=1)
-    mask = np.zeros((1, 12), bool)
+    pol = policies.make("fixed:action=0", n_actions=14, n_features=1)
+    mask = np.zeros((1, 14), bool)
     mask[0, :k] = True
     P = pol.probabilities(np.ones((1, 1)), mask)[0]
     np.testing.assert_allclose(P[1:k], floor)  # every other eligible action gets the floor
