@@ -23,7 +23,9 @@ def ground_truth_setup(world, seed: int = 100):
     K, d = world.n_actions, world.space.dim
     linucb = policies.make("linucb", n_actions=K, n_features=d, seed=seed)
     run(world, linucb, visitors=50_000, seed=seed)
-    egreedy = policies.make("egreedy:epsilon=0.3", n_actions=K, n_features=d, seed=seed + 1)
+    # epsilon 0.356 is the logger these figures were first measured with: epsilon 0.3 mixed
+    # with the 1% floor (0.92 q + 0.01), which the floor, now a minimum, no longer adds
+    egreedy = policies.make("egreedy:epsilon=0.356", n_actions=K, n_features=d, seed=seed + 1)
     run(world, egreedy, visitors=20_000, seed=seed + 1)
     fixed = world.actions.index("discount_10") if "discount_10" in world.actions else 0
     targets = {
