@@ -322,7 +322,6 @@ class Policy(ABC):
         >>> float(pol.floor_for(2)), float(pol.floor_for(16))
         (0.01, 0.005)
         """
-        k = np.asarray(k, dtype=float)
         if self.floor is None:
             return np.minimum(FLOOR_MAX, FLOOR_BUDGET / k)
         return np.minimum(self.floor, 1.0 / k)
@@ -330,10 +329,13 @@ class Policy(ABC):
     def _apply_floor(self, Q: np.ndarray, mask: np.ndarray) -> np.ndarray:
         k = mask.sum(axis=1, keepdims=True)
         f = self.floor_for(k)
-        above = np.where(mask, np.maximum(Q - f, 0.0), 0.0)
+        above = np.maximum(Q - f, 0.0)
+        above *= mask
         total = above.sum(axis=1, keepdims=True)
-        # rows where nothing is above the floor (uniform at f = 1/k) stay uniform
-        share = np.divide(above, total, out=mask / k, where=total > 0)
+        if total.all():  # the usual case, and the cheap one on the one-visitor path
+            share = above / total
+        else:  # rows where nothing is above the floor (uniform at f = 1/k) stay uniform
+            share = np.divide(above, total, out=mask / k, where=total > 0)
         return f * mask + (1.0 - k * f) * share  # rows sum to k f + (1 - k f) = 1
 
     def __repr__(self) -> str:

@@ -124,7 +124,10 @@ class LinUCB(LinearPolicy):
         return self.ridge.counts < self.warmup - 1e-9  # faded counts are not whole numbers
 
     def _preferences(self, X, mask):
-        warming = mask & self._warming()[None, :]
+        warm = self._warming()
+        if not warm.any():  # after the first few visitors: plain UCB
+            return greedy(self.scores(X), mask)
+        warming = mask & warm[None, :]
         tried_first = warming.any(axis=1, keepdims=True)
         if tried_first.all():  # the first visitors: no bound needs computing
             return uniform_over(warming)
