@@ -33,7 +33,7 @@ import numpy as np
 
 import policies
 import simulator
-from policies.base import greedy
+from policies.base import greedy, uniform_over
 from simulator.logdata import simulate_log
 from simulator.ope import METHODS, estimate
 
@@ -58,8 +58,8 @@ simulator.run(world, trained, visitors=30_000, seed=3)
 k = world.actions.index("free_shipping")
 targets = {
     "linucb greedy": lambda X, mask: greedy(trained.ridge.means(X), mask),
-    "free shipping": lambda X, mask: np.where(mask[:, [k]], np.eye(K)[k], greedy(
-        np.zeros((len(X), K)), mask)),
+    # free shipping where it is eligible, a uniform draw where it is not
+    "free shipping": lambda X, mask: np.where(mask[:, [k]], np.eye(K)[k], uniform_over(mask)),
 }
 population = world.visitors(200_000, np.random.default_rng(7))
 R = world.expected_rewards(population)

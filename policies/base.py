@@ -15,8 +15,8 @@ traffic forced to explore however many actions a shop has (a fixed 1% each would
 with 20 actions). Measured before choosing it: a 5% budget (0.6% each with 8 actions) cost
 linucb 4 points of captured gain at 50,000 visitors in the simulated shop, where forced
 exploration helps learners that are still unsure, while on the bake-off's 10-class digits
-the 9% of a fixed 1% cost 8 points against no floor;
-``floor=x`` in a spec fixes ``f = min(x, 1 / k)`` instead. The trade-off: a smaller floor
+the 9% of a fixed 1% cost 8 points against no floor. ``floor=x`` in a spec fixes
+``f = min(x, 1 / k)`` instead. The trade-off: a smaller floor
 explores less but makes off-policy estimates noisier (importance weights up to ``1 / f``).
 
 The floor is a minimum, not a mixture: an action the policy already gives at least ``f`` is
@@ -45,7 +45,7 @@ STATE_VERSION = 1
 #: the default floor: at most this share of traffic is forced to explore, spread over the
 #: eligible actions ...
 FLOOR_BUDGET = 0.08
-#: ... but no action is forced above this (a shop with two actions explores 2%, not 5%)
+#: ... but no action is forced above this (a shop with two actions explores 2%, not 8%)
 FLOOR_MAX = 0.01
 
 

@@ -131,8 +131,8 @@ class LinUCB(LinearPolicy):
         tried_first = warming.any(axis=1, keepdims=True)
         if tried_first.all():  # the first visitors: no bound needs computing
             return uniform_over(warming)
-        Q = greedy(self.scores(X), mask)
-        return np.where(tried_first, warming / np.maximum(warming.sum(1, keepdims=True), 1), Q)
+        first = uniform_over(np.where(tried_first, warming, mask))  # rows without: unused
+        return np.where(tried_first, first, greedy(self.scores(X), mask))
 
     def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """``x . theta_k`` by feature, and the optimism bonus as the part no feature owns

@@ -148,3 +148,17 @@ def test_bts_fractional_update():
     pol.update(np.ones((3, 1)), np.array([0, 0, 1]), np.array([5.0, 20.0, -1.0]), np.ones(3))
     np.testing.assert_allclose(pol.a, [1 + 0.5 + 1.0, 1.0])
     np.testing.assert_allclose(pol.b, [1 + 0.5 + 0.0, 2.0])
+
+
+def test_linucb_tries_actions_in_warm_up_first_and_scores_the_others():
+    pol = policies.make("linucb:floor=0", n_actions=3, n_features=1)
+    pol.update(np.ones((4, 1)), np.array([0, 0, 1, 1]), np.array([1.0, 1.0, 0.0, 0.0]),
+               np.ones(4))
+    X = np.ones((2, 1))
+    mask = np.array([[True, True, True], [True, True, False]])
+    P = pol.probabilities(X, mask)
+    np.testing.assert_allclose(P[0], [0, 0, 1])  # action 2 has learned no row yet
+    np.testing.assert_allclose(P[1], [1, 0, 0])  # past the warm-up: the higher bound wins
+    assert pol.score_parts(X) is None and "warm-up" in pol.why_no_score_parts()
+    pol.update(np.ones((2, 1)), np.array([2, 2]), np.zeros(2), np.ones(2))
+    np.testing.assert_allclose(pol.probabilities(X, mask), [[1, 0, 0], [1, 0, 0]])
