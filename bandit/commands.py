@@ -194,7 +194,8 @@ def report(args) -> int:
 
     from .config import load_config
     from .guardrails import SpendTracker
-    from .report import build_report, plot_timeline, timeline
+    from .report import build_report
+    from .timeline import plot
     from .store import EventStore
 
     config = load_config(args.config)
@@ -228,8 +229,7 @@ def report(args) -> int:
         with open(args.json, "w") as f:
             json.dump(report.to_dict(), f, indent=2)
     if args.plot:
-        plot_timeline(timeline(store, config.objective.margin, alpha=args.alpha), args.plot,
-                      config.currency)
+        plot(report.timeline, args.plot, config.currency)
         print(f"wrote {args.plot}")
     store.close()
     return 0

@@ -65,6 +65,10 @@ class Report:
     generated_at: float
     incentive_spend_today: float | None = None
     daily_budget: float | None = None
+    #: uplift over time and the action mix (:func:`bandit.timeline.timeline`)
+    timeline: dict | None = None
+    #: the serving model: ``{"version", "age_s"}`` (added by whoever holds the model)
+    model: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,9 +173,12 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
     """Compute the report from an :class:`~bandit.store.EventStore` (``spend``: the engine's
     :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend).
 
-    SQLite does the aggregation (two grouped passes over the log), so the cost is that of
-    scanning the log in C, a second or two per million decisions, whatever the visitor count.
+    Every figure is read from the store's incrementally kept aggregates
+    (:mod:`bandit.store_aggregates`), so the cost is O(groups + actions + hours shown),
+    whatever the log's size.
     """
+    from .timeline import timeline
+
     groups = moments(store, margin, "grp")
     uplift = []
     t, h = groups.get("treatment"), groups.get("holdout")
@@ -189,7 +196,8 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         groups={g: asdict(m.kpis()) for g, m in groups.items()},
         actions={a: asdict(m.kpis()) for a, m in moments(store, margin, "action").items()},
         uplift=tuple(asdict(u) for u in uplift), pending_events=store.open_count(),
-        confidence=1 - alpha, generated_at=time.time()), spend, now)
+        confidence=1 - alpha, generated_at=time.time(),
+        timeline=timeline(store, margin, alpha)), spend, now)
 
 
 def with_spend(report: Report, spend, now: float | None = None) -> Report:
@@ -199,60 +207,3 @@ def with_spend(report: Report, spend, now: float | None = None) -> Report:
         return report
     return replace(report, incentive_spend_today=spend.spent(now or time.time()),
                    daily_budget=spend.budget.daily)
-
-
-def timeline(store, margin: float, bins: int = 12, alpha: float = 0.05) -> dict:
-    """Per group, KPIs per visitor in ``bins`` equal time slices, with Welch-style intervals.
-
-    Returns {group: {"t": [...], "profit": [(mean, lower, upper)], "conversions": [...]}}.
-    """
-    rows = store.visitor_totals()
-    if not rows:
-        return {}
-    ts = np.array([r[2] for r in rows])
-    edges = np.linspace(ts.min(), ts.max() + 1e-9, bins + 1)
-    z = stats.norm.ppf(1 - alpha / 2)
-    out: dict = {}
-    for grp in sorted({r[0] for r in rows}):
-        sel = np.array([r[0] == grp for r in rows])
-        conv = np.array([r[3] for r in rows])[sel]
-        profit = np.array([margin * r[4] - r[5] for r in rows])[sel]
-        slot = np.digitize(ts[sel], edges[1:-1])
-        series = {"t": [], "profit": [], "conversions": []}
-        for b in range(bins):
-            here = slot == b
-            if here.sum() < 2:
-                continue
-            series["t"].append(float((edges[b] + edges[b + 1]) / 2))
-            for name, values in (("profit", profit[here]), ("conversions", conv[here])):
-                m, se = values.mean(), values.std(ddof=1) / np.sqrt(here.sum())
-                series[name].append((float(m), float(m - z * se), float(m + z * se)))
-        out[grp] = series
-    return out
-
-
-def plot_timeline(series: dict, path: str, currency: str = "") -> None:
-    """Draw KPIs per visitor of each group over time with intervals (needs ``[plot]``)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("plotting needs matplotlib: pip install 'cartwheel[plot]'") from None
-    from datetime import datetime, timezone
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, kpi, label in ((axes[0], "profit", f"profit per visitor {currency}"),
-                           (axes[1], "conversions", "conversions per visitor")):
-        for grp, s in series.items():
-            t = [datetime.fromtimestamp(x, timezone.utc) for x in s["t"]]
-            mean, lo, hi = (np.array(v) for v in zip(*s[kpi])) if s[kpi] else ([], [], [])
-            ax.plot(t, mean, marker="o", label=grp)
-            ax.fill_between(t, lo, hi, alpha=0.2)
-        ax.set(title=label, xlabel="time (UTC)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import store_queries
+from . import store_aggregates, store_queries
 from .errors import StorageError
 from .types import LoggedEvent
 from .wal import Checkpointer
@@ -179,6 +179,13 @@ class EventStore:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         #: an older version is readable as it is; the engine migrates it (bandit.migration)
         self.schema_version = self._check_version(version)
+        if not store_aggregates.installed(self.db):  # new, or written by an older cartwheel
+            self._begin()
+            backfilled = store_aggregates.install(self.db)
+            self.commit()
+            if backfilled:
+                log.warning("%s: report aggregates built from %d logged decisions (once)",
+                            self.path, backfilled)
         if background_checkpoints:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(self.path)
@@ -435,10 +442,25 @@ class EventStore:
         return query.run(self.db, visitor_hashes, since)
 
     def moment_sums(self, by: str, margin: float) -> list[tuple]:
+        """Per group or action, the visitor count and sums over per-visitor totals (read from
+        the aggregates; a scan of the log on a read-only store that predates them)."""
+        if store_aggregates.installed(self.db):
+            return store_aggregates.moment_rows(self.db, by, margin)
         return store_queries.moment_sums(self.db, by, margin)
 
-    def visitor_totals(self) -> list[tuple]:
-        return store_queries.visitor_totals(self.db)
+    def hourly(self, since_hour: int) -> list[tuple]:
+        """Per-decision sums per hour, group and action from ``since_hour`` on (empty on a
+        read-only store that predates the aggregates)."""
+        if not store_aggregates.installed(self.db):
+            return []
+        return store_aggregates.hourly_rows(self.db, since_hour)
+
+    def last_hour(self) -> int | None:
+        """The newest hour (``floor(ts / 3600)``) with a decision, from the aggregates."""
+        if not store_aggregates.installed(self.db):
+            ts = self.last_decision_ts()
+            return None if ts is None else int(ts // 3600)
+        return store_aggregates.last_hour(self.db)
 
     def decisions_with_rewards(self) -> Iterator[tuple]:
         return store_queries.decisions_with_rewards(self.db)
@@ -454,7 +476,9 @@ class EventStore:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     def open_count(self) -> int:
-        return self.count("decisions") - self.count("closed")
+        """Decisions not closed yet, in O(log n): rows are never deleted, so each table's
+        row count is its largest ``seq`` (a COUNT(*) would scan the log)."""
+        return self.max_seq("decisions") - self.max_seq("closed")
 
     def max_seq(self, table: str) -> int:
         if table not in ("decisions", "outcomes", "closed"):

@@ -73,15 +73,6 @@ def moment_sums(db: sqlite3.Connection, by: str, margin: float) -> list[tuple]:
     return db.execute(_MOMENTS.format(key=by), {"margin": margin}).fetchall()
 
 
-def visitor_totals(db: sqlite3.Connection) -> list[tuple]:
-    """(group, visitor hash, first decision time, conversions, revenue, cost) per visitor."""
-    return db.execute(
-        "SELECT d.grp, d.visitor_hash, MIN(d.ts), COALESCE(SUM(c.converted), 0), "
-        "COALESCE(SUM(c.order_value * c.converted), 0), COALESCE(SUM(c.cost), 0) "
-        "FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id "
-        "GROUP BY d.grp, d.visitor_hash").fetchall()
-
-
 def decisions_with_rewards(db: sqlite3.Connection) -> Iterator[tuple]:
     """(seq, event_id, ts, context JSON, eligible JSON, action, probability, randomized, grp,
     reward or None while open) of every decision, in log order."""
