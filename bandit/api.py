@@ -3,7 +3,7 @@
 >>> decode_decide(b'{"visitor_id": "v1", "context": {"device": "mobile"}}').visitor_id
 'v1'
 >>> sorted(openapi()["paths"])
-['/healthz', '/metrics', '/openapi.json', '/v1/decide', '/v1/outcome', '/v1/report']
+['/', '/healthz', '/login', '/metrics', '/openapi.json', '/v1/decide', '/v1/outcome', '/v1/report', '/v1/segments']
 """
 
 from __future__ import annotations
@@ -104,8 +104,24 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0") -> dict:
                               "401": answer(error, "missing or wrong bearer token"),
                               "404": answer(error, "unknown event"),
                               "409": answer(error, "event already closed")}}},
-            "/v1/report": {"get": {"summary": "KPIs per group and action, uplift with CIs",
-                                   "responses": {"200": {"description": "the report"}}}},
+            "/v1/report": {"get": {
+                "summary": "KPIs per group and action, uplift with CIs, uplift over time, "
+                           "action mix, spend and the model (token or session cookie when "
+                           "configured)",
+                "responses": {"200": {"description": "the report"},
+                              "401": answer(error, "missing or wrong token")}}},
+            "/v1/segments": {"get": {
+                "summary": "What the policy does, as readable segments with uplift intervals "
+                           "(token or session cookie when configured)",
+                "responses": {"200": {"description": "segments, or status 'unavailable' "
+                                                     "with the reason"},
+                              "401": answer(error, "missing or wrong token")}}},
+            "/": {"get": {"summary": "the dashboard page (sign in through /login)",
+                          "responses": {"200": {"description": "HTML"}}}},
+            "/login": {"get": {
+                "summary": "?token=...: sets the dashboard's session cookie, redirects to /",
+                "responses": {"303": {"description": "signed in"},
+                              "401": {"description": "wrong token"}}}},
             "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "text exposition"}}}},

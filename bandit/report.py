@@ -67,8 +67,10 @@ class Report:
     daily_budget: float | None = None
     #: uplift over time and the action mix (:func:`bandit.timeline.timeline`)
     timeline: dict | None = None
-    #: the serving model: ``{"version", "age_s"}`` (added by whoever holds the model)
+    #: the serving model: ``{"version", "learned_until", "age_s"}`` (:func:`with_engine`)
     model: dict | None = None
+    shop: str | None = None
+    currency: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,3 +209,14 @@ def with_spend(report: Report, spend, now: float | None = None) -> Report:
         return report
     return replace(report, incentive_spend_today=spend.spent(now or time.time()),
                    daily_budget=spend.budget.daily)
+
+
+def with_engine(report: Report, engine, now: float | None = None) -> Report:
+    """``report`` with the shop's name and currency and the serving model: its version and
+    when the newest event it learned from closed (``age_s`` before ``now``; None while
+    it has learned nothing)."""
+    learned_until = engine.store.closed_ts(engine.last_learned_seq)
+    now = time.time() if now is None else now
+    return replace(report, shop=engine.config.name, currency=engine.config.currency,
+                   model={"version": engine.model_version, "learned_until": learned_until,
+                          "age_s": None if learned_until is None else max(0.0, now - learned_until)})

@@ -26,11 +26,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest
 
-from . import api
+from . import api, dashboard_server
 from .errors import (CartwheelError, ClosedEventError, RateLimitedError, StorageError,
                      UnknownEventError, UnsupportedMediaError)
-from .report import build_report, with_spend
+from .report import build_report, with_engine, with_spend
 from .serving import Cors, LoopLag, RequestGroup, SingleFlight, VisitorLimit, run_site
+from .segments_source import SegmentsCache
 from .store import EventStore
 
 log = logging.getLogger("cartwheel.server")
@@ -221,8 +222,12 @@ def _report_computer(engine):
 
 
 async def report(request: web.Request) -> web.Response:
-    # today's spend is engine state: read here, on the loop
-    rep = with_spend(await request.app[REPORT](), request.app[ENGINE].guardrails.spend)
+    denied = dashboard_server.refused(request)
+    if denied is not None:
+        return denied
+    engine = request.app[ENGINE]
+    # today's spend and the model are engine state: read here, on the loop
+    rep = with_engine(with_spend(await request.app[REPORT](), engine.guardrails.spend), engine)
     return web.Response(content_type="application/json", body=api.encode(rep.to_dict()))
 
 
@@ -269,7 +274,8 @@ async def unrouted(request: web.Request) -> web.Response:
 
 _ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
            ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
-           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi))
+           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi),
+           *dashboard_server.ROUTES)
 _ENDPOINTS = tuple(path for _, path, _ in _ROUTES)
 _DECIDING = ("/v1/decide", "/v1/outcome")
 
@@ -352,6 +358,7 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None,
     app[METRICS] = Metrics(engine)
     app[GROUP] = RequestGroup(engine, on_close=app[METRICS].group_size.observe)
     app[REPORT] = SingleFlight(_report_computer(engine))
+    app[dashboard_server.SEGMENTS] = SegmentsCache(engine)
     app[LIMIT] = VisitorLimit(engine.config.server.visitor_rate, engine.config.server.visitor_burst)
     app[OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {engine.config.name}"))
     app[TRAINER] = trainer

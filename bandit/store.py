@@ -402,6 +402,11 @@ class EventStore:
                 hi = mid - 1
         return lo
 
+    def closed_ts(self, seq: int) -> float | None:
+        """When the closed row ``seq`` closed (None for 0 or an unknown seq)."""
+        row = self.db.execute("SELECT ts FROM closed WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else float(row[0])
+
     def last_decision_ts(self) -> float | None:
         row = self.db.execute("SELECT ts FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
         return None if row is None else float(row[0])
@@ -462,8 +467,8 @@ class EventStore:
             return None if ts is None else int(ts // 3600)
         return store_aggregates.last_hour(self.db)
 
-    def decisions_with_rewards(self) -> Iterator[tuple]:
-        return store_queries.decisions_with_rewards(self.db)
+    def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
+        return store_queries.decisions_with_rewards(self.db, after_seq)
 
     def decisions(self, after_seq: int = 0) -> Iterator[StoredDecision]:
         for row in self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? "

@@ -73,10 +73,10 @@ def moment_sums(db: sqlite3.Connection, by: str, margin: float) -> list[tuple]:
     return db.execute(_MOMENTS.format(key=by), {"margin": margin}).fetchall()
 
 
-def decisions_with_rewards(db: sqlite3.Connection) -> Iterator[tuple]:
+def decisions_with_rewards(db: sqlite3.Connection, after_seq: int = 0) -> Iterator[tuple]:
     """(seq, event_id, ts, context JSON, eligible JSON, action, probability, randomized, grp,
-    reward or None while open) of every decision, in log order."""
+    reward or None while open) of every decision after ``after_seq``, in log order."""
     yield from db.execute(
         "SELECT d.seq, d.event_id, d.ts, d.context, d.eligible, d.action, d.probability, "
         "d.randomized, d.grp, c.reward FROM decisions d LEFT JOIN closed c "
-        "ON c.event_id = d.event_id ORDER BY d.seq")
+        "ON c.event_id = d.event_id WHERE d.seq > ? ORDER BY d.seq", (after_seq,))

@@ -197,13 +197,16 @@ class _Builder:
 
 
 def read_log(path, config: ShopConfig, fmt: str | None = None,
-             unknown_keys: str = "refuse", progress=None) -> tuple[LoggedData, LoadReport]:
+             unknown_keys: str = "refuse", progress=None, *, tail: int | None = None
+             ) -> tuple[LoggedData, LoadReport]:
     """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`.
 
     ``unknown_keys``: a row whose context has a key the shop's schema does not declare is
     refused (``"refuse"``, as the decision endpoint does), or the key is left out and counted
     in the report (``"ignore"``: logs from another system often carry extra fields).
     ``progress(n)`` is told every few thousand rows read (a progress bar's ``update``).
+    ``tail``: of an event store, read only its last ``tail`` decisions (by log order; the
+    newest traffic, at a cost independent of the log's size).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
@@ -212,7 +215,11 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
     report = LoadReport()
     builder = _Builder(config, report, unknown_keys)
     seen = 0
-    for line, rec in globals()[f"_records_{fmt}"](path, config, report):
+    if tail is not None and fmt != "sqlite":
+        raise ValueError("tail reads the end of an event store only (format sqlite)")
+    records = (_records_sqlite(path, config, report, tail) if fmt == "sqlite"
+               else globals()[f"_records_{fmt}"](path, config, report))
+    for line, rec in records:
         builder.add(line, rec)
         seen += 1
         if progress is not None and seen % PROGRESS_EVERY == 0:
@@ -276,7 +283,7 @@ def _records_parquet(path, config, report):
             yield n, rec
 
 
-def _records_sqlite(path, config, report):
+def _records_sqlite(path, config, report, tail: int | None = None):
     path = Path(path)
     db_path = path / "events.sqlite3" if path.is_dir() else path
     if not db_path.exists():
@@ -284,8 +291,9 @@ def _records_sqlite(path, config, report):
                          "writes one")
     store = EventStore.read_only(db_path)
     try:
+        after = 0 if tail is None else max(0, store.max_seq("decisions") - tail)
         for (seq, event_id, ts, context, eligible, action, p, randomized, grp,
-             reward) in store.decisions_with_rewards():
+             reward) in store.decisions_with_rewards(after):
             if reward is None:  # read, but not usable yet (and not refused)
                 report.read += 1
                 report.pending += 1

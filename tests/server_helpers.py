@@ -16,6 +16,8 @@ class Client:
     """One keep-alive HTTP connection to a server on 127.0.0.1."""
 
     token: str | None = None  # sent with outcomes unless a test gives its own Authorization
+    #: reads of the shop's figures carry the token too (unless a test gives its own headers)
+    READS = ("/v1/report", "/v1/segments")
 
     def __init__(self, port: int):
         self.port = port
@@ -23,6 +25,8 @@ class Client:
 
     def request(self, method: str, path: str, body: bytes | dict | None = None,
                 headers: dict | None = None) -> tuple[int, dict | str]:
+        if headers is None and self.token and path in self.READS:
+            headers = {"Authorization": f"Bearer {self.token}"}
         status, _, data = self.exchange(method, path, body, headers)
         return status, data
 
