@@ -9,7 +9,7 @@ import os
 import sqlite3
 import sys
 
-from . import commands
+from . import commands, commands_insight
 from .errors import CartwheelError
 
 
@@ -163,7 +163,41 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     rpt.add_argument("--plot", metavar="FILE",
                      help="draw KPIs of both groups over time with intervals (PNG; needs [plot])")
+    rpt.add_argument("--html", metavar="FILE",
+                     help="write the dashboard page with this report (and the segments when "
+                          "a model snapshot exists) as one self-contained file, for sharing")
     rpt.set_defaults(func=commands.report)
+
+    seg = sub.add_parser(
+        "segments", help="what the policy learned, as readable segments with uplift",
+        description="Summarize what the current policy does as a shallow decision tree over "
+                    "the context (default depth 3, at most 8 segments): per segment its "
+                    "condition, share of traffic, the action the policy prefers and how often "
+                    "it picks it, and the uplift of that action over the control with an "
+                    "interval from the segment's randomized logged decisions. The model is the "
+                    "data dir's newest snapshot over its newest 50,000 decisions; with --log, "
+                    "the config's policy trained by replay on that log. --write-rules freezes "
+                    "segments as [[rules]] for the shop's config.",
+        formatter_class=_Formatter)
+    seg.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
+    seg.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    seg.add_argument("--log", metavar="LOG", help="a log from `cartwheel export` (or any "
+                                                  "format replay reads) instead of the data dir")
+    seg.add_argument("--format", choices=("sqlite", "jsonl", "parquet", "dsjson"),
+                     help="--log's format (default: from the file name)")
+    seg.add_argument("--ignore-unknown-keys", action="store_true",
+                     help="leave out context keys the schema does not declare (with --log)")
+    seg.add_argument("--depth", type=int, default=3, choices=range(1, 9), metavar="{1..8}",
+                     help="tree depth (deeper: more faithful, less readable; see README)")
+    seg.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
+    seg.add_argument("--seed", type=int, default=0, help="seed of the replay-trained policy")
+    seg.add_argument("--json", metavar="FILE", help="also write the segments as JSON")
+    seg.add_argument("--write-rules", metavar="FILE",
+                     help="write segments as [[rules]] that force their action (default: "
+                          "those whose uplift interval lies above zero)")
+    seg.add_argument("--segment", type=int, action="append", metavar="N",
+                     help="with --write-rules: write segment N (as listed; repeatable)")
+    seg.set_defaults(func=commands_insight.segments)
 
     pol = sub.add_parser("policies", help="list the registered policies and their parameters")
     pol.set_defaults(func=commands.policies)

@@ -53,7 +53,7 @@ def serve(args) -> int:
     if args.bus:
         raise CartwheelError("--bus is for --role decide (one replica of many); a single "
                              "process keeps its own log and needs no bus")
-    from . import server, serving
+    from . import dashboard, server, serving
     from .engine import Engine
 
     engine = Engine.open(args.config, args.data_dir or (None if args.config else
@@ -78,6 +78,7 @@ def serve(args) -> int:
               "-d '{\"visitor_id\": \"visitor-42\", \"context\": {\"device\": \"mobile\", "
               "\"cart_value\": 35.5, \"page_type\": \"cart\"}}'\n"
               f"  {auth}\n"
+              f"  dashboard: {dashboard.link(url, token)}\n"
               f"  API: {url}/openapi.json   report: {url}/v1/report   metrics: {url}/metrics",
               flush=True)
 
@@ -231,6 +232,11 @@ def report(args) -> int:
     if args.plot:
         plot(report.timeline, args.plot, config.currency)
         print(f"wrote {args.plot}")
+    if args.html:
+        from .commands_insight import write_html
+
+        write_html(args.html, report, config, store, args.data_dir, args.alpha)
+        print(f"wrote {args.html} (the dashboard as one file: open it in a browser)")
     store.close()
     return 0
 

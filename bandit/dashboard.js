@@ -20,7 +20,9 @@
   function el(tag, attrs, ...kids) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
-      if (v !== null && v !== undefined) node.setAttribute(k, v);
+      // styles through the CSSOM: the page's CSP refuses inline style attributes
+      if (k === "style") for (const [p, x] of Object.entries(v)) node.style.setProperty(p, x);
+      else if (v !== null && v !== undefined) node.setAttribute(k, v);
     }
     for (const kid of kids) node.append(kid instanceof Node ? kid : document.createTextNode(kid));
     return node;
@@ -63,7 +65,7 @@
     const body = r.uplift.map((u, i) => {
       const f = u.kpi === "conversion_rate" ? "pct" : "money";
       const sure = u.lower > 0 ? "up" : u.upper < 0 ? "down" : null;
-      const p = `uplift.${i}`;
+      const p = `report.uplift.${i}`;
       return el("tr", { class: sure }, el("td", {}, u.kpi.replaceAll("_", " ")),
         num("td", u.treatment, f, `${p}.treatment`), num("td", u.holdout, f, `${p}.holdout`),
         num("td", u.difference, "diff", `${p}.difference`),
@@ -74,6 +76,10 @@
     return el("table", {}, el("thead", {}, head), el("tbody", {}, ...body));
   }
 
+  // charts drawn at the panel's own width: text stays legible on a phone
+  function width() {
+    return Math.max(320, Math.min(1400, document.querySelector("main").clientWidth - 40));
+  }
   function label(t) {
     const d = new Date(t * 1000).toISOString();
     return grain === "day" ? d.slice(5, 10) : d.slice(11, 13) + "h";
@@ -81,7 +87,7 @@
 
   // a line chart of series [{name, color, points: [y|null]}], an optional band [[lo, hi]|null]
   function chart(buckets, series, band, yLabel) {
-    const W = 720, H = 220, L = 56, R = 10, T = 10, B = 28;
+    const W = width(), H = 200, L = 56, R = 10, T = 10, B = 28;
     const ys = series.flatMap((s) => s.points).concat(
       (band || []).flatMap((b) => (b ? b : []))).filter((y) => y !== null && isFinite(y));
     if (!ys.length) return empty("Not enough data yet.");
@@ -122,7 +128,7 @@
       });
     }
     const legend = el("div", { class: "legend" }, ...series.map((s) =>
-      el("span", { style: `--c: ${s.color}` }, s.name)));
+      el("span", { style: { "--c": s.color } }, s.name)));
     const ylab = el("p", { class: "note" }, yLabel);
     return el("div", {}, root, legend, ylab);
   }
@@ -145,7 +151,7 @@
     const last = buckets[buckets.length - 1];
     const lastLine = last.uplift ? el("p", { class: "note" }, `latest ${grain}: `,
       num("span", last.uplift.profit_per_decision.difference, "diff",
-        `timeline.${grain}.${buckets.length - 1}.uplift.profit_per_decision.difference`),
+        `report.timeline.${grain}.${buckets.length - 1}.uplift.profit_per_decision.difference`),
       " profit per decision") : "";
     return [perGroup, diff, lastLine];
   }
@@ -155,7 +161,7 @@
       (b) => Object.keys(b.treatment_actions).length);
     if (!buckets.length) return empty("No treatment decisions yet.");
     const actions = [...new Set(buckets.flatMap((b) => Object.keys(b.treatment_actions)))].sort();
-    const W = 720, H = 180, L = 40, B = 24, T = 6, bw = (W - L) / buckets.length;
+    const W = width(), H = 170, L = 40, B = 24, T = 6, bw = (W - L) / buckets.length;
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "action mix" });
     buckets.forEach((b, i) => {
       const total = Object.values(b.treatment_actions).reduce((a, c) => a + c, 0);
@@ -178,10 +184,10 @@
       t.textContent = label(b.start);
       root.append(t);
     });
-    const last = buckets[buckets.length - 1], p = `timeline.${grain}`;
+    const last = buckets[buckets.length - 1], p = `report.timeline.${grain}`;
     const idx = r.timeline[grain].indexOf(last);
     const legend = el("div", { class: "legend" }, ...actions.map((a, j) => el("span",
-      { style: `--c: ${COLORS[j % COLORS.length]}` }, `${a} `,
+      { style: { "--c": COLORS[j % COLORS.length] } }, `${a} `,
       num("span", last.treatment_actions[a] || 0, "int", `${p}.${idx}.treatment_actions.${a}`))));
     return el("div", {}, root, legend, el("p", { class: "note" },
       `share of the treatment group's decisions per ${grain}; counts in the legend are the latest ${grain}'s`));
@@ -194,9 +200,9 @@
     const share = r.daily_budget ? r.incentive_spend_today / r.daily_budget : 0;
     return el("div", {},
       el("div", { class: "bar" }, el("div", { class: share > 1 ? "over" : null,
-        style: `width: ${Math.min(100, 100 * share)}%` })),
-      el("p", {}, num("span", r.incentive_spend_today, "money", "incentive_spend_today"), " of ",
-        num("span", r.daily_budget, "money", "daily_budget"), ` ${r.currency || ""} (`,
+        style: { width: `${Math.min(100, 100 * share)}%` } })),
+      el("p", {}, num("span", r.incentive_spend_today, "money", "report.incentive_spend_today"), " of ",
+        num("span", r.daily_budget, "money", "report.daily_budget"), ` ${r.currency || ""} (`,
         fmt.share(share), ")"));
   }
 
@@ -207,7 +213,7 @@
       `uplift over ${s.control} (${Math.round(100 * s.confidence)}%)`, "randomized rows"].map(
       (h) => el("th", {}, h)));
     const rows = s.segments.map((g, i) => {
-      const u = g.uplift, p = `segments.${i}`;
+      const u = g.uplift, p = `segments.segments.${i}`;
       const sure = u.lower > 0 ? "up" : u.upper < 0 ? "down" : null;
       return el("tr", { class: sure }, el("td", { class: "cond" }, g.condition),
         num("td", g.share, "share", `${p}.share`), el("td", {}, g.action),
@@ -221,7 +227,7 @@
     return el("div", {}, el("div", { class: "table-wrap" }, el("table", {},
       el("thead", {}, head), el("tbody", {}, ...rows))), el("p", { class: "note" },
       `A depth-${s.depth} tree over the context that agrees with the policy's choice for `,
-      num("span", s.fidelity, "share", "fidelity"), ` of visitors; uplift of each segment's ` +
+      num("span", s.fidelity, "share", "segments.fidelity"), ` of visitors; uplift of each segment's ` +
       `action over ${s.control} in ${s.objective}, from the randomized decisions of that segment.`));
   }
 
@@ -229,17 +235,17 @@
     const r = report;
     document.getElementById("shop").textContent = `cartwheel · ${r.shop || "shop"}`;
     const m = r.model;
-    const model = [el("span", {}, "open events "), num("span", r.pending_events, "int", "pending_events")];
+    const model = [el("span", {}, "open events "), num("span", r.pending_events, "int", "report.pending_events")];
     if (m) {
-      model.unshift(el("span", {}, "model version "), num("span", m.version, "int", "model.version"),
+      model.unshift(el("span", {}, "model version "), num("span", m.version, "int", "report.model.version"),
         el("span", {}, m.age_s === null ? " · nothing learned yet · "
           : ` · learned up to ${ago(m.age_s)} ago · `));
     }
     put("model", ...model);
     const fresh = !Object.keys(r.groups).length;
     document.getElementById("empty").hidden = !fresh;
-    put("kpis", kpiTable(r.groups, "groups", "group"));
-    put("actions", kpiTable(r.actions, "actions", "action"));
+    put("kpis", kpiTable(r.groups, "report.groups", "group"));
+    put("actions", kpiTable(r.actions, "report.actions", "action"));
     put("uplift", upliftTable(r));
     put("uplift-time", ...upliftOverTime(r));
     put("mix", actionMix(r));
@@ -262,8 +268,15 @@
     const status = document.getElementById("refreshed");
     try {
       report = await fetchJson("v1/report");
-      if (withSegments || !segments) segments = await fetchJson("v1/segments");
-      render();
+      render();  // the figures first: segments take longer
+      if (withSegments || !segments) {
+        try {
+          segments = await fetchJson("v1/segments");
+        } catch (err) {
+          segments = { status: "unavailable", reason: `segments: ${err.message}` };
+        }
+        render();
+      }
       status.textContent = `updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s`;
     } catch (err) {
       status.textContent = `could not refresh: ${err.message}`;

@@ -35,6 +35,18 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"cartwheel dashboard session v1", hashlib.sha256).hexdigest()
 
 
+def link(url: str, token: str | None) -> str:
+    """The link ``serve`` prints: it opens the dashboard signed in (the token goes once, in
+    the link; the page's address then carries none).
+
+    >>> link("http://127.0.0.1:8080", "a/b")
+    'http://127.0.0.1:8080/login?token=a%2Fb'
+    """
+    from urllib.parse import quote
+
+    return f"{url}/login?token={quote(token, safe='')}" if token else f"{url}/"
+
+
 def _asset(name: str) -> str:
     return resources.files("bandit").joinpath(name).read_text(encoding="utf-8")
 

@@ -11,7 +11,7 @@ import os
 from .config import load_config
 from .errors import CartwheelError
 from .redis_bus import RedisBus
-from . import serving
+from . import dashboard, serving
 from .serving import run_site
 from .store import EventStore
 
@@ -65,21 +65,27 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
         store.close()
     bus = RedisBus(bus_url, config.name, timeout=timeout)
     try:
-        salt, _ = await bus.join(config.config_hash(), config.source,
-                                 salt=config.salt or kept_salt, replace=replace_config)
+        salt, shared_token = await bus.join(config.config_hash(), config.source,
+                                            salt=config.salt or kept_salt,
+                                            replace=replace_config)
     except BaseException:
         await bus.close()
         raise
     engine = Engine.open(config, data_dir, fresh=fresh, salt=salt)
     try:
         trainer = Trainer(engine, bus, publish_every_s=publish_every_s)
-        app = server.make_app(engine, trainer=trainer)
+        # the report, the segments and the dashboard are the shop's figures: the shop's token
+        token, source = serving.outcome_token(
+            config, True, lambda: (shared_token, "shared by the shop's processes on the bus"))
+        app = server.make_app(engine, token=token, trainer=trainer)
         TrainerMetrics(trainer, app[server.METRICS].registry)
 
         def ready(url: str) -> None:
             announce(f"cartwheel trainer of shop {config.name!r} at {url} (bus {bus_url}): "
                      f"model version {engine.model_version}, reading after entry "
-                     f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n  report: "
+                     f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n"
+                     f"  reads: -H 'Authorization: Bearer {token}'   (token {source})\n"
+                     f"  dashboard: {dashboard.link(url, token)}\n  report: "
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
         await run_site(app, host, port, ready)

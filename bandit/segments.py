@@ -26,7 +26,7 @@ from .features import UNKNOWN, Boolean, Categorical
 from .rules import Condition
 
 DEFAULT_DEPTH = 3
-MAX_LEAVES = 8
+MAX_LEAVES = 8  # at the default depth; a deeper tree may have 2 ** depth
 #: fewer randomized rows than this for either action: the uplift is shown but marked
 MIN_ROWS = 30
 
@@ -233,7 +233,7 @@ def uplift(data, rows: np.ndarray, a: int, b: int, alpha: float) -> SegmentUplif
 
 
 def find(data, probabilities: np.ndarray, space, control: str, *, depth: int = DEFAULT_DEPTH,
-         max_leaves: int = MAX_LEAVES, alpha: float = 0.05, objective: str = "",
+         max_leaves: int | None = None, alpha: float = 0.05, objective: str = "",
          model_version: int | None = None) -> Segments:
     """Segments of the policy whose action probabilities over ``data``'s rows (a
     :class:`~simulator.logdata.LoggedData` with contexts) are ``probabilities`` (n, K)."""
@@ -248,7 +248,7 @@ def find(data, probabilities: np.ndarray, space, control: str, *, depth: int = D
     ids = list(data.action_ids)
     Z, columns = readable(space, data.contexts)
     choice = probabilities.argmax(axis=1)
-    tree = DecisionTreeClassifier(max_depth=depth, max_leaf_nodes=max_leaves,
+    tree = DecisionTreeClassifier(max_depth=depth, max_leaf_nodes=max_leaves or 2 ** depth,
                                   min_samples_leaf=max(MIN_ROWS, n // 100), random_state=0)
     tree.fit(Z, choice)
     leaf = tree.apply(Z)

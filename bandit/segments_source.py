@@ -62,7 +62,10 @@ def for_store(config, store_path, policy, policy_ids, *, tail: int = TAIL, **kw)
     """Segments of ``policy`` over the newest ``tail`` decisions of the event store."""
     from simulator.logio import read_log
 
-    data, _ = read_log(store_path, config, "sqlite", unknown_keys="ignore", tail=tail)
+    try:
+        data, _ = read_log(store_path, config, "sqlite", unknown_keys="ignore", tail=tail)
+    except ValueError:  # nothing closed yet (read_log refuses a log without a usable row)
+        return for_data(config, [], policy, policy_ids, **kw)
     return for_data(config, data, policy, policy_ids, **kw)
 
 
