@@ -214,6 +214,24 @@ def _grouped(conditions) -> dict[str, list[Condition]]:
     return out
 
 
+def members(conditions, Z: np.ndarray, columns: list[Column]) -> np.ndarray:
+    """Which rows of a :func:`readable` matrix a segment's conditions select (what the
+    written rule selects on the contexts; vectorized)."""
+    at = {(c.key, c.category): j for j, c in enumerate(columns)}
+    keep = np.ones(len(Z), dtype=bool)
+    for c in conditions:
+        if (c.key, None) in at:  # a number or a flag
+            v = Z[:, at[(c.key, None)]]
+            keep &= {"le": v <= c.value, "gt": v > c.value, "eq": v == float(c.value),
+                     "ne": v != float(c.value)}[c.op]
+        else:
+            def one_of(values):
+                return Z[:, [at[(c.key, x)] for x in values]].sum(axis=1) > 0
+            values = c.value if isinstance(c.value, tuple) else (c.value,)
+            keep &= one_of(values) if c.op in ("eq", "in") else ~one_of(values)
+    return keep
+
+
 def uplift(data, rows: np.ndarray, a: int, b: int, alpha: float) -> SegmentUplift:
     """SNIPS value of always-``a`` minus always-``b`` over the randomized ``rows`` of ``data``
     (a :class:`simulator.logdata.LoggedData`) on which both were eligible."""
@@ -257,11 +275,11 @@ def find(data, probabilities: np.ndarray, space, control: str, *, depth: int = D
     fidelity = float((tree.predict(Z) == choice).mean())
     found = []
     for node in sorted(set(leaf), key=lambda v: -(leaf == v).sum()):
-        rows = leaf == node
+        conds = simplify(paths[node])
+        rows = members(conds, Z, columns)  # == (leaf == node), by the rule's own semantics
         mean_p = probabilities[rows].mean(axis=0)
         a = int(mean_p.argmax())
         b = k_control if a != k_control else int(np.argsort(mean_p)[-2])
-        conds = simplify(paths[node])
         found.append(Segment(describe(conds), conds, float(rows.mean()), ids[a],
                              float(mean_p[a]), ids[b], uplift(data, rows, a, b, alpha)))
     return Segments("ok", "", tuple(found), depth, fidelity, control, objective, 1 - alpha, n,
