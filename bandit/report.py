@@ -105,11 +105,7 @@ class Moments:
 
     def mean_var(self, column: str) -> tuple[float, float]:
         """Mean over visitors of a per-visitor total and its sample variance (ddof 1)."""
-        total, squares = getattr(self, column), getattr(self, column * 2)
-        mean = total / self.visitors
-        if self.visitors < 2:
-            return mean, float("inf")
-        return mean, max(squares - total * mean, 0.0) / (self.visitors - 1)
+        return mean_var(getattr(self, column), getattr(self, column * 2), self.visitors)
 
     def ratio_var(self, y: str, x: str, yx: str) -> tuple[float, float]:
         """Ratio sum(y) / sum(x) over visitors and its delta-method variance."""
@@ -128,6 +124,15 @@ class Moments:
         return Kpis(v, int(round(self.n)), int(round(self.c)), _safe(self.c, self.n),
                     _safe(self.r, self.c), _safe(self.c, v), _safe(self.r, v), _safe(self.p, v),
                     _safe(self.k, v))
+
+
+def mean_var(total: float, squares: float, n: int) -> tuple[float, float]:
+    """Mean and sample variance (ddof 1) of ``n`` values from their sum and sum of squares
+    (infinite variance below two values: no interval yet)."""
+    if n < 2:
+        return (total / n if n else 0.0), float("inf")
+    mean = total / n
+    return mean, max(squares - total * mean, 0.0) / (n - 1)
 
 
 def welch(a: Moments, b: Moments, column: str, alpha: float) -> tuple[float, float, float]:

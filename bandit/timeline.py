@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .report import _welch
+from .report import _welch, mean_var
 
 HOURS_SHOWN = 48
 DAYS_SHOWN = 30
@@ -53,23 +53,16 @@ class Sums:
         """Mean profit per decision ``margin r - k`` and its per-decision sample variance."""
         total = margin * self.r - self.k
         squares = margin * margin * self.rr - 2 * margin * self.rk + self.kk
-        return _mean_var(total, squares, self.n)
+        return mean_var(total, squares, self.n)
 
     def conversion(self) -> tuple[float, float]:
-        return _mean_var(self.c, self.c, self.n)  # converted is 0 or 1: c**2 == c
+        return mean_var(self.c, self.c, self.n)  # converted is 0 or 1: c**2 == c
 
     def kpis(self, margin: float) -> dict:
         n = max(self.n, 1)
         return {"decisions": self.n, "conversions": int(round(self.c)),
                 "conversion_rate": self.c / n, "revenue_per_decision": self.r / n,
                 "cost": self.k, "profit_per_decision": (margin * self.r - self.k) / n}
-
-
-def _mean_var(total: float, squares: float, n: int) -> tuple[float, float]:
-    if n < 2:
-        return (total / n if n else 0.0), float("inf")
-    mean = total / n
-    return mean, max(squares - total * mean, 0.0) / (n - 1)
 
 
 def bucket_uplift(t: Sums, h: Sums, margin: float, alpha: float) -> dict:

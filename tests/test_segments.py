@@ -4,6 +4,8 @@ rate, and rules written from segments load back and change decisions as the segm
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,55 @@ def test_written_rules_load_back_and_force_the_segments_actions(tmp_path):
     assert checked >= 20
     engine.close()
     learned.close()
+
+
+def test_the_segments_command_on_a_data_dir_and_on_an_exported_log(tmp_path, capsys):
+    import json
+    import tomllib
+
+    from bandit.cli import main
+    from simulator.online import drive
+
+    clock = Clock()
+    engine = Engine.open(parse_config(shop_doc(attribution={"window_s": 600}),
+                                      source="shop.toml"), tmp_path / "data", seed=0,
+                         clock=clock)
+    drive(engine, WORLD, visitors=3000, rate=1.0, seed=0)
+    clock.t += 3600
+    engine.expire()
+    engine.close()  # writes the snapshot `segments --data-dir` reads
+    config = tmp_path / "shop.toml"
+    from server_helpers import _toml
+
+    config.write_text(_toml(shop_doc(attribution={"window_s": 600})))
+    base = ["--config", str(config)]
+    assert main(["segments", "--data-dir", str(tmp_path / "data"), *base,
+                 "--json", str(tmp_path / "live.json")]) == 0
+    live = json.loads((tmp_path / "live.json").read_text())
+    assert live["status"] == "ok" and live["rows"] == 3000
+    assert sum(s["share"] for s in live["segments"]) == pytest.approx(1.0)
+    assert "snapshot, model version" in capsys.readouterr().out
+    log = tmp_path / "log.jsonl"
+    assert main(["export", "--data-dir", str(tmp_path / "data"), *base, "--out", str(log)]) == 0
+    assert main(["segments", "--log", str(log), *base, "--depth", "2", "--segment", "1",
+                 "--write-rules", str(tmp_path / "rules.toml"),
+                 "--json", str(tmp_path / "replayed.json")]) == 0
+    out = capsys.readouterr().out
+    assert "trained by replay" in out and "wrote 1 rule to" in out
+    replayed = json.loads((tmp_path / "replayed.json").read_text())
+    assert replayed["depth"] == 2 and len(replayed["segments"]) <= 4
+    rules = tomllib.loads((tmp_path / "rules.toml").read_text())["rules"]
+    parse_config({**shop_doc(), "rules": rules}, source="shop.toml")
+    assert rules[0]["then"]["force"] == replayed["segments"][0]["action"]
+    # a data dir without a snapshot says what to do
+    assert main(["segments", "--data-dir", str(tmp_path / "empty"), *base]) == 2
+    assert "no event log" in capsys.readouterr().err
+
+
+def test_without_scikit_learn_segments_say_how_to_enable_them(monkeypatch):
+    data, batch = _log(500, 4)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what an install without it sees
+    monkeypatch.setitem(sys.modules, "sklearn.tree", None)
+    result = find(data, _oracle(WORLD, batch), WORLD.space, CONTROL)
+    assert result.status == "unavailable"
+    assert "pip install 'cartwheel[segments]'" in result.reason
