@@ -204,14 +204,20 @@ def report(args) -> int:
     store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
     report = build_report(store, config.objective.margin, alpha=args.alpha,
                           spend=SpendTracker(store, config.budget))
-    for title, rows in (("group", report.groups), ("action", report.actions)):
+    # groups per visitor (the unit of the holdout's randomization), actions per decision
+    for title, rows, unit, per in (("group", report.groups, "visitors", "visitor"),
+                                   ("action", report.actions, None, "decision")):
         width = max([len(title), *map(len, rows)])
-        print(f"{title:{width}s} {'visitors':>9s} {'decisions':>10s} {'conv rate':>10s} "
-              f"{'AOV':>8s} {'revenue/vis':>12s} {'profit/vis':>11s} {'cost/vis':>9s}")
+        short = per[:3] if per == "visitor" else "dec"
+        print(f"{title:{width}s} {unit or '':>9s} {'decisions':>10s} {'conv rate':>10s} "
+              f"{'AOV':>8s} {'revenue/' + short:>12s} {'profit/' + short:>11s} "
+              f"{'cost/' + short:>9s}")
         for name, k in sorted(rows.items()):
-            print(f"{name:{width}s} {k['visitors']:9,d} {k['decisions']:10,d} "
-                  f"{k['conversion_rate']:10.2%} {k['aov']:8.2f} {k['revenue_per_visitor']:12.3f} "
-                  f"{k['profit_per_visitor']:11.3f} {k['cost_per_visitor']:9.3f}")
+            count = f"{k[unit]:9,d}" if unit else " " * 9
+            print(f"{name:{width}s} {count} {k['decisions']:10,d} "
+                  f"{k['conversion_rate']:10.2%} {k['aov']:8.2f} "
+                  f"{k['revenue_per_' + per]:12.3f} {k['profit_per_' + per]:11.3f} "
+                  f"{k['cost_per_' + per]:9.3f}")
         print()
     if report.uplift:
         print(f"uplift of treatment over holdout ({report.confidence:.0%} intervals; "

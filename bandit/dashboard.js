@@ -40,12 +40,16 @@
   function put(id, ...nodes) { document.getElementById(id).replaceChildren(...nodes); }
   function empty(text) { return el("p", { class: "empty" }, text); }
 
-  function kpiTable(rows, prefix, title) {
+  // groups per visitor (the holdout is randomized per visitor), actions per decision
+  const GROUP_COLS = [["visitors", "int"], ["decisions", "int"], ["conversion_rate", "pct"],
+    ["aov", "money"], ["revenue_per_visitor", "money"], ["profit_per_visitor", "money"],
+    ["cost_per_visitor", "money"]];
+  const ACTION_COLS = [["decisions", "int"], ["conversions", "int"], ["conversion_rate", "pct"],
+    ["aov", "money"], ["revenue_per_decision", "money"], ["profit_per_decision", "money"],
+    ["cost_per_decision", "money"]];
+  function kpiTable(rows, prefix, title, cols) {
     const names = Object.keys(rows).sort();
     if (!names.length) return empty("Nothing logged yet.");
-    const cols = [["visitors", "int"], ["decisions", "int"], ["conversion_rate", "pct"],
-      ["aov", "money"], ["revenue_per_visitor", "money"], ["profit_per_visitor", "money"],
-      ["cost_per_visitor", "money"]];
     const head = el("tr", {}, el("th", {}, title),
       ...cols.map(([c]) => el("th", {}, c.replaceAll("_", " "))));
     const body = names.map((name) => el("tr", {}, el("td", {}, name),
@@ -244,8 +248,8 @@
     put("model", ...model);
     const fresh = !Object.keys(r.groups).length;
     document.getElementById("empty").hidden = !fresh;
-    put("kpis", kpiTable(r.groups, "report.groups", "group"));
-    put("actions", kpiTable(r.actions, "report.actions", "action"));
+    put("kpis", kpiTable(r.groups, "report.groups", "group", GROUP_COLS));
+    put("actions", kpiTable(r.actions, "report.actions", "action", ACTION_COLS));
     put("uplift", upliftTable(r));
     put("uplift-time", ...upliftOverTime(r));
     put("mix", actionMix(r));

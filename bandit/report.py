@@ -169,10 +169,58 @@ def ratio_interval(t: Moments, h: Moments, y: str, x: str, yx: str,
     return rt, rh, rt - rh, float(rt - rh - half), float(rt - rh + half)
 
 
-def moments(store, margin: float, by: str = "grp") -> dict[str, Moments]:
-    """:class:`Moments` per group (``by="grp"``) or per action (``by="action"``)."""
+def moments(store, margin: float) -> dict[str, Moments]:
+    """:class:`Moments` per group."""
     return {key: Moments(count, *map(float, sums))
-            for key, count, *sums in store.moment_sums(by, margin)}
+            for key, count, *sums in store.group_moments(margin)}
+
+
+@dataclass
+class Sums:
+    """Per-decision sums of decisions (of one action, or one group in one hour): decisions
+    ``n``, conversions ``c``, revenue ``r``, cost ``k``, squares ``rr``, ``kk`` and ``rk``."""
+
+    n: int = 0
+    c: float = 0.0
+    r: float = 0.0
+    k: float = 0.0
+    rr: float = 0.0
+    kk: float = 0.0
+    rk: float = 0.0
+
+    def add(self, n, c, r, k, rr, kk, rk) -> None:
+        self.n += n
+        self.c += c
+        self.r += r
+        self.k += k
+        self.rr += rr
+        self.kk += kk
+        self.rk += rk
+
+    def profit(self, margin: float) -> tuple[float, float]:
+        """Mean profit per decision ``margin r - k`` and its per-decision sample variance."""
+        return mean_var(margin * self.r - self.k,
+                        margin * margin * self.rr - 2 * margin * self.rk + self.kk, self.n)
+
+    def conversion(self) -> tuple[float, float]:
+        return mean_var(self.c, self.c, self.n)  # converted is 0 or 1: c**2 == c
+
+    def kpis(self, margin: float) -> dict:
+        """KPIs per decision (what an action's row and a timeline bucket show)."""
+        return {"decisions": self.n, "conversions": int(round(self.c)),
+                "conversion_rate": _safe(self.c, self.n), "aov": _safe(self.r, self.c),
+                "revenue_per_decision": _safe(self.r, self.n),
+                "profit_per_decision": _safe(margin * self.r - self.k, self.n),
+                "cost_per_decision": _safe(self.k, self.n), "cost": self.k}
+
+
+def action_kpis(store, margin: float) -> dict[str, dict]:
+    """KPIs per action over all its decisions, treatment and holdout (the control's holdout
+    decisions included): per decision, the unit an action is drawn for."""
+    sums: dict[str, Sums] = {}
+    for _, action, *row in store.action_sums():
+        sums.setdefault(action, Sums()).add(*row)
+    return {a: s.kpis(margin) for a, s in sorted(sums.items())}
 
 
 def build_report(store, margin: float, alpha: float = 0.05, spend=None,
@@ -186,7 +234,7 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
     """
     from .timeline import timeline
 
-    groups = moments(store, margin, "grp")
+    groups = moments(store, margin)
     uplift = []
     t, h = groups.get("treatment"), groups.get("holdout")
     if t is not None and h is not None and t.visitors > 1 and h.visitors > 1:
@@ -201,7 +249,7 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
             uplift.append(Uplift(kpi, rt, rh, diff, lo, hi, diff / rh if rh else None, "delta"))
     return with_spend(Report(
         groups={g: asdict(m.kpis()) for g, m in groups.items()},
-        actions={a: asdict(m.kpis()) for a, m in moments(store, margin, "action").items()},
+        actions=action_kpis(store, margin),
         uplift=tuple(asdict(u) for u in uplift), pending_events=store.open_count(),
         confidence=1 - alpha, generated_at=time.time(),
         timeline=timeline(store, margin, alpha)), spend, now)

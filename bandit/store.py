@@ -137,6 +137,7 @@ class EventStore:
         self.path = Path(path)
         self._checkpointer = None
         self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
+        self._folded = None  # (decisions, closed) seq the aggregates hold; None: not kept
         if read_only:  # no schema or index changes, and any write raises
             if not self.path.exists():
                 raise FileNotFoundError(f"no event log at {self.path}: `cartwheel serve "
@@ -186,6 +187,7 @@ class EventStore:
             if backfilled:
                 log.warning("%s: report aggregates built from %d logged decisions (once)",
                             self.path, backfilled)
+        self._folded = store_aggregates.folded(self.db)
         if background_checkpoints:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(self.path)
@@ -235,7 +237,9 @@ class EventStore:
         commit is then rolled back."""
         if not self.db.in_transaction:
             return
+        folded = self._fold()
         self._run("COMMIT")
+        self._folded = folded
         if self._checkpointer is not None:
             if self._checkpointer.done:  # copy the rest: the next write restarts the WAL
                 self._checkpointer.done = False
@@ -246,6 +250,16 @@ class EventStore:
             if self._unchecked_rows >= CHECKPOINT_ROWS:
                 self._unchecked_rows = 0
                 self._checkpointer.poke()
+
+    def _fold(self):
+        """Fold the rows of this transaction into the report's aggregates (in it, so a reader
+        sees both or neither); returns what they then hold."""
+        if self._folded is None:
+            return None
+        top = (self.max_seq("decisions"), self.max_seq("closed"))
+        if top != self._folded:  # a fault rolls back and raises, as any write (_run)
+            store_aggregates.fold(self._run, self._folded, top)
+        return top
 
     def rollback(self) -> None:
         """Drop every write since the last commit (no-op when nothing is pending)."""
@@ -446,25 +460,30 @@ class EventStore:
     def cap_counts(self, query: store_queries.CapCounts, visitor_hashes, since) -> list:
         return query.run(self.db, visitor_hashes, since)
 
-    def moment_sums(self, by: str, margin: float) -> list[tuple]:
-        """Per group or action, the visitor count and sums over per-visitor totals (read from
-        the aggregates; a scan of the log on a read-only store that predates them)."""
-        if store_aggregates.installed(self.db):
-            return store_aggregates.moment_rows(self.db, by, margin)
-        return store_queries.moment_sums(self.db, by, margin)
+    def group_moments(self, margin: float) -> list[tuple]:
+        """Per group, the visitor count and sums over per-visitor totals (the aggregates)."""
+        self._need_aggregates()
+        return store_aggregates.moment_rows(self.db, margin)
+
+    def action_sums(self) -> list[tuple]:
+        """Per group and action, per-decision sums (the aggregates)."""
+        self._need_aggregates()
+        return store_aggregates.action_rows(self.db)
+
+    def _need_aggregates(self) -> None:
+        if not store_aggregates.installed(self.db):
+            raise RuntimeError(f"{self.path} was written by an older cartwheel and has no "
+                               "report aggregates yet: start `cartwheel serve` (or any "
+                               "command that opens it for writing) once to build them")
 
     def hourly(self, since_hour: int) -> list[tuple]:
-        """Per-decision sums per hour, group and action from ``since_hour`` on (empty on a
-        read-only store that predates the aggregates)."""
-        if not store_aggregates.installed(self.db):
-            return []
+        """Per-decision sums per hour, group and action from ``since_hour`` on."""
+        self._need_aggregates()
         return store_aggregates.hourly_rows(self.db, since_hour)
 
     def last_hour(self) -> int | None:
         """The newest hour (``floor(ts / 3600)``) with a decision, from the aggregates."""
-        if not store_aggregates.installed(self.db):
-            ts = self.last_decision_ts()
-            return None if ts is None else int(ts // 3600)
+        self._need_aggregates()
         return store_aggregates.last_hour(self.db)
 
     def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:

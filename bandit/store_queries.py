@@ -1,6 +1,6 @@
-"""The event store's aggregate and counting queries (with ``bandit.store`` and
-``bandit.wal``, the only SQL of the project): frequency-cap counts, the report's sums and
-per-visitor totals, and the decisions joined with their rewards for log readers.
+"""The event store's counting and joining queries (with ``bandit.store``,
+``bandit.store_aggregates`` and ``bandit.wal``, the only SQL of the project): frequency-cap
+counts and the decisions joined with their rewards for log readers.
 
 Each function takes the store's SQLite connection; :class:`~bandit.store.EventStore` exposes
 them as methods, so callers never write SQL of their own.
@@ -48,29 +48,6 @@ class CapCounts:
         """Per visitor, the count under each cap (at most the cap's maximum)."""
         return db.execute(self.sql(len(visitor_hashes)),
                           self.params(visitor_hashes, since)).fetchall()
-
-
-# per visitor of each group (or action): totals; then the sums the report needs, per group
-_MOMENTS = """
-WITH v AS (
-    SELECT d.{key} AS key, COUNT(*) AS n, COALESCE(SUM(c.converted), 0) AS c,
-           COALESCE(SUM(c.order_value * c.converted), 0) AS r, COALESCE(SUM(c.cost), 0) AS k
-    FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id
-    GROUP BY d.{key}, d.visitor_hash),
-w AS (SELECT key, n, c, r, k, :margin * r - k AS p FROM v)
-SELECT key, COUNT(*), SUM(n), SUM(c), SUM(r), SUM(k), SUM(p), SUM(n * n), SUM(c * c),
-       SUM(r * r), SUM(k * k), SUM(p * p), SUM(c * n), SUM(r * c)
-FROM w GROUP BY key ORDER BY key
-"""
-
-
-def moment_sums(db: sqlite3.Connection, by: str, margin: float) -> list[tuple]:
-    """Per group (``by="grp"``) or action (``by="action"``): the visitor count and the sums
-    over per-visitor totals (n, c, r, k, p, their squares, c*n, r*c) the report's intervals
-    need; SQLite aggregates, no per-visitor row reaches Python."""
-    if by not in ("grp", "action"):
-        raise ValueError(f"moments by 'grp' or 'action', not {by!r}")
-    return db.execute(_MOMENTS.format(key=by), {"margin": margin}).fetchall()
 
 
 def decisions_with_rewards(db: sqlite3.Connection, after_seq: int = 0) -> Iterator[tuple]:

@@ -17,52 +17,12 @@ headline uplift of the report groups by visitor, the unit of randomization).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .report import _welch, mean_var
+from .report import Sums, _welch
 
 HOURS_SHOWN = 48
 DAYS_SHOWN = 30
-
-
-@dataclass
-class Sums:
-    """Per-decision sums of one group in one bucket: decisions ``n``, conversions ``c``,
-    revenue ``r``, cost ``k`` and the squares ``rr``, ``kk`` and cross product ``rk``."""
-
-    n: int = 0
-    c: float = 0.0
-    r: float = 0.0
-    k: float = 0.0
-    rr: float = 0.0
-    kk: float = 0.0
-    rk: float = 0.0
-
-    def add(self, n, c, r, k, rr, kk, rk) -> None:
-        self.n += n
-        self.c += c
-        self.r += r
-        self.k += k
-        self.rr += rr
-        self.kk += kk
-        self.rk += rk
-
-    def profit(self, margin: float) -> tuple[float, float]:
-        """Mean profit per decision ``margin r - k`` and its per-decision sample variance."""
-        total = margin * self.r - self.k
-        squares = margin * margin * self.rr - 2 * margin * self.rk + self.kk
-        return mean_var(total, squares, self.n)
-
-    def conversion(self) -> tuple[float, float]:
-        return mean_var(self.c, self.c, self.n)  # converted is 0 or 1: c**2 == c
-
-    def kpis(self, margin: float) -> dict:
-        n = max(self.n, 1)
-        return {"decisions": self.n, "conversions": int(round(self.c)),
-                "conversion_rate": self.c / n, "revenue_per_decision": self.r / n,
-                "cost": self.k, "profit_per_decision": (margin * self.r - self.k) / n}
 
 
 def bucket_uplift(t: Sums, h: Sums, margin: float, alpha: float) -> dict:

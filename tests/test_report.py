@@ -77,10 +77,19 @@ def test_kpis_and_intervals_equal_the_per_visitor_formulas(store_report):
     assert groups["treatment"]["visitors"] == len(t[0])
     assert groups["holdout"]["decisions"] == int(h[0].sum())
     assert groups["treatment"]["profit_per_visitor"] == pytest.approx(t[4].mean(), rel=1e-12)
-    per_action = store.db.execute("SELECT action, COUNT(DISTINCT visitor_hash), COUNT(*) "
-                                  "FROM decisions GROUP BY action").fetchall()
-    assert {a: (k["visitors"], k["decisions"]) for a, k in report.actions.items()} == \
-        {a: (v, n) for a, v, n in per_action}
+    # actions per decision, straight from SQL
+    per_action = store.db.execute(
+        "SELECT d.action, COUNT(*), COALESCE(SUM(c.converted), 0), "
+        "COALESCE(SUM(c.order_value * c.converted), 0), COALESCE(SUM(c.cost), 0) "
+        "FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id GROUP BY d.action"
+    ).fetchall()
+    assert set(report.actions) == {row[0] for row in per_action}
+    for action, n, c, r, k in per_action:
+        got = report.actions[action]
+        assert (got["decisions"], got["conversions"]) == (n, c)
+        assert (got["conversion_rate"], got["aov"], got["revenue_per_decision"],
+                got["profit_per_decision"], got["cost_per_decision"]) == pytest.approx(
+            (c / n, r / c if c else 0.0, r / n, (MARGIN * r - k) / n, k / n), rel=1e-12)
 
 
 def test_concurrent_report_requests_share_one_computation():

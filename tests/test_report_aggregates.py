@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from bandit import Engine
-from bandit import store_aggregates, store_queries
+from bandit import store_aggregates
 from bandit.store import EventStore
 from bandit.timeline import timeline
 from engine_helpers import Clock, shop
@@ -37,23 +37,44 @@ def _traffic(engine, clock, rng, n):
     engine.commit()
 
 
+# the report's sums the slow way: grouped over the whole log
+_SCAN_MOMENTS = """
+WITH v AS (
+    SELECT d.grp AS grp, COUNT(*) AS n, COALESCE(SUM(c.converted), 0) AS c,
+           COALESCE(SUM(c.order_value * c.converted), 0) AS r, COALESCE(SUM(c.cost), 0) AS k
+    FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id
+    GROUP BY d.grp, d.visitor_hash),
+w AS (SELECT grp, n, c, r, k, :m * r - k AS p FROM v)
+SELECT grp, COUNT(*), SUM(n), SUM(c), SUM(r), SUM(k), SUM(p), SUM(n * n), SUM(c * c),
+       SUM(r * r), SUM(k * k), SUM(p * p), SUM(c * n), SUM(r * c)
+FROM w GROUP BY grp ORDER BY grp
+"""
+_SCAN_SUMS = """
+SELECT {keys}, COUNT(*), COALESCE(SUM(c.converted), 0),
+       COALESCE(SUM(c.order_value * c.converted), 0), COALESCE(SUM(c.cost), 0),
+       COALESCE(SUM(c.order_value * c.converted * c.order_value * c.converted), 0),
+       COALESCE(SUM(c.cost * c.cost), 0), COALESCE(SUM(c.order_value * c.converted * c.cost), 0)
+FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id
+GROUP BY {keys} ORDER BY {keys}
+"""
+
+
+def scan_moments(db):
+    return db.execute(_SCAN_MOMENTS, {"m": MARGIN}).fetchall()
+
+
+def _equal(kept, scanned, keys: int):
+    assert [row[:keys] for row in kept] == [row[:keys] for row in scanned]
+    assert np.array([r[keys:] for r in kept], dtype=float) == pytest.approx(
+        np.array([r[keys:] for r in scanned], dtype=float), rel=1e-9, abs=1e-9)
+
+
 def _assert_equal_to_scan(store):
-    for by in ("grp", "action"):
-        kept = store_aggregates.moment_rows(store.db, by, MARGIN)
-        scanned = store_queries.moment_sums(store.db, by, MARGIN)
-        assert [row[0] for row in kept] == [row[0] for row in scanned]
-        for a, b in zip(kept, scanned):
-            assert a[1] == b[1]  # visitors
-            assert a[2:] == pytest.approx(b[2:], rel=1e-9, abs=1e-9)
-    hourly = store.db.execute(
-        "SELECT CAST(d.ts / 3600 AS INTEGER) AS h, d.grp, d.action, COUNT(*), "
-        "COALESCE(SUM(c.converted), 0), COALESCE(SUM(c.order_value * c.converted), 0), "
-        "COALESCE(SUM(c.cost), 0) FROM decisions d LEFT JOIN closed c "
-        "ON c.event_id = d.event_id GROUP BY h, d.grp, d.action ORDER BY h, d.grp, d.action"
-    ).fetchall()
-    kept = [row[:7] for row in store.hourly(0)]
-    assert [r[:4] for r in kept] == [r[:4] for r in hourly]
-    assert np.array([r[4:] for r in kept]) == pytest.approx(np.array([r[4:] for r in hourly]))
+    _equal(store.group_moments(MARGIN), scan_moments(store.db), 2)
+    _equal(store.action_sums(), store.db.execute(
+        _SCAN_SUMS.format(keys="d.grp, d.action")).fetchall(), 2)
+    _equal(store.hourly(0), store.db.execute(_SCAN_SUMS.format(
+        keys="CAST(d.ts / 3600 AS INTEGER), d.grp, d.action")).fetchall(), 3)
 
 
 def test_aggregates_follow_the_log_through_rollbacks_and_restarts(tmp_path):
@@ -61,11 +82,12 @@ def test_aggregates_follow_the_log_through_rollbacks_and_restarts(tmp_path):
     engine = Engine.open(CONFIG, tmp_path, seed=0, clock=clock)
     _traffic(engine, clock, rng, 1500)
     # a group that is rolled back must leave the aggregates as the log: untouched
-    before = store_aggregates.moment_rows(engine.store.db, "grp", MARGIN)
+    before = engine.store.group_moments(MARGIN)
     for i in range(20):
         engine.decide(f"rolled{i}", {"cart_value": 30.0}, commit=False)
     engine.store.rollback()
-    assert store_aggregates.moment_rows(engine.store.db, "grp", MARGIN) == before
+    assert engine.store.group_moments(MARGIN) == before
+    _assert_equal_to_scan(engine.store)  # and the next commit folds from where it was
     engine.close()
     engine = Engine.open(CONFIG, tmp_path, seed=1, clock=clock)
     _traffic(engine, clock, rng, 800)
@@ -84,18 +106,18 @@ def test_a_store_from_before_the_aggregates_is_backfilled_once(tmp_path, caplog)
     _traffic(engine, clock, rng, 1000)
     engine.close()
     path = tmp_path / "events.sqlite3"
-    # what an older cartwheel wrote: no aggregate tables, triggers or meta key
+    # what an older cartwheel wrote: no aggregate tables, triggers or meta keys
     old = EventStore(path)
-    for name in ("agg_decision", "agg_closed", "agg_visitor_new", "agg_visitor_change"):
+    for name in ("agg_visitor_new", "agg_visitor_change"):
         old.db.execute(f"DROP TRIGGER {name}")
-    for name in ("visitor_totals", "moment_totals", "hourly"):
+    for name in ("visitor_totals", "moment_totals", "action_totals", "hourly"):
         old.db.execute(f"DROP TABLE {name}")
-    old.db.execute("DELETE FROM meta WHERE key = 'aggregates'")
+    old.db.execute("DELETE FROM meta WHERE key IN ('aggregates', 'aggregates_folded')")
     old.db.close()
-    reader = EventStore.read_only(path)  # a read-only report of it scans the log instead
+    reader = EventStore.read_only(path)  # a read-only report of it says what to do
     assert not store_aggregates.installed(reader.db)
-    assert reader.moment_sums("grp", MARGIN) == store_queries.moment_sums(reader.db, "grp",
-                                                                           MARGIN)
+    with pytest.raises(RuntimeError, match="start `cartwheel serve`"):
+        reader.group_moments(MARGIN)
     reader.close()
     with caplog.at_level("WARNING"):
         engine = Engine.open(CONFIG, tmp_path, seed=0, clock=clock)
