@@ -14,7 +14,6 @@ the README states: default linucb against the best direct VW per dataset, and th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 
@@ -29,10 +28,9 @@ MABWISER = ["LinUCB", "LinTS"]
 
 
 def learners():
-    rows = [("cartwheel", spec) for spec in CARTWHEEL] + [("vw", a) for a in DIRECT_VW]
-    if importlib.util.find_spec("mabwiser") is not None:
-        rows += [("mabwiser", name) for name in MABWISER]
-    return rows
+    return bakeoff.available([("cartwheel", spec) for spec in CARTWHEEL]
+                             + [("vw", a) for a in DIRECT_VW]
+                             + [("mabwiser", name) for name in MABWISER])
 
 
 def main():

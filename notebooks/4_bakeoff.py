@@ -24,7 +24,6 @@
 # sizes 1 and 32 for the README.
 
 # %%
-import importlib.util
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -32,10 +31,9 @@ import numpy as np
 from simulator import bakeoff
 
 SHUFFLES = 2
-LEARNERS = [("cartwheel", "linucb"), ("cartwheel", "lints"), ("cartwheel", "vw"),
-            ("vw", "--squarecb"), ("vw", "--epsilon 0.05"), ("vw", "--regcbopt")]
-if importlib.util.find_spec("mabwiser") is not None:
-    LEARNERS.append(("mabwiser", "LinUCB"))
+LEARNERS = bakeoff.available([  # MABWiser only where it is installed
+    ("cartwheel", "linucb"), ("cartwheel", "lints"), ("cartwheel", "vw"),
+    ("vw", "--squarecb"), ("vw", "--epsilon 0.05"), ("vw", "--regcbopt"), ("mabwiser", "LinUCB")])
 
 table = {}
 for name in bakeoff.DATASETS:

@@ -171,6 +171,19 @@ LEARNERS = {"cartwheel": CartwheelLearner, "vw": VowpalWabbitLearner,
             "mabwiser": MabwiserLearner}
 
 
+def available(learners) -> list[tuple[str, str]]:
+    """The ``(kind, config)`` pairs of ``learners`` whose library is installed (MABWiser is
+    optional: ``[bakeoff]`` brings it).
+
+    >>> available([("cartwheel", "linucb")])
+    [('cartwheel', 'linucb')]
+    """
+    import importlib.util
+
+    have = {"mabwiser": importlib.util.find_spec("mabwiser") is not None}
+    return [(kind, config) for kind, config in learners if have.get(kind, True)]
+
+
 def progressive_reward(learner, data: Dataset, *, seed: int, batch: int = 1) -> float:
     """Mean reward over one pass of a shuffle (seeded) of ``data``, deciding ``batch`` rows
     at a time with the model of the batch start, then learning them."""
