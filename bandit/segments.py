@@ -250,6 +250,12 @@ def uplift(data, rows: np.ndarray, a: int, b: int, alpha: float) -> SegmentUplif
                          min(n_a, n_b) >= MIN_ROWS)
 
 
+def _nothing_to_compare(data, rows) -> SegmentUplift:
+    """A shop with one action: there is nothing to be better than."""
+    n = int((rows & data.randomized).sum())
+    return SegmentUplift(0.0, None, None, n, n, n, False)
+
+
 def find(data, probabilities: np.ndarray, space, control: str, *, depth: int = DEFAULT_DEPTH,
          max_leaves: int | None = None, alpha: float = 0.05, objective: str = "",
          model_version: int | None = None) -> Segments:
@@ -279,9 +285,11 @@ def find(data, probabilities: np.ndarray, space, control: str, *, depth: int = D
         rows = members(conds, Z, columns)  # == (leaf == node), by the rule's own semantics
         mean_p = probabilities[rows].mean(axis=0)
         a = int(mean_p.argmax())
-        b = k_control if a != k_control else int(np.argsort(mean_p)[-2])
+        others = [int(j) for j in np.argsort(mean_p)[::-1] if j != a]
+        b = k_control if a != k_control else (others[0] if others else a)
         found.append(Segment(describe(conds), conds, float(rows.mean()), ids[a],
-                             float(mean_p[a]), ids[b], uplift(data, rows, a, b, alpha)))
+                             float(mean_p[a]), ids[b], uplift(data, rows, a, b, alpha)
+                             if b != a else _nothing_to_compare(data, rows)))
     return Segments("ok", "", tuple(found), depth, fidelity, control, objective, 1 - alpha, n,
                     model_version)
 

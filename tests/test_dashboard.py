@@ -214,3 +214,39 @@ def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser
             context.close()
     finally:
         srv.stop()
+
+
+def test_hostile_names_stay_text_in_the_page(browser, tmp_path):
+    """A shop name, action id or segment condition that holds markup (or closes the data's
+    <script>) is shown as text and runs nothing."""
+    from bandit.dashboard import render
+
+    evil = "</script><script>window.pwned = 1</script><img src=x onerror='window.pwned=2'>"
+    kpis = {"visitors": 2, "decisions": 2, "conversions": 1, "conversion_rate": 0.5,
+            "aov": 10.0, "conversions_per_visitor": 0.5, "revenue_per_visitor": 5.0,
+            "profit_per_visitor": 1.0, "cost_per_visitor": 0.0}
+    action = {"decisions": 2, "conversions": 1, "conversion_rate": 0.5, "aov": 10.0,
+              "revenue_per_decision": 5.0, "profit_per_decision": 1.0,
+              "cost_per_decision": 0.0, "cost": 0.0}
+    report = {"groups": {"treatment": kpis}, "actions": {evil: action}, "uplift": [],
+              "pending_events": 0, "confidence": 0.95, "generated_at": 1.7e9,
+              "incentive_spend_today": None, "daily_budget": None, "shop": evil,
+              "currency": evil, "model": None,
+              "timeline": {"hour": [], "day": [{"start": 1.7e9, "groups": {
+                  "treatment": {**action, "profit_per_decision": 1.0}},
+                  "treatment_actions": {evil: 2}, "uplift": None}]}}
+    segments = {"status": "ok", "reason": "", "depth": 3, "fidelity": 1.0, "control": evil,
+                "objective": evil, "confidence": 0.95, "rows": 2, "model_version": 1,
+                "segments": [{"condition": evil, "conditions": [], "share": 1.0,
+                              "action": evil, "picks": 1.0, "versus": evil,
+                              "uplift": {"difference": 0.1, "lower": None, "upper": None,
+                                         "rows": 2, "rows_action": 1, "rows_versus": 1,
+                                         "reliable": False}}]}
+    page, _ = render({"report": report, "segments": segments})
+    path = tmp_path / "evil.html"
+    path.write_text(page)
+    context, tab, problems = _open(browser, path.as_uri())
+    assert tab.evaluate("window.pwned") is None
+    assert evil in tab.inner_text("#segments") and evil in tab.inner_text("#shop")
+    assert not problems, problems
+    context.close()

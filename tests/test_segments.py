@@ -185,3 +185,67 @@ def test_without_scikit_learn_segments_say_how_to_enable_them(monkeypatch):
     result = find(data, _oracle(WORLD, batch), WORLD.space, CONTROL)
     assert result.status == "unavailable"
     assert "pip install 'cartwheel[segments]'" in result.reason
+
+
+def _odd_shop(rng, n_actions: int, kinds: list[str]) -> dict:
+    """A shop document with ``n_actions`` actions and one feature of each kind in ``kinds``
+    (names with dashes and non-ASCII letters: rules must quote them)."""
+    features = {}
+    for j, kind in enumerate(kinds):
+        name = ["größe", "page-kind", "vip", "x_1", "hour of day"][j % 5] + str(j)
+        features[name] = ({"type": "categorical", "categories": [f"c{i}" for i in range(3)]}
+                          if kind == "categorical" else {"type": "numeric", "min": 0, "max": 100}
+                          if kind == "numeric" else {"type": "cyclic", "period": 24}
+                          if kind == "cyclic" else {"type": "boolean"})
+    actions = [{"id": "none", "kind": "none"}] + [
+        {"id": f"offer-{i}", "kind": "banner"} for i in range(1, n_actions)]
+    doc = {**shop_doc(), "actions": actions, "features": features}
+    doc.pop("rules", None)
+    return doc
+
+
+@pytest.mark.parametrize("n_actions, kinds", [
+    (1, ["numeric"]), (2, ["boolean"]), (3, ["categorical", "cyclic"]),
+    (4, ["numeric", "categorical", "boolean", "cyclic", "categorical"])])
+def test_segments_and_their_rules_work_for_any_shop_schema(n_actions, kinds, tmp_path):
+    """Any number of actions (one included), any mix of feature kinds, keys that need
+    quoting: segments partition the visitors and every written rule loads back."""
+    import tomllib
+
+    from simulator.logdata import LoggedData
+
+    rng = np.random.default_rng(n_actions)
+    doc = _odd_shop(rng, n_actions, kinds)
+    config = parse_config(doc, source="odd.toml")
+    space = config.feature_space()
+    n = 3000
+    contexts = []
+    for _ in range(n):
+        ctx = {}
+        for f in space.features:
+            kind = doc["features"][f.name]["type"]
+            if rng.random() < 0.1:
+                continue  # a missing key
+            ctx[f.name] = (str(rng.choice(["c0", "c1", "c2", "other"])) if kind == "categorical"
+                           else float(rng.uniform(0, 100)) if kind == "numeric"
+                           else float(rng.uniform(0, 24)) if kind == "cyclic"
+                           else bool(rng.random() < 0.5))
+        contexts.append(space.normalize_stored(ctx))
+    X = space.transform(contexts)
+    mask = np.ones((n, n_actions), dtype=bool)
+    actions = rng.integers(0, n_actions, n)
+    # a policy that prefers an action by the first feature's column
+    score = X[:, 1:2] * np.arange(1, n_actions + 1) - np.arange(n_actions)
+    P = np.eye(n_actions)[score.argmax(axis=1)] * 0.9 + 0.1 / n_actions
+    data = LoggedData(config.action_ids, X, mask, actions, np.full(n, 1 / n_actions),
+                      rng.normal(1.0, 1.0, n) + (actions == 0), np.ones(n, dtype=bool),
+                      np.arange(n, dtype=float), contexts)
+    result = find(data, P, space, "none", depth=3)
+    assert result.status == "ok"
+    assert sum(s.share for s in result.segments) == pytest.approx(1.0)
+    Z, columns = readable(space, contexts)
+    covered = sum(members(s.conditions, Z, columns).astype(int) for s in result.segments)
+    assert (covered == 1).all()
+    chosen = list(range(1, len(result.segments) + 1))
+    rules = tomllib.loads(rules_toml(result, chosen))["rules"]
+    assert len(parse_config({**doc, "rules": rules}, source="odd.toml").rules) == len(chosen)
