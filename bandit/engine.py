@@ -147,10 +147,10 @@ class Engine(Decider, Ingester):
             deferred=restored.deferred)
         self.learner.relearn(
             lambda after: (d for d in self.store.decisions(after) if learnable(d)),
-            lambda after: (Closing(e.seq, e.decision, e.reward, e.converted) for e in
-                           self.store.closed_events(after, learned_only=True)),
-            self.store.max_seq("decisions"),
-            lambda seqs: [e.decision for e in self.store.closed_at(seqs)])
+            lambda after: (Closing(e.seq, e.decision, e.reward, e.converted, e.order_value,
+                                   e.cost)
+                           for e in self.store.closed_events(after, learned_only=True)),
+            self.store.max_seq("decisions"), self.store.closed_at)
         self._snapshot_at = ((self.policy.n_updates if restored.from_snapshot else 0),
                              self.clock())
 

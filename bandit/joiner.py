@@ -38,6 +38,8 @@ class Closing:
     decision: StoredDecision
     reward: float
     converted: bool = False
+    order_value: float = 0.0
+    cost: float = 0.0  # the incentive cost actually paid
 
 
 def learnable(decision: StoredDecision) -> bool:
@@ -153,7 +155,7 @@ class Joiner:
         self.closed_total += 1
         seq = self.store.add_closed(decision.event_id, now, reason, converted, order_value, cost,
                                     reward, learn)
-        closing = Closing(seq, decision, reward, converted)
+        closing = Closing(seq, decision, reward, converted, order_value, cost)
         if not learn:
             return None
         if not defer:

@@ -39,6 +39,20 @@ PROVISIONAL_BATCH = 64
 PROVISIONAL_MAX_AGE_S = 0.05
 
 
+def outcomes(closings) -> dict[str, np.ndarray]:
+    """The outcome keywords of ``update``/``relabel`` for closed events: what the visitor did
+    and what the incentive cost (the parts of each reward, unclipped)."""
+    return {"converted": np.array([c.converted for c in closings], dtype=bool),
+            "order_values": np.array([c.order_value for c in closings], dtype=float),
+            "costs": np.array([c.cost for c in closings], dtype=float)}
+
+
+def not_converted(n: int) -> dict[str, np.ndarray]:
+    """The outcome keywords of ``n`` provisional rows (learned before their outcome)."""
+    return {"converted": np.zeros(n, dtype=bool), "order_values": np.zeros(n),
+            "costs": np.zeros(n)}
+
+
 def in_chunks(items: Iterable, size: int = 5000):
     """Consecutive lists of at most ``size`` items."""
     batch: list = []
@@ -134,18 +148,21 @@ class Learner:
         if self._rows:
             X, actions, probabilities, mask = map(np.array, zip(*self._rows))
             self._rows, self._rows_since = [], None
-            self.policy.update(X, actions, np.full(len(X), self.default), probabilities, mask)
+            self.policy.update(X, actions, np.full(len(X), self.default), probabilities, mask,
+                               **not_converted(len(X)))
         if self.provisional:
             self.last_decision_seq = max(self.last_decision_seq, self._rows_seq)
         if self._deferred:
-            decisions, rewards, _ = zip(*self._deferred)
+            closings, rewards = zip(*self._deferred)
             self._deferred = []
-            self._relabel(list(decisions), np.array(rewards))
+            self._relabel(list(closings), np.array(rewards))
 
-    def _relabel(self, decisions, rewards: np.ndarray) -> None:
-        X, actions, propensities, mask = self.batch(decisions)
-        self.policy.relabel(X, actions, np.full(len(decisions), self.default), rewards,
-                            propensities, mask)
+    def _relabel(self, closings, rewards: np.ndarray) -> None:
+        """Relabel the provisional rows of ``closings`` (anything with ``decision``,
+        ``converted``, ``order_value`` and ``cost``) to ``rewards`` and their outcomes."""
+        X, actions, propensities, mask = self.batch([c.decision for c in closings])
+        self.policy.relabel(X, actions, np.full(len(closings), self.default), rewards,
+                            propensities, mask, **outcomes(closings))
 
     # ------------------------------------------------------------------ learning
     def batch(self, decisions):
@@ -161,7 +178,8 @@ class Learner:
     def learn_provisional(self, decisions) -> None:
         """Learn stored decisions with the default reward (re-learning the log)."""
         X, actions, propensities, mask = self.batch(decisions)
-        self.policy.update(X, actions, np.full(len(X), self.default), propensities, mask)
+        self.policy.update(X, actions, np.full(len(X), self.default), propensities, mask,
+                           **not_converted(len(X)))
 
     def learn(self, closings: list[Closing]) -> None:
         """Learn closed events (in closed.seq order): relabel provisional rewards, or learn."""
@@ -178,21 +196,20 @@ class Learner:
                 if closings[i].decision.seq <= self.last_decision_seq:
                     now.append(i)
                 else:  # a relabel never reaches the sums before its own row: it waits
-                    self._deferred.append((closings[i].decision, float(rewards[i]),
-                                           closings[i].seq))
+                    self._deferred.append((closings[i], float(rewards[i])))
             if now:
-                self._relabel([closings[i].decision for i in now], rewards[now])
+                self._relabel([closings[i] for i in now], rewards[now])
             return
         X, actions, propensities, mask = self.batch([c.decision for c in closings])
-        self.policy.update(X, actions, rewards, propensities, mask)
+        self.policy.update(X, actions, rewards, propensities, mask, **outcomes(closings))
 
     def relearn(self, decisions: Callable, closings: Callable, upto_seq: int,
                 closed_at: Callable = None) -> None:
         """Feed the model what was logged after its snapshot: provisional rows of the
         learnable decisions after ``last_decision_seq`` (up to ``upto_seq``, the log's last),
         then the closings after ``last_learned_seq``. ``decisions(after_seq)`` and
-        ``closings(after_seq)`` iterate the log; ``closed_at(seqs)`` gives the decisions of
-        the closings whose relabels waited for their rows when the snapshot was taken."""
+        ``closings(after_seq)`` iterate the log; ``closed_at(seqs)`` gives the closed events
+        whose relabels waited for their rows when the snapshot was taken."""
         if self.provisional:
             for chunk in in_chunks(decisions(self.last_decision_seq)):
                 self.learn_provisional(chunk)
@@ -216,4 +233,4 @@ class Learner:
                 "last_decision_seq": self.last_decision_seq,
                 "first_decision_seq": self.first_decision_seq,
                 "provisional": self.provisional, "reward_clip": self.clip.state(),
-                "deferred_relabels": [[seq, r] for _, r, seq in self._deferred]}
+                "deferred_relabels": [[c.seq, r] for c, r in self._deferred]}

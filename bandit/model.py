@@ -43,7 +43,18 @@ def make_policy(config, space, action_ids: Sequence[str], seed):
     rows = np.array([known.get(a, np.zeros(features.shape[1])) for a in action_ids])
     return policies.make(config.policy_spec, n_actions=len(action_ids), n_features=space.dim,
                          seed=seed, feature_names=space.names, action_ids=tuple(action_ids),
-                         action_features=rows)
+                         action_features=rows, objective=objective_spec(config, action_ids))
+
+
+def objective_spec(config, action_ids: Sequence[str]) -> policies.ObjectiveSpec:
+    """The shop's objective as policies read it: costs per action (``cost_pct`` as a
+    fraction of the order; an action the config no longer has costs nothing)."""
+    by_id = {a.id: a for a in config.actions}
+    costed = [by_id.get(a) for a in action_ids]
+    return policies.ObjectiveSpec(
+        config.objective.kind, config.objective.margin,
+        cost_pct=[a.cost_pct / 100 if a else 0.0 for a in costed],
+        cost_fixed=[a.cost_fixed if a else 0.0 for a in costed])
 
 
 def policy_from_state(config, space, state: dict, meta: dict, seed):
@@ -57,6 +68,7 @@ def policy_from_state(config, space, state: dict, meta: dict, seed):
     if added:
         policy.add_actions(len(added), action_ids=added,
                            action_features=make_policy(config, space, added, None).action_features)
+        policy.objective = objective_spec(config, old_ids + added)  # the new ones' costs too
     return policy, old_ids + added
 
 

@@ -2,15 +2,16 @@
 
 >>> import policies
 >>> sorted(n for n in policies.REGISTRY if n != "vw")
-['bts', 'egreedy', 'fixed', 'lints', 'linucb', 'uniform']
+['bts', 'egreedy', 'fixed', 'lints', 'linucb', 'profit', 'uniform']
 >>> policies.make("linucb:alpha=0.5", n_actions=3, n_features=4).alpha
 0.5
 """
 
-from . import linear, simple, vw  # noqa: F401  (registers the policies)
+from . import linear, profit, simple, vw  # noqa: F401  (registers the policies)
 from .base import NonFiniteStateError, Policy
+from .objective import ObjectiveSpec, Outcomes
 from .registry import REGISTRY, accepted_params, check_spec, make, param_info, register
 from .spec import format_spec, parse_spec, split_specs
 
-__all__ = ["Policy", "NonFiniteStateError", "REGISTRY", "make", "register", "accepted_params",
+__all__ = ["Policy", "NonFiniteStateError", "ObjectiveSpec", "Outcomes", "REGISTRY", "make", "register", "accepted_params",
            "param_info", "check_spec", "parse_spec", "split_specs", "format_spec"]

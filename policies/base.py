@@ -41,6 +41,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from .objective import ObjectiveSpec, check_outcomes
+
 STATE_VERSION = 1
 #: the default floor: at most this share of traffic is forced to explore, spread over the
 #: eligible actions ...
@@ -71,6 +73,9 @@ class Policy(ABC):
         Names of the K actions.
     action_features : (K, p) array, optional
         Numeric description of the actions, for policies that share strength across actions.
+    objective : ObjectiveSpec, optional
+        How a decision's outcome becomes its reward (kind, margin, each action's costs), for
+        policies that learn the outcome's parts (``update(..., converted=, ...)``).
     """
 
     name: ClassVar[str] = ""
@@ -94,7 +99,7 @@ class Policy(ABC):
 
     def __init__(self, n_actions: int, n_features: int, *, seed: int | None = None,
                  floor: float | None = None, feature_names=None, action_ids=None,
-                 action_features=None):
+                 action_features=None, objective: ObjectiveSpec | None = None):
         if int(n_actions) < 1 or int(n_features) < 1:
             raise ValueError(f"{self.name}: need n_actions >= 1 and n_features >= 1, "
                              f"got {n_actions} and {n_features}")
@@ -116,6 +121,9 @@ class Policy(ABC):
         if self.action_features is not None and (
                 self.action_features.ndim != 2 or len(self.action_features) != self.n_actions):
             raise ValueError(f"{self.name}: action_features must be (n_actions, p)")
+        if objective is not None and not isinstance(objective, ObjectiveSpec):
+            raise ValueError(f"{self.name}: objective must be a policies.ObjectiveSpec")
+        self.objective = objective
         self.n_updates = 0
         #: rows whose learned reward was replaced (:meth:`relabel`); with ``n_updates`` it
         #: counts every change to the model, so ``n_updates + n_relabels`` names a state
@@ -197,28 +205,54 @@ class Policy(ABC):
         actions = (cdf <= u[:, None]).sum(axis=1)
         return actions, P[np.arange(len(P)), actions]
 
-    def update(self, X, actions, rewards, propensities, mask=None) -> None:
-        """Learn from a batch of logged decisions (mask as it was when they were made)."""
+    def update(self, X, actions, rewards, propensities, mask=None, *, converted=None,
+               order_values=None, costs=None) -> None:
+        """Learn from a batch of logged decisions (mask as it was when they were made).
+
+        ``converted``, ``order_values`` and ``costs`` (length n: whether the visitor converted,
+        the order value, the incentive cost actually paid) are the parts ``rewards`` was
+        computed from; give all three or none. Policies that learn only the scalar ignore
+        them (:meth:`_learn_outcomes`).
+        """
         X, actions, (rewards,), propensities, mask = self._check_batch(
             X, actions, (rewards,), propensities, mask)
+        outcomes = check_outcomes(self.name, len(X), converted, order_values, costs)
         if len(X):
-            self._learn(X, actions, rewards, propensities, mask)
+            if outcomes is None:
+                self._learn(X, actions, rewards, propensities, mask)
+            else:
+                self._learn_outcomes(X, actions, rewards, propensities, mask, outcomes)
             self.n_updates += len(X)
 
-    def relabel(self, X, actions, old_rewards, new_rewards, propensities, mask=None) -> None:
+    def relabel(self, X, actions, old_rewards, new_rewards, propensities, mask=None, *,
+                converted=None, order_values=None, costs=None) -> None:
         """Replace the rewards learned earlier for these events (``additive`` policies only).
 
-        The online loop learns each decision at once with a provisional reward (the default) and
-        relabels it when its outcome arrives; for policies whose statistics are sums over events
-        the result equals learning the final reward once. Counted in ``n_relabels``, not as updates.
+        The online loop learns each decision at once with a provisional reward (the default,
+        not converted) and relabels it when its outcome arrives; for policies whose statistics
+        are sums over events the result equals learning the final reward once. The keywords
+        are the final outcome's parts, as for :meth:`update`. Counted in ``n_relabels``.
         """
         if not self.additive:
             raise NotImplementedError(f"{self.name} cannot relabel learned events")
         X, actions, (old, new), propensities, mask = self._check_batch(
             X, actions, (old_rewards, new_rewards), propensities, mask)
+        outcomes = check_outcomes(self.name, len(X), converted, order_values, costs)
         if len(X):
-            self._relabel(X, actions, old, new, propensities, mask)
+            if outcomes is None:
+                self._relabel(X, actions, old, new, propensities, mask)
+            else:
+                self._relabel_outcomes(X, actions, old, new, propensities, mask, outcomes)
             self.n_relabels += len(X)
+
+    def _learn_outcomes(self, X, actions, rewards, propensities, mask, outcomes) -> None:
+        """Learn with the outcome's parts (:class:`~policies.objective.Outcomes`); the scalar
+        policies' default ignores them."""
+        self._learn(X, actions, rewards, propensities, mask)
+
+    def _relabel_outcomes(self, X, actions, old_rewards, new_rewards, propensities, mask,
+                          outcomes) -> None:
+        self._relabel(X, actions, old_rewards, new_rewards, propensities, mask)
 
     def _check_batch(self, X, actions, reward_arrays, propensities, mask):
         X, mask = self._check_inputs(X, mask)

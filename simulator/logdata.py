@@ -68,9 +68,11 @@ def simulate_log(world, logger, n: int, *, seed: int = 0, objective=None,
     for start in range(0, n, batch_size):
         batch = world.visitors(min(batch_size, n - start), visitor_rng, start=start)
         actions, props = logger.act(batch.X, batch.mask)
-        rewards = world.rewards(world.outcomes(batch, actions, outcome_rng), objective)
+        out = world.outcomes(batch, actions, outcome_rng)
+        rewards = world.rewards(out, objective)
         if learn:
-            logger.update(batch.X, actions, rewards, props, batch.mask)
+            logger.update(batch.X, actions, rewards, props, batch.mask, converted=out.converted,
+                          order_values=out.order_value, costs=out.incentive_cost)
         parts.append((batch.X, batch.mask, actions, props, rewards))
         if keep_contexts:
             contexts.extend(batch.contexts)

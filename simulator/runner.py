@@ -143,7 +143,9 @@ def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
         rewards = objective.reward(out.converted, out.order_value, out.incentive_cost)
         t0 = time.perf_counter()
         # the policy learns through the engine's bound; the scores keep the real rewards
-        policy.update(batch.X, actions, clip(rewards, out.converted), propensities, batch.mask)
+        policy.update(batch.X, actions, clip(rewards, out.converted), propensities, batch.mask,
+                      converted=out.converted, order_values=out.order_value,
+                      costs=out.incentive_cost)
         policy_seconds += time.perf_counter() - t0
         sums[i] = batch_sums(batch.mask, R, actions, out, rewards)
         done += n

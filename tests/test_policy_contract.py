@@ -18,10 +18,27 @@ NAMES = sorted(policies.REGISTRY) + [f"vw:exploration={e}" for e in
                                      ] + ["linucb:halflife=100"]
 
 
+# a shop's objective: profit, a discount and free shipping among the actions
+OBJECTIVE = policies.ObjectiveSpec("profit", 0.35, cost_pct=(0, 0.05, 0.1, 0, 0),
+                                   cost_fixed=(0, 0, 0, 4.9, 0))
+
+
 def make(name, seed=0, **kw):
     spec_name, params = policies.parse_spec(name)
     return policies.make(policies.format_spec(spec_name, {**params, **kw}), n_actions=K,
-                         n_features=D, seed=seed)
+                         n_features=D, seed=seed, objective=OBJECTIVE)
+
+
+def outcomes(X, theta, a, rng):
+    """Rewards (profit) and the outcomes they come from: conversion depends on the context
+    and the action, order values are gamma, costs as OBJECTIVE says."""
+    logit = (X @ theta.T)[np.arange(len(a)), a] - 1.0
+    converted = rng.random(len(a)) < 1 / (1 + np.exp(-logit))
+    values = np.where(converted, rng.gamma(2.0, 30.0, len(a)), 0.0)
+    pct, fixed = OBJECTIVE.costs(K)
+    costs = np.where(converted, pct[a] * values + fixed[a], 0.0)
+    return OBJECTIVE.value(converted, values, a), {"converted": converted,
+                                                   "order_values": values, "costs": costs}
 
 
 def trained(name, problem, seed=0):
@@ -31,8 +48,8 @@ def trained(name, problem, seed=0):
     for start in range(0, 200, 50):
         rows = slice(start, start + 50)
         a, p = policy.act(X[rows], mask[rows])
-        r = (X[rows] @ theta.T)[np.arange(50), a] + rng.normal(size=50)
-        policy.update(X[rows], a, r, p, mask[rows])
+        r, parts = outcomes(X[rows], theta, a, rng)
+        policy.update(X[rows], a, r, p, mask[rows], **parts)
     return policy
 
 
@@ -205,17 +222,20 @@ def additive(spec) -> bool:
 @pytest.mark.parametrize("name", [n for n in NAMES if additive(n)])
 def test_relabel_equals_learning_the_final_reward(name, problem):
     # additive policies: learn provisional rewards, relabel to the final ones == learn final ones
+    # (as the engine does: every row first learned as not converted, reward 0)
     X, mask, theta = problem
     rng = np.random.default_rng(11)
     a = np.array([rng.choice(np.flatnonzero(m)) for m in mask[:100]])
-    final = (X[:100] @ theta.T)[np.arange(100), a] + rng.normal(size=100)
-    provisional = np.where(rng.random(100) < 0.5, 0.0, final)
+    final, parts = outcomes(X[:100], theta, a, rng)
+    provisional = np.zeros(100)
+    nothing = {"converted": np.zeros(100, bool), "order_values": np.zeros(100),
+               "costs": np.zeros(100)}
     p = np.full(100, 0.2)
     direct = make(name, seed=1, **({"reward_scale": 10.0} if name == "bts" else {}))
-    direct.update(X[:100], a, final, p, mask[:100])
+    direct.update(X[:100], a, final, p, mask[:100], **parts)
     relabeled = make(name, seed=1, **({"reward_scale": 10.0} if name == "bts" else {}))
-    relabeled.update(X[:100], a, provisional, p, mask[:100])
-    relabeled.relabel(X[:100], a, provisional, final, p, mask[:100])
+    relabeled.update(X[:100], a, provisional, p, mask[:100], **nothing)
+    relabeled.relabel(X[:100], a, provisional, final, p, mask[:100], **parts)
     for key, value in direct.get_state().items():
         if key.startswith("policy.") and "rank1" not in key:
             np.testing.assert_allclose(relabeled.get_state()[key], value, rtol=0, atol=1e-8,
@@ -237,6 +257,42 @@ def test_a_state_taken_does_not_change_with_later_learning(name, problem):
     state = policy.get_state()
     frozen = {k: np.array(v, copy=True) for k, v in state.items()}
     a, p = policy.act(X[:50], mask[:50])
-    policy.update(X[:50], a, (X[:50] @ theta.T)[np.arange(50), a] + 1.0, p, mask[:50])
+    r, parts = outcomes(X[:50], theta, a, np.random.default_rng(3))
+    policy.update(X[:50], a, r, p, mask[:50], **parts)
     for key, value in frozen.items():
         np.testing.assert_array_equal(state[key], value, err_msg=key)
+
+
+def uses_outcomes(name) -> bool:
+    return type(make(name))._learn_outcomes is not policies.Policy._learn_outcomes
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not uses_outcomes(n)])
+def test_scalar_policies_learn_the_same_with_or_without_the_outcomes(name, problem):
+    X, mask, theta = problem
+    rng = np.random.default_rng(5)
+    a = np.array([rng.choice(np.flatnonzero(m)) for m in mask[:80]])
+    r, parts = outcomes(X[:80], theta, a, rng)
+    with_parts, without = make(name, seed=2), make(name, seed=2)
+    with_parts.update(X[:80], a, r, np.full(80, 0.2), mask[:80], **parts)
+    without.update(X[:80], a, r, np.full(80, 0.2), mask[:80])
+    for key, value in without.get_state().items():
+        np.testing.assert_array_equal(with_parts.get_state()[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_outcomes_raise_clear_errors(name, problem):
+    X, mask, theta = problem
+    a = np.array([np.flatnonzero(m)[0] for m in mask[:10]])
+    r, parts = outcomes(X[:10], theta, a, np.random.default_rng(0))
+    policy = make(name)
+    args = (X[:10], a, r, np.full(10, 0.5), mask[:10])
+    with pytest.raises(ValueError, match="together"):
+        policy.update(*args, converted=parts["converted"])
+    with pytest.raises(ValueError, match=r"order_values must have shape \(10,\)"):
+        policy.update(*args, **{**parts, "order_values": parts["order_values"][:9]})
+    with pytest.raises(ValueError, match=">= 0"):
+        policy.update(*args, **{**parts, "order_values": -parts["order_values"] - 1})
+    with pytest.raises(ValueError, match="finite"):
+        policy.update(*args, **{**parts, "costs": np.full(10, np.nan)})
+    assert policy.n_updates == 0  # nothing was learned from a refused batch

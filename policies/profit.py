@@ -1,0 +1,198 @@
+"""``profit``: learn the structure of a shop's reward instead of the zero-inflated scalar.
+
+The expected reward of action a for context x factors as
+
+    conversion: p_a(x)
+    revenue:    p_a(x) * v_a(x)
+    profit:     p_a(x) * ((m - c_a) * v_a(x) - f_a)
+
+with p_a(x) = P(convert | x, a), v_a(x) = E[order value | converted, x, a], the margin m and
+the action's costs (``c_a`` a fraction of the order, ``f_a`` fixed; ``policies.ObjectiveSpec``).
+Two ridge models estimate the parts (stacked statistics, no per-event inverse,
+``policies._ridge``):
+
+* conversion: per action, a linear probability model on ``converted`` over every decision;
+* order value: one model of ``log(order value)`` over converted decisions only, on the context
+  plus a one-hot of the action (every conversion informs every action's value; the action
+  shifts it), with ``v = exp(mu + s^2 / 2)`` for log-normal residuals of variance ``s^2``.
+
+Exploration is optimism over the product (the delta method): the score's standard error is
+
+    se^2 = (g * sd_p * w_p)^2 + (p * h * v * s * w_v)^2,   g = (m - c) v - f,  h = m - c
+
+with ``w_p``, ``w_v`` the ridge widths ``sqrt(x' A^-1 x)`` and ``sd_p``, ``s`` the residual sds
+of the two models; the policy plays the argmax of ``mean + alpha * se`` (as linucb does with
+one model), after a warm-up of ``warmup`` rows per action. Order values are far less noisy on
+the log scale than the zero-inflated reward, so the value part needs far fewer conversions.
+
+Outcomes come as ``update(..., converted=, order_values=, costs=)``; a scalar-only update (a log
+that kept only rewards) is read back through the objective: converted where the reward is
+nonzero, order value ``(r + f) / (m - c)`` for profit, ``r`` for revenue.
+
+>>> import numpy as np, policies
+>>> spec = policies.ObjectiveSpec("revenue", cost_pct=(0, 0), cost_fixed=(0, 0))
+>>> pol = policies.make("profit:warmup=0", n_actions=2, n_features=1, objective=spec)
+>>> pol.update(np.ones((4, 1)), np.array([0, 0, 1, 1]), np.array([50.0, 0, 0, 0]),
+...            np.full(4, 0.5), converted=np.array([True, False, False, False]),
+...            order_values=np.array([50.0, 0, 0, 0]), costs=np.zeros(4))
+>>> int(pol.act(np.ones((1, 1)), np.ones((1, 2), bool))[0][0])  # the action that sold
+0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._ridge import RidgeStack
+from .base import Policy, greedy, uniform_over
+from .objective import ObjectiveSpec, Outcomes
+from .registry import register
+
+
+@register("profit")
+class ProfitPolicy(Policy):
+    """Conversion model x order-value model, combined per the objective, optimistic over the
+    product (module docstring). Without an ``objective`` the reward is taken as revenue."""
+
+    additive = True
+    PARAMS = {"lam": "ridge penalty of the conversion model, per action",
+              "lam_value": "ridge penalty of the (log) order-value model",
+              "alpha": "exploration: how many standard errors of the product's estimate",
+              "warmup": "rows each eligible action learns before the bounds compete",
+              "halflife": "forget: a learned row's weight halves after this many more rows of "
+                          "its model (None: never)"}
+
+    def __init__(self, n_actions, n_features, *, lam: float = 1.0, lam_value: float = 1.0,
+                 alpha: float = 1.0, warmup: int = 2, halflife: float | None = None, **kw):
+        super().__init__(n_actions, n_features, **kw)
+        if alpha < 0 or warmup < 0:
+            raise ValueError("profit: alpha and warmup must be >= 0")
+        self.alpha, self.warmup = float(alpha), int(warmup)
+        self.conv = RidgeStack(n_actions, n_features, lam, halflife=halflife)
+        self.value = RidgeStack(1, n_features + n_actions, lam_value, halflife=halflife)
+        if halflife is not None:
+            self.additive = False
+        if self.objective is None:
+            self.objective = ObjectiveSpec("revenue", 1.0, (0.0,) * n_actions,
+                                           (0.0,) * n_actions)
+
+    # ------------------------------------------------------------------ the two models
+    def _value_design(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        Z = np.zeros((len(X), self.n_features + self.n_actions))
+        Z[:, :self.n_features] = X
+        Z[np.arange(len(X)), self.n_features + actions] = 1.0
+        return Z
+
+    def _log_value(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K) mean of log(order value) and its width per unit noise, every action."""
+        d, w, Binv = self.n_features, self.value.theta[0], self.value.A_inv[0]
+        mean = (X @ w[:d])[:, None] + w[d:][None, :]
+        quad = ((X @ Binv[:d, :d]) * X).sum(axis=1)[:, None] + 2 * X @ Binv[:d, d:] \
+            + np.diag(Binv[d:, d:])[None, :]
+        return mean, np.sqrt(np.maximum(quad, 0.0))
+
+    def means_and_se(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K) expected reward of each action and the delta-method standard error."""
+        p = np.clip(self.conv.means(X), 0.0, 1.0)
+        sd_p = self.conv.noise_sd() * self.conv.widths(X)
+        kind = self.objective.kind
+        if kind == "conversion":
+            return p, sd_p
+        pct, fixed = self.objective.costs(self.n_actions)
+        mu, w_v = self._log_value(X)
+        s = self.value.noise_sd()
+        v = np.exp(np.minimum(mu + 0.5 * s * s, 700.0))
+        h = np.ones(self.n_actions) if kind == "revenue" else self.objective.margin - pct
+        f = np.zeros(self.n_actions) if kind == "revenue" else fixed
+        g = h * v - f
+        se = np.sqrt((g * sd_p) ** 2 + (p * h * v * s * w_v) ** 2)
+        return p * g, se
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        mean, se = self.means_and_se(X)
+        return mean + self.alpha * se
+
+    def _warming(self) -> np.ndarray:
+        return self.conv.counts < self.warmup - 1e-9
+
+    def _preferences(self, X, mask):
+        warm = self._warming()
+        if not warm.any():
+            return greedy(self.scores(X), mask)
+        warming = mask & warm[None, :]
+        tried_first = warming.any(axis=1, keepdims=True)
+        if tried_first.all():
+            return uniform_over(warming)
+        first = uniform_over(np.where(tried_first, warming, mask))
+        return np.where(tried_first, first, greedy(self.scores(X), mask))
+
+    # ------------------------------------------------------------------ learning
+    def _outcomes_of(self, actions, rewards) -> Outcomes:
+        """What a reward says of its outcome, through the objective (a scalar-only log)."""
+        converted = rewards != 0
+        pct, fixed = self.objective.costs(self.n_actions)
+        if self.objective.kind == "profit":
+            h = self.objective.margin - pct[actions]
+            values = np.where(converted & (h > 0), (rewards + fixed[actions]) / np.where(
+                h > 0, h, 1.0), 0.0)
+        elif self.objective.kind == "revenue":
+            values = np.where(converted, rewards, 0.0)
+        else:
+            values = np.zeros(len(rewards))
+        values = np.maximum(values, 0.0)
+        return Outcomes(converted, values, converted * (pct[actions] * values + fixed[actions]))
+
+    def _learn_values(self, X, actions, outcomes: Outcomes) -> None:
+        sold = outcomes.converted & (outcomes.order_values > 0)
+        if sold.any():
+            self.value.update(self._value_design(X[sold], actions[sold]),
+                              np.zeros(int(sold.sum()), dtype=np.intp),
+                              np.log(outcomes.order_values[sold]))
+
+    def _learn_outcomes(self, X, actions, rewards, propensities, mask, outcomes):
+        self.conv.update(X, actions, outcomes.converted.astype(float))
+        self._learn_values(X, actions, outcomes)
+
+    def _learn(self, X, actions, rewards, propensities, mask):
+        self._learn_outcomes(X, actions, rewards, propensities, mask,
+                             self._outcomes_of(actions, rewards))
+
+    def _relabel_outcomes(self, X, actions, old_rewards, new_rewards, propensities, mask,
+                          outcomes):
+        if (old_rewards != 0).any():
+            raise ValueError("profit relabels rows learned as not converted (the provisional "
+                             "rows of the online loop) only")
+        new = outcomes.converted.astype(float)
+        if new.any():
+            self.conv.relabel(X, actions, np.zeros(len(X)), new)
+        self._learn_values(X, actions, outcomes)
+
+    def _relabel(self, X, actions, old_rewards, new_rewards, propensities, mask):
+        self._relabel_outcomes(X, actions, old_rewards, new_rewards, propensities, mask,
+                               self._outcomes_of(actions, new_rewards))
+
+    # ------------------------------------------------------------------ state
+    def finite(self) -> bool:
+        return bool(all(np.isfinite(getattr(r, a)).all() for r in (self.conv, self.value)
+                        for a in ("theta", "b", "rr")))
+
+    def why_no_score_parts(self) -> str:
+        return ("the profit policy's score is a product of two models (conversion x order "
+                "value): it does not split into feature contributions")
+
+    def _state(self):
+        return {**{f"conv.{k}": v for k, v in self.conv.state().items()},
+                **{f"value.{k}": v for k, v in self.value.state().items()}}
+
+    def _load_state(self, state):
+        for prefix, ridge in (("conv.", self.conv), ("value.", self.value)):
+            ridge.load({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    def _grow(self, n):
+        self.conv.grow(n)
+        old, d = self.value, self.n_features + self.n_actions  # n_actions not yet grown
+        grown = RidgeStack(1, d + n, old.lam, halflife=old.halflife)
+        grown.A[0, :d, :d], grown.b[0, :d] = old.A[0], old.b[0]
+        grown.rr[:], grown.counts[:] = old.rr, old.counts
+        grown.refresh(0)
+        self.value = grown
