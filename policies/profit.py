@@ -11,10 +11,13 @@ the action's costs (``c_a`` a fraction of the order, ``f_a`` fixed; ``policies.O
 Two ridge models estimate the parts (stacked statistics, no per-event inverse,
 ``policies._ridge``):
 
-* conversion: per action, a linear probability model on ``converted`` over every decision;
-* order value: one model of ``log(order value)`` over converted decisions only, on the context
-  plus a one-hot of the action (every conversion informs every action's value; the action
-  shifts it), with ``v = exp(mu + s^2 / 2)`` for log-normal residuals of variance ``s^2``.
+* conversion: a linear probability model on ``converted`` over every decision;
+* order value: a model of ``log(order value)`` over converted decisions only, with
+  ``v = exp(mu + s^2 / 2)`` for log-normal residuals of variance ``s^2``.
+
+Both are shared by all actions plus a per-action deviation, penalized harder
+(``policies._pooled``, ``spread``): what converts a visitor is mostly the visitor, so one
+model learns it from every decision, and each action's own effect from its rows.
 
 Exploration is optimism over the product (the delta method): the score's standard error is
 
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._ridge import RidgeStack
+from ._pooled import PooledRidge
 from .base import Policy, greedy, uniform_over
 from .objective import ObjectiveSpec, Outcomes
 from .registry import register
@@ -55,21 +58,25 @@ class ProfitPolicy(Policy):
     product (module docstring). Without an ``objective`` the reward is taken as revenue."""
 
     additive = True
-    PARAMS = {"lam": "ridge penalty of the conversion model, per action",
+    PARAMS = {"lam": "ridge penalty of the conversion model",
               "lam_value": "ridge penalty of the (log) order-value model",
+              "spread": "how freely an action's conversion model departs from the one all "
+                        "actions share (1: as freely as the shared part; near 0: one model)",
+              "value_spread": "the same for the order-value model",
               "alpha": "exploration: how many standard errors of the product's estimate",
               "warmup": "rows each eligible action learns before the bounds compete",
               "halflife": "forget: a learned row's weight halves after this many more rows of "
                           "its model (None: never)"}
 
     def __init__(self, n_actions, n_features, *, lam: float = 1.0, lam_value: float = 1.0,
-                 alpha: float = 1.0, warmup: int = 2, halflife: float | None = None, **kw):
+                 spread: float = 0.5, value_spread: float = 0.3, alpha: float = 1.0,
+                 warmup: int = 2, halflife: float | None = None, **kw):
         super().__init__(n_actions, n_features, **kw)
         if alpha < 0 or warmup < 0:
             raise ValueError("profit: alpha and warmup must be >= 0")
         self.alpha, self.warmup = float(alpha), int(warmup)
-        self.conv = RidgeStack(n_actions, n_features, lam, halflife=halflife)
-        self.value = RidgeStack(1, n_features + n_actions, lam_value, halflife=halflife)
+        self.conv = PooledRidge(n_actions, n_features, lam, spread, halflife)
+        self.value = PooledRidge(n_actions, n_features, lam_value, value_spread, halflife)
         if halflife is not None:
             self.additive = False
         if self.objective is None:
@@ -77,20 +84,6 @@ class ProfitPolicy(Policy):
                                            (0.0,) * n_actions)
 
     # ------------------------------------------------------------------ the two models
-    def _value_design(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        Z = np.zeros((len(X), self.n_features + self.n_actions))
-        Z[:, :self.n_features] = X
-        Z[np.arange(len(X)), self.n_features + actions] = 1.0
-        return Z
-
-    def _log_value(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, K) mean of log(order value) and its width per unit noise, every action."""
-        d, w, Binv = self.n_features, self.value.theta[0], self.value.A_inv[0]
-        mean = (X @ w[:d])[:, None] + w[d:][None, :]
-        quad = ((X @ Binv[:d, :d]) * X).sum(axis=1)[:, None] + 2 * X @ Binv[:d, d:] \
-            + np.diag(Binv[d:, d:])[None, :]
-        return mean, np.sqrt(np.maximum(quad, 0.0))
-
     def means_and_se(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, K) expected reward of each action and the delta-method standard error."""
         p = np.clip(self.conv.means(X), 0.0, 1.0)
@@ -99,7 +92,7 @@ class ProfitPolicy(Policy):
         if kind == "conversion":
             return p, sd_p
         pct, fixed = self.objective.costs(self.n_actions)
-        mu, w_v = self._log_value(X)
+        mu, w_v = self.value.means(X), self.value.widths(X)
         s = self.value.noise_sd()
         v = np.exp(np.minimum(mu + 0.5 * s * s, 700.0))
         h = np.ones(self.n_actions) if kind == "revenue" else self.objective.margin - pct
@@ -145,9 +138,7 @@ class ProfitPolicy(Policy):
     def _learn_values(self, X, actions, outcomes: Outcomes) -> None:
         sold = outcomes.converted & (outcomes.order_values > 0)
         if sold.any():
-            self.value.update(self._value_design(X[sold], actions[sold]),
-                              np.zeros(int(sold.sum()), dtype=np.intp),
-                              np.log(outcomes.order_values[sold]))
+            self.value.update(X[sold], actions[sold], np.log(outcomes.order_values[sold]))
 
     def _learn_outcomes(self, X, actions, rewards, propensities, mask, outcomes):
         self.conv.update(X, actions, outcomes.converted.astype(float))
@@ -173,8 +164,7 @@ class ProfitPolicy(Policy):
 
     # ------------------------------------------------------------------ state
     def finite(self) -> bool:
-        return bool(all(np.isfinite(getattr(r, a)).all() for r in (self.conv, self.value)
-                        for a in ("theta", "b", "rr")))
+        return self.conv.finite() and self.value.finite()
 
     def why_no_score_parts(self) -> str:
         return ("the profit policy's score is a product of two models (conversion x order "
@@ -190,9 +180,4 @@ class ProfitPolicy(Policy):
 
     def _grow(self, n):
         self.conv.grow(n)
-        old, d = self.value, self.n_features + self.n_actions  # n_actions not yet grown
-        grown = RidgeStack(1, d + n, old.lam, halflife=old.halflife)
-        grown.A[0, :d, :d], grown.b[0, :d] = old.A[0], old.b[0]
-        grown.rr[:], grown.counts[:] = old.rr, old.counts
-        grown.refresh(0)
-        self.value = grown
+        self.value.grow(n)

@@ -46,7 +46,7 @@ def assert_same_model(engine: Engine, other: Engine) -> None:
 
 @pytest.mark.crash
 @pytest.mark.parametrize("seed, spec", [(1, "linucb"), (2, "linucb"), (3, "lints"),
-                                        (4, "uniform")])
+                                        (4, "uniform"), (5, "profit")])
 def test_sigkill_loses_no_acknowledged_outcome_and_learns_each_event_once(tmp_path, seed, spec):
     rng = np.random.default_rng(seed)
     kill_after = int(rng.integers(400, 1500))  # a random point, some after several snapshots

@@ -1,0 +1,129 @@
+"""The profit policy in closed form: the pooled ridge is the multi-task ridge it claims to
+be, the conversion and order-value models are fitted on the rows each should see, the
+expected reward and its delta-method standard error combine them per objective, and a
+scalar-only log teaches the same model as the outcomes would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import policies
+from policies._pooled import PooledRidge
+
+K, D = 3, 4
+SPEC = policies.ObjectiveSpec("profit", 0.4, cost_pct=(0.0, 0.1, 0.0),
+                              cost_fixed=(0.0, 0.0, 5.0))
+
+
+def _data(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, D - 1))])
+    a = rng.integers(0, K, n)
+    converted = rng.random(n) < 0.3
+    values = np.where(converted, rng.lognormal(3.5 + 0.2 * X[:, 1], 0.4), 0.0)
+    pct, fixed = SPEC.costs(K)
+    costs = np.where(converted, pct[a] * values + fixed[a], 0.0)
+    rewards = SPEC.value(converted, values, a)
+    return X, a, converted, values, costs, rewards
+
+
+def _design(X, a, scale):
+    Z = np.zeros((len(X), D * (K + 1)))
+    Z[:, :D] = X
+    for i, k in enumerate(a):
+        Z[i, D * (1 + k):D * (2 + k)] = scale * X[i]
+    return Z
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0])
+def test_pooled_ridge_is_the_multi_task_ridge(scale):
+    X, a, converted, *_ = _data()
+    y = converted.astype(float)
+    ridge = PooledRidge(K, D, lam=2.0, scale=scale)
+    for s in range(0, len(X), 37):  # uneven chunks: rank-1 steps and refreshes both
+        ridge.update(X[s:s + 37], a[s:s + 37], y[s:s + 37])
+    # the same fit with unscaled deviations and their own penalty lam / scale**2
+    Z1 = _design(X, a, 1.0)
+    penalty = np.r_[np.full(D, 2.0), np.full(D * K, 2.0 / scale**2)]
+    coef = np.linalg.solve(Z1.T @ Z1 + np.diag(penalty), Z1.T @ y)
+    beta, delta = coef[:D], coef[D:].reshape(K, D)
+    Xq = np.column_stack([np.ones(5), np.linspace(-1, 1, 5), np.zeros(5), np.ones(5)])
+    np.testing.assert_allclose(ridge.means(Xq), Xq @ (beta[None, :] + delta).T, atol=1e-10)
+    # widths: sqrt(z_a' A^-1 z_a) on the scaled design, for every action
+    Z = _design(X, a, scale)
+    Ainv = np.linalg.inv(Z.T @ Z + 2.0 * np.eye(D * (K + 1)))
+    for k in range(K):
+        Zq = _design(Xq, np.full(5, k), scale)
+        np.testing.assert_allclose(ridge.widths(Xq)[:, k],
+                                   np.sqrt(((Zq @ Ainv) * Zq).sum(axis=1)), atol=1e-10)
+    np.testing.assert_array_equal(ridge.counts, np.bincount(a, minlength=K))
+
+
+def test_the_models_see_their_rows_and_the_score_combines_them():
+    X, a, converted, values, costs, rewards = _data()
+    pol = policies.make("profit:spread=0.8,value_spread=0.4,alpha=1.5,warmup=0", n_actions=K,
+                        n_features=D, objective=SPEC)
+    pol.update(X, a, rewards, np.full(len(X), 1 / K), converted=converted,
+               order_values=values, costs=costs)
+    # conversion: every row, target converted; value: converted rows, target log(value)
+    conv, val = PooledRidge(K, D, 1.0, 0.8), PooledRidge(K, D, 1.0, 0.4)
+    conv.update(X, a, converted.astype(float))
+    val.update(X[converted], a[converted], np.log(values[converted]))
+    for mine, ref in ((pol.conv, conv), (pol.value, val)):
+        np.testing.assert_allclose(mine.ridge.theta, ref.ridge.theta, atol=1e-10)
+        assert mine.ridge.counts.sum() == ref.ridge.counts.sum()
+    assert pol.value.ridge.counts.sum() == converted.sum()
+    # expected profit p * ((m - c) v - f), v = exp(mu + s^2 / 2), and the delta-method se
+    Xq = X[:7]
+    p = np.clip(conv.means(Xq), 0, 1)
+    s = val.noise_sd()
+    v = np.exp(val.means(Xq) + s * s / 2)
+    pct, fixed = SPEC.costs(K)
+    h, g = 0.4 - pct, (0.4 - pct) * v - fixed
+    se = np.sqrt((g * conv.noise_sd() * conv.widths(Xq)) ** 2
+                 + (p * h * v * s * val.widths(Xq)) ** 2)
+    mean, got_se = pol.means_and_se(Xq)
+    np.testing.assert_allclose(mean, p * g, rtol=1e-10)
+    np.testing.assert_allclose(got_se, se, rtol=1e-10)
+    np.testing.assert_allclose(pol.scores(Xq), p * g + 1.5 * se, rtol=1e-10)
+    assert (pol.act(Xq, np.ones((7, K), bool))[0] == (p * g + 1.5 * se).argmax(axis=1)).all()
+
+
+@pytest.mark.parametrize("kind", ["conversion", "revenue"])
+def test_conversion_and_revenue_objectives(kind):
+    X, a, converted, values, costs, _ = _data(seed=2)
+    spec = policies.ObjectiveSpec(kind, 1.0, (0.0,) * K, (0.0,) * K)
+    rewards = spec.value(converted, values, a)
+    pol = policies.make("profit:warmup=0", n_actions=K, n_features=D, objective=spec)
+    pol.update(X, a, rewards, np.full(len(X), 1 / K), converted=converted,
+               order_values=values, costs=np.zeros(len(X)))
+    mean, se = pol.means_and_se(X[:5])
+    p = np.clip(pol.conv.means(X[:5]), 0, 1)
+    if kind == "conversion":
+        np.testing.assert_allclose(mean, p)
+        np.testing.assert_allclose(se, pol.conv.noise_sd() * pol.conv.widths(X[:5]))
+    else:
+        s = pol.value.noise_sd()
+        np.testing.assert_allclose(mean, p * np.exp(pol.value.means(X[:5]) + s * s / 2))
+
+
+def test_a_scalar_only_log_teaches_the_same_model():
+    """A log that kept only rewards: the outcome is read back through the objective."""
+    X, a, converted, values, costs, rewards = _data(seed=3)
+    with_parts = policies.make("profit", n_actions=K, n_features=D, objective=SPEC)
+    scalar = policies.make("profit", n_actions=K, n_features=D, objective=SPEC)
+    with_parts.update(X, a, rewards, np.full(len(X), 1 / K), converted=converted,
+                      order_values=values, costs=costs)
+    scalar.update(X, a, rewards, np.full(len(X), 1 / K))
+    for key, value in with_parts.get_state().items():
+        if key.startswith("policy.") and value.dtype.kind == "f":
+            np.testing.assert_allclose(scalar.get_state()[key], value, rtol=1e-9, atol=1e-9,
+                                       err_msg=key)
+
+
+def test_a_relabel_from_a_conversion_is_refused():
+    pol = policies.make("profit", n_actions=K, n_features=D, objective=SPEC)
+    X = np.ones((1, D))
+    with pytest.raises(ValueError, match="not converted"):
+        pol.relabel(X, [0], [3.0], [0.0], [0.5])
