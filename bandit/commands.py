@@ -102,6 +102,7 @@ def replay(args) -> int:
     from simulator.replay import evaluate
 
     from .config import load_config
+    from .model import objective_spec
     from .snapshots import latest_snapshot
 
     specs = _check_specs(args.policies) if args.policies else []
@@ -124,13 +125,15 @@ def replay(args) -> int:
                                n_features=data.X.shape[1],
                                feature_names=config.feature_space().names,
                                action_ids=config.action_ids,
-                               action_features=config.action_features()[0])
+                               action_features=config.action_features()[0],
+                               objective=objective_spec(config, config.action_ids))
         policy.set_state(state)
         snapshots.append((f"snapshot:{directory}", policy))
     if not specs and not snapshots:
         raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
     results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
-                       snapshots=snapshots, action_features=config.action_features()[0])
+                       snapshots=snapshots, action_features=config.action_features()[0],
+                       objective=objective_spec(config, config.action_ids))
     evaluable = data.evaluable()
     print(f"log: {len(data):,} decisions, {len(evaluable):,} randomized; logging policy's own "
           f"value {evaluable.logging_value:.4f} per decision")

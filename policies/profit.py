@@ -69,7 +69,7 @@ class ProfitPolicy(Policy):
                           "its model (None: never)"}
 
     def __init__(self, n_actions, n_features, *, lam: float = 1.0, lam_value: float = 1.0,
-                 spread: float = 0.5, value_spread: float = 0.3, alpha: float = 1.0,
+                 spread: float = 1.0, value_spread: float = 0.3, alpha: float = 1.0,
                  warmup: int = 2, halflife: float | None = None, **kw):
         super().__init__(n_actions, n_features, **kw)
         if alpha < 0 or warmup < 0:

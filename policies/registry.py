@@ -31,7 +31,7 @@ def accepted_params(cls) -> list[str]:
         if "__init__" in vars(klass):
             names |= {p.name for p in inspect.signature(klass.__init__).parameters.values()
                       if p.kind == p.KEYWORD_ONLY}
-    names -= {"feature_names", "action_ids", "action_features", "seed"}
+    names -= {"feature_names", "action_ids", "action_features", "objective", "seed"}
     # a parameter named after a Python keyword is spelled with a trailing _ in the signature
     return sorted(n[:-1] if n.endswith("_") and keyword.iskeyword(n[:-1]) else n for n in names)
 
@@ -93,8 +93,8 @@ def _checked(name: str, key: str, value, default, annotation: str = ""):
 def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None, **kwargs):
     """Build a policy from a spec string ``NAME`` or ``NAME:key=value,...``.
 
-    Extra keyword arguments (``feature_names``, ``action_ids``, ``action_features``) are passed
-    to the constructor; spec parameters win over nothing and are checked against the class.
+    Extra keyword arguments (``feature_names``, ``action_ids``, ``action_features``,
+    ``objective``) are passed to the constructor; spec parameters are checked against the class.
     """
     name, params = parse_spec(spec)
     cls = _validated(name, params)

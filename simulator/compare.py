@@ -100,7 +100,8 @@ def compare(specs, *, scenario: str = "default", visitors: int = 20_000, seeds: 
             policy = policies.make(spec, n_actions=world.n_actions, n_features=world.space.dim,
                                    seed=seed, feature_names=world.space.names,
                                    action_ids=world.actions,
-                                   action_features=world.config.action_features()[0])
+                                   action_features=world.config.action_features()[0],
+                                   objective=world.objective_spec(objective))
             results[spec].append(run(world, policy, visitors=visitors, batch_size=batch_size,
                                      seed=seed, objective=objective, progress=progress))
     rows = []

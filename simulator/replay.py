@@ -42,10 +42,10 @@ class ReplayResult:
     n: int
 
 
-def _policy(spec: str, data: LoggedData, seed: int, action_features=None):
+def _policy(spec: str, data: LoggedData, seed: int, action_features=None, objective=None):
     return policies.make(spec, n_actions=len(data.action_ids), n_features=data.X.shape[1],
                          seed=seed, action_ids=data.action_ids,
-                         action_features=action_features)
+                         action_features=action_features, objective=objective)
 
 
 def is_uniform(data: LoggedData) -> bool:
@@ -107,15 +107,18 @@ def replay_learning(data: LoggedData, policy, spec: str, alpha: float = 0.05,
 
 
 def evaluate(data: LoggedData, specs, *, method: str = "dr", alpha: float = 0.05,
-             seed: int = 0, snapshots=(), action_features=None) -> list[ReplayResult]:
+             seed: int = 0, snapshots=(), action_features=None,
+             objective=None) -> list[ReplayResult]:
     """Estimate each spec's value (fixed or learning, see module docstring) on ``data``.
 
-    ``snapshots`` are (name, policy) pairs of already-trained policies used as fixed targets.
+    ``snapshots`` are (name, policy) pairs of already-trained policies used as fixed targets;
+    ``objective`` (a ``policies.ObjectiveSpec``) is for policies that read rewards' parts
+    (``profit``: a log keeps the reward, which it reads back through the objective).
     """
     data = data.evaluable()
     results = []
     for spec in specs:
-        policy = _policy(spec, data, seed, action_features)
+        policy = _policy(spec, data, seed, action_features, objective)
         if policy.learns:
             results.append(replay_learning(data, policy, policy.spec, alpha))
         else:

@@ -130,6 +130,15 @@ class World:
             return objective
         return Objective(objective, self.objective.margin)
 
+    def objective_spec(self, objective=None):
+        """The objective as policies read it (``policies.ObjectiveSpec``: kind, margin, each
+        action's costs), for policies that learn the outcome's parts."""
+        import policies
+
+        o = self._objective(objective)
+        return policies.ObjectiveSpec(o.kind, o.margin, tuple(self._cost_pct / 100.0),
+                                      tuple(self._cost_fixed))
+
     def expected_rewards(self, batch: VisitorBatch, objective=None) -> np.ndarray:
         """(n, K) exact expected reward of each action for each visitor (ineligible included)."""
         p, mu = self._moments(batch)
