@@ -127,3 +127,37 @@ def test_a_relabel_from_a_conversion_is_refused():
     X = np.ones((1, D))
     with pytest.raises(ValueError, match="not converted"):
         pol.relabel(X, [0], [3.0], [0.0], [0.5])
+
+
+def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path):
+    """Online (provisional rows, relabels when orders arrive, expiry) the model is the one
+    learned directly from the log's closed rows with their outcomes: the parts reach it."""
+    import simulator
+    from bandit import Engine
+    from bandit.model import make_policy
+    from engine_helpers import Clock, shop
+    from simulator.online import drive
+
+    config = shop(policy={"spec": "profit"}, holdout={"fraction": 0.1},
+                  attribution={"window_s": 900})
+    clock = Clock()
+    engine = Engine.open(config, tmp_path, seed=0, clock=clock)
+    drive(engine, simulator.make_world("default"), visitors=3000, rate=1.0, seed=4)
+    clock.t += 3600
+    engine.expire()
+    engine.flush()
+    closed = list(engine.store.closed_events(learned_only=True))
+    assert sum(e.converted for e in closed) >= 30
+    direct = make_policy(config, engine.space, engine.policy_actions, 0)
+    X, actions, props, mask = engine.learner.batch([e.decision for e in closed])
+    direct.update(X, actions, np.array([e.reward for e in closed]), props, mask,
+                  converted=np.array([e.converted for e in closed]),
+                  order_values=np.array([e.order_value for e in closed]),
+                  costs=np.array([e.cost for e in closed]))
+    for name in ("conv", "value"):
+        mine, ref = getattr(engine.policy, name).ridge, getattr(direct, name).ridge
+        for array in ("A", "b", "rr", "counts"):
+            np.testing.assert_allclose(getattr(mine, array), getattr(ref, array), rtol=1e-9,
+                                       atol=1e-8, err_msg=f"{name}.{array}")
+    assert direct.objective == engine.policy.objective and direct.objective.kind == "profit"
+    engine.close()
