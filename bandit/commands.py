@@ -102,7 +102,7 @@ def replay(args) -> int:
     from simulator.replay import evaluate
 
     from .config import load_config
-    from .model import objective_spec
+    from .model import objective_spec, policy_from_state
     from .snapshots import latest_snapshot
 
     specs = _check_specs(args.policies) if args.policies else []
@@ -121,13 +121,7 @@ def replay(args) -> int:
         if tuple(meta["action_ids"]) != config.action_ids:
             raise ValueError(f"snapshot in {directory} has actions {meta['action_ids']}, the "
                              f"config has {list(config.action_ids)}")
-        policy = policies.make(meta["policy_spec"], n_actions=len(config.action_ids),
-                               n_features=data.X.shape[1],
-                               feature_names=config.feature_space().names,
-                               action_ids=config.action_ids,
-                               action_features=config.action_features()[0],
-                               objective=objective_spec(config, config.action_ids))
-        policy.set_state(state)
+        policy, _ = policy_from_state(config, config.feature_space(), state, meta, None)
         snapshots.append((f"snapshot:{directory}", policy))
     if not specs and not snapshots:
         raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
@@ -211,7 +205,7 @@ def report(args) -> int:
     for title, rows, unit, per in (("group", report.groups, "visitors", "visitor"),
                                    ("action", report.actions, None, "decision")):
         width = max([len(title), *map(len, rows)])
-        short = per[:3] if per == "visitor" else "dec"
+        short = per[:3]  # vis, dec
         print(f"{title:{width}s} {unit or '':>9s} {'decisions':>10s} {'conv rate':>10s} "
               f"{'AOV':>8s} {'revenue/' + short:>12s} {'profit/' + short:>11s} "
               f"{'cost/' + short:>9s}")

@@ -85,11 +85,6 @@ def _finite(value):
     return value
 
 
-def json_body(data) -> bytes:
-    """The report or segments as JSON with unbounded values as null."""
-    return json.dumps(_finite(data), allow_nan=False).encode()
-
-
 def sign_in_page(message: str) -> str:
     """The page a browser gets without a valid session (no data on it)."""
     from html import escape

@@ -27,11 +27,10 @@ def _token(request: web.Request) -> str | None:
 def readable(request: web.Request) -> bool:
     """Whether the request may read the shop's figures: no token configured, the bearer
     token, or the session cookie that ``/login`` set."""
+    from .server import _authorized
+
     token = _token(request)
-    if token is None:
-        return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+    if token is None or _authorized(request, token):  # the bearer check outcomes use
         return True
     cookie = request.cookies.get(COOKIE, "")
     return hmac.compare_digest(cookie.encode(), session_value(token).encode())

@@ -36,12 +36,13 @@ class Restored:
     deferred: list | None = None  # [closing seq, learned reward] of relabels awaiting rows
 
 
-def make_policy(config, space, action_ids: Sequence[str], seed):
-    """The config's policy over ``action_ids`` (known actions described by their features)."""
+def make_policy(config, space, action_ids: Sequence[str], seed, spec: str | None = None):
+    """The config's policy (or ``spec``) over ``action_ids`` (known actions described by
+    their features)."""
     features, _ = config.action_features()
     known = {a.id: row for a, row in zip(config.actions, features)}
     rows = np.array([known.get(a, np.zeros(features.shape[1])) for a in action_ids])
-    return policies.make(config.policy_spec, n_actions=len(action_ids), n_features=space.dim,
+    return policies.make(spec or config.policy_spec, n_actions=len(action_ids), n_features=space.dim,
                          seed=seed, feature_names=space.names, action_ids=tuple(action_ids),
                          action_features=rows, objective=objective_spec(config, action_ids))
 
@@ -62,7 +63,8 @@ def policy_from_state(config, space, state: dict, meta: dict, seed):
     added since, and the action id of each of its columns. Raises ValueError, KeyError or
     TypeError when the state does not load."""
     old_ids = list(meta["action_ids"])
-    policy = make_policy(config, space, old_ids, seed)
+    # the snapshot's own spec: replay may load a snapshot of another policy than the config's
+    policy = make_policy(config, space, old_ids, seed, meta.get("policy_spec"))
     policy.set_state(state)
     added = [a for a in config.action_ids if a not in old_ids]
     if added:

@@ -76,34 +76,29 @@ class SegmentsCache:
 
     def __init__(self, engine, max_age_s: float = 60.0, depth: int = segments.DEFAULT_DEPTH):
         self.engine, self.max_age_s, self.depth = engine, max_age_s, depth
+        from .serving import SingleFlight  # the server's (aiohttp); the CLI never builds one
+
         self._result: tuple[int, float, segments.Segments] | None = None
-        self._running = None
+        self._flight = SingleFlight(self._compute)
 
     async def __call__(self) -> segments.Segments:
-        import asyncio
-
         engine = self.engine
         version = engine.model_version
         if self._result is not None:
             seen, at, result = self._result
             if seen == version or time.monotonic() - at < self.max_age_s:
                 return result
-        if self._running is None:
-            # the copy is taken here, on the loop: learning cannot change it midway
-            state, ids = engine.policy.get_state(), list(engine.policy_actions)
-            config, path = engine.config, engine.store.path
+        if self._flight.running:
+            return await self._flight()
+        # the copy is taken here, on the loop: learning cannot change it midway
+        state, ids = engine.policy.get_state(), list(engine.policy_actions)
+        result = await self._flight(state, ids, version)
+        self._result = (version, time.monotonic(), result)
+        return result
 
-            def compute():
-                policy = make_policy(config, config.feature_space(), ids, 0)
-                policy.set_state(state)
-                return for_store(config, path, policy, ids, depth=self.depth,
-                                 model_version=version)
-
-            self._running = asyncio.get_running_loop().run_in_executor(None, compute)
-            try:
-                result = await asyncio.shield(self._running)
-            finally:
-                self._running = None
-            self._result = (version, time.monotonic(), result)
-            return result
-        return await asyncio.shield(self._running)
+    def _compute(self, state: dict, ids: list[str], version: int) -> segments.Segments:
+        config = self.engine.config
+        policy = make_policy(config, config.feature_space(), ids, 0)
+        policy.set_state(state)
+        return for_store(config, self.engine.store.path, policy, ids, depth=self.depth,
+                         model_version=version)

@@ -207,9 +207,14 @@ class SingleFlight:
         self.compute = compute
         self._running: asyncio.Future | None = None
 
-    async def __call__(self):
+    @property
+    def running(self) -> bool:
+        """Whether a run is under way (a caller now would share it, its arguments unused)."""
+        return self._running is not None
+
+    async def __call__(self, *args):
         if self._running is None:
-            self._running = asyncio.get_running_loop().run_in_executor(None, self.compute)
+            self._running = asyncio.get_running_loop().run_in_executor(None, self.compute, *args)
             self._running.add_done_callback(self._finished)
         return await asyncio.shield(self._running)
 

@@ -1,6 +1,8 @@
 """EventStore: append-only SQLite (WAL) log of decisions, outcomes and closed (learned) events.
 
-Schema (``SCHEMA_VERSION`` 1; every table append-only, rows are never updated or deleted):
+Schema (``SCHEMA_VERSION`` 1; the log tables below are append-only, their rows never updated
+or deleted; the report's aggregate tables in :mod:`bandit.store_aggregates` are derived from
+them and updated by the fold before each commit):
 
 * ``meta(key, value)``: schema version and the generated privacy salt.
 * ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
