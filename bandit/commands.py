@@ -226,8 +226,10 @@ def report(args) -> int:
     else:
         print("no uplift yet: both groups need at least two visitors")
     if report.daily_budget is not None:
+        plan = ("" if report.spend_target is None
+                else f" (paced: the plan allows {report.spend_target:.2f} by now)")
         print(f"\nincentive spend today {report.incentive_spend_today:.2f} of "
-              f"{report.daily_budget:.2f}")
+              f"{report.daily_budget:.2f}{plan}")
     print(f"pending events: {report.pending_events:,}")
     if args.json:
         with open(args.json, "w") as f:

@@ -252,6 +252,14 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
                           "visitor, no action is left; loosen it", field="rules")
     caps = parse_caps(root.table("caps"), actions)
     budget = parse_budget(root.table("budget"))
+    if budget is not None and budget.pacing != "none":
+        cls = policies.REGISTRY.get(policies.parse_spec(policy_spec)[0])
+        if cls is not None and not cls.priceable:
+            raise ConfigError(
+                f"{source}: budget.pacing: {budget.pacing!r} prices incentives inside the "
+                f"policy's choice, and {cls.name} does not choose by estimated rewards; use "
+                "linucb, lints, egreedy or profit, or pacing = \"none\" (the hard stop only)",
+                field="budget.pacing")
     root.done()
     return ShopConfig(name=name, actions=actions, features=features, objective=objective,
                       policy_spec=policy_spec, holdout=holdout, attribution=attribution,

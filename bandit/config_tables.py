@@ -184,6 +184,10 @@ def parse_caps(t: Table, actions) -> tuple[Cap, ...]:
     return tuple(caps)
 
 
+#: the values of ``[budget] pacing`` (:mod:`bandit.pacing`)
+PACINGS = ("none", "even", "profile")
+
+
 def parse_budget(t: Table) -> Budget | None:
     if not t.data:
         return None
@@ -195,5 +199,19 @@ def parse_budget(t: Table) -> Budget | None:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         t.fail("timezone", f"unknown time zone {tz!r} (use an IANA name like Europe/Berlin)")
+    pacing = t.get("pacing", str, "none", check=lambda v: v in PACINGS,
+                   expect=" or ".join(map(repr, PACINGS)))
+    profile = t.get("profile", list, None, expect="a list of 24 weights, one per local hour")
+    if profile is not None:
+        if pacing != "profile":
+            t.fail("profile", 'is read only with pacing = "profile"')
+        if len(profile) != 24 or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+                and w >= 0 for w in profile) or not sum(profile) > 0:
+            t.fail("profile", f"expected 24 weights >= 0, one per local hour from midnight, "
+                              f"not all zero; got {profile!r}")
+        profile = tuple(float(w) for w in profile)
+    elif pacing == "profile":
+        t.fail("profile", 'is required with pacing = "profile" (24 weights, one per local hour)')
     t.done()
-    return Budget(daily, tz)
+    return Budget(daily, tz, pacing, profile)

@@ -15,6 +15,7 @@
     money: (x) => x.toFixed(2),
     diff: (x) => (x >= 0 ? "+" : "") + x.toFixed(4),
     share: (x) => (100 * x).toFixed(1) + "%",
+    price: (x) => x.toFixed(3),
   };
 
   function el(tag, attrs, ...kids) {
@@ -202,12 +203,22 @@
       return empty("No daily incentive budget is configured ([budget] daily in the shop's config).");
     }
     const share = r.daily_budget ? r.incentive_spend_today / r.daily_budget : 0;
-    return el("div", {},
-      el("div", { class: "bar" }, el("div", { class: share > 1 ? "over" : null,
-        style: { width: `${Math.min(100, 100 * share)}%` } })),
-      el("p", {}, num("span", r.incentive_spend_today, "money", "report.incentive_spend_today"), " of ",
-        num("span", r.daily_budget, "money", "report.daily_budget"), ` ${r.currency || ""} (`,
-        fmt.share(share), ")"));
+    const paced = r.spend_target !== null && r.spend_target !== undefined;
+    const bar = el("div", { class: "bar" }, el("div", { class: share > 1 ? "over" : null,
+      style: { width: `${Math.min(100, 100 * share)}%` } }));
+    if (paced && r.daily_budget) {
+      bar.append(el("div", { class: "target",
+        style: { left: `${Math.min(100, 100 * r.spend_target / r.daily_budget)}%` } }));
+    }
+    const text = el("p", {}, num("span", r.incentive_spend_today, "money", "report.incentive_spend_today"), " of ",
+      num("span", r.daily_budget, "money", "report.daily_budget"), ` ${r.currency || ""} (`,
+      fmt.share(share), ")");
+    const plan = paced ? el("p", { class: "note" }, "paced: the plan allows ",
+      num("span", r.spend_target, "money", "report.spend_target"), " by now; incentive price ",
+      num("span", r.pacing_price, "price", "report.pacing_price"),
+      " per unit of cost (0: the budget is not binding)")
+      : el("p", { class: "note" }, "hard stop only: incentives stop once the budget is spent");
+    return el("div", {}, bar, text, plan);
   }
 
   function segmentsPanel(s) {

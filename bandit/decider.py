@@ -3,7 +3,8 @@
 :class:`Decider` is a mixin of :class:`bandit.engine.Engine` (which owns the store, the
 learner and the request-group transaction it relies on) and of
 :class:`bandit.replica.Replica` (which logs to the bus; docs/architecture.md, "Scale-out").
-Both provide ``policy``, ``policy_actions``, ``policy_index``, ``model_version``, the group
+Both provide ``policy``, ``policy_actions``, ``policy_index``, ``model_version``,
+``pacing_price`` (:class:`bandit.pacing.PacingPrice` or None), the group
 hooks ``_begin_group`` / ``rollback`` / ``_recover`` and ``_append``. Every request of a batch is judged
 alone, a visitor asking twice in one batch is decided in rounds so that frequency caps count
 the earlier choice, and the batch's decisions are logged with one insert.
@@ -205,7 +206,9 @@ class Decider:
             return
         X = np.array([batch.X[j] for j in rows])
         mask = np.array([self._policy_mask(batch.eligible[j]) for j in rows])
-        actions, probs = self.policy.act(X, mask)
+        pacing = self.pacing_price
+        prices = None if pacing is None else pacing.prices(self.policy, X, self.policy_actions)
+        actions, probs = self.policy.act(X, mask, prices)
         for r, j in enumerate(rows):
             action, p = int(actions[r]), float(probs[r])
             batch.chosen[j] = (self.policy_actions[action], p)
@@ -214,16 +217,17 @@ class Decider:
         asked = [r for r, j in enumerate(rows) if batch.explain[j]]
         if asked:  # only rows that asked pay for it (off by default)
             self._explain(batch, [rows[r] for r in asked], X[asked], mask[asked],
-                          actions[asked])
+                          actions[asked], None if prices is None else prices[asked])
 
-    def _explain(self, batch: "_Batch", rows: list[int], X, mask, actions) -> None:
+    def _explain(self, batch: "_Batch", rows: list[int], X, mask, actions, prices) -> None:
         parts = self.policy.score_parts(X)
         for r, j in enumerate(rows):
             if parts is None:
                 batch.reasons[j] = (None, self.policy.why_no_score_parts())
                 continue
             reasons, versus = explain_row(self.space, parts[0][r], parts[1][r],
-                                          batch.contexts[j], int(actions[r]), mask[r])
+                                          batch.contexts[j], int(actions[r]), mask[r],
+                                          None if prices is None else prices[r])
             batch.reasons[j] = (reasons, versus if reasons is None
                                 else self.policy_actions[versus])
 

@@ -32,6 +32,7 @@ from .ingest import Ingester
 from .joiner import Closing, Joiner, check_outcome, learnable
 from .learner import Learner
 from .migration import migrate
+from .pacing import Pacer, PacingPrice
 from .model import restore
 from .snapshots import SnapshotWriter, write_snapshot
 from .store import SCHEMA_VERSION, EventStore
@@ -104,6 +105,12 @@ class Engine(Decider, Ingester):
         self._build_model(fresh)
         self.decided_total = self.store.count("decisions")
         self._last_ts = self.store.last_decision_ts() or float("-inf")
+        budget = config.budget
+        #: the budget's shadow price (None: no pacing), replayed from the log's spend
+        self.pacer = (Pacer(config, self.guardrails.spend, self.store)
+                      if budget is not None and budget.pacing != "none" else None)
+        if self.pacer is not None and self._last_ts > float("-inf"):
+            self.pacer.replay(self._last_ts)
 
     @classmethod
     def open(cls, config: ShopConfig | str | os.PathLike | None = None,
@@ -172,6 +179,11 @@ class Engine(Decider, Ingester):
                                  "start with --fresh-model")
 
     # ------------------------------------------------------------------ properties
+    @property
+    def pacing_price(self) -> PacingPrice | None:
+        """The incentive price deciders apply now (None without pacing)."""
+        return None if self.pacer is None else self.pacer.current
+
     @property
     def snapshot_dir(self) -> Path:
         return self.data_dir / "snapshots"
@@ -304,6 +316,8 @@ class Engine(Decider, Ingester):
         for ts, cost in self._staged_costs:
             self.guardrails.spend.add(ts, cost)
         self._staged_costs = []
+        if self.pacer is not None and self._last_ts > float("-inf"):
+            self.pacer.advance(self._last_ts)  # what it reads is committed now
         now = self.clock()
         try:
             changed = self.learner.apply(now)

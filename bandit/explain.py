@@ -49,11 +49,14 @@ def source_of(column: str) -> str:
 
 
 def explain_row(space, contributions: np.ndarray, extra: np.ndarray, seen: dict,
-                chosen: int, eligible) -> tuple[list[Reason], int] | tuple[None, str]:
+                chosen: int, eligible, prices: np.ndarray | None = None
+                ) -> tuple[list[Reason], int] | tuple[None, str]:
     """Reasons for one decision: ``contributions`` (K, d) and ``extra`` (K,) from
     ``score_parts``, ``seen`` the context as the model saw it, ``chosen`` the action's column,
-    ``eligible`` per column. Returns (reasons, the runner-up's column), or (None, why)."""
-    scores = contributions.sum(axis=1) + extra
+    ``eligible`` per column, ``prices`` (K,) the budget's incentive prices it was chosen with
+    (:mod:`bandit.pacing`). Returns (reasons, the runner-up's column), or (None, why)."""
+    prices = np.zeros(len(extra)) if prices is None else prices
+    scores = contributions.sum(axis=1) + extra - prices
     others = [k for k, ok in enumerate(eligible) if ok and k != chosen]
     if not others:
         return None, "only one action was eligible: there is no runner-up to compare with"
@@ -78,6 +81,9 @@ def explain_row(space, contributions: np.ndarray, extra: np.ndarray, seen: dict,
     bonus = float(extra[chosen] - extra[versus])
     if bonus:
         reasons.append(Reason("(exploration)", None, bonus))
+    price = float(prices[versus] - prices[chosen])
+    if price:  # positive: the runner-up's incentive was priced higher
+        reasons.append(Reason("(budget pacing)", None, price))
     if not reasons:  # nothing learned tells them apart yet (a fresh model, say)
         return None, ("no feature separates the chosen action from the runner-up: their "
                       "scores tie, and the policy chose among equals at random")

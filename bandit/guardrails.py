@@ -60,6 +60,14 @@ class SpendTracker:
         if start <= ts < end:
             self._day_spent += cost
 
+    def bucket_spend(self, bucket: int) -> float:
+        """Spend of conversions closed in one bucket (``floor(ts / BUCKET_S)``)."""
+        return self._buckets.get(bucket, 0.0)
+
+    def first_bucket(self) -> int | None:
+        """The oldest bucket with spend, or None."""
+        return min(self._buckets, default=None)
+
     def exhausted(self, now: float) -> bool:
         return self.budget is not None and self.spent(now) >= self.budget.daily
 

@@ -12,8 +12,9 @@ Keys, all under ``cartwheel:<shop>:`` (docs/architecture.md, "Scale-out"):
 * ``snapshot`` (hash: ``version``, ``meta``, ``state``) and the ``snapshots`` channel: the
   trainer's newest model; replicas subscribe and also poll (pub/sub drops messages while a
   subscriber is disconnected).
-* ``spend`` (hash: ``day_start``, ``spent``): today's incentive spend, written by the trainer
-  from the events it closed.
+* ``spend`` (hash: ``day_start``, ``spent``, ``pacing``): today's incentive spend, written by
+  the trainer from the events it closed, and the budget's pacing price (JSON of
+  :class:`bandit.pacing.PacingPrice`; empty without pacing).
 
 Every call has a timeout: with Redis down a replica answers 503 within ``timeout`` seconds
 instead of hanging, and the trainer retries.
@@ -200,11 +201,13 @@ class RedisBus:
         return msg is not None
 
     # ------------------------------------------------------------------ spend
-    async def set_spend(self, day_start: float, spent: float) -> None:
+    async def set_spend(self, day_start: float, spent: float, pacing: bytes = b"") -> None:
         await self._call("spend", self.redis.hset(self.spend_key, mapping={
-            "day_start": repr(day_start), "spent": repr(spent)}))
+            "day_start": repr(day_start), "spent": repr(spent), "pacing": pacing}))
 
-    async def spend(self) -> tuple[float, float] | None:
-        """(start of the budget day, spend on it) as the trainer last wrote them."""
-        got = await self._call("spend", self.redis.hmget(self.spend_key, ["day_start", "spent"]))
-        return None if got[0] is None else (float(got[0]), float(got[1]))
+    async def spend(self) -> tuple[float, float, bytes] | None:
+        """(start of the budget day, spend on it, the encoded pacing price or b"") as the
+        trainer last wrote them."""
+        got = await self._call("spend", self.redis.hmget(self.spend_key,
+                                                         ["day_start", "spent", "pacing"]))
+        return None if got[0] is None else (float(got[0]), float(got[1]), got[2] or b"")

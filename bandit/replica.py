@@ -24,12 +24,14 @@ import logging
 import os
 import time
 
+import msgspec
 import numpy as np
 
 from .bus_records import BusDecision
 from .decider import Decider
 from .guardrails import Guardrails, SharedSpend
 from .model import make_policy, mismatch, policy_from_state
+from .pacing import decode as decode_price
 
 log = logging.getLogger("cartwheel.replica")
 
@@ -82,6 +84,8 @@ class Replica(Decider):
                              for i, cap in enumerate(config.caps)]
         self._seeds = np.random.SeedSequence(seed)
         self.decided_total = 0
+        #: the trainer's incentive price, as last published with the spend (None: no pacing)
+        self.pacing_price = None
         self._last_ts = float("-inf")
         self._pending: list[BusDecision] = []
         self._pending_caps: list[tuple] = []
@@ -91,6 +95,15 @@ class Replica(Decider):
         self._loaded: tuple[dict, dict] | None = None
         self._install(make_policy(config, self.space, list(self.action_ids), self._next_seed()),
                       list(self.action_ids), 0)
+
+    def set_shared(self, day_start: float, spent: float, pacing: bytes = b"") -> None:
+        """Today's spend and the incentive price as the trainer last published them."""
+        self.guardrails.spend.set(day_start, spent)
+        try:
+            self.pacing_price = decode_price(pacing)
+        except msgspec.DecodeError as exc:  # a trainer of another release: no pacing
+            log.warning("ignoring the trainer's pacing price: %s", exc)
+            self.pacing_price = None
 
     # ------------------------------------------------------------------ the model
     def _next_seed(self) -> np.random.SeedSequence:

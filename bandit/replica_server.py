@@ -177,7 +177,7 @@ def make_replica_app(replica, bus, *, token: str | None, poll_s: float = 1.0
                 try:
                     shared = await bus.spend()
                     if shared is not None:
-                        replica.guardrails.spend.set(*shared)
+                        replica.set_shared(*shared)
                 except StorageError:
                     metrics.bus_errors.inc()
                 await asyncio.sleep(1.0)

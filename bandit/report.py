@@ -65,6 +65,10 @@ class Report:
     generated_at: float
     incentive_spend_today: float | None = None
     daily_budget: float | None = None
+    #: what the budget's pacing plan allows to be spent by now (None: no pacing)
+    spend_target: float | None = None
+    #: the pacing's shadow price per unit of incentive cost, in reward units (0: not binding)
+    pacing_price: float | None = None
     #: uplift over time and the action mix (:func:`bandit.timeline.timeline`)
     timeline: dict | None = None
     #: the serving model: ``{"version", "learned_until", "age_s"}`` (:func:`with_engine`)
@@ -260,8 +264,13 @@ def with_spend(report: Report, spend, now: float | None = None) -> Report:
     :class:`~bandit.guardrails.SpendTracker`) has a budget."""
     if spend is None or spend.budget is None:
         return report
-    return replace(report, incentive_spend_today=spend.spent(now or time.time()),
-                   daily_budget=spend.budget.daily)
+    from .pacing import DayPlan
+
+    budget, now = spend.budget, now or time.time()
+    target = (None if budget.pacing == "none" else
+              DayPlan(budget.timezone, budget.profile).planned(now, budget.daily))
+    return replace(report, incentive_spend_today=spend.spent(now), daily_budget=budget.daily,
+                   spend_target=target)
 
 
 def with_engine(report: Report, engine, now: float | None = None) -> Report:
@@ -270,6 +279,8 @@ def with_engine(report: Report, engine, now: float | None = None) -> Report:
     it has learned nothing)."""
     learned_until = engine.store.closed_ts(engine.last_learned_seq)
     now = time.time() if now is None else now
+    price = engine.pacing_price
     return replace(report, shop=engine.config.name, currency=engine.config.currency,
+                   pacing_price=None if price is None else price.price,
                    model={"version": engine.model_version, "learned_until": learned_until,
                           "age_s": None if learned_until is None else max(0.0, now - learned_until)})

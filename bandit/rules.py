@@ -82,6 +82,10 @@ class Budget:
 
     daily: float
     timezone: str = "UTC"
+    #: "none" (a hard stop only), "even" or "profile" (:mod:`bandit.pacing`)
+    pacing: str = "none"
+    #: 24 weights of the local hours, for ``pacing = "profile"``
+    profile: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ groups from the bus instead of from HTTP (docs/architecture.md, "Scale-out"). Ea
    everything (less ``EXPIRY_GRACE_S`` for outcomes still on their way), else by the time of
    the last entry read, so a trainer catching up never expires an event whose outcome waits
    in the unread part of the stream;
-3. publish the model (at most every ``publish_every_s``) and today's spend;
+3. publish the model (at most every ``publish_every_s``) and today's spend (with the
+   budget's pacing price, :mod:`bandit.pacing`);
 4. trim the stream up to what its store committed.
 """
 
@@ -24,6 +25,7 @@ from prometheus_client import Counter, Gauge
 
 from .errors import StorageError
 from .ingest import IngestCounts
+from .pacing import encode as encode_price
 from .replica import snapshot_bytes
 
 log = logging.getLogger("cartwheel.trainer")
@@ -49,7 +51,7 @@ class Trainer:
         self.totals = IngestCounts()
         self.published: int | None = None  # model version last published
         self._published_at = float("-inf")
-        self._spend: tuple[float, float] | None = None
+        self._spend: tuple[float, float, bytes] | None = None
         self.backlog = (0, 0.0)  # entries not yet read, age of the oldest (seconds)
         #: why the last step failed while it keeps failing (the trainer's /healthz says so)
         self.bus_error: str | None = None
@@ -87,7 +89,7 @@ class Trainer:
             self.published, self._published_at, sent = version, now, True
         if engine.config.budget is not None:
             spend = engine.guardrails.spend
-            today = (spend.day_start(now), spend.spent(now))
+            today = (spend.day_start(now), spend.spent(now), encode_price(engine.pacing_price))
             if today != self._spend:
                 await self.bus.set_spend(*today)
                 self._spend = today

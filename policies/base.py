@@ -91,6 +91,10 @@ class Policy(ABC):
     #: original; False when it keeps random state it cannot save (decisions right after
     #: loading still match).
     lossless_learning: bool = True
+    #: True when the policy chooses by estimated rewards from which a per-action price can
+    #: be subtracted (``probabilities(..., prices=)``: budget pacing); its ``_preferences``
+    #: then takes ``prices`` as a third argument
+    priceable: ClassVar[bool] = False
     #: one line per constructor parameter, shown by ``cartwheel policies`` (a contract test
     #: checks that every accepted parameter has one)
     PARAMS: ClassVar[dict[str, str]] = {
@@ -152,13 +156,21 @@ class Policy(ABC):
         """Make room for ``n`` new actions at the end."""
 
     # ------------------------------------------------------------------ contract
-    def probabilities(self, X: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(self, X: np.ndarray, mask: np.ndarray | None = None,
+                      prices: np.ndarray | None = None) -> np.ndarray:
         """(n, K) probabilities of each action, 0 where not eligible, rows sum to 1.
+
+        ``prices`` ((K,) or (n, K), in reward units) is subtracted from each action's
+        estimated reward before choosing: an incentive's shadow price when the budget is paced
+        (:mod:`bandit.pacing`). Only ``priceable`` policies take it; None changes nothing.
 
         Raises :class:`NonFiniteStateError` rather than return probabilities that are not
         finite (a damaged state must never decide)."""
         X, mask = self._check_inputs(X, mask)
-        Q = self._preferences(X, mask)
+        if prices is None:
+            Q = self._preferences(X, mask)
+        else:
+            Q = self._preferences(X, mask, self._check_prices(prices, len(X)))
         # checked before the floor, whose "nothing above the floor: uniform" would hide a NaN;
         # NaN and infinity propagate into the sum: one check
         if not np.isfinite(Q.sum()):
@@ -182,9 +194,24 @@ class Policy(ABC):
         return all(np.isfinite(v).all() for v in self._state().values()
                    if np.asarray(v).dtype.kind == "f")
 
-    def act(self, X: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Draw one action per row; return actions (n,) and the probabilities they were drawn with."""
-        P = self.probabilities(X, mask)
+    def _check_prices(self, prices, n: int) -> np.ndarray:
+        if not self.priceable:
+            raise ValueError(f"{self.name} does not choose by estimated rewards, so it cannot "
+                             "weigh an incentive's price (budget pacing): use linucb, lints, "
+                             "egreedy or profit, or pacing = \"none\"")
+        prices = np.asarray(prices, dtype=float)
+        if prices.shape not in ((self.n_actions,), (n, self.n_actions)):
+            raise ValueError(f"{self.name}: prices must be ({self.n_actions},) or "
+                             f"({n}, {self.n_actions}), got {prices.shape}")
+        if not np.isfinite(prices).all():
+            raise ValueError(f"{self.name}: prices must be finite")
+        return np.broadcast_to(prices, (n, self.n_actions))
+
+    def act(self, X: np.ndarray, mask: np.ndarray | None = None,
+            prices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw one action per row; return actions (n,) and the probabilities they were drawn
+        with (``prices``: see :meth:`probabilities`)."""
+        P = self.probabilities(X, mask, prices)
         return self._sample(P)
 
     def _sample(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

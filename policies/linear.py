@@ -82,8 +82,10 @@ class EpsilonGreedy(LinearPolicy):
             raise ValueError(f"egreedy: epsilon must be in [0, 1], got {epsilon!r}")
         self.epsilon = float(epsilon)
 
-    def _preferences(self, X, mask):
-        return ((1 - self.epsilon) * greedy(self.ridge.means(X), mask)
+    priceable = True
+
+    def _preferences(self, X, mask, prices=0.0):
+        return ((1 - self.epsilon) * greedy(self.ridge.means(X) - prices, mask)
                 + self.epsilon * uniform_over(mask))
 
 
@@ -123,16 +125,18 @@ class LinUCB(LinearPolicy):
         """(K,) actions still in their warm-up."""
         return self.ridge.counts < self.warmup - 1e-9  # faded counts are not whole numbers
 
-    def _preferences(self, X, mask):
+    priceable = True
+
+    def _preferences(self, X, mask, prices=0.0):
         warm = self._warming()
         if not warm.any():  # after the first few visitors: plain UCB
-            return greedy(self.scores(X), mask)
+            return greedy(self.scores(X) - prices, mask)
         warming = mask & warm[None, :]
         tried_first = warming.any(axis=1, keepdims=True)
         if tried_first.all():  # the first visitors: no bound needs computing
             return uniform_over(warming)
         first = uniform_over(np.where(tried_first, warming, mask))  # rows without: unused
-        return np.where(tried_first, first, greedy(self.scores(X), mask))
+        return np.where(tried_first, first, greedy(self.scores(X) - prices, mask))
 
     def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """``x . theta_k`` by feature, and the optimism bonus as the part no feature owns
@@ -176,8 +180,10 @@ class LinTS(LinearPolicy):
             raise ValueError("lints: v and n_samples must be positive")
         self.v, self.n_samples = float(v), int(n_samples)
 
-    def _preferences(self, X, mask):
-        mean = self.ridge.means(X)
+    priceable = True
+
+    def _preferences(self, X, mask, prices=0.0):
+        mean = self.ridge.means(X) - prices
         sd = self.v * self.noise_sd() * self.ridge.widths(X)
         z = self.rng.standard_normal((len(X), self.n_samples, self.n_actions))
         return argmax_frequencies(

@@ -108,16 +108,28 @@ class ProfitPolicy(Policy):
     def _warming(self) -> np.ndarray:
         return self.conv.counts < self.warmup - 1e-9
 
-    def _preferences(self, X, mask):
+    priceable = True
+
+    def expected_costs(self, X: np.ndarray) -> np.ndarray:
+        """(n, K) expected incentive cost per decision, ``p_a(x) (c_a v_a(x) + f_a)``: what
+        budget pacing prices (:mod:`bandit.pacing`)."""
+        X = np.asarray(X, dtype=float)
+        pct, fixed = self.objective.costs(self.n_actions)
+        p = np.clip(self.conv.means(X), 0.0, 1.0)
+        s = self.value.noise_sd()
+        v = np.exp(np.minimum(self.value.means(X) + 0.5 * s * s, 700.0))
+        return p * (pct * v + fixed)
+
+    def _preferences(self, X, mask, prices=0.0):
         warm = self._warming()
         if not warm.any():
-            return greedy(self.scores(X), mask)
+            return greedy(self.scores(X) - prices, mask)
         warming = mask & warm[None, :]
         tried_first = warming.any(axis=1, keepdims=True)
         if tried_first.all():
             return uniform_over(warming)
         first = uniform_over(np.where(tried_first, warming, mask))
-        return np.where(tried_first, first, greedy(self.scores(X), mask))
+        return np.where(tried_first, first, greedy(self.scores(X) - prices, mask))
 
     # ------------------------------------------------------------------ learning
     def _outcomes_of(self, actions, rewards) -> Outcomes:

@@ -70,7 +70,7 @@ def _js_fixed(x: float, digits: int) -> str:
 FORMATS = {"int": lambda x: f"{int(Decimal(x).quantize(Decimal(1), ROUND_HALF_UP)):,}",
            "pct": lambda x: _js_fixed(100 * x, 2) + "%", "money": lambda x: _js_fixed(x, 2),
            "diff": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 4),
-           "share": lambda x: _js_fixed(100 * x, 1) + "%"}
+           "share": lambda x: _js_fixed(100 * x, 1) + "%", "price": lambda x: _js_fixed(x, 3)}
 
 
 def _at(data, path: str):
@@ -111,7 +111,7 @@ def busy(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
     srv = Server(tmp / "data", config_file(
         tmp, server={"token": TOKEN}, holdout={"fraction": 0.2}, attribution={"window_s": 1.0},
-        budget={"daily_incentive_spend": 40.0}))
+        budget={"daily_incentive_spend": 40.0, "pacing": "even"}))
     _traffic(srv, 700)
     _settle(srv)
     yield srv, tmp

@@ -344,7 +344,7 @@ def test_replicas_stop_incentives_once_the_trainer_publishes_the_budget_spent(
             before = await asyncio.gather(*[group.decide(api.DecideRequest(f"w{i}", CTX))
                                             for i in range(100)])
             assert any(d.action in costed for d in before)  # the replica has not read it yet
-            replica.guardrails.spend.set(*shared)  # what the replica's 1 s refresh does
+            replica.set_shared(*shared)  # what the replica's 1 s refresh does
             after = await asyncio.gather(*[group.decide(api.DecideRequest(f"x{i}", CTX))
                                            for i in range(100)])
             assert not any(d.action in costed for d in after)
