@@ -354,3 +354,33 @@ def test_replicas_stop_incentives_once_the_trainer_publishes_the_budget_spent(
             assert any(d.action in costed for d in again)
 
     run(main())
+
+
+def test_the_trainer_publishes_the_pacing_price_and_replicas_take_it(tmp_path, redis_server):
+    from bandit import pacing
+
+    config = shop(holdout={"fraction": 0.0},
+                  budget={"daily_incentive_spend": 20.0, "timezone": "UTC", "pacing": "even"})
+    costed = {a.id for a in config.actions if a.costed}
+
+    async def main():
+        async with Shop(redis_server.url, tmp_path / "t", config, n=1) as s:
+            group, replica = s.groups[0], s.replicas[0]
+            ds = await asyncio.gather(*[group.decide(api.DecideRequest(f"v{i}", CTX))
+                                        for i in range(200)])
+            for d in [d for d in ds if d.action in costed][:5]:
+                await group.outcome(api.OutcomeRequest(d.event_id, True, 100.0))
+            await s.drain()
+            assert s.engine.pacing_price.price == 0.0  # no step has ended yet
+            s.clock.t += pacing.STEP_S  # the next decisions fall in a later step
+            await asyncio.gather(*[group.decide(api.DecideRequest(f"w{i}", CTX))
+                                   for i in range(10)])
+            await s.drain()
+            price = s.engine.pacing_price
+            assert price.price > 0  # the first step spent far more than 20 / 96
+            shared = await s.bus.spend()
+            assert pacing.decode(shared[2]) == price
+            replica.set_shared(*shared)
+            assert replica.pacing_price == price
+
+    run(main())
