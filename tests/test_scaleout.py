@@ -322,6 +322,17 @@ def test_two_replicas_and_a_trainer_capture_what_one_process_does(tmp_path, redi
                                                               one.captured_gain)
 
 
+async def _pay_incentives(s: Shop, costed: set, n: int) -> None:
+    """200 decisions through the first replica, then ``n`` of its incentives convert (orders
+    of 100), all ingested by the trainer."""
+    group = s.groups[0]
+    ds = await asyncio.gather(*[group.decide(api.DecideRequest(f"v{i}", CTX))
+                                for i in range(200)])
+    for d in [d for d in ds if d.action in costed][:n]:
+        await group.outcome(api.OutcomeRequest(d.event_id, True, 100.0))
+    await s.drain()
+
+
 def test_replicas_stop_incentives_once_the_trainer_publishes_the_budget_spent(
         tmp_path, redis_server):
     config = shop(holdout={"fraction": 0.0},
@@ -331,12 +342,7 @@ def test_replicas_stop_incentives_once_the_trainer_publishes_the_budget_spent(
     async def main():
         async with Shop(redis_server.url, tmp_path / "t", config, n=1) as s:
             group, replica = s.groups[0], s.replicas[0]
-            ds = await asyncio.gather(*[group.decide(api.DecideRequest(f"v{i}", CTX))
-                                        for i in range(200)])
-            paid = [d for d in ds if d.action in costed][:10]
-            for d in paid:  # each conversion costs a few units of the budget of 20
-                await group.outcome(api.OutcomeRequest(d.event_id, True, 100.0))
-            await s.drain()
+            await _pay_incentives(s, costed, 10)  # each costs a few units of the budget of 20
             spent = s.engine.guardrails.spend.spent(s.clock())
             assert spent >= 20.0
             shared = await s.bus.spend()
@@ -366,11 +372,7 @@ def test_the_trainer_publishes_the_pacing_price_and_replicas_take_it(tmp_path, r
     async def main():
         async with Shop(redis_server.url, tmp_path / "t", config, n=1) as s:
             group, replica = s.groups[0], s.replicas[0]
-            ds = await asyncio.gather(*[group.decide(api.DecideRequest(f"v{i}", CTX))
-                                        for i in range(200)])
-            for d in [d for d in ds if d.action in costed][:5]:
-                await group.outcome(api.OutcomeRequest(d.event_id, True, 100.0))
-            await s.drain()
+            await _pay_incentives(s, costed, 5)
             assert s.engine.pacing_price.price == 0.0  # no step has ended yet
             s.clock.t += pacing.STEP_S  # the next decisions fall in a later step
             await asyncio.gather(*[group.decide(api.DecideRequest(f"w{i}", CTX))
