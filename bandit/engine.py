@@ -105,12 +105,8 @@ class Engine(Decider, Ingester):
         self._build_model(fresh)
         self.decided_total = self.store.count("decisions")
         self._last_ts = self.store.last_decision_ts() or float("-inf")
-        budget = config.budget
         #: the budget's shadow price (None: no pacing), replayed from the log's spend
-        self.pacer = (Pacer(config, self.guardrails.spend, self.store)
-                      if budget is not None and budget.pacing != "none" else None)
-        if self.pacer is not None and self._last_ts > float("-inf"):
-            self.pacer.replay(self._last_ts)
+        self.pacer = Pacer.start(config, self.guardrails.spend, self.store, self._last_ts)
 
     @classmethod
     def open(cls, config: ShopConfig | str | os.PathLike | None = None,

@@ -203,6 +203,17 @@ class Pacer:
         self.current = PacingPrice()
         self._conversion = config.objective.kind == "conversion"
 
+    @classmethod
+    def start(cls, config, tracker, store, last_ts: float) -> "Pacer | None":
+        """The pacer of a shop whose budget is paced (else None), with the steps its log
+        holds up to the newest decision (``last_ts``) taken."""
+        if config.budget is None or config.budget.pacing == "none":
+            return None
+        pacer = cls(config, tracker, store)
+        if last_ts > float("-inf"):
+            pacer.replay(last_ts)
+        return pacer
+
     def replay(self, until: float) -> None:
         """Take every step the log holds before ``until`` (at start: from its first spend)."""
         first = self.tracker.first_bucket()

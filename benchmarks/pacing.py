@@ -1,16 +1,19 @@
 """Budget pacing vs the hard stop, through the engine, over whole simulated days.
 
-Run: ``python benchmarks/pacing.py [--world default] [--seeds 3] [--days 3] [--per-day 20000]``.
+Run: ``python benchmarks/pacing.py [--world default] [--seeds 3] [--days 3] [--per-day 20000]
+[--traffic even|diurnal]``.
 
 Per seed: a run without a budget measures the day's unconstrained incentive spend (mean over
 its days); the budget is then ``--binds`` (0.4) of it, and the same visitors and outcome draws
-(common random numbers) go through an engine with the hard stop only and one with
-``pacing = "even"``. Visitors arrive evenly over the day (``--per-day``), their orders after the
-world's delays, the attribution window is a day. Printed per policy and run: expected profit
-per visitor (the world's exact expected reward of each chosen action), the daily spend as a
-share of the budget, the local hour at which the budget ran out (mean over days; "-" when it
-lasted) and the overshoot: spend above the budget, all of it from offers shown before the
-stop (checked: no incentive is chosen after it).
+(common random numbers) go through an engine with the hard stop only, one with
+``pacing = "even"`` and, with ``--traffic diurnal``, one with ``pacing = "profile"`` whose plan
+is the traffic's own rhythm. Visitors arrive evenly over the day or with ``DIURNAL``'s rhythm
+(``--per-day`` a day), their orders after the world's delays; the attribution window is a day.
+Printed per policy and run: expected profit per visitor (the world's exact expected reward of
+each chosen action), the daily spend as a share of the budget, the hour at which the budget
+ran out (mean over the days it did), the worst day's overshoot (spend above the budget: what
+offers shown before the stop cost when their orders came in) and how many incentives were
+chosen after the stop.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class Outcome:
     days: list[Day]
 
 
-def config_for(world, policy: str, budget: float | None, pacing: str):
+def config_for(world, policy: str, budget: float | None, pacing: str, profile=None):
     doc = dict(world.config.raw)
     doc["privacy"] = {"salt": "bench"}
     doc["holdout"] = {"fraction": 0.0}
@@ -63,19 +66,26 @@ def config_for(world, policy: str, budget: float | None, pacing: str):
     doc["attribution"] = dict(doc.get("attribution", {}), window_s=DAY)
     if budget is not None:
         doc["budget"] = {"daily_incentive_spend": budget, "timezone": "UTC", "pacing": pacing}
+        if pacing == "profile":
+            doc["budget"]["profile"] = list(profile)
     else:
         doc.pop("budget", None)
     return parse_config(doc, source="pacing-bench.toml")
 
 
+#: visitors per UTC hour of a shop with a daily rhythm (quiet nights, an evening peak)
+DIURNAL = (0.3, 0.2, 0.15, 0.15, 0.2, 0.3, 0.5, 0.8, 1.0, 1.1, 1.2, 1.2,
+           1.3, 1.3, 1.2, 1.2, 1.3, 1.4, 1.6, 1.8, 1.9, 1.6, 1.1, 0.6)
+
+
 def run(world, policy: str, seed: int, days: int, per_day: int, budget: float | None,
-        pacing: str = "none") -> Outcome:
-    config = config_for(world, policy, budget, pacing)
+        pacing: str = "none", traffic=None) -> Outcome:
+    config = config_for(world, policy, budget, pacing, traffic)
     costed = {a.id for a in config.actions if a.costed}
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine.open(config, tmp, seed=seed, clock=Clock(MIDNIGHT))
         result = drive(engine, world, visitors=days * per_day, rate=per_day / DAY, seed=seed,
-                       batch_size=50)
+                       batch_size=50, traffic=traffic)
         engine.expire(now=engine.clock() + 2 * DAY)  # every window closes: all spend counted
         engine.flush()
         buckets = dict(engine.store.spend_buckets(MIDNIGHT, 900.0))
@@ -108,27 +118,31 @@ def main() -> None:
     ap.add_argument("--policies", default="linucb,profit")
     ap.add_argument("--rate", type=float, default=None,
                     help="the shadow price's step (bandit.pacing.RATE; for measuring it)")
-    ap.add_argument("--runs", default="unconstrained,hard stop,even")
+    ap.add_argument("--traffic", choices=("even", "diurnal"), default="even",
+                    help="visitors evenly over the day, or with DIURNAL's daily rhythm (then "
+                         "pacing = \"profile\" with that rhythm runs too)")
     args = ap.parse_args()
+    traffic = DIURNAL if args.traffic == "diurnal" else None
+    runs = ["hard stop", "even"] + (["profile"] if traffic else [])
     if args.rate is not None:
         pacing.RATE = args.rate
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}; world {args.world}, {args.days} days x "
-          f"{args.per_day:,} visitors, budget {args.binds:.0%} of unconstrained spend, "
-          f"{args.seeds} seeds")
+          f"{args.per_day:,} visitors ({args.traffic} traffic), budget {args.binds:.0%} of "
+          f"unconstrained spend, {args.seeds} seeds")
     print(f"{'policy':8s} {'run':10s} {'profit/visitor':>15s} {'spend/budget':>13s} "
           f"{'ran out at':>11s} {'overshoot':>10s} {'incentives after':>17s}")
     for policy in args.policies.split(","):
-        rows: dict[str, list] = {"unconstrained": [], "hard stop": [], "even": []}
+        rows: dict[str, list] = {name: [] for name in ["unconstrained", *runs]}
         for seed in range(args.seeds):
             world = simulator.make_world(args.world, seed=seed)
-            free = run(world, policy, seed, args.days, args.per_day, None)
+            free = run(world, policy, seed, args.days, args.per_day, None, traffic=traffic)
             budget = args.binds * float(np.mean([d.spend for d in free.days]))
             rows["unconstrained"].append((free, budget))
-            rows["hard stop"].append((run(world, policy, seed, args.days, args.per_day,
-                                          budget), budget))
-            rows["even"].append((run(world, policy, seed, args.days, args.per_day, budget,
-                                     "even"), budget))
+            for name in runs:
+                mode = "none" if name == "hard stop" else name
+                rows[name].append((run(world, policy, seed, args.days, args.per_day, budget,
+                                       mode, traffic), budget))
         base = np.array([o.profit for o, _ in rows["hard stop"]])
         for name, results in rows.items():
             profit = np.array([o.profit for o, _ in results])

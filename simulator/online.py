@@ -22,13 +22,18 @@ from .world import World
 
 
 def drive(engine, world: World, *, visitors: int = 100_000, rate: float = 10.0, seed: int = 0,
-          batch_size: int = 100, expire_every_s: float = 60.0, progress=None) -> RunResult:
+          batch_size: int = 100, expire_every_s: float = 60.0, progress=None,
+          traffic=None) -> RunResult:
     """Run ``visitors`` simulated visitors through ``engine``; score like :func:`simulator.run`.
 
     Writes are group-committed once per ``batch_size`` visitors. Orders that arrive after their
     event's window closed are refused by the engine (a 409 over HTTP) and ignored, as a shop's
-    order pipeline would.
+    order pipeline would. ``traffic``: 24 weights of the (UTC) hour, for a daily rhythm; the
+    arrival rate in hour h is ``rate * traffic[h] / mean(traffic)`` (None: ``rate`` always).
     """
+    hourly = None if traffic is None else np.asarray(traffic, float) / np.mean(traffic)
+    if hourly is not None and (hourly.shape != (24,) or not (hourly > 0).all()):
+        raise ValueError("traffic must be 24 positive weights, one per hour")
     if tuple(engine.config.action_ids) != tuple(world.actions):
         raise ValueError("engine and world must have the same actions in the same order")
     clock, objective = engine.clock, engine.config.objective
@@ -43,7 +48,8 @@ def drive(engine, world: World, *, visitors: int = 100_000, rate: float = 10.0, 
         actions, event_ids, decided_at = np.empty(n, dtype=np.intp), [], np.empty(n)
         t0 = time.perf_counter()
         for i, ctx in enumerate(batch.contexts):
-            clock.t += 1.0 / rate
+            clock.t += 1.0 / (rate if hourly is None
+                              else rate * hourly[int(clock.t // 3600) % 24])
             while pending and pending[0][0] <= clock.t:
                 _, event_id, value = heapq.heappop(pending)
                 _deliver(engine, event_id, value)

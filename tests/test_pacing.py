@@ -252,3 +252,19 @@ def test_reasons_count_the_price_in_the_lead_over_the_runner_up(tmp_path):
     assert priced > 0
     engine.rollback()
     engine.close()
+
+
+def test_simulated_traffic_follows_its_daily_rhythm(tmp_path):
+    engine = Engine.open(shop(holdout={"fraction": 0.0}), tmp_path, seed=0,
+                         clock=Clock(MIDNIGHT))
+    rhythm = [1.0] * 12 + [3.0] * 12  # afternoons three times as busy
+    drive(engine, simulator.make_world(), visitors=4800, rate=4800 / 86400, seed=0,
+          traffic=rhythm)
+    hours = np.array([int((d.ts - MIDNIGHT) // 3600) for d in engine.store.decisions()])
+    # arrivals are evenly spaced within an hour: 100 an hour, then 300 (one either way at
+    # the hour's edges)
+    counts = np.bincount(hours, minlength=24)[:24]
+    assert np.abs(counts[:12] - 100).max() <= 1 and np.abs(counts[12:] - 300).max() <= 1
+    with pytest.raises(ValueError, match="24 positive weights"):
+        drive(engine, simulator.make_world(), visitors=10, traffic=[1.0] * 23)
+    engine.close()
