@@ -3,10 +3,12 @@
 Run: ``python benchmarks/profit_learning.py [--seeds 6] [--random-shops 10] [--big 1]``.
 Captured gain (share of the oracle's gain over uniform, from the worlds' exact expected
 rewards) at 50,000 and 200,000 visitors on the default world, the drift world and
-``--random-shops`` shops of the ``random`` scenario (one seed each, their own responses), and
-at 1,000,000 on the default world (``--big`` seeds). Every policy meets the same visitors and
-outcome draws per seed (common random numbers), so differences are paired: each row shows
-mean ± sd over seeds and the paired difference to linucb ± its standard error.
+``--random-shops`` shops of the ``random`` scenario (one seed each, their own responses), at
+1,000,000 on the default world (``--big`` seeds), and the class ceilings (the best policy each
+model class can express, ``linear_ceiling.py``) on the default world and the random shops.
+Every policy meets the same visitors and outcome draws per seed (common random numbers), so
+differences are paired: each row shows mean ± sd over seeds and the paired difference to
+linucb ± its standard error.
 """
 
 from __future__ import annotations
@@ -51,17 +53,39 @@ def table(title: str, result: dict[str, np.ndarray]) -> None:
         print(f"  {spec:8s} {g.mean():.3f} ± {sd:.3f}{diff}")
 
 
+def ceilings(world_names_seeds) -> None:
+    """The class ceilings (benchmarks/linear_ceiling.py): greedy / with the floor, averaged
+    over the worlds given."""
+    from linear_ceiling import ceiling, product_ceiling
+
+    rows = {"disjoint linear (linucb, lints)": [], "linear conversion x log-value (profit)": [],
+            "logistic conversion x log-value": []}
+    for name, seed in world_names_seeds:
+        world = simulator.make_world(name, seed=seed)
+        rows["disjoint linear (linucb, lints)"].append(ceiling(world))
+        rows["linear conversion x log-value (profit)"].append(product_ceiling(world, "linear"))
+        rows["logistic conversion x log-value"].append(product_ceiling(world, "logistic"))
+    for label, values in rows.items():
+        greedy, floored = np.mean(values, axis=0)
+        print(f"  {label:40s} {greedy:6.1%} greedy, {floored:6.1%} with the floor")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--random-shops", type=int, default=10)
     ap.add_argument("--big", type=int, default=1, help="seeds at 1M visitors (0: skip)")
-    ap.add_argument("--parts", default="worlds,random,big",
-                    help="which tables: worlds (default, drift), random, big")
+    ap.add_argument("--parts", default="ceilings,worlds,random,big",
+                    help="which tables: ceilings, worlds (default, drift), random, big")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load "
           f"{os.getloadavg()[0]:.2f}; captured gain, mean ± sd over seeds, paired differences")
+    if "ceilings" in parts:
+        print("\nclass ceilings (captured gain at infinite data), default world")
+        ceilings([("default", 0)])
+        print(f"class ceilings, mean over the {args.random_shops} random shops")
+        ceilings([("random", s) for s in range(100, 100 + args.random_shops)])
     for visitors in (50_000, 200_000):
         for world in ("default", "drift") if "worlds" in parts else ():
             table(f"{world} world, {visitors:,} visitors, {args.seeds} seeds",

@@ -71,8 +71,8 @@ plt.show()
 # * A disjoint linear model per action with optimism (linucb) is a strong learner on these
 #   small, mostly linearly separable problems; VW's `-q sa` model is in the same class, its
 #   explorations differ.
-# * cartwheel keeps a propensity **floor** (by default 5% of decisions spread over the
-#   eligible actions, at most 1% each) so that its logs stay evaluable off-policy; that costs
+# * cartwheel keeps a propensity **floor** (by default at most 4% of decisions spread over the
+#   eligible actions, at most 0.5% each) so that its logs stay evaluable off-policy; that costs
 #   a little reward here. `linucb:floor=0` shows the price (`benchmarks/bakeoff.py`).
 # * The `vw` policy with `floor=0` is direct VW, decision for decision: costs `1 - reward /
 #   scale` with the scale taken from the first nonzero reward, VW's learning rate.

@@ -86,7 +86,7 @@ def test_linucb_scores_equal_direct_formula():
     np.testing.assert_allclose(pol.scores(x), expected, rtol=0, atol=1e-8)
     P = pol.probabilities(x)
     best = expected.argmax(axis=1)
-    np.testing.assert_allclose(P[np.arange(10), best], 1 - (K - 1) * 0.01)
+    np.testing.assert_allclose(P[np.arange(10), best], 1 - (K - 1) * 0.005)  # the floor: 0.5% each
 
 
 def test_lints_probabilities_match_exact_two_action_formula():
@@ -132,7 +132,7 @@ def test_floor_is_a_minimum_not_a_mixture():
     np.testing.assert_allclose(pol._apply_floor(q, np.ones((1, 3), bool))[0], expected)
 
 
-@pytest.mark.parametrize("k, floor", [(2, 0.01), (8, 0.01), (10, 0.008), (12, 0.08 / 12)])
+@pytest.mark.parametrize("k, floor", [(2, 0.005), (8, 0.005), (10, 0.004), (12, 0.04 / 12)])
 def test_default_floor_is_a_budget_over_the_eligible_actions(k, floor):
     pol = policies.make("fixed:action=0", n_actions=14, n_features=1)
     mask = np.zeros((1, 14), bool)

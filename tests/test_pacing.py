@@ -183,14 +183,14 @@ def test_decisions_carry_the_price(tmp_path):
     drive(engine, world, visitors=1500, rate=0.2, seed=2)
     costed = {a.id for a in engine.config.actions if a.costed}
     contexts = world.visitors(300, np.random.default_rng(5)).contexts
-    floor = 0.01  # 8 actions: the floor's 1% each
+    floor = 0.005  # 8 actions: the floor's 0.5% each
 
     def decide(price):
         engine.pacer.current = price  # what a step would renew (none is due: commit=False)
         return [engine.decide(f"v{i}", ctx, commit=False) for i, ctx in enumerate(contexts)]
 
     free = decide(PacingPrice())
-    assert sum(d.action in costed and d.probability > 2 * floor for d in free) > 20
+    assert sum(d.action in costed and d.probability > 2 * floor for d in free) >= 5
     big = PacingPrice(price=1e6, costs={a: (1.0 if a in costed else 0.0)
                                         for a in engine.config.action_ids})
     priced = decide(big)
@@ -212,7 +212,7 @@ def test_a_replica_prices_with_what_the_trainer_published():
     assert replica.pacing_price == big
     ctx = {"device": "mobile", "traffic_source": "paid_search", "cart_value": 80.0}
     ds = [replica.decide(f"v{i}", ctx, commit=False) for i in range(200)]
-    assert all(d.probability == pytest.approx(0.01) for d in ds if d.action in costed)
+    assert all(d.probability == pytest.approx(0.005) for d in ds if d.action in costed)
     replica.set_shared(MIDNIGHT, 0.0, b"not json")  # another release's: decide unpriced
     assert replica.pacing_price is None
 

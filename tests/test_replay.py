@@ -61,7 +61,7 @@ def test_fixed_targets_are_estimated_with_the_chosen_method():
     # the uniform target on a uniform log: weights are all 1, the estimate is the log's mean
     assert uni.value == pytest.approx(log.logging_value, rel=1e-9)
     assert fixed.lower < fixed.value < fixed.upper and fixed.ess < 30_000
-    # the true value of the fixed target (with its 0.01 floor), exactly, over 400k visitors:
+    # the true value of the fixed target (with its default floor), exactly, over 400k visitors:
     # inside the interval, and the estimate within 3 of its standard errors (seeded)
     target = policies.make("fixed:action=discount_10", n_actions=WORLD.n_actions,
                            n_features=WORLD.space.dim, action_ids=WORLD.actions)
