@@ -176,6 +176,11 @@ class Engine(Decider, Ingester):
 
     # ------------------------------------------------------------------ properties
     @property
+    def group_open(self) -> bool:
+        """Whether a request group has begun writing and is not committed yet."""
+        return self._group is not None
+
+    @property
     def pacing_price(self) -> PacingPrice | None:
         """The incentive price deciders apply now (None without pacing)."""
         return None if self.pacer is None else self.pacer.current

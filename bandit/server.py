@@ -283,6 +283,15 @@ _DECIDING = ("/v1/decide", "/v1/outcome")
 EXPIRY_SLICE_S = 0.003  # aim for each expiry slice (VW learns every event it closes)
 
 
+def expire_slice(engine, size: int) -> int | None:
+    """Close up to ``size`` expired events, or None (nothing done) while a request group has
+    writes staged: expiry commits, and committing another group's writes behind its back
+    would make that group's writers look rolled back (503) although they were stored."""
+    if engine.group_open:
+        return None
+    return engine.expire(limit=size)
+
+
 async def _background(app: web.Application):
     """While serving: expire events past their window, in slices sized so that each takes
     about ``EXPIRY_SLICE_S`` with requests served between them (after a long stop, or at a
@@ -297,7 +306,9 @@ async def _background(app: web.Application):
             try:
                 while True:
                     started = time.perf_counter()
-                    closed = engine.expire(limit=size)
+                    closed = expire_slice(engine, size)
+                    if closed is None:
+                        break  # a request group is writing: next time
                     took = time.perf_counter() - started
                     if closed:  # the next slice as large as fits the aim (1..2000 events)
                         size = max(1, min(2000, int(closed * EXPIRY_SLICE_S / max(took, 1e-6))))

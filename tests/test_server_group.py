@@ -98,3 +98,30 @@ def test_a_lone_request_waits_a_few_loop_passes_not_a_timer(tmp_path):
     engine.close()
     assert passes <= RequestGroup.QUIET_PASSES + 2 and decision.action in engine.action_ids
     assert engine.batches == [1] and engine.commits >= 1
+
+
+def test_expiry_never_commits_a_request_group_behind_its_back(tmp_path):
+    # the background expiry commits; run between an outcome's write and its group's commit it
+    # used to commit that write itself, so the group saw its writer as rolled back and
+    # answered 503 for an outcome that was stored (seen in CI with a 1 s window under load)
+    from bandit.server import expire_slice
+    from bandit.serving import RequestGroup
+    from bandit import api
+
+    engine = Engine(shop(holdout={"fraction": 0.0}, attribution={"window_s": 1.0}), tmp_path,
+                    seed=0, clock=lambda: 1_700_000_000.0)
+    old = engine.decide("old", CTX, now=1_700_000_000.0 - 10)  # past its window
+    d = engine.decide("v", CTX, now=1_700_000_000.0)
+    group = RequestGroup(engine)
+
+    async def scenario():
+        pending = asyncio.ensure_future(group.outcome(api.OutcomeRequest(d.event_id, True, 50.0)))
+        await asyncio.sleep(0)  # the outcome is written into the open group ...
+        assert engine.group_open
+        assert expire_slice(engine, 200) is None  # ... so expiry waits
+        return await pending
+
+    assert asyncio.run(scenario()) == "recorded"
+    assert not engine.group_open and expire_slice(engine, 200) == 1  # then it closes `old`
+    assert engine.store.count("closed") == 2 and old.event_id
+    engine.close()
