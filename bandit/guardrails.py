@@ -14,6 +14,13 @@ from .rules import Eligibility, apply_rules
 from .store_queries import CapCounts
 
 
+def local_day(now: float, zone: ZoneInfo) -> tuple[float, float]:
+    """[start, end) in epoch seconds of the day in ``zone`` that contains ``now``: midnight
+    to the next midnight by the wall clock (a DST day is 23 or 25 hours long)."""
+    day = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day.timestamp(), (day + timedelta(days=1)).timestamp()
+
+
 class SpendTracker:
     """Today's incentive spend (cost of converted decisions), by the budget's time zone.
 
@@ -37,12 +44,7 @@ class SpendTracker:
         """Start (epoch seconds) of the budget day that contains ``now``."""
         start, end = self._day
         if not start <= now < end:  # asked on every decision: compute once per day
-            day = datetime.fromtimestamp(now, self.zone).replace(hour=0, minute=0, second=0,
-                                                                 microsecond=0)
-            # the next midnight by the wall clock (a DST day is 23 or 25 hours long)
-            after = day + timedelta(days=1)
-            start, end = day.timestamp(), after.timestamp()
-            self._day = (start, end)
+            start, end = self._day = local_day(now, self.zone)
             first, last = int(start // self.BUCKET_S), int(end // self.BUCKET_S)
             self._day_spent = sum(self._buckets.get(b, 0.0) for b in range(first, last))
         return start

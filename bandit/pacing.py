@@ -32,11 +32,13 @@ by what offers already shown still cost when their orders come in (docs/architec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
+
+from .guardrails import local_day
 
 #: one step of the price per spend bucket (:class:`bandit.guardrails.SpendTracker`)
 STEP_S = 900.0
@@ -99,15 +101,19 @@ class DayPlan:
 
     def day_of(self, bucket: int) -> tuple[int, int]:
         """[first, end) buckets of the local day holding ``bucket`` (a DST day has 92 or 100)."""
-        local = datetime.fromtimestamp(bucket * STEP_S, self.zone)
-        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        after = day + timedelta(days=1)
-        return int(day.timestamp() // STEP_S), int(after.timestamp() // STEP_S)
+        first, end, _ = self._shares(bucket)
+        return first, end
 
     def share(self, bucket: int) -> float:
+        return self._shares(bucket)[2][bucket]
+
+    def _shares(self, bucket: int) -> tuple[int, int, dict[int, float]]:
+        """The day holding ``bucket`` and its steps' shares, computed once per day (the
+        replay at start takes every step of the log's history)."""
         first, end, shares = self._day
         if not first <= bucket < end:
-            first, end = self.day_of(bucket)
+            start, stop = local_day(bucket * STEP_S, self.zone)
+            first, end = int(start // STEP_S), int(stop // STEP_S)
             if self.weights is None:
                 shares = {b: 1.0 / (end - first) for b in range(first, end)}
             else:
@@ -116,14 +122,14 @@ class DayPlan:
                 total = sum(self.weights[h] for h in hours.values())
                 shares = {b: self.weights[h] / total for b, h in hours.items()}
             self._day = (first, end, shares)
-        return shares[bucket]
+        return self._day
 
     def planned(self, now: float, budget: float) -> float:
         """How much of ``budget`` the plan allows to be spent by ``now`` on its day."""
         bucket = int(now // STEP_S)
-        first, _ = self.day_of(bucket)
-        done = sum(self.share(b) for b in range(first, bucket))
-        return budget * (done + self.share(bucket) * (now / STEP_S - bucket))
+        first, _, shares = self._shares(bucket)
+        done = sum(shares[b] for b in range(first, bucket))
+        return budget * (done + shares[bucket] * (now / STEP_S - bucket))
 
 
 class ShadowPrice:
