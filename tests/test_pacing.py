@@ -57,6 +57,13 @@ def test_the_shadow_price_integrates_the_overspend_and_stops_at_zero():
     for b in range(first + 30, first + 80):
         sp.step(b, spent=0.0)  # nothing spent for 50 steps: down by 50 * RATE, held at 0
     assert sp.mu == 0.0 and sp.next_bucket == first + 80
+    # a profile's quiet hour plans nothing: the error is still counted in steps' worth of the
+    # day's mean plan (B / steps), not of that step's own (zero) plan
+    quiet = ShadowPrice(DayPlan("UTC", [0.0] * 12 + [1.0] * 12), budget=96.0)
+    quiet.step(first, spent=1.0)
+    assert quiet.mu == pytest.approx(pacing.RATE, rel=1e-12)
+    quiet.step(first + 48, spent=0.0)  # the first afternoon step plans 2.0
+    assert quiet.mu == 0.0
     zero = ShadowPrice(plan, budget=0.0)
     zero.step(first, spent=5.0)
     assert zero.mu == 0.0  # a zero budget is the hard stop's alone
