@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._ridge import RidgeStack
-from .base import Policy, argmax_frequencies, greedy, uniform_over
+from .base import Policy, argmax_frequencies, greedy, uniform_over, warm_up_then_greedy
 from .registry import register
 
 
@@ -128,15 +128,7 @@ class LinUCB(LinearPolicy):
     priceable = True
 
     def _preferences(self, X, mask, prices=0.0):
-        warm = self._warming()
-        if not warm.any():  # after the first few visitors: plain UCB
-            return greedy(self.scores(X) - prices, mask)
-        warming = mask & warm[None, :]
-        tried_first = warming.any(axis=1, keepdims=True)
-        if tried_first.all():  # the first visitors: no bound needs computing
-            return uniform_over(warming)
-        first = uniform_over(np.where(tried_first, warming, mask))  # rows without: unused
-        return np.where(tried_first, first, greedy(self.scores(X) - prices, mask))
+        return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices)
 
     def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """``x . theta_k`` by feature, and the optimism bonus as the part no feature owns

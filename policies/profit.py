@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._pooled import PooledRidge
-from .base import Policy, greedy, uniform_over
+from .base import Policy, warm_up_then_greedy
 from .objective import ObjectiveSpec, Outcomes
 from .registry import register
 
@@ -121,15 +121,7 @@ class ProfitPolicy(Policy):
         return p * (pct * v + fixed)
 
     def _preferences(self, X, mask, prices=0.0):
-        warm = self._warming()
-        if not warm.any():
-            return greedy(self.scores(X) - prices, mask)
-        warming = mask & warm[None, :]
-        tried_first = warming.any(axis=1, keepdims=True)
-        if tried_first.all():
-            return uniform_over(warming)
-        first = uniform_over(np.where(tried_first, warming, mask))
-        return np.where(tried_first, first, greedy(self.scores(X) - prices, mask))
+        return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices)
 
     # ------------------------------------------------------------------ learning
     def _outcomes_of(self, actions, rewards) -> Outcomes:
