@@ -75,6 +75,8 @@ class EpsilonGreedy(LinearPolicy):
     """Greedy on the ridge predictions, uniform over eligible actions with probability epsilon."""
 
     PARAMS = {"epsilon": "share of decisions drawn uniformly over eligible actions"}
+    # its only exploration is uniform: it keeps the earlier 1%-each floor (policies.base)
+    floor_max, floor_budget = 0.01, 0.08
 
     def __init__(self, n_actions, n_features, *, epsilon: float = 0.05, **kw):
         super().__init__(n_actions, n_features, **kw)

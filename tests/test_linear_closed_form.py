@@ -143,6 +143,17 @@ def test_default_floor_is_a_budget_over_the_eligible_actions(k, floor):
     assert (P[k:] == 0).all()
 
 
+@pytest.mark.parametrize("k, floor", [(6, 0.01), (10, 0.008)])
+def test_egreedy_keeps_its_own_default_floor(k, floor):
+    # egreedy's 5% uniform share is below 1% per action here, so the floor (1% each, at most
+    # 8%: policies.base) sets what the other actions get
+    pol = policies.make("egreedy", n_actions=k, n_features=1)
+    pol.update(np.ones((k, 1)), np.arange(k), np.arange(k, dtype=float), np.ones(k))
+    P = pol.probabilities(np.ones((1, 1)))[0]
+    np.testing.assert_allclose(P[:-1], floor)
+    np.testing.assert_allclose(P[-1], 1 - (k - 1) * floor)
+
+
 def test_bts_fractional_update():
     pol = policies.make("bts:reward_scale=10", n_actions=2, n_features=1)
     pol.update(np.ones((3, 1)), np.array([0, 0, 1]), np.array([5.0, 20.0, -1.0]), np.ones(3))
