@@ -33,7 +33,7 @@ import numpy as np
 
 import policies
 import simulator
-from policies.base import greedy, uniform_over
+from policies.choice import greedy, uniform_over
 from simulator.logdata import simulate_log
 from simulator.ope import METHODS, estimate
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._ridge import RidgeStack
-from .base import Policy, argmax_frequencies, greedy, uniform_over, warm_up_then_greedy
+from .base import Policy
+from .choice import argmax_frequencies, greedy, uniform_over, warm_up_then_greedy
 from .registry import register
 
 

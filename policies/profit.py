@@ -47,7 +47,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._pooled import PooledRidge
-from .base import Policy, warm_up_then_greedy
+from .base import Policy
+from .choice import warm_up_then_greedy
 from .objective import ObjectiveSpec, Outcomes
 from .registry import register
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Policy, argmax_frequencies, uniform_over
+from .base import Policy
+from .choice import argmax_frequencies, uniform_over
 from .registry import register
 
 

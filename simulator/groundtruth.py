@@ -18,7 +18,7 @@ from .runner import run
 
 def ground_truth_setup(world, seed: int = 100):
     """(loggers, targets, true values) for ``world``; targets map (X, mask) -> (n, K)."""
-    from policies.base import greedy
+    from policies.choice import greedy
 
     K, d = world.n_actions, world.space.dim
     linucb = policies.make("linucb", n_actions=K, n_features=d, seed=seed)
