@@ -20,11 +20,12 @@ import simulator
 
 
 def _floor(mask):
-    """The default propensity floor of each row (``policies.base``: a budget over the
-    eligible actions, capped per action)."""
-    from policies.base import FLOOR_BUDGET, FLOOR_MAX
+    """linucb's default propensity floor of each row (``Policy.floor_for``: a budget over the
+    eligible actions, capped per action); profit's is the same."""
+    import policies
 
-    return np.minimum(FLOOR_MAX, FLOOR_BUDGET / mask.sum(axis=1, keepdims=True))
+    linucb = policies.make("linucb", n_actions=mask.shape[1], n_features=1)
+    return linucb.floor_for(mask.sum(axis=1, keepdims=True))
 
 
 def ceiling(world, objective=None, n_fit=400_000, n_test=200_000):

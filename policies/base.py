@@ -20,8 +20,9 @@ where every forced draw is a wrong answer. ``floor=x`` in a spec fixes ``f = min
 instead. A policy class may keep another default (``floor_max``, ``floor_budget``): egreedy
 keeps the earlier 1% each, at most 8%, because its only other exploration is its uniform
 epsilon share, and on the drift world the halved floor cost it -3.6 ± 2.4 points of captured
-gain over 300,000 visitors (12 paired seeds; no epsilon from 5% to 12% made that up). The trade-off: a smaller floor explores less but makes off-policy estimates noisier
-(importance weights up to ``1 / f``: 200 at the default).
+gain over 300,000 visitors (12 paired seeds; no epsilon from 5% to 12% made that up). The
+trade-off: a smaller floor explores less but makes off-policy estimates noisier (importance
+weights up to ``1 / f``: 200 at the default).
 
 The floor is a minimum, not a mixture: an action the policy already gives at least ``f`` is
 not pushed further, so a policy that explores by itself pays nothing extra::
