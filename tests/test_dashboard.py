@@ -5,6 +5,7 @@ fresh and a holdout-less shop, a phone-sized layout, and `report --html` as one 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ from server_helpers import Server, config_file
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'cartwheel[dev]'")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+# where the screenshots go: a temporary folder, unless CARTWHEEL_SCREENSHOTS names one (the
+# README's images: CARTWHEEL_SCREENSHOTS=benchmarks/results pytest tests/test_dashboard.py)
+SCREENSHOTS = os.environ.get("CARTWHEEL_SCREENSHOTS")
 TOKEN = "dash-s3cret"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -144,7 +147,7 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_nothing_is_readable_without(
     context.close()
 
 
-def test_every_panel_shows_the_numbers_of_the_report(busy, browser):
+def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
     srv, _ = busy
     context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
     data = {"report": srv.request("GET", "/v1/report")[1],
@@ -155,14 +158,15 @@ def test_every_panel_shows_the_numbers_of_the_report(busy, browser):
     assert page.is_hidden("#empty")
     page.click("button[data-grain=hour]")
     assert _check_numbers(page, data) >= {"uplift-time", "mix"}
-    RESULTS.mkdir(exist_ok=True)
+    shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     page.click("button[data-grain=day]")
-    page.screenshot(path=str(RESULTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
     assert not problems, problems  # a CSP violation is a console error too
     context.close()
     context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}", width=390)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    page.screenshot(path=str(RESULTS / "dashboard-phone.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-phone.png"), full_page=True)
     assert not problems, problems
     context.close()
 
