@@ -1,6 +1,6 @@
 """EventStore: append-only SQLite (WAL) log of decisions, outcomes and closed (learned) events.
 
-Schema (``SCHEMA_VERSION`` 1; the log tables below are append-only, their rows never updated
+Schema (``SCHEMA_VERSION`` 2; the log tables below are append-only, their rows never updated
 or deleted; the report's aggregate tables in :mod:`bandit.store_aggregates` are derived from
 them and updated by the fold before each commit):
 
@@ -19,7 +19,7 @@ them and updated by the fold before each commit):
   ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
 
 Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent; :meth:`EventStore.rewrite_v1`
-(called by :mod:`bandit.migration`) rewrites them in one transaction (the only time rows are updated).
+(:mod:`bandit.store_v1`, called by :mod:`bandit.migration`) rewrites them in one transaction (the only time rows are updated).
 
 ``seq`` is the rowid: rows are never deleted, so it only grows (no AUTOINCREMENT, whose
 bookkeeping table would cost every commit one more page write). Indexes are only those a query
@@ -35,18 +35,16 @@ can write.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sqlite3
 import weakref
-
-import msgspec
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from . import store_aggregates, store_queries
+from . import store_aggregates, store_queries, store_v1
 from .errors import StorageError
+from .store_rows import (DECISION_COLS, ClosedEvent, StoredDecision, decision_of,
+                         eligible_json, encode)
 from .types import LoggedEvent
 from .wal import Checkpointer
 
@@ -73,57 +71,6 @@ CREATE TABLE IF NOT EXISTS closed (
     reason TEXT NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL,
     cost REAL NOT NULL, reward REAL NOT NULL, learned INTEGER NOT NULL);
 """
-
-
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDecision:
-    """A decision row as read back (eligible and context decoded)."""
-
-    seq: int
-    event_id: str
-    ts: float
-    visitor_hash: str
-    context: dict
-    eligible: tuple[str, ...]
-    action: str
-    probability: float
-    group: str
-    model_version: int
-    randomized: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedEvent:
-    """A closed event joined with its decision: what re-learning and reports need."""
-
-    seq: int
-    decision: StoredDecision
-    ts: float
-    reason: str
-    converted: bool
-    order_value: float
-    cost: float
-    reward: float
-    learned: bool
-
-
-_DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligible, d.action, "
-                  "d.probability, d.grp, d.model_version, d.randomized")
-
-
-@functools.lru_cache(maxsize=4096)
-def _eligible_json(ids: tuple[str, ...]) -> bytes:
-    """JSON of an eligible set, cached: a shop has few distinct sets."""
-    return _encode(list(ids))
-
-
-def _decision(row) -> StoredDecision:
-    return StoredDecision(row[0], row[1], row[2], row[3], _decode(row[4]),
-                          tuple(_decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
 
 
 class EventStore:
@@ -295,40 +242,8 @@ class EventStore:
         self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def rewrite_v1(self, normalize, hash_id, chunk: int = 10_000) -> tuple[int, int]:
-        """Schema 1 -> 2 in one transaction: every context through ``normalize`` (a dict ->
-        dict), every outcome id through ``hash_id``; returns how many of each changed."""
-        contexts = ids = 0
-        # what is rewritten must not linger in freed space, old pages or the WAL
-        self.db.execute("PRAGMA secure_delete = ON")
-        self._begin()
-        try:
-            after = 0
-            while True:
-                rows = self.db.execute("SELECT seq, context FROM decisions WHERE seq > ? "
-                                       "ORDER BY seq LIMIT ?", (after, chunk)).fetchall()
-                if not rows:
-                    break
-                updates = [(_encode(normalize(_decode(ctx))), seq) for seq, ctx in rows]
-                changed = [(new, seq) for (new, seq), (_, old) in zip(updates, rows)
-                           if new != bytes(old)]
-                self._run("UPDATE decisions SET context = ? WHERE seq = ?", changed, many=True)
-                contexts += len(changed)
-                after = rows[-1][0]
-            outcome_ids = self.db.execute("SELECT seq, outcome_id FROM outcomes WHERE "
-                                          "outcome_id IS NOT NULL").fetchall()
-            self._run("UPDATE outcomes SET outcome_id = ? WHERE seq = ?",
-                      [(hash_id(oid), seq) for seq, oid in outcome_ids], many=True)
-            ids = len(outcome_ids)
-            self._run("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                      (str(SCHEMA_VERSION),))
-            self.commit()
-        except BaseException:
-            self.rollback()
-            raise
-        self.schema_version = SCHEMA_VERSION
-        self.db.execute("VACUUM")  # a fresh file: no page of the old rows survives
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        return contexts, ids
+        """Schema 1 -> 2 in one transaction (:func:`bandit.store_v1.rewrite`)."""
+        return store_v1.rewrite(self, normalize, hash_id, SCHEMA_VERSION, chunk)
 
     # ------------------------------------------------------------ writes
     def add_decisions(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]]) -> int:
@@ -337,7 +252,7 @@ class EventStore:
         self._run(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(e.event_id, e.ts, e.visitor_hash, _encode(e.context), _eligible_json(ids),
+            [(e.event_id, e.ts, e.visitor_hash, encode(e.context), eligible_json(ids),
               e.action, e.probability, e.group, e.model_version, int(e.randomized))
              for e, ids in zip(events, eligible)], many=True)
         return self.max_seq("decisions")
@@ -360,9 +275,9 @@ class EventStore:
 
     # ------------------------------------------------------------ reads
     def decision(self, event_id: str) -> StoredDecision | None:
-        row = self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.event_id = ?",
+        row = self.db.execute(f"SELECT {DECISION_COLS} FROM decisions d WHERE d.event_id = ?",
                               (event_id,)).fetchone()
-        return None if row is None else _decision(row)
+        return None if row is None else decision_of(row)
 
     def known_event_ids(self, event_ids: list[str]) -> set[str]:
         """The ones of ``event_ids`` the log holds a decision for."""
@@ -398,10 +313,10 @@ class EventStore:
         first. ``upto_seq`` is :meth:`last_seq_before` ``cutoff``: the log is in time order,
         so the events still inside their window, however many, are never scanned."""
         rows = self.db.execute(
-            f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.seq <= ? AND "
+            f"SELECT {DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.seq <= ? AND "
             "d.ts < ? AND NOT EXISTS (SELECT 1 FROM closed c WHERE c.event_id = d.event_id) "
             "ORDER BY d.seq LIMIT ?", (after_seq, upto_seq, cutoff, limit)).fetchall()
-        return [_decision(r) for r in rows]
+        return [decision_of(r) for r in rows]
 
     def last_seq_before(self, cutoff: float, after_seq: int = 0) -> int:
         """The largest seq (at least ``after_seq``) of a decision made before ``cutoff``, by
@@ -438,11 +353,11 @@ class EventStore:
                       ) -> Iterator[ClosedEvent]:
         """Closed events joined with their decisions, in ``closed.seq`` order."""
         query = (f"SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, c.reward, "
-                 f"c.learned, {_DECISION_COLS} FROM closed c JOIN decisions d "
+                 f"c.learned, {DECISION_COLS} FROM closed c JOIN decisions d "
                  "ON d.event_id = c.event_id WHERE c.seq > ?"
                  + (" AND c.learned = 1" if learned_only else "") + " ORDER BY c.seq")
         for row in self.db.execute(query, (after_seq,)):
-            yield ClosedEvent(row[0], _decision(row[8:]), row[1], row[2], bool(row[3]), row[4],
+            yield ClosedEvent(row[0], decision_of(row[8:]), row[1], row[2], bool(row[3]), row[4],
                               row[5], row[6], bool(row[7]))
 
     def closed_at(self, seqs: list[int]) -> list[ClosedEvent]:
@@ -451,10 +366,10 @@ class EventStore:
         for chunk in range(0, len(seqs), 500):
             part = seqs[chunk:chunk + 500]
             query = (f"SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, "
-                     f"c.reward, c.learned, {_DECISION_COLS} FROM closed c JOIN decisions d ON "
+                     f"c.reward, c.learned, {DECISION_COLS} FROM closed c JOIN decisions d ON "
                      f"d.event_id = c.event_id WHERE c.seq IN ({', '.join('?' * len(part))})")
             for row in self.db.execute(query, part):
-                found[row[0]] = ClosedEvent(row[0], _decision(row[8:]), row[1], row[2],
+                found[row[0]] = ClosedEvent(row[0], decision_of(row[8:]), row[1], row[2],
                                             bool(row[3]), row[4], row[5], row[6], bool(row[7]))
         return [found[s] for s in seqs]
 
@@ -492,9 +407,9 @@ class EventStore:
         return store_queries.decisions_with_rewards(self.db, after_seq)
 
     def decisions(self, after_seq: int = 0) -> Iterator[StoredDecision]:
-        for row in self.db.execute(f"SELECT {_DECISION_COLS} FROM decisions d WHERE d.seq > ? "
+        for row in self.db.execute(f"SELECT {DECISION_COLS} FROM decisions d WHERE d.seq > ? "
                                    "ORDER BY d.seq", (after_seq,)):
-            yield _decision(row)
+            yield decision_of(row)
 
     def count(self, table: str) -> int:
         if table not in ("decisions", "outcomes", "closed"):
