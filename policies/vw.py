@@ -26,9 +26,7 @@ is the reward of a conversion, 1, and the learning rate VW's own 0.5, so with ``
 policy is direct VW. With money rewards (a revenue or profit objective) the rewards are rare
 and heavy-tailed (a few percent of visitors buy; an order's profit varies tenfold): the scale
 is half the mean nonzero reward of the first ``SCALE_REWARDS`` (20) learned, a conversion then
-costing about -1 against 1 for no sale, the learning rate 0.1 and the default floor 1% per
-action (at most 8%, as egreedy's): squarecb explores little where rewards are rare, and the
-floor's exploration was worth 3.4 ± 1.2 points there (12 paired seeds). Measured on the simulated
+costing about -1 against 1 for no sale, and the learning rate 0.1. Measured on the simulated
 shops at 200,000 visitors (profit objective): VW's 0/1 defaults there captured 15.6% (6 seeds)
 and 26.5% (10 random shops); these 24.6% and 36.9%, against 27.3% and 35.7% for the release
 before them, whose scale of 10 currency units suited only euro-sized orders (README).
@@ -67,7 +65,7 @@ CB_TYPES = ("mtr", "dr", "ips", "dm")
 SCALE_REWARDS = 20
 #: default learning rate and the share of the mean reward that costs 0, by kind of reward
 _ZERO_ONE = {"learning_rate": 0.5, "scale_share": 1.0}  # VW's own: direct VW
-_MONEY = {"learning_rate": 0.1, "scale_share": 0.5, "floor": (0.01, 0.08)}
+_MONEY = {"learning_rate": 0.1, "scale_share": 0.5}
 # what VW 9 accepts for each exploration (it refuses the others at start-up)
 _SUPPORTED_CB_TYPES = {"squarecb": ("mtr",), "regcb": ("mtr",), "cover": ("mtr", "dr", "ips")}
 _UNSAFE = re.compile(r"[\s|:]")
@@ -156,8 +154,6 @@ class VowpalWabbit(Policy):
             learning_rate = defaults["learning_rate"]
         self.reward_scale = None if reward_scale is None else float(reward_scale)
         self._scale_share = defaults["scale_share"]
-        if "floor" in defaults:  # the default floor of this instance (an explicit floor= wins)
-            self.floor_max, self.floor_budget = defaults["floor"]
         self._fixed_scale = reward_scale is not None
         # sum and count of the nonzero rewards that set the default scale
         self._scale_sum, self._scale_n = 0.0, 0
