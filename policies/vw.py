@@ -18,20 +18,10 @@ logged propensity is the probability the action was really drawn with. Rewards b
 here, once: ``cost = 1 - reward / reward_scale``, so a reward of 0 costs 1 and a reward of
 ``reward_scale`` costs 0, the [0, 1] costs VW's explorations are designed for (the bake-off's
 convention): VW's first predictions (0) are then optimistic, which is what makes an unseen
-action worth trying.
-
-Defaults by the kind of reward, so one default suits 0/1 and currency rewards and none depends
-on the currency: with 0/1 rewards (a conversion objective, or none: research data) the scale
-is the reward of a conversion, 1, and the learning rate VW's own 0.5, so with ``floor=0`` this
-policy is direct VW. With money rewards (a revenue or profit objective) the rewards are rare
-and heavy-tailed (a few percent of visitors buy; an order's profit varies tenfold): the scale
-is half the mean nonzero reward of the first ``SCALE_REWARDS`` (20) learned, a conversion then
-costing about -1 against 1 for no sale, and the learning rate 0.1. Measured on the simulated
-shops at 200,000 visitors (profit objective): VW's 0/1 defaults there captured 15.6% (6 seeds)
-and 26.5% (10 random shops); these 24.6% and 36.9%, against 27.3% and 35.7% for the release
-before them, whose scale of 10 currency units suited only euro-sized orders (README).
-Until a nonzero reward arrives every cost is 1 whatever the scale; the running mean and the
-scale are saved with the model (restart-exact).
+action worth trying. By default ``reward_scale`` is the size of the first nonzero reward
+learned: 1 for conversions (0/1 rewards), one order's profit for currency rewards, so one
+default suits both. Until that reward arrives every cost is 1 whatever the scale, so fixing it
+late changes nothing learned before; it is saved with the model (restart-exact).
 
 State is the model saved with ``--save_resume``: loading it and learning on continues exactly
 as an uninterrupted run for squarecb, epsilon, softmax, regcb and regcbopt. ``bag`` and
@@ -61,11 +51,6 @@ EXPLORATIONS = {
     "regcbopt": lambda p: f"--regcbopt --cb_min_cost {p['min_cost']} --cb_max_cost {p['max_cost']}",
 }
 CB_TYPES = ("mtr", "dr", "ips", "dm")
-#: nonzero rewards whose mean sets the default reward scale (module docstring)
-SCALE_REWARDS = 20
-#: default learning rate and the share of the mean reward that costs 0, by kind of reward
-_ZERO_ONE = {"learning_rate": 0.5, "scale_share": 1.0}  # VW's own: direct VW
-_MONEY = {"learning_rate": 0.1, "scale_share": 0.5}
 # what VW 9 accepts for each exploration (it refuses the others at start-up)
 _SUPPORTED_CB_TYPES = {"squarecb": ("mtr",), "regcb": ("mtr",), "cover": ("mtr", "dr", "ips")}
 _UNSAFE = re.compile(r"[\s|:]")
@@ -99,16 +84,13 @@ class VowpalWabbit(Policy):
     interactions : bool
         Quadratic shared x action interactions (default True).
     reward_scale : float or None
-        The reward worth cost 0 (``cost = 1 - reward / reward_scale``); None (default): from
-        the first nonzero rewards learned (module docstring).
+        The reward worth cost 0 (``cost = 1 - reward / reward_scale``); None (default): the
+        size of the first nonzero reward learned.
     min_cost, max_cost : float
         The cost range RegCB's bounds assume (default 0 to 1: rewards from 0 to
         ``reward_scale``); costs far outside it make regcb and regcbopt explore less well.
-    learning_rate : float or None
-        VW's ``-l``; None (default): VW's 0.5 for 0/1 rewards, 0.1 for money (module
-        docstring).
-    power_t, bits : VW's ``--power_t`` and ``-b`` (VW's own defaults: with 0/1 rewards and
-        ``floor=0`` this policy is direct VW, decision for decision).
+    learning_rate, power_t, bits : VW's ``-l``, ``--power_t`` and ``-b`` (VW's own defaults:
+        with ``floor=0`` this policy is direct VW, decision for decision).
     """
 
     PARAMS = {
@@ -119,8 +101,8 @@ class VowpalWabbit(Policy):
         "lambda": "softmax: inverse temperature", "cb_type": "mtr, dr, ips or dm",
         "interactions": "learn context x action crosses (-q sa)",
         "reward_scale": "the reward worth cost 0: cost = 1 - reward / reward_scale "
-                        "(None: from the first nonzero rewards learned)",
-        "learning_rate": "VW's -l (None: 0.5 for 0/1 rewards, 0.1 for money)", "power_t": "VW's --power_t (learning rate decay)",
+                        "(None: the size of the first nonzero reward learned)",
+        "learning_rate": "VW's -l", "power_t": "VW's --power_t (learning rate decay)",
         "bits": "VW's -b: bits of the feature hash table",
         "min_cost": "regcb/regcbopt: smallest cost (after reward_scale)",
         "max_cost": "regcb/regcbopt: largest cost (after reward_scale)"}
@@ -128,7 +110,7 @@ class VowpalWabbit(Policy):
     def __init__(self, n_actions, n_features, *, exploration: str = "squarecb",
                  epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,
                  lambda_: float = 10.0, cb_type: str = "mtr", interactions: bool = True,
-                 reward_scale: float | None = None, learning_rate: float | None = None,
+                 reward_scale: float | None = None, learning_rate: float = 0.5,
                  power_t: float = 0.5, bits: int = 18, min_cost: float = 0.0,
                  max_cost: float = 1.0, **kw):
         super().__init__(n_actions, n_features, **kw)
@@ -148,15 +130,7 @@ class VowpalWabbit(Policy):
                   "cover": int(cover), "lambda_": lambda_, "min_cost": min_cost,
                   "max_cost": max_cost}
         self.exploration = exploration
-        money = self.objective is not None and self.objective.kind in ("revenue", "profit")
-        defaults = _MONEY if money else _ZERO_ONE
-        if learning_rate is None:
-            learning_rate = defaults["learning_rate"]
         self.reward_scale = None if reward_scale is None else float(reward_scale)
-        self._scale_share = defaults["scale_share"]
-        self._fixed_scale = reward_scale is not None
-        # sum and count of the nonzero rewards that set the default scale
-        self._scale_sum, self._scale_n = 0.0, 0
         self.args = " ".join([
             "--cb_explore_adf", EXPLORATIONS[exploration](params), f"--cb_type {cb_type}",
             "-q sa" if interactions else "", f"-l {learning_rate}", f"--power_t {power_t}",
@@ -194,23 +168,15 @@ class VowpalWabbit(Policy):
 
     def _learn(self, X, actions, rewards, propensities, mask):
         self._constant &= (X == 1.0).all(axis=0)
-        for x, a, r, p, m in zip(X, actions, rewards, propensities, mask):
-            self._learn_scale(r)
-            cost = 1.0 - r / (self.reward_scale or 1.0)  # the reward is 0 while unset
+        if self.reward_scale is None and rewards.any():
+            self.reward_scale = float(abs(rewards[np.flatnonzero(rewards)[0]]))
+        costs = 1.0 - rewards / (self.reward_scale or 1.0)  # all rewards 0 while unset
+        for x, a, c, p, m in zip(X, actions, costs, propensities, mask):
             lines = [self._shared(x)]
             for k in np.flatnonzero(m):
-                label = f"0:{cost:.6g}:{p:.6g} " if k == a else ""
+                label = f"0:{c:.6g}:{p:.6g} " if k == a else ""
                 lines.append(label + self._action_lines[k])
             self.ws.learn(lines)
-
-    def _learn_scale(self, reward: float) -> None:
-        """Fold one reward into the default scale (module docstring): the running mean of the
-        first ``SCALE_REWARDS`` nonzero rewards, times the share for this kind of reward."""
-        if self._fixed_scale or reward == 0 or self._scale_n >= SCALE_REWARDS:
-            return
-        self._scale_sum += abs(float(reward))
-        self._scale_n += 1
-        self.reward_scale = self._scale_share * self._scale_sum / self._scale_n
 
     def finite(self) -> bool:
         # the state is VW's binary model; its predictions are checked on every decision
@@ -225,8 +191,7 @@ class VowpalWabbit(Policy):
                 return {"vw_model": np.frombuffer(f.read(), dtype=np.uint8),
                         "constant_columns": self._constant.copy(),
                         "reward_scale": np.array(np.nan if self.reward_scale is None
-                                                 else self.reward_scale),
-                        "scale_rewards": np.array([self._scale_sum, self._scale_n])}
+                                                 else self.reward_scale)}
         finally:
             os.unlink(path)
 
@@ -239,11 +204,6 @@ class VowpalWabbit(Policy):
         self._constant = np.asarray(state["constant_columns"], dtype=bool).copy()
         scale = float(state["reward_scale"])
         self.reward_scale = None if np.isnan(scale) else scale
-        if "scale_rewards" in state:
-            total, n = np.asarray(state["scale_rewards"], dtype=float)
-            self._scale_sum, self._scale_n = float(total), int(n)
-        elif self.reward_scale is not None:
-            self._scale_n = SCALE_REWARDS  # saved when the scale was the first reward: kept
         fd, path = tempfile.mkstemp(suffix=".vw")
         try:
             with os.fdopen(fd, "wb") as f:
