@@ -18,8 +18,9 @@ them and updated by the fold before each commit):
   the reward fed the model (randomized treatment decisions only). Replaying ``learned`` rows in
   ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
 
-Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent; :meth:`EventStore.rewrite_v1`
-(:mod:`bandit.store_v1`, called by :mod:`bandit.migration`) rewrites them in one transaction (the only time rows are updated).
+Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent;
+:meth:`EventStore.rewrite_v1` (:mod:`bandit.store_v1`, called by :mod:`bandit.migration`)
+rewrites them in one transaction (the only time rows are updated).
 
 ``seq`` is the rowid: rows are never deleted, so it only grows (no AUTOINCREMENT, whose
 bookkeeping table would cost every commit one more page write). Indexes are only those a query
@@ -43,8 +44,8 @@ from pathlib import Path
 
 from . import store_aggregates, store_queries, store_v1
 from .errors import StorageError
-from .store_rows import (DECISION_COLS, ClosedEvent, StoredDecision, decision_of,
-                         eligible_json, encode)
+from .store_rows import (CLOSED_JOIN, DECISION_COLS, ClosedEvent, StoredDecision, closed_of,
+                         decision_of, eligible_json, encode)
 from .types import LoggedEvent
 from .wal import Checkpointer
 
@@ -352,25 +353,19 @@ class EventStore:
     def closed_events(self, after_seq: int = 0, learned_only: bool = False
                       ) -> Iterator[ClosedEvent]:
         """Closed events joined with their decisions, in ``closed.seq`` order."""
-        query = (f"SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, c.reward, "
-                 f"c.learned, {DECISION_COLS} FROM closed c JOIN decisions d "
-                 "ON d.event_id = c.event_id WHERE c.seq > ?"
+        query = (f"{CLOSED_JOIN} WHERE c.seq > ?"
                  + (" AND c.learned = 1" if learned_only else "") + " ORDER BY c.seq")
         for row in self.db.execute(query, (after_seq,)):
-            yield ClosedEvent(row[0], decision_of(row[8:]), row[1], row[2], bool(row[3]), row[4],
-                              row[5], row[6], bool(row[7]))
+            yield closed_of(row)
 
     def closed_at(self, seqs: list[int]) -> list[ClosedEvent]:
         """The closed events with these ``closed.seq`` values, in the order given."""
         found = {}
         for chunk in range(0, len(seqs), 500):
             part = seqs[chunk:chunk + 500]
-            query = (f"SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, "
-                     f"c.reward, c.learned, {DECISION_COLS} FROM closed c JOIN decisions d ON "
-                     f"d.event_id = c.event_id WHERE c.seq IN ({', '.join('?' * len(part))})")
+            query = f"{CLOSED_JOIN} WHERE c.seq IN ({', '.join('?' * len(part))})"
             for row in self.db.execute(query, part):
-                found[row[0]] = ClosedEvent(row[0], decision_of(row[8:]), row[1], row[2],
-                                            bool(row[3]), row[4], row[5], row[6], bool(row[7]))
+                found[row[0]] = closed_of(row)
         return [found[s] for s in seqs]
 
     # ------------------------------------------------------------ aggregates (store_queries)

@@ -45,7 +45,11 @@ class ClosedEvent:
 
 
 DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligible, d.action, "
-                  "d.probability, d.grp, d.model_version, d.randomized")
+                 "d.probability, d.grp, d.model_version, d.randomized")
+#: a closed event joined with its decision (``closed c JOIN decisions d``), for :func:`closed_of`
+CLOSED_JOIN = ("SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, c.reward, "
+               f"c.learned, {DECISION_COLS} FROM closed c JOIN decisions d "
+               "ON d.event_id = c.event_id")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -55,5 +59,12 @@ def eligible_json(ids: tuple[str, ...]) -> bytes:
 
 
 def decision_of(row) -> StoredDecision:
+    """A row of ``DECISION_COLS`` as a :class:`StoredDecision`."""
     return StoredDecision(row[0], row[1], row[2], row[3], decode(row[4]),
                           tuple(decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
+
+
+def closed_of(row) -> ClosedEvent:
+    """A row of ``CLOSED_JOIN`` as a :class:`ClosedEvent`."""
+    return ClosedEvent(row[0], decision_of(row[8:]), row[1], row[2], bool(row[3]), row[4],
+                       row[5], row[6], bool(row[7]))
