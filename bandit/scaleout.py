@@ -20,6 +20,7 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
                         timeout: float = 0.5, poll_s: float = 1.0, announce=print) -> None:
     """Serve decisions as one replica of the shop on ``bus_url`` until SIGTERM/SIGINT."""
     from .replica import Replica, refresh
+    from . import server
     from .replica_server import make_replica_app
 
     config = load_config(config_path)
@@ -43,7 +44,8 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
                  f"{replica.model_version} (bus {bus_url})\n  {auth_line}\n  API: "
                  f"{url}/openapi.json   metrics: {url}/metrics", flush=True)
 
-    await run_site(app, host, port, ready)
+    await run_site(app, host, port, ready,
+                   on_malformed=app[server.METRICS].malformed_http.inc)
 
 
 async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
@@ -88,7 +90,8 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
                      f"  dashboard: {dashboard.link(url, token)}\n  report: "
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
-        await run_site(app, host, port, ready)
+        await run_site(app, host, port, ready,
+                   on_malformed=app[server.METRICS].malformed_http.inc)
     finally:
         engine.close()
         await bus.close()

@@ -66,6 +66,8 @@ class RequestMetrics:
         self.errors = Counter("cartwheel_request_errors", "Refused requests",
                               ["endpoint", "code"], registry=self.registry)
         self.timers = {e: self.latency.labels(e) for e in (*_ENDPOINTS, "other")}
+        # requests aiohttp could not parse reach no endpoint (serving.MalformedHttpLog)
+        self.malformed_http = self.errors.labels("unparsed", "malformed_http")
         self.group_size = Histogram("cartwheel_group_size", grouped, registry=self.registry,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.loop_lag = Histogram(
@@ -381,7 +383,8 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None,
 
 async def _serve(engine, host: str, port: int, token: str | None, announce) -> None:
     # on SIGTERM: stop accepting, let in-flight requests finish, then (serve) flush and snapshot
-    await run_site(make_app(engine, token=token), host, port, announce)
+    app = make_app(engine, token=token)
+    await run_site(app, host, port, announce, on_malformed=app[METRICS].malformed_http.inc)
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,

@@ -10,10 +10,12 @@ import math
 import os
 import secrets
 import signal
+import time
 from collections import OrderedDict
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import api
 from .errors import RateLimitedError, StorageError
@@ -118,9 +120,70 @@ def answer(future: asyncio.Future, result) -> None:
         future.set_result(result)
 
 
-async def run_site(app: web.Application, host: str, port: int, announce) -> None:
+class MalformedHttpLog(logging.Filter):
+    """Keeps aiohttp's record of each request it could not parse out of the log, and writes
+    one WARNING line per ``interval`` seconds instead, with how many there were.
+
+    aiohttp logs every such request (a header line over 8 KiB, ``Content-Length`` beside
+    ``Transfer-Encoding``, bytes that are not HTTP) at ERROR with a traceback and the client's
+    IP address: about 1 KB of log per hostile request, which one client can send thousands of
+    a second, and an address that is personal data. The line written here names neither the
+    address nor the request's bytes. Every other record (a bug in a handler) passes
+    unchanged. ``on_refused`` is called for each malformed request (a metric).
+
+    >>> import logging
+    >>> from aiohttp.http_exceptions import LineTooLong
+    >>> quiet = MalformedHttpLog(interval=60.0, clock=iter([0.0, 1.0, 61.0]).__next__)
+    >>> def record():
+    ...     return logging.LogRecord("aiohttp.server", logging.ERROR, "", 0, "Error handling "
+    ...         "request from %s", ("198.51.100.7",), (LineTooLong, LineTooLong("x", 8190), None))
+    >>> first, second, third = record(), record(), record()
+    >>> [quiet.filter(r) for r in (first, second, third)]
+    [True, False, True]
+    >>> print(third.levelname, third.getMessage())
+    WARNING refused 2 requests that were not valid HTTP (400 LineTooLong) in the last 61 s
+    """
+
+    def __init__(self, interval: float = 60.0, on_refused=None, clock=time.monotonic):
+        super().__init__()
+        self.interval, self.on_refused, self.clock = float(interval), on_refused, clock
+        self._refused, self._since = 0, None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        if self.on_refused is not None:
+            self.on_refused()
+        now = self.clock()
+        self._refused += 1
+        if self._since is not None and now - self._since < self.interval:
+            return False
+        window = "" if self._since is None else f" in the last {now - self._since:.0f} s"
+        record.msg = (f"refused {self._refused} request{'s' if self._refused > 1 else ''} "
+                      f"that {'were' if self._refused > 1 else 'was'} not valid HTTP "
+                      f"({exc.code} {type(exc).__name__}){window}")
+        record.args, record.exc_info, record.exc_text = (), None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self._refused, self._since = 0, now
+        return True
+
+
+async def run_site(app: web.Application, host: str, port: int, announce,
+                   on_malformed=None) -> None:
     """Serve ``app`` until SIGTERM/SIGINT: ``announce`` gets the URL once it listens; then
-    stop accepting, let in-flight requests finish and run the app's cleanup."""
+    stop accepting, let in-flight requests finish and run the app's cleanup. Requests that
+    are not valid HTTP are logged as counts (:class:`MalformedHttpLog`; ``on_malformed`` is
+    called for each)."""
+    quiet = MalformedHttpLog(on_refused=on_malformed)
+    logging.getLogger("aiohttp.server").addFilter(quiet)
+    try:
+        await _run_site(app, host, port, announce)
+    finally:
+        logging.getLogger("aiohttp.server").removeFilter(quiet)
+
+
+async def _run_site(app: web.Application, host: str, port: int, announce) -> None:
     # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
                            auto_decompress=False)

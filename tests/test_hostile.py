@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
+import socket
 import sqlite3
 
 import aiohttp
@@ -167,3 +169,39 @@ def test_no_probe_of_personal_data_reaches_the_disk(hostile):
     for probe in PII + ["4111111111111111", "Baker", "Jane", "203.0.113.7", "491701234567"]:
         for form in {probe, probe.lower(), probe.replace(" ", "")}:
             assert form.encode() not in raw, probe
+
+
+# requests aiohttp's parser refuses before any handler runs (each on its own connection)
+NOT_HTTP = [b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9000 + b"\r\n\r\n",
+            b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n{}",
+            b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"]
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        reply = b""  # the server closes the connection after refusing it
+        while chunk := s.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_requests_that_are_not_http_leave_one_line_and_a_count(hostile):
+    # aiohttp's own record of each is an ERROR with a traceback and the client's address
+    # (~1 KB of log per request): the log gets one line naming neither, the metric the count
+    before = hostile.log_text()
+    for _ in range(5):
+        for data in NOT_HTTP:
+            assert raw_exchange(hostile.port, data).startswith(b"HTTP/1.0 400 ")
+    status, _ = hostile.request("GET", "/healthz")
+    assert status == 200
+    added = hostile.log_text()[len(before):]
+    assert "Traceback" not in added and "127.0.0.1" not in added, added
+    lines = [line for line in added.splitlines() if "not valid HTTP" in line]
+    assert len(lines) == 1 and "WARNING" in lines[0], added
+    metrics = hostile.request("GET", "/metrics")[1]
+    count = re.search(r'cartwheel_request_errors_total\{code="malformed_http",'
+                      r'endpoint="unparsed"\} (\S+)', metrics)
+    assert count and float(count.group(1)) == 5 * len(NOT_HTTP), metrics
