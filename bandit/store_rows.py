@@ -41,14 +41,13 @@ class ClosedEvent:
     order_value: float
     cost: float
     reward: float
-    learned: bool
 
 
 DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligible, d.action, "
                  "d.probability, d.grp, d.model_version, d.randomized")
 #: a closed event joined with its decision (``closed c JOIN decisions d``), for :func:`closed_of`
 CLOSED_JOIN = ("SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, c.reward, "
-               f"c.learned, {DECISION_COLS} FROM closed c JOIN decisions d "
+               f"{DECISION_COLS} FROM closed c JOIN decisions d "
                "ON d.event_id = c.event_id")
 
 
@@ -66,5 +65,5 @@ def decision_of(row) -> StoredDecision:
 
 def closed_of(row) -> ClosedEvent:
     """A row of ``CLOSED_JOIN`` as a :class:`ClosedEvent`."""
-    return ClosedEvent(row[0], decision_of(row[8:]), row[1], row[2], bool(row[3]), row[4],
-                       row[5], row[6], bool(row[7]))
+    return ClosedEvent(row[0], decision_of(row[7:]), row[1], row[2], bool(row[3]), row[4],
+                       row[5], row[6])
