@@ -175,15 +175,6 @@ async def run_site(app: web.Application, host: str, port: int, announce,
     stop accepting, let in-flight requests finish and run the app's cleanup. Requests that
     are not valid HTTP are logged as counts (:class:`MalformedHttpLog`; ``on_malformed`` is
     called for each)."""
-    quiet = MalformedHttpLog(on_refused=on_malformed)
-    logging.getLogger("aiohttp.server").addFilter(quiet)
-    try:
-        await _run_site(app, host, port, announce)
-    finally:
-        logging.getLogger("aiohttp.server").removeFilter(quiet)
-
-
-async def _run_site(app: web.Application, host: str, port: int, announce) -> None:
     # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
                            auto_decompress=False)
@@ -192,12 +183,17 @@ async def _run_site(app: web.Application, host: str, port: int, announce) -> Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    announce(f"http://{host}:{site._server.sockets[0].getsockname()[1]}")
-    await stop.wait()
-    await runner.cleanup()
+    quiet = MalformedHttpLog(on_refused=on_malformed)
+    logging.getLogger("aiohttp.server").addFilter(quiet)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        announce(f"http://{host}:{site._server.sockets[0].getsockname()[1]}")
+        await stop.wait()
+        await runner.cleanup()
+    finally:
+        logging.getLogger("aiohttp.server").removeFilter(quiet)
 
 
 class VisitorLimit:
