@@ -82,7 +82,11 @@ def serve(args) -> int:
               f"  API: {url}/openapi.json   report: {url}/v1/report   metrics: {url}/metrics",
               flush=True)
 
-    server.serve(engine, args.host, args.port, token=token, announce=announce)
+    final = server.serve(engine, args.host, args.port, token=token, announce=announce)
+    # an operator watching the terminal learns what a restart will continue from
+    print(f"cartwheel stopped at model version {engine.model_version}: " + (
+        f"saved in {final}" if final else "no final snapshot (the store could not write; a "
+        f"restart re-learns from the log in {engine.data_dir.resolve()})"), flush=True)
     return 0
 
 

@@ -386,20 +386,23 @@ class Engine(Decider, Ingester):
         self._snapshot_at = (self.policy.n_updates, self.clock())
         return path
 
-    def close(self) -> None:
-        """Commit, snapshot and release the data directory. A store that cannot write any
-        more is closed all the same (what it could not commit was never acknowledged)."""
+    def close(self) -> Path | None:
+        """Commit, snapshot and release the data directory; return the final snapshot's path.
+        A store that cannot write any more is closed all the same, returning None (what it
+        could not commit was never acknowledged)."""
         if self._lock.closed:
-            return
+            return None
         try:
-            self.snapshot()
+            final = self.snapshot()
         except (StorageError, OSError) as exc:
             log.error("closing without a final snapshot: %s", exc)
             self.rollback()
+            final = None
         self._snapshots.close()
         self.store.close()
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
+        return final
 
     def __enter__(self) -> "Engine":
         return self

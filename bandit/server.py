@@ -388,9 +388,11 @@ async def _serve(engine, host: str, port: int, token: str | None, announce) -> N
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-          announce=print) -> None:
-    """Serve until SIGTERM/SIGINT, then close the engine (flush + snapshot)."""
+          announce=print):
+    """Serve until SIGTERM/SIGINT, then close the engine (flush + snapshot); return the final
+    snapshot's path (None if the store could not write it)."""
     try:
         asyncio.run(_serve(engine, host, port, token, announce))
     finally:
-        engine.close()
+        final = engine.close()
+    return final

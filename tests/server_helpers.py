@@ -97,6 +97,8 @@ class Server(Client):
             self.proc.send_signal(sig)
         code = self.proc.wait(timeout=timeout)
         self._log.close()
+        # what it printed after the announcement (the line it says goodbye with)
+        self.farewell = self.proc.stdout.read()
         return code
 
 

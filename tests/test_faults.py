@@ -4,7 +4,9 @@ dir. The invariant: every 200 is stored, every 5xx is not, and the server recove
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import resource
 import sqlite3
 import subprocess
@@ -256,6 +258,36 @@ def test_a_read_only_data_dir_gives_a_clear_error(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_close_says_when_it_could_not_write_the_final_snapshot(tmp_path, caplog):
+    engine = Engine.open(shop(holdout={"fraction": 0.0}), tmp_path / "data", seed=0)
+    engine.decide("v", CTX)
+    engine.snapshot()
+    engine.decide("w", CTX)
+    engine.flush()
+    snapshots = engine.snapshot_dir
+    before = sorted(snapshots.iterdir())
+    root = os.geteuid() == 0  # root ignores permissions: make the directory immutable instead
+    if root:
+        subprocess.run(["chattr", "+i", str(snapshots)], check=True)
+    else:
+        snapshots.chmod(0o555)
+    try:
+        with caplog.at_level("ERROR"):
+            final = engine.close()
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(snapshots)], check=True)
+        else:
+            snapshots.chmod(0o755)
+    # None (what `serve` reports as "no final snapshot"), an error logged, nothing half-written
+    assert final is None
+    assert any("closing without a final snapshot" in r.getMessage() for r in caplog.records)
+    assert sorted(snapshots.iterdir()) == before
+    reopened = Engine.open(shop(holdout={"fraction": 0.0}), tmp_path / "data", seed=0)
+    assert reopened.model_version == 2  # the snapshot's 1, and the rest re-learned from the log
+    assert reopened.close().parent == snapshots
+
+
 def test_a_model_that_turns_non_finite_is_rebuilt_from_snapshot_and_log(tmp_path, caplog):
     clock = Clock()
     config = shop(holdout={"fraction": 0.0}, attribution={"window_s": 50},
@@ -294,3 +326,8 @@ def test_sigterm_exits_0_while_the_store_cannot_write(tmp_path):
     assert srv.request("GET", "/healthz")[0] == 503
     assert srv.stop() == 0, srv.log_text()
     assert "Traceback" not in srv.log_text()  # storage faults are answered, not crashed on
+    # the goodbye is honest: the snapshot it names exists and holds the version it states
+    said = re.fullmatch(r"cartwheel stopped at model version (\d+): saved in (\S+)\n",
+                        srv.farewell)
+    assert said and json.loads(Path(said.group(2)).read_text())["model_version"] == int(
+        said.group(1)), srv.farewell

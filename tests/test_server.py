@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -125,10 +126,16 @@ def test_sigterm_flushes_snapshots_and_exits_0(tmp_path):
     for i in range(20):
         assert srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": CTX})[0] == 200
     assert srv.stop() == 0
-    assert list((tmp_path / "data" / "snapshots").glob("snapshot-*.json"))
+    snapshots = sorted((tmp_path / "data" / "snapshots").glob("snapshot-*.json"))
+    assert snapshots
+    # the operator is told what a restart continues from: this very file, this version
+    said = re.fullmatch(r"cartwheel stopped at model version (\d+): saved in (\S+)\n",
+                        srv.farewell)
+    assert said and said.group(2) == str(snapshots[-1].resolve())
     restarted = Server(tmp_path / "data")
     status, body = restarted.request("GET", "/healthz")
-    assert status == 200
+    # (the holdout's share of the 20 is not learned: the version is what was)
+    assert status == 200 and body["model_version"] == int(said.group(1)) > 0
     assert restarted.stop() == 0
 
 
