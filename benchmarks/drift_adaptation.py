@@ -52,9 +52,8 @@ def main():
         rows = []
         for seed in range(args.seeds):
             world = simulator.make_world("drift", seed=seed, start=args.change_at)
-            policy = policies.make(spec, n_actions=world.n_actions, n_features=world.space.dim,
-                                   seed=seed, feature_names=world.space.names,
-                                   action_ids=world.actions)
+            # as the engine builds it: action features and the objective included
+            policy = world.policy(spec, seed=seed)
             result = run(world, policy, visitors=args.visitors, seed=seed)
             rows.append([result.captured_gain_between(start, stop) for _, start, stop in spans])
         print(f"{spec:{width}s}" + "".join(f" {v:18.1%}" for v in np.mean(rows, axis=0)),

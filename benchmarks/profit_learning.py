@@ -21,7 +21,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-import policies  # noqa: E402
 import simulator  # noqa: E402
 from simulator.runner import run  # noqa: E402
 
@@ -33,11 +32,7 @@ def gains(world_name: str, seeds, visitors: int, specs=SPECS) -> dict[str, np.nd
     for seed in seeds:
         world = simulator.make_world(world_name, seed=seed)
         for spec in specs:
-            policy = policies.make(spec, n_actions=world.n_actions, n_features=world.space.dim,
-                                   seed=seed, feature_names=world.space.names,
-                                   action_ids=world.actions,
-                                   action_features=world.config.action_features()[0],
-                                   objective=world.objective_spec())
+            policy = world.policy(spec, seed=seed)
             out[spec].append(run(world, policy, visitors=visitors, seed=seed).captured_gain)
     return {s: np.array(v) for s, v in out.items()}
 

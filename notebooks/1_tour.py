@@ -28,7 +28,6 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-import policies
 import simulator
 
 VISITORS, SEEDS = 20_000, 3
@@ -51,8 +50,7 @@ results = {spec: [] for spec in SPECS}
 for seed in range(SEEDS):
     world = simulator.make_world("default", seed=seed)
     for spec in SPECS:
-        policy = policies.make(spec, n_actions=world.n_actions, n_features=world.space.dim,
-                               seed=seed)
+        policy = world.policy(spec, seed=seed)  # as the engine builds it for this shop
         results[spec].append(simulator.run(world, policy, visitors=VISITORS, seed=seed))
 
 fig, ax = plt.subplots(figsize=(7, 4))

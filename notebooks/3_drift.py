@@ -26,7 +26,6 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-import policies
 import simulator
 
 CHANGE, RAMP, VISITORS, SEEDS, WINDOW = 30_000, 5_000, 60_000, 2, 5_000
@@ -36,8 +35,7 @@ curves = {spec: [] for spec in SPECS}
 for seed in range(SEEDS):
     world = simulator.make_world("drift", seed=seed, start=CHANGE, ramp=RAMP)
     for spec in SPECS:
-        policy = policies.make(spec, n_actions=world.n_actions, n_features=world.space.dim,
-                               seed=seed)
+        policy = world.policy(spec, seed=seed)  # as the engine builds it for this shop
         result = simulator.run(world, policy, visitors=VISITORS, seed=seed, batch_size=500)
         # captured gain in each window, against the oracle *of that window*
         curves[spec].append([result.captured_gain_between(s, s + WINDOW)

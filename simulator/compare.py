@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-import policies
-
 from .runner import RunResult, run
 from .scenarios import make_world
 from .world import World
@@ -97,11 +95,7 @@ def compare(specs, *, scenario: str = "default", visitors: int = 20_000, seeds: 
     for seed in range(seeds):
         world = make_world(scenario, seed=seed)
         for spec in specs:
-            policy = policies.make(spec, n_actions=world.n_actions, n_features=world.space.dim,
-                                   seed=seed, feature_names=world.space.names,
-                                   action_ids=world.actions,
-                                   action_features=world.config.action_features()[0],
-                                   objective=world.objective_spec(objective))
+            policy = world.policy(spec, seed=seed, objective=objective)
             results[spec].append(run(world, policy, visitors=visitors, batch_size=batch_size,
                                      seed=seed, objective=objective, progress=progress))
     rows = []

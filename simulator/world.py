@@ -139,6 +139,22 @@ class World:
         return policies.ObjectiveSpec(o.kind, o.margin, tuple(self._cost_pct / 100.0),
                                       tuple(self._cost_fixed))
 
+    def policy(self, spec: str, seed: int | None = None, objective=None):
+        """A fresh policy for this shop, built as the engine builds one for a shop: with the
+        features' names, the action ids and features, and the objective (so defaults that
+        depend on the objective, and policies that learn its parts, behave here as online).
+
+        >>> import simulator
+        >>> simulator.make_world("default", seed=0).policy("linucb", seed=0).n_actions
+        8
+        """
+        import policies
+
+        return policies.make(spec, n_actions=self.n_actions, n_features=self.space.dim,
+                             seed=seed, feature_names=self.space.names, action_ids=self.actions,
+                             action_features=self.config.action_features()[0],
+                             objective=self.objective_spec(objective))
+
     def expected_rewards(self, batch: VisitorBatch, objective=None) -> np.ndarray:
         """(n, K) exact expected reward of each action for each visitor (ineligible included)."""
         p, mu = self._moments(batch)
