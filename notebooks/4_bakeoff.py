@@ -75,7 +75,8 @@ plt.show()
 #   eligible actions, at most 0.5% each) so that its logs stay evaluable off-policy; that costs
 #   a little reward here. `linucb:floor=0` shows the price (`benchmarks/bakeoff.py`).
 # * The `vw` policy with `floor=0` is direct VW, decision for decision: costs `1 - reward /
-#   scale` with the scale taken from the first nonzero reward, VW's learning rate.
+#   scale` with the scale the mean nonzero reward (1 for these 0/1 rewards), VW's learning
+#   rate (a shop's money rewards get other defaults: README).
 
 # %%
 best_vw = {name: max(r.mean for (n, label), r in table.items()

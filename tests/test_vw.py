@@ -154,19 +154,88 @@ def test_a_ones_column_is_vw_constant_whatever_its_name():
     assert twin._constant.tolist() == [False, False, False, False]
 
 
-def test_reward_scale_is_the_first_nonzero_reward_and_is_saved():
+def test_reward_scale_is_the_mean_of_the_first_nonzero_rewards_and_is_saved():
+    from policies.vw import SCALE_REWARDS
+
     pol = vw("squarecb")
-    X, a, _, p = events(6)
+    X, a, _, p = events(SCALE_REWARDS + 10)
     pol.update(X[:3], a[:3], np.zeros(3), p[:3])
     assert pol.reward_scale is None  # every cost so far is 1 whatever the scale
-    pol.update(X[3:], a[3:], np.array([0.0, -24.5, 3.0]), p[3:])
-    assert pol.reward_scale == 24.5
+    pol.update(X[3:6], a[3:6], np.array([0.0, -24.5, 3.0]), p[3:6])
+    assert pol.reward_scale == pytest.approx(13.75)  # the mean size of 24.5 and 3
     twin = vw("squarecb")
     twin.set_state(pol.get_state())
-    assert twin.reward_scale == 24.5
+    rest = np.r_[np.full(SCALE_REWARDS - 2, 1.0), 500.0, np.zeros(5)]
+    for model in (pol, twin):  # the running mean continues after a restart
+        model.update(X[6:], a[6:], rest, p[6:])
+    expected = (27.5 + SCALE_REWARDS - 2) / SCALE_REWARDS  # 500 came after the 20th: ignored
+    assert pol.reward_scale == pytest.approx(expected) and twin.reward_scale == pol.reward_scale
     fixed = vw("squarecb", reward_scale=10.0)
-    fixed.update(X, a, np.full(6, 3.0), p)
+    fixed.update(X[:6], a[:6], np.full(6, 3.0), p[:6])
     assert fixed.reward_scale == 10.0
+
+
+def test_money_rewards_get_half_the_mean_reward_as_scale_a_smaller_rate_and_the_1pct_floor():
+    X, a, _, p = events(6)
+    rewards = np.array([0.0, 30.0, 0.0, 10.0, 0.0, 0.0])
+    for kind, share, rate, floor in (("profit", 0.5, 0.1, 0.01), ("revenue", 0.5, 0.1, 0.01),
+                                     ("conversion", 1.0, 0.5, 0.005), (None, 1.0, 0.5, 0.005)):
+        objective = None if kind is None else policies.ObjectiveSpec(kind, 0.3, (0,) * 3,
+                                                                      (0,) * 3)
+        pol = policies.make("vw", n_actions=3, n_features=4, seed=0, objective=objective)
+        assert f"-l {rate} " in pol.args, (kind, pol.args)
+        assert pol.floor_for(8) == pytest.approx(floor), kind  # 8 eligible: the per-action cap
+        assert pol.floor_for(40) == pytest.approx(2 * floor / 10), kind  # the budget
+        pol.update(X, a, rewards, p)
+        assert pol.reward_scale == pytest.approx(share * 20.0), kind
+    tuned = policies.make("vw:learning_rate=0.3", n_actions=3, n_features=4,
+                          objective=policies.ObjectiveSpec("profit", 0.3, (0,) * 3, (0,) * 3))
+    assert "-l 0.3 " in tuned.args
+
+
+PROFIT = policies.ObjectiveSpec("profit", 0.3, (0,) * 3, (0,) * 3)
+
+
+def learned_costs(pol, X, a, rewards, p):
+    """The costs VW is really taught: the labels of the examples it learns (a recorder
+    around the real workspace's learn, which still learns)."""
+    labels, learn = [], pol.ws.learn
+
+    def recording(lines):
+        labels.extend(float(line.split(":")[1]) for line in lines if line[:2] == "0:")
+        return learn(lines)
+
+    pol.ws.learn = recording
+    pol.update(X, a, rewards, p)
+    return labels
+
+
+def test_money_costs_start_at_0_for_no_sale_and_01_costs_at_1():
+    X, a, _, p = events(4)
+    rewards = np.array([0.0, 30.0, 0.0, 10.0])
+    money = policies.make("vw", n_actions=3, n_features=4, seed=0, objective=PROFIT)
+    # scale: half the running mean size (15 after the first sale, 10 after the second)
+    assert learned_costs(money, X, a, rewards, p) == [0.0, -2.0, 0.0, -1.0]
+    assert "--cb_min_cost -5.0 --cb_max_cost 0.5" in policies.make(
+        "vw:exploration=regcb", n_actions=3, n_features=4, objective=PROFIT).args
+    zero_one = policies.make("vw", n_actions=3, n_features=4, seed=0)
+    assert learned_costs(zero_one, X, a, np.array([0.0, 1.0, 0.0, 1.0]), p) == [1, 0, 1, 0]
+    assert "--cb_min_cost 0.0 --cb_max_cost 1.0" in vw("regcb").args
+
+
+def test_a_model_that_learned_other_costs_is_relearned_not_mixed():
+    X, a, r, p = events(20)
+    conversion = vw("squarecb")
+    conversion.update(X, a, (r > 5).astype(float), p)
+    money = policies.make("vw", n_actions=3, n_features=4, objective=PROFIT)
+    with pytest.raises(ValueError, match="costs 1 - reward / scale.*0 - reward / scale"):
+        money.set_state(conversion.get_state())
+    # a state saved before the offset was kept learned 1 - reward / scale
+    earlier = conversion.get_state()
+    del earlier["policy.cost_offset"]
+    with pytest.raises(ValueError, match="re-learned"):
+        money.set_state(earlier)
+    vw("squarecb").set_state(earlier)  # the same convention: it continues
 
 
 def test_an_old_state_is_refused_so_the_model_is_relearned():
