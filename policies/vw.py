@@ -69,7 +69,8 @@ EXPLORATIONS = {
 CB_TYPES = ("mtr", "dr", "ips", "dm")
 #: nonzero rewards whose mean sets the default reward scale (module docstring)
 SCALE_REWARDS = 20
-#: default learning rate and the share of the mean reward that costs 0, by kind of reward
+#: defaults by kind of reward (module docstring): learning rate, scale as a share of the mean
+#: nonzero reward, cost = offset - reward / scale, RegCB's cost range, and the floor
 _ZERO_ONE = {"learning_rate": 0.5, "scale_share": 1.0, "offset": 1.0,
              "costs": (0.0, 1.0)}  # VW's own: direct VW
 _MONEY = {"learning_rate": 0.1, "scale_share": 0.5, "offset": 0.0, "costs": (-5.0, 0.5),
