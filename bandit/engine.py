@@ -9,7 +9,8 @@
 'recorded'
 >>> engine.record_outcome(d.event_id, True, 42.0, outcome_id="order-1")
 'duplicate'
->>> engine.close()
+>>> engine.close().name.startswith("snapshot-")  # the final snapshot
+True
 """
 
 from __future__ import annotations
