@@ -91,7 +91,7 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
         await run_site(app, host, port, ready,
-                   on_malformed=app[server.METRICS].malformed_http.inc)
+                       on_malformed=app[server.METRICS].malformed_http.inc)
     finally:
         engine.close()
         await bus.close()

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -230,28 +231,35 @@ def test_a_damaged_newest_snapshot_is_skipped_with_a_warning(tmp_path, kind, cap
     reopened.close()
 
 
-def test_a_read_only_data_dir_gives_a_clear_error(tmp_path):
-    data = tmp_path / "data"
-    engine = Engine.open(shop(), data, seed=0)
-    engine.decide("v", CTX)
-    engine.close()
-    root = os.geteuid() == 0  # root ignores permissions: make the files immutable instead
-    paths = [data, *data.rglob("*")]
+@contextmanager
+def unwritable(paths):
+    """Files and directories nothing may change while inside: read-only modes, or immutable
+    (chattr +i) for root, whom permissions do not stop."""
+    root = os.geteuid() == 0
     if root:
         subprocess.run(["chattr", "+i", *map(str, paths)], check=True)
     else:
         for p in paths:
             p.chmod(0o555 if p.is_dir() else 0o444)
     try:
-        proc = subprocess.run([sys.executable, "-m", "bandit.cli", "serve", "--port", "0",
-                               "--data-dir", str(data)], capture_output=True, text=True,
-                              timeout=60)
+        yield
     finally:
         if root:
             subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
         else:
             for p in paths:
                 p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_a_read_only_data_dir_gives_a_clear_error(tmp_path):
+    data = tmp_path / "data"
+    engine = Engine.open(shop(), data, seed=0)
+    engine.decide("v", CTX)
+    engine.close()
+    with unwritable([data, *data.rglob("*")]):
+        proc = subprocess.run([sys.executable, "-m", "bandit.cli", "serve", "--port", "0",
+                               "--data-dir", str(data)], capture_output=True, text=True,
+                              timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert str(data) in proc.stderr and "cartwheel serve: error:" in proc.stderr
@@ -266,19 +274,8 @@ def test_close_says_when_it_could_not_write_the_final_snapshot(tmp_path, caplog)
     engine.flush()
     snapshots = engine.snapshot_dir
     before = sorted(snapshots.iterdir())
-    root = os.geteuid() == 0  # root ignores permissions: make the directory immutable instead
-    if root:
-        subprocess.run(["chattr", "+i", str(snapshots)], check=True)
-    else:
-        snapshots.chmod(0o555)
-    try:
-        with caplog.at_level("ERROR"):
-            final = engine.close()
-    finally:
-        if root:
-            subprocess.run(["chattr", "-i", str(snapshots)], check=True)
-        else:
-            snapshots.chmod(0o755)
+    with unwritable([snapshots]), caplog.at_level("ERROR"):
+        final = engine.close()
     # None (what `serve` reports as "no final snapshot"), an error logged, nothing half-written
     assert final is None
     assert any("closing without a final snapshot" in r.getMessage() for r in caplog.records)

@@ -175,6 +175,9 @@ def test_reward_scale_is_the_mean_of_the_first_nonzero_rewards_and_is_saved():
     assert fixed.reward_scale == 10.0
 
 
+PROFIT = policies.ObjectiveSpec("profit", 0.3, (0,) * 3, (0,) * 3)
+
+
 def test_money_rewards_get_half_the_mean_reward_as_scale_a_smaller_rate_and_the_1pct_floor():
     X, a, _, p = events(6)
     rewards = np.array([0.0, 30.0, 0.0, 10.0, 0.0, 0.0])
@@ -188,12 +191,8 @@ def test_money_rewards_get_half_the_mean_reward_as_scale_a_smaller_rate_and_the_
         assert pol.floor_for(40) == pytest.approx(2 * floor / 10), kind  # the budget
         pol.update(X, a, rewards, p)
         assert pol.reward_scale == pytest.approx(share * 20.0), kind
-    tuned = policies.make("vw:learning_rate=0.3", n_actions=3, n_features=4,
-                          objective=policies.ObjectiveSpec("profit", 0.3, (0,) * 3, (0,) * 3))
+    tuned = policies.make("vw:learning_rate=0.3", n_actions=3, n_features=4, objective=PROFIT)
     assert "-l 0.3 " in tuned.args
-
-
-PROFIT = policies.ObjectiveSpec("profit", 0.3, (0,) * 3, (0,) * 3)
 
 
 def learned_costs(pol, X, a, rewards, p):
