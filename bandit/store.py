@@ -1,30 +1,10 @@
 """EventStore: append-only SQLite (WAL) log of decisions, outcomes and closed (learned) events.
 
-Schema (``SCHEMA_VERSION`` 2; the log tables below are append-only, their rows never updated
-or deleted; the report's aggregate tables in :mod:`bandit.store_aggregates` are derived from
-them and updated by the fold before each commit):
-
-* ``meta(key, value)``: schema version and the generated privacy salt.
-* ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
-  model_version, randomized)``: one row per ``decide``; ``context`` is the JSON context,
-  ``eligible`` the JSON list of eligible action ids, ``probability`` the probability with which
-  ``action`` was drawn from them; only the salted visitor hash is stored, and the context as
-  the model sees it (:meth:`bandit.features.FeatureSpace.normalize_row`: undeclared categories
-  as the unknown marker, numbers clipped, cyclic values modulo their period).
-* ``outcomes(seq, outcome_id, event_id, ts, converted, order_value)``: every reported outcome;
-  ``outcome_id`` is the keyed hash of the shop's id, unique when given (idempotency).
-* ``closed(seq, event_id, ts, reason, converted, order_value, cost, reward, learned)``: one row
-  per event whose attribution ended (``reason`` = converted | expired); ``learned`` says whether
-  the reward fed the model (randomized treatment decisions only). Replaying ``learned`` rows in
-  ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
+Schema: :mod:`bandit.store_schema` (the tables, their columns and indexes).
 
 Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent;
 :meth:`EventStore.rewrite_v1` (:mod:`bandit.store_v1`, called by :mod:`bandit.migration`)
 rewrites them in one transaction (the only time rows are updated).
-
-``seq`` is the rowid: rows are never deleted, so it only grows (no AUTOINCREMENT, whose
-bookkeeping table would cost every commit one more page write). Indexes are only those a query
-needs: each extra one is another page written per commit.
 
 Durability: WAL with ``synchronous=NORMAL`` survives a killed process (FULL also survives power
 loss). Writes are not committed one by one: callers batch them and call :meth:`commit` (group
@@ -42,36 +22,19 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import store_aggregates, store_queries, store_v1
+from . import store_aggregates, store_queries, store_schema, store_v1
 from .errors import StorageError
 from .store_rows import (CLOSED_JOIN, DECISION_COLS, ClosedEvent, StoredDecision, closed_of,
                          decision_of, eligible_json, encode)
+from .store_schema import READABLE_VERSIONS, SCHEMA_VERSION
 from .types import LoggedEvent
 from .wal import Checkpointer
 
-SCHEMA_VERSION = 2
-#: versions this code reads; a writable open of an older one is migrated by the engine
-READABLE_VERSIONS = (1, 2)
 # the background checkpoint is asked for after this many rows (SQLite's own default is after
 # 1000 WAL pages; a decision row with the caps index dirties one or two pages)
 CHECKPOINT_ROWS = 1000
 log = logging.getLogger("cartwheel.store")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
-    visitor_hash TEXT NOT NULL, context TEXT NOT NULL, eligible TEXT NOT NULL,
-    action TEXT NOT NULL, probability REAL NOT NULL, grp TEXT NOT NULL,
-    model_version INTEGER NOT NULL, randomized INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outcomes (
-    seq INTEGER PRIMARY KEY, outcome_id TEXT UNIQUE, event_id TEXT NOT NULL,
-    ts REAL NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS closed (
-    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
-    reason TEXT NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL,
-    cost REAL NOT NULL, reward REAL NOT NULL, learned INTEGER NOT NULL);
-"""
 
 
 class EventStore:
@@ -112,19 +75,7 @@ class EventStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(_SCHEMA)
-        # stores made by 0.1.0 before this change carry two indexes no query uses; every
-        # commit paid a page write for each
-        self.db.execute("DROP INDEX IF EXISTS decisions_ts")
-        self.db.execute("DROP INDEX IF EXISTS outcomes_event")
-        # frequency caps count a visitor's decisions of some actions in a window (bounded by
-        # LIMIT: see store_queries.CapCounts); shops without caps need not pay for the index
-        self.db.execute("DROP INDEX IF EXISTS decisions_visitor")  # (visitor_hash, ts): older
-        if visitor_index:
-            self.db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_action "
-                            "ON decisions(visitor_hash, action, ts)")
-        else:
-            self.db.execute("DROP INDEX IF EXISTS decisions_visitor_action")
+        store_schema.install(self.db, visitor_index)
         version = self.get_meta("schema_version")
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
