@@ -1,9 +1,25 @@
-"""Shared fixtures: small random problems for the contract suite, a real redis-server."""
+"""Shared fixtures: small random problems for the contract suite, a real redis-server, and
+no server process left running after its test module."""
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 import numpy as np
 import pytest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_server_outlives_its_module():
+    """A test that fails before stopping its `cartwheel serve` process would leave it running
+    after the suite: kill what is left when the module ends (after its module fixtures)."""
+    yield
+    helpers = sys.modules.get("server_helpers")
+    if helpers is not None:
+        left = helpers.stop_leftovers()
+        if left:
+            warnings.warn(f"killed {len(left)} server(s) no test stopped: {left}")
 
 
 @pytest.fixture

@@ -55,6 +55,22 @@ class Client:
                                                  **(headers or {})})
 
 
+#: every server process started here, so that one a failing test never stopped is killed
+#: when its test module ends (``stop_leftovers``, called by conftest) instead of outliving
+#: the run
+STARTED: list[subprocess.Popen] = []
+
+
+def stop_leftovers() -> list[str]:
+    """Kill the started servers still running (by pid); their command lines, for a warning."""
+    left = [proc for proc in STARTED if proc.poll() is None]
+    for proc in left:
+        proc.kill()
+        proc.wait(timeout=30)
+    STARTED.clear()
+    return [" ".join(proc.args[2:]) for proc in left]
+
+
 class Server(Client):
     """A `cartwheel serve` process on an ephemeral loopback port; its log goes to a file
     (``log_text()``), so a chatty server never blocks on a full pipe."""
@@ -72,6 +88,7 @@ class Server(Client):
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, text=True,
                                      env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
                                           **(env or {})})
+        STARTED.append(self.proc)
         self.announce = ""
         for line in self.proc.stdout:  # the announcement ends with the metrics line
             self.announce += line
