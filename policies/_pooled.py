@@ -63,13 +63,7 @@ class PooledRidge:
 
     def widths(self, X: np.ndarray) -> np.ndarray:
         """(n, K) ``sqrt(z_a' A^-1 z_a)`` for every action, per unit noise."""
-        d, K, s, Ainv = self.dim, self.n_actions, self.scale, self.ridge.A_inv[0]
-        shared = ((X @ Ainv[:d, :d]) * X).sum(axis=1)[:, None]
-        cross = np.stack([((X @ Ainv[:d, d * (1 + a):d * (2 + a)]) * X).sum(axis=1)
-                          for a in range(K)], axis=1)
-        own = np.stack([((X @ Ainv[d * (1 + a):d * (2 + a), d * (1 + a):d * (2 + a)]) * X)
-                        .sum(axis=1) for a in range(K)], axis=1)
-        return np.sqrt(np.maximum(shared + 2 * s * cross + s * s * own, 0.0))
+        return np.sqrt(block_quadratic(X, self.ridge.A_inv[0], self.n_actions, self.scale))
 
     def noise_sd(self) -> float:
         return self.ridge.noise_sd()
@@ -99,3 +93,15 @@ class PooledRidge:
             raise ValueError(f"pooled counts have shape {counts.shape}, expected "
                              f"{self.counts.shape}")
         self.counts = counts
+
+
+def block_quadratic(X: np.ndarray, M: np.ndarray, n_actions: int, scale: float) -> np.ndarray:
+    """(n, K) ``z_a' M z_a`` for every row and action of the shared-plus-deviation design,
+    from M's shared, cross and own (d, d) blocks, without building any ``z_a``; clipped at 0."""
+    d, K, s = X.shape[1], n_actions, scale
+    shared = ((X @ M[:d, :d]) * X).sum(axis=1)[:, None]
+    cross = np.stack([((X @ M[:d, d * (1 + a):d * (2 + a)]) * X).sum(axis=1)
+                      for a in range(K)], axis=1)
+    own = np.stack([((X @ M[d * (1 + a):d * (2 + a), d * (1 + a):d * (2 + a)]) * X)
+                    .sum(axis=1) for a in range(K)], axis=1)
+    return np.maximum(shared + 2 * s * cross + s * s * own, 0.0)

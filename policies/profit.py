@@ -11,7 +11,10 @@ the action's costs (``c_a`` a fraction of the order, ``f_a`` fixed; ``policies.O
 Two ridge models estimate the parts (stacked statistics, no per-event inverse,
 ``policies._ridge``):
 
-* conversion: a linear probability model on ``converted`` over every decision;
+* conversion: a linear probability model on ``converted`` over every decision, or with
+  ``conversion=logistic`` a Bayesian logistic regression (``policies._logistic``: a Laplace
+  posterior updated in blocks of ``block`` rows; it learns a decision when its outcome is
+  final, so the policy is not ``additive``);
 * order value: a model of ``log(order value)`` over converted decisions only, with
   ``v = exp(mu + s^2 / 2)`` for log-normal residuals of variance ``s^2``.
 
@@ -25,7 +28,12 @@ Exploration is optimism over the product (the delta method): the score's standar
 
 with ``w_p``, ``w_v`` the ridge widths ``sqrt(x' A^-1 x)`` and ``sd_p``, ``s`` the residual sds
 of the two models; the policy plays the argmax of ``mean + alpha * se`` (as linucb does with
-one model), after a warm-up of ``warmup`` rows per action. Order values are far less noisy on
+one model), after a warm-up of ``warmup`` rows per action. With the logistic model each part's
+bound is taken through its link instead (``scores``). The logistic model learns the default
+shop better (ahead of linucb by 4-5 points of captured gain in the last quarter of 200,000
+visitors, and at 1,000,000) but explores longer at first, so over 50,000-200,000 visitors it is
+level with linucb and behind the linear model on random shops: the README's "Learning the
+structure of profit" has the figures; ``linear`` stays the default. Order values are far less noisy on
 the log scale than the zero-inflated reward, so the value part needs far fewer conversions.
 
 Outcomes come as ``update(..., converted=, order_values=, costs=)``; a scalar-only update (a log
@@ -46,11 +54,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._logistic import PooledLogistic, sigmoid
 from ._pooled import PooledRidge
 from .base import Policy
 from .choice import warm_up_then_greedy
 from .objective import ObjectiveSpec, Outcomes
 from .registry import register
+
+
+#: defaults by conversion model: the logistic posterior's prior precision and exploration were
+#: set on the default shop (README, "Learning the structure of profit")
+DEFAULTS = {"logistic": {"lam": 4.0, "alpha": 1.5}, "linear": {"lam": 1.0, "alpha": 1.0}}
 
 
 @register("profit")
@@ -59,52 +73,97 @@ class ProfitPolicy(Policy):
     product (module docstring). Without an ``objective`` the reward is taken as revenue."""
 
     additive = True
-    PARAMS = {"lam": "ridge penalty of the conversion model",
+    PARAMS = {"conversion": "the conversion model: logistic (learned when a decision's outcome "
+                            "is final, in blocks) or linear (a linear probability model, "
+                            "learned at once and relabeled)",
+              "block": "logistic conversion model: rows per posterior update",
+              "lam": "prior precision of the conversion model (None: 4 logistic, 1 linear)",
               "lam_value": "ridge penalty of the (log) order-value model",
               "spread": "how freely an action's conversion model departs from the one all "
                         "actions share (1: as freely as the shared part; near 0: one model)",
               "value_spread": "the same for the order-value model",
-              "alpha": "exploration: how many standard errors of the product's estimate",
+              "alpha": "exploration: how many standard errors of each model's estimate (None: "
+                       "1.5 logistic, 1 linear)",
               "warmup": "rows each eligible action learns before the bounds compete",
               "halflife": "forget: a learned row's weight halves after this many more rows of "
                           "its model (None: never)"}
 
-    def __init__(self, n_actions, n_features, *, lam: float = 1.0, lam_value: float = 1.0,
-                 spread: float = 1.0, value_spread: float = 0.3, alpha: float = 1.0,
+    def __init__(self, n_actions, n_features, *, conversion: str = "linear",
+                 block: int = 100, lam: float | None = None, lam_value: float = 1.0,
+                 spread: float = 1.0, value_spread: float = 0.3, alpha: float | None = None,
                  warmup: int = 2, halflife: float | None = None, **kw):
         super().__init__(n_actions, n_features, **kw)
+        if conversion not in DEFAULTS:
+            raise ValueError(f"profit: conversion must be one of {sorted(DEFAULTS)}, got "
+                             f"{conversion!r}")
+        lam = DEFAULTS[conversion]["lam"] if lam is None else lam
+        alpha = DEFAULTS[conversion]["alpha"] if alpha is None else alpha
         if alpha < 0 or warmup < 0:
             raise ValueError("profit: alpha and warmup must be >= 0")
-        self.alpha, self.warmup = float(alpha), int(warmup)
-        self.conv = PooledRidge(n_actions, n_features, lam, spread, halflife)
+        self.alpha, self.warmup, self.logistic = float(alpha), int(warmup), conversion == "logistic"
+        if self.logistic:
+            self.conv = PooledLogistic(n_actions, n_features, lam, spread, halflife, block)
+        else:
+            self.conv = PooledRidge(n_actions, n_features, lam, spread, halflife)
         self.value = PooledRidge(n_actions, n_features, lam_value, value_spread, halflife)
-        if halflife is not None:
+        if halflife is not None or self.logistic:
             self.additive = False
         if self.objective is None:
             self.objective = ObjectiveSpec("revenue", 1.0, (0.0,) * n_actions,
                                            (0.0,) * n_actions)
 
     # ------------------------------------------------------------------ the two models
+    def _objective_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(K,) ``h`` and ``f`` of ``reward = p (h v - f)``: margin minus the share an
+        incentive costs and its fixed cost (1 and 0 for revenue)."""
+        pct, fixed = self.objective.costs(self.n_actions)
+        if self.objective.kind == "revenue":
+            return np.ones(self.n_actions), np.zeros(self.n_actions)
+        return self.objective.margin - pct, fixed
+
+    def _probabilities(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K) conversion probabilities and their standard errors (for the logistic
+        model by the delta method, ``p (1 - p) sd(logit)``)."""
+        if self.logistic:
+            p = sigmoid(self.conv.logits(X))
+            return p, p * (1.0 - p) * self.conv.logit_sds(X)
+        return (np.clip(self.conv.means(X), 0.0, 1.0),
+                self.conv.noise_sd() * self.conv.widths(X))
+
+    def _log_values(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(n, K) mean log order value, its standard error, and the residual sd ``s``."""
+        s = self.value.noise_sd()
+        return self.value.means(X), s * self.value.widths(X), s
+
     def means_and_se(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, K) expected reward of each action and the delta-method standard error."""
-        p = np.clip(self.conv.means(X), 0.0, 1.0)
-        sd_p = self.conv.noise_sd() * self.conv.widths(X)
-        kind = self.objective.kind
-        if kind == "conversion":
+        p, sd_p = self._probabilities(X)
+        if self.objective.kind == "conversion":
             return p, sd_p
-        pct, fixed = self.objective.costs(self.n_actions)
-        mu, w_v = self.value.means(X), self.value.widths(X)
-        s = self.value.noise_sd()
+        h, f = self._objective_parts()
+        mu, sd_mu, s = self._log_values(X)
         v = np.exp(np.minimum(mu + 0.5 * s * s, 700.0))
-        h = np.ones(self.n_actions) if kind == "revenue" else self.objective.margin - pct
-        f = np.zeros(self.n_actions) if kind == "revenue" else fixed
         g = h * v - f
-        se = np.sqrt((g * sd_p) ** 2 + (p * h * v * s * w_v) ** 2)
-        return p * g, se
+        return p * g, np.sqrt((g * sd_p) ** 2 + (p * h * v * sd_mu) ** 2)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        mean, se = self.means_and_se(X)
-        return mean + self.alpha * se
+        """(n, K) optimistic expected rewards: with the linear conversion model, the mean plus
+        ``alpha`` delta-method standard errors; with the logistic one, each part's upper bound
+        taken through its link, ``sigmoid(l + alpha sd_l) (h exp(mu + alpha sd_mu + s^2/2) - f)``
+        (the lower bound of ``p`` where the value part is a loss): the delta method's bonus
+        ``p (1 - p) sd_l`` shrinks with ``p``, so an action estimated unlikely would earn less
+        exploration than its logit's uncertainty warrants (measured: README)."""
+        if not self.logistic:
+            mean, se = self.means_and_se(X)
+            return mean + self.alpha * se
+        a, logits, sd_l = self.alpha, self.conv.logits(X), self.conv.logit_sds(X)
+        p_hi = sigmoid(logits + a * sd_l)
+        if self.objective.kind == "conversion":
+            return p_hi
+        h, f = self._objective_parts()
+        mu, sd_mu, s = self._log_values(X)
+        g_hi = h * np.exp(np.minimum(mu + a * sd_mu + 0.5 * s * s, 700.0)) - f
+        return np.where(g_hi > 0, p_hi, sigmoid(logits - a * sd_l)) * g_hi
 
     def _warming(self) -> np.ndarray:
         return self.conv.counts < self.warmup - 1e-9
@@ -116,10 +175,9 @@ class ProfitPolicy(Policy):
         budget pacing prices (:mod:`bandit.pacing`)."""
         X = np.asarray(X, dtype=float)
         pct, fixed = self.objective.costs(self.n_actions)
-        p = np.clip(self.conv.means(X), 0.0, 1.0)
-        s = self.value.noise_sd()
-        v = np.exp(np.minimum(self.value.means(X) + 0.5 * s * s, 700.0))
-        return p * (pct * v + fixed)
+        p, _ = self._probabilities(X)
+        mu, _, s = self._log_values(X)
+        return p * (pct * np.exp(np.minimum(mu + 0.5 * s * s, 700.0)) + fixed)
 
     def _preferences(self, X, mask, prices=0.0):
         return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices)

@@ -1,7 +1,8 @@
 """The profit policy in closed form: the pooled ridge is the multi-task ridge it claims to
-be, the conversion and order-value models are fitted on the rows each should see, the
-expected reward and its delta-method standard error combine them per objective, and a
-scalar-only log teaches the same model as the outcomes would."""
+be, the pooled logistic model's blocks are the Laplace updates it claims, the conversion and
+order-value models are fitted on the rows each should see, the expected reward and its
+bounds combine them per objective, and a scalar-only log teaches the same model as the
+outcomes would."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import policies
+from policies._logistic import PooledLogistic, sigmoid
 from policies._pooled import PooledRidge
 
 K, D = 3, 4
@@ -62,8 +64,8 @@ def test_pooled_ridge_is_the_multi_task_ridge(scale):
 
 def test_the_models_see_their_rows_and_the_score_combines_them():
     X, a, converted, values, costs, rewards = _data()
-    pol = policies.make("profit:spread=0.8,value_spread=0.4,alpha=1.5,warmup=0", n_actions=K,
-                        n_features=D, objective=SPEC)
+    pol = policies.make("profit:conversion=linear,spread=0.8,value_spread=0.4,alpha=1.5,"
+                        "warmup=0", n_actions=K, n_features=D, objective=SPEC)
     pol.update(X, a, rewards, np.full(len(X), 1 / K), converted=converted,
                order_values=values, costs=costs)
     # conversion: every row, target converted; value: converted rows, target log(value)
@@ -97,7 +99,8 @@ def test_conversion_and_revenue_objectives(kind):
     X, a, converted, values, costs, _ = _data(seed=2)
     spec = policies.ObjectiveSpec(kind, 1.0, (0.0,) * K, (0.0,) * K)
     rewards = spec.value(converted, values, a)
-    pol = policies.make("profit:warmup=0", n_actions=K, n_features=D, objective=spec)
+    pol = policies.make("profit:conversion=linear,warmup=0", n_actions=K, n_features=D,
+                        objective=spec)
     pol.update(X, a, rewards, np.full(len(X), 1 / K), converted=converted,
                order_values=values, costs=np.zeros(len(X)))
     mean, se = pol.means_and_se(X[:5])
@@ -110,11 +113,13 @@ def test_conversion_and_revenue_objectives(kind):
         np.testing.assert_allclose(mean, p * np.exp(pol.value.means(X[:5]) + s * s / 2))
 
 
-def test_a_scalar_only_log_teaches_the_same_model():
+@pytest.mark.parametrize("conversion", ["logistic", "linear"])
+def test_a_scalar_only_log_teaches_the_same_model(conversion):
     """A log that kept only rewards: the outcome is read back through the objective."""
     X, a, converted, values, costs, rewards = _data(seed=3)
-    with_parts = policies.make("profit", n_actions=K, n_features=D, objective=SPEC)
-    scalar = policies.make("profit", n_actions=K, n_features=D, objective=SPEC)
+    spec = f"profit:conversion={conversion}"
+    with_parts = policies.make(spec, n_actions=K, n_features=D, objective=SPEC)
+    scalar = policies.make(spec, n_actions=K, n_features=D, objective=SPEC)
     with_parts.update(X, a, rewards, np.full(len(X), 1 / K), converted=converted,
                       order_values=values, costs=costs)
     scalar.update(X, a, rewards, np.full(len(X), 1 / K))
@@ -125,22 +130,24 @@ def test_a_scalar_only_log_teaches_the_same_model():
 
 
 def test_a_relabel_from_a_conversion_is_refused():
-    pol = policies.make("profit", n_actions=K, n_features=D, objective=SPEC)
+    pol = policies.make("profit:conversion=linear", n_actions=K, n_features=D, objective=SPEC)
     X = np.ones((1, D))
     with pytest.raises(ValueError, match="not converted"):
         pol.relabel(X, [0], [3.0], [0.0], [0.5])
 
 
-def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path):
-    """Online (provisional rows, relabels when orders arrive, expiry) the model is the one
-    learned directly from the log's closed rows with their outcomes: the parts reach it."""
+@pytest.mark.parametrize("conversion", ["logistic", "linear"])
+def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path, conversion):
+    """Online (the linear model: provisional rows, relabels when orders arrive, expiry; the
+    logistic one: rows as they close) the model is the one learned directly from the log's
+    closed rows with their outcomes: the parts reach it."""
     import simulator
     from bandit import Engine
     from bandit.model import make_policy
     from engine_helpers import Clock, shop
     from simulator.online import drive
 
-    config = shop(policy={"spec": "profit"}, holdout={"fraction": 0.1},
+    config = shop(policy={"spec": f"profit:conversion={conversion}"}, holdout={"fraction": 0.1},
                   attribution={"window_s": 900})
     clock = Clock()
     engine = Engine.open(config, tmp_path, seed=0, clock=clock)
@@ -156,10 +163,92 @@ def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path):
                   converted=np.array([e.converted for e in closed]),
                   order_values=np.array([e.order_value for e in closed]),
                   costs=np.array([e.cost for e in closed]))
-    for name in ("conv", "value"):
-        mine, ref = getattr(engine.policy, name).ridge, getattr(direct, name).ridge
-        for array in ("A", "b", "rr", "counts"):
-            np.testing.assert_allclose(getattr(mine, array), getattr(ref, array), rtol=1e-9,
-                                       atol=1e-8, err_msg=f"{name}.{array}")
+    mine, ref = engine.policy.get_state(), direct.get_state()
+    parts = [k for k in ref if k.startswith(("policy.conv.", "policy.value."))
+             and not k.endswith("rank1_steps")]  # how a ridge got there, not what it holds
+    assert any(k.startswith("policy.conv.logistic.") for k in parts) == (conversion == "logistic")
+    for key in parts:
+        np.testing.assert_allclose(mine[key], ref[key], rtol=1e-9, atol=1e-8, err_msg=key)
     assert direct.objective == engine.policy.objective and direct.objective.kind == "profit"
     engine.close()
+
+
+def _laplace_blocks(Z, y, lam, block, keep=1.0):
+    """The posterior ``N(m, H^-1)`` after each full block, from scipy's trust-region solver
+    on the block's objective (an implementation independent of the policy's Newton loop)."""
+    from scipy.optimize import minimize
+
+    n_dim = Z.shape[1]
+    m, H = np.zeros(n_dim), lam * np.eye(n_dim)
+    for start in range(0, len(y) - block + 1, block):
+        Zb, yb = Z[start:start + block], y[start:start + block]
+        fade = keep ** block
+        H0 = fade * H + (1 - fade) * lam * np.eye(n_dim)
+        w = keep ** np.arange(block - 1, -1, -1.0)
+
+        def objective(t, m0=m, H0=H0, Zb=Zb, yb=yb, w=w):
+            eta = Zb @ t
+            nll = w @ (np.logaddexp(0, eta) - yb * eta)
+            return 0.5 * (t - m0) @ H0 @ (t - m0) + nll
+
+        def grad(t, m0=m, H0=H0, Zb=Zb, yb=yb, w=w):
+            return H0 @ (t - m0) - Zb.T @ (w * (yb - sigmoid(Zb @ t)))
+
+        def hess(t, H0=H0, Zb=Zb, w=w):
+            p = sigmoid(Zb @ t)
+            return H0 + (Zb * (w * p * (1 - p))[:, None]).T @ Zb
+
+        mode = minimize(objective, m, jac=grad, hess=hess, method="trust-exact",
+                        options={"gtol": 1e-12}).x
+        m, H = mode, hess(mode)
+    return m, H
+
+
+@pytest.mark.parametrize("halflife", [None, 60.0])
+def test_the_logistic_model_is_the_blockwise_laplace_posterior(halflife):
+    """Each full block moves the posterior to the mode of prior x block likelihood, with the
+    precision at the mode (faded toward the prior when forgetting); rows of an unfinished
+    block wait. Same result however the rows are split into calls."""
+    X, a, converted, *_ = _data(n=290, seed=5)
+    y = converted.astype(float)
+    model = PooledLogistic(K, D, lam=3.0, scale=0.7, halflife=halflife, block=40)
+    for s in range(0, len(X), 37):
+        model.update(X[s:s + 37], a[s:s + 37], y[s:s + 37])
+    keep = 1.0 if halflife is None else 0.5 ** (1 / halflife)
+    m, H = _laplace_blocks(_design(X, a, 0.7), y, 3.0, 40, keep)
+    np.testing.assert_allclose(model.m, m, atol=1e-8)
+    np.testing.assert_allclose(model.H, H, atol=1e-8)
+    np.testing.assert_allclose(model.S, np.linalg.inv(H), atol=1e-8)
+    assert len(model.pending_y) == 290 - 7 * 40  # 10 rows wait for the 8th block
+    np.testing.assert_array_equal(model.counts, np.bincount(a, minlength=K))
+    Xq = X[:6]
+    Zq = [_design(Xq, np.full(6, k), 0.7) for k in range(K)]
+    np.testing.assert_allclose(model.logits(Xq), np.stack([z @ m for z in Zq], 1), atol=1e-7)
+    S = np.linalg.inv(H)
+    np.testing.assert_allclose(model.logit_sds(Xq), np.stack(
+        [np.sqrt(((z @ S) * z).sum(1)) for z in Zq], 1), atol=1e-7)
+
+
+def test_logistic_scores_are_the_bounds_through_the_links():
+    X, a, converted, values, costs, _ = _data(seed=6)
+    # action 2's fixed cost outweighs most orders: its value part is a loss, so its bound
+    # takes the lower bound of p
+    spec = policies.ObjectiveSpec("profit", 0.4, cost_pct=(0.0, 0.1, 0.0),
+                                  cost_fixed=(0.0, 0.0, 30.0))
+    pol = policies.make("profit:conversion=logistic,alpha=1.3,warmup=0,block=50", n_actions=K,
+                        n_features=D, objective=spec)
+    pol.update(X, a, spec.value(converted, values, a), np.full(len(X), 1 / K),
+               converted=converted, order_values=values, costs=costs)
+    Xq = X[:9]
+    l, sd_l = pol.conv.logits(Xq), pol.conv.logit_sds(Xq)
+    s = pol.value.noise_sd()
+    mu, sd_mu = pol.value.means(Xq), s * pol.value.widths(Xq)
+    pct, fixed = spec.costs(K)
+    g_hi = (0.4 - pct) * np.exp(mu + 1.3 * sd_mu + s * s / 2) - fixed
+    assert (g_hi[:, 2] < 0).any() and (g_hi[:, :2] > 0).all()
+    expected = np.where(g_hi > 0, sigmoid(l + 1.3 * sd_l), sigmoid(l - 1.3 * sd_l)) * g_hi
+    np.testing.assert_allclose(pol.scores(Xq), expected, rtol=1e-12)
+    # the estimate (no bonus) and what pacing prices use the posterior mean
+    p, v = sigmoid(l), np.exp(mu + s * s / 2)
+    np.testing.assert_allclose(pol.means_and_se(Xq)[0], p * ((0.4 - pct) * v - fixed))
+    np.testing.assert_allclose(pol.expected_costs(Xq), p * (pct * v + fixed))
