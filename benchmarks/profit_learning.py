@@ -1,6 +1,8 @@
 """Does learning the structure of profit beat learning the scalar? linucb vs lints vs profit.
 
-Run: ``python benchmarks/profit_learning.py [--seeds 6] [--random-shops 10] [--big 1]``.
+Run: ``python benchmarks/profit_learning.py [--seeds 6] [--random-shops 10] [--big 1]``;
+``--policies linucb,profit:conversion=logistic --first-seed 12 --last-quarter`` compares other
+specs on other seeds and adds each run's last quarter (how well it has learned by then).
 Captured gain (share of the oracle's gain over uniform, from the worlds' exact expected
 rewards) at 50,000 and 200,000 visitors on the default world, the drift world and
 ``--random-shops`` shops of the ``random`` scenario (one seed each, their own responses), at
@@ -21,30 +23,39 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+import policies  # noqa: E402
 import simulator  # noqa: E402
 from simulator.runner import run  # noqa: E402
 
 SPECS = ("linucb", "lints", "profit")
 
 
-def gains(world_name: str, seeds, visitors: int, specs=SPECS) -> dict[str, np.ndarray]:
-    out = {s: [] for s in specs}
+def gains(world_name: str, seeds, visitors: int, specs=SPECS, last_quarter: bool = False
+          ) -> dict[str, np.ndarray]:
+    """Captured gain per spec and seed; with ``last_quarter`` also ``"<spec> last quarter"``,
+    that of the run's last quarter of visitors."""
+    out: dict[str, list] = {}
     for seed in seeds:
         world = simulator.make_world(world_name, seed=seed)
         for spec in specs:
-            policy = world.policy(spec, seed=seed)
-            out[spec].append(run(world, policy, visitors=visitors, seed=seed).captured_gain)
+            result = run(world, world.policy(spec, seed=seed), visitors=visitors, seed=seed)
+            out.setdefault(spec, []).append(result.captured_gain)
+            if last_quarter:
+                out.setdefault(f"{spec} last quarter", []).append(
+                    result.captured_gain_between(visitors - visitors // 4, visitors))
     return {s: np.array(v) for s, v in out.items()}
 
 
 def table(title: str, result: dict[str, np.ndarray]) -> None:
-    base = result["linucb"]
+    """Mean ± sd per spec, and the paired difference to linucb (of the same quarter)."""
     print(f"\n{title}")
     for spec, g in result.items():
+        base = result["linucb last quarter" if spec.endswith("last quarter") else "linucb"]
         d = g - base
         se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
         sd = g.std(ddof=1) if len(g) > 1 else float("nan")
-        diff = "" if spec == "linucb" else f"   vs linucb {d.mean():+.3f} ± {se:.3f} ({d.mean() / se:+.1f} SE)"
+        diff = "" if spec.startswith("linucb") else \
+            f"   vs linucb {d.mean():+.3f} ± {se:.3f} ({d.mean() / se:+.1f} SE)"
         print(f"  {spec:8s} {g.mean():.3f} ± {sd:.3f}{diff}")
 
 
@@ -72,7 +83,17 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=1, help="seeds at 1M visitors (0: skip)")
     ap.add_argument("--parts", default="ceilings,worlds,random,big",
                     help="which tables: ceilings, worlds (default, drift), random, big")
+    ap.add_argument("--policies", default=",".join(SPECS),
+                    help="comma-separated specs, as `cartwheel simulate --policies` takes them "
+                         "(linucb, the reference, is always run)")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds of the worlds start here")
+    ap.add_argument("--last-quarter", action="store_true",
+                    help="also the captured gain of each run's last quarter")
+    ap.add_argument("--sizes", default="50000,200000", help="visitors of the worlds' tables")
     args = ap.parse_args()
+    specs = policies.split_specs(args.policies)
+    specs = ["linucb", *(s for s in specs if s != "linucb")]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     parts = set(args.parts.split(","))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load "
           f"{os.getloadavg()[0]:.2f}; captured gain, mean ± sd over seeds, paired differences")
@@ -81,16 +102,18 @@ def main() -> None:
         ceilings([("default", 0)])
         print(f"class ceilings, mean over the {args.random_shops} random shops")
         ceilings([("random", s) for s in range(100, 100 + args.random_shops)])
-    for visitors in (50_000, 200_000):
+    for visitors in (int(v) for v in args.sizes.split(",")):
         for world in ("default", "drift") if "worlds" in parts else ():
-            table(f"{world} world, {visitors:,} visitors, {args.seeds} seeds",
-                  gains(world, range(args.seeds), visitors))
+            table(f"{world} world, {visitors:,} visitors, seeds {seeds.start}-{seeds.stop - 1}",
+                  gains(world, seeds, visitors, specs, args.last_quarter))
         if "random" in parts:
             table(f"random shops, {visitors:,} visitors, {args.random_shops} shops",
-                  gains("random", range(100, 100 + args.random_shops), visitors))
+                  gains("random", range(100, 100 + args.random_shops), visitors, specs,
+                        args.last_quarter))
     if args.big and "big" in parts:
         table(f"default world, 1,000,000 visitors, {args.big} seed(s)",
-              gains("default", range(args.big), 1_000_000))
+              gains("default", range(args.first_seed, args.first_seed + args.big), 1_000_000,
+                    specs, args.last_quarter))
 
 
 if __name__ == "__main__":
