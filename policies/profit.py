@@ -28,13 +28,15 @@ Exploration is optimism over the product (the delta method): the score's standar
 
 with ``w_p``, ``w_v`` the ridge widths ``sqrt(x' A^-1 x)`` and ``sd_p``, ``s`` the residual sds
 of the two models; the policy plays the argmax of ``mean + alpha * se`` (as linucb does with
-one model), after a warm-up of ``warmup`` rows per action. With the logistic model each part's
-bound is taken through its link instead (``scores``). The logistic model learns the default
-shop better (ahead of linucb by 4-5 points of captured gain in the last quarter of 200,000
-visitors, and at 1,000,000) but explores longer at first, so over 50,000-200,000 visitors it is
-level with linucb and behind the linear model on random shops: the README's "Learning the
-structure of profit" has the figures; ``linear`` stays the default. Order values are far less noisy on
+one model), after a warm-up of ``warmup`` rows per action. Order values are far less noisy on
 the log scale than the zero-inflated reward, so the value part needs far fewer conversions.
+
+With the logistic model each part's bound is taken through its link instead (``scores``). It
+learns the default shop better (ahead of linucb by 4-5 points of captured gain in the last
+quarter of 200,000 visitors, and by 7 over 1,000,000) but explores longer at first, so over
+50,000-200,000 visitors it is level with linucb and behind the linear model on random shops
+(the README's "Learning the structure of profit" has the figures): ``linear`` stays the
+default.
 
 Outcomes come as ``update(..., converted=, order_values=, costs=)``; a scalar-only update (a log
 that kept only rewards) is read back through the objective: converted where the reward is
@@ -73,9 +75,9 @@ class ProfitPolicy(Policy):
     product (module docstring). Without an ``objective`` the reward is taken as revenue."""
 
     additive = True
-    PARAMS = {"conversion": "the conversion model: logistic (learned when a decision's outcome "
-                            "is final, in blocks) or linear (a linear probability model, "
-                            "learned at once and relabeled)",
+    PARAMS = {"conversion": "the conversion model: linear (a linear probability model, learned "
+                            "at once and relabeled) or logistic (learned when a decision's "
+                            "outcome is final, in blocks; for a million visitors or more)",
               "block": "logistic conversion model: rows per posterior update",
               "lam": "prior precision of the conversion model (None: 4 logistic, 1 linear)",
               "lam_value": "ridge penalty of the (log) order-value model",
@@ -100,7 +102,8 @@ class ProfitPolicy(Policy):
         alpha = DEFAULTS[conversion]["alpha"] if alpha is None else alpha
         if alpha < 0 or warmup < 0:
             raise ValueError("profit: alpha and warmup must be >= 0")
-        self.alpha, self.warmup, self.logistic = float(alpha), int(warmup), conversion == "logistic"
+        self.alpha, self.warmup = float(alpha), int(warmup)
+        self.logistic = conversion == "logistic"
         if self.logistic:
             self.conv = PooledLogistic(n_actions, n_features, lam, spread, halflife, block)
         else:

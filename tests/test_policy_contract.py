@@ -16,7 +16,8 @@ K, D = 5, 4
 # profit's logistic conversion model (blocks of 30 rows: some rows always wait in its buffer)
 NAMES = sorted(policies.REGISTRY) + [f"vw:exploration={e}" for e in
                                      ("epsilon", "softmax", "bag", "cover", "regcb", "regcbopt")
-                                     ] + ["linucb:halflife=100", "profit:conversion=logistic,block=30"]
+                                     ] + ["linucb:halflife=100",
+                                          "profit:conversion=logistic,block=30"]
 
 
 # a shop's objective: profit, a discount and free shipping among the actions
