@@ -37,12 +37,7 @@ class PooledRidge:
         self.counts = np.zeros(n_actions)
 
     def design(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        n, d = X.shape
-        Z = np.zeros((n, d * (self.n_actions + 1)))
-        Z[:, :d] = X
-        cols = d * (1 + actions)[:, None] + np.arange(d)[None, :]
-        Z[np.arange(n)[:, None], cols] = self.scale * X
-        return Z
+        return pooled_design(X, actions, self.n_actions, self.scale)
 
     def update(self, X: np.ndarray, actions: np.ndarray, y: np.ndarray) -> None:
         self.ridge.update(self.design(X, actions), np.zeros(len(X), dtype=np.intp), y)
@@ -93,6 +88,18 @@ class PooledRidge:
             raise ValueError(f"pooled counts have shape {counts.shape}, expected "
                              f"{self.counts.shape}")
         self.counts = counts
+
+
+def pooled_design(X: np.ndarray, actions: np.ndarray, n_actions: int, scale: float
+                  ) -> np.ndarray:
+    """(n, d (K + 1)) rows ``z_a(x) = [x, scale * x e_a]``: x, then x scaled in its action's
+    block, zeros in the other actions' blocks."""
+    n, d = X.shape
+    Z = np.zeros((n, d * (n_actions + 1)))
+    Z[:, :d] = X
+    cols = d * (1 + actions)[:, None] + np.arange(d)[None, :]
+    Z[np.arange(n)[:, None], cols] = scale * X
+    return Z
 
 
 def block_quadratic(X: np.ndarray, M: np.ndarray, n_actions: int, scale: float) -> np.ndarray:

@@ -220,7 +220,9 @@ def test_the_logistic_model_is_the_blockwise_laplace_posterior(halflife):
     np.testing.assert_allclose(model.H, H, atol=1e-8)
     np.testing.assert_allclose(model.S, np.linalg.inv(H), atol=1e-8)
     assert len(model.pending_y) == 290 - 7 * 40  # 10 rows wait for the 8th block
-    np.testing.assert_array_equal(model.counts, np.bincount(a, minlength=K))
+    # rows per action, faded like the evidence when forgetting
+    np.testing.assert_allclose(model.counts, np.bincount(
+        a, weights=keep ** np.arange(len(a) - 1, -1, -1.0), minlength=K), rtol=1e-12)
     Xq = X[:6]
     Zq = [_design(Xq, np.full(6, k), 0.7) for k in range(K)]
     np.testing.assert_allclose(model.logits(Xq), np.stack([z @ m for z in Zq], 1), atol=1e-7)
