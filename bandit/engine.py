@@ -148,13 +148,13 @@ class Engine(Decider, Ingester):
             last_learned_seq=restored.last_learned_seq,
             last_decision_seq=restored.last_decision_seq,
             first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state,
-            deferred=restored.deferred)
+            deferred=restored.deferred, held=restored.held)
         self.learner.relearn(
             lambda after: (d for d in self.store.decisions(after) if learnable(d)),
             lambda after: (Closing(e.seq, e.decision, e.reward, e.converted, e.order_value,
                                    e.cost)
                            for e in self.store.closed_events(after, learned_only=True)),
-            self.store.max_seq("decisions"), self.store.closed_at)
+            self.store.max_seq("decisions"), self.store.closed_at, self.joiner.closed_through)
         self._snapshot_at = ((self.policy.n_updates if restored.from_snapshot else 0),
                              self.clock())
 
@@ -322,7 +322,7 @@ class Engine(Decider, Ingester):
             self.pacer.advance(self._last_ts)  # what it reads is committed now
         now = self.clock()
         try:
-            changed = self.learner.apply(now)
+            changed = self.learner.apply(now, self.joiner.closed_through)
             healthy = not changed or self.learner.healthy()
         except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
             healthy, why = False, f"{type(exc).__name__}: {exc}"

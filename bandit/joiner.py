@@ -144,6 +144,11 @@ class Joiner:
         self._advance_watermark()
         return total
 
+    @property
+    def closed_through(self) -> int:
+        """Every decision up to this seq has closed (as of the last expiry pass)."""
+        return self._watermark
+
     def _advance_watermark(self) -> None:
         # every decision with seq <= watermark is closed: expiry scans only what is after it
         oldest = self.store.oldest_open_seq(self._watermark)

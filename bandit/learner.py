@@ -4,6 +4,14 @@ The engine decides and logs; a :class:`Learner` owns the policy and turns logged
 closed events into updates. Learning is a function of the sequence of calls it receives (and
 the policy's seed) only, never of wall-clock time or of how busy the machine is:
 
+* Non-additive policies (forgetting ones, vw, profit's logistic model) learn a decision when
+  it has closed *and every earlier decision has closed too*, in decision order: closings wait
+  ("held") until the joiner's watermark passes them. Learning them as they close would teach
+  a conversion (closed minutes after its decision) a whole attribution window before the
+  non-conversions decided beside it (closed when the window ends): the model's recent rows
+  would be conversions, and in the first window nothing else (README, "Learning at close has
+  a price"). The order is then a function of the log alone, so a restore re-learns the same
+  sequence; snapshots record the held closings.
 * Additive policies (linear, bts) learn each randomized decision at once with the default
   reward ("provisional" rows) and relabel it when it closes. Provisional rows are applied in
   mini-batches of :data:`PROVISIONAL_BATCH`, or when the injected clock says they are
@@ -83,13 +91,14 @@ class Learner:
     def __init__(self, policy, action_ids, space, default_reward: float, reward_clip: float,
                  *, last_learned_seq: int = 0, last_decision_seq: int = 0,
                  first_decision_seq: int = 0, clip_state: dict | None = None,
-                 deferred: list | None = None):
+                 deferred: list | None = None, held: list | None = None):
         self.policy, self.action_ids, self.space = policy, list(action_ids), space
         self.default = float(default_reward)
         self.clip = RewardClip(reward_clip)
         if clip_state is not None:
             self.clip.load(clip_state)
-        self.last_learned_seq = last_learned_seq  # closed.seq of the last closing learned
+        # closed.seq of the last closing learned (or, non-additive, held to be learned)
+        self.last_learned_seq = last_learned_seq
         self.last_decision_seq = last_decision_seq  # decisions.seq of the last applied row
         self.first_decision_seq = first_decision_seq  # decisions up to here predate the model
         self.provisional = policy.additive
@@ -103,11 +112,19 @@ class Learner:
         # relabels of rows still pending: (decision, learned reward, closing seq)
         self._deferred: list = []
         self._restored_deferred = [(int(seq), float(r)) for seq, r in (deferred or [])]
+        # non-additive: closings waiting for every earlier decision to close (release)
+        self._held: list = []
+        self._restored_held = [int(seq) for seq in (held or [])]
 
     # ------------------------------------------------------------------ counts
     @property
     def pending_rows(self) -> int:
         return len(self._rows)
+
+    @property
+    def held(self) -> int:
+        """Closings a non-additive policy holds until every earlier decision has closed."""
+        return len(self._held)
 
     # ------------------------------------------------------------------ staging
     def stage_decisions(self, rows: list, last_seq: int) -> None:
@@ -123,9 +140,10 @@ class Learner:
         """Forget what the failed group staged."""
         self._staged_rows, self._staged_seq, self._staged_closings = [], 0, []
 
-    def apply(self, now: float) -> bool:
-        """Learn what the committed group staged, in the order it happened; returns whether
-        the model changed."""
+    def apply(self, now: float, closed_through: int = 0) -> bool:
+        """Learn what the committed group staged, in the order it happened (non-additive
+        policies: the held closings of decisions up to ``closed_through``, the seq up to
+        which every decision has closed); returns whether the model changed."""
         before = self.policy.n_updates
         if self._staged_seq:
             if self._staged_rows and self._rows_since is None:
@@ -136,6 +154,8 @@ class Learner:
         closings, self._staged_closings = self._staged_closings, []
         for chunk in in_chunks(closings):
             self.learn(chunk)
+        if not self.provisional:
+            self.release(closed_through)
         if self._rows and (len(self._rows) >= PROVISIONAL_BATCH
                            or now - self._rows_since >= PROVISIONAL_MAX_AGE_S):
             self.flush()
@@ -182,34 +202,51 @@ class Learner:
                            **not_converted(len(X)))
 
     def learn(self, closings: list[Closing]) -> None:
-        """Learn closed events (in closed.seq order): relabel provisional rewards, or learn."""
+        """Learn closed events (in closed.seq order): relabel provisional rewards, or hold
+        them until their turn in decision order (``release``)."""
         self.last_learned_seq = closings[-1].seq
         # events decided before a fresh model started are not part of it
         closings = [c for c in closings if c.decision.seq > self.first_decision_seq]
         if not closings:
             return
+        if not self.provisional:
+            self._held.extend(closings)
+            return
         rewards = self.clip(np.array([c.reward for c in closings]),
                             np.array([c.converted for c in closings]))
-        if self.provisional:
-            now = []
-            for i in np.flatnonzero(rewards != self.default):
-                if closings[i].decision.seq <= self.last_decision_seq:
-                    now.append(i)
-                else:  # a relabel never reaches the sums before its own row: it waits
-                    self._deferred.append((closings[i], float(rewards[i])))
-            if now:
-                self._relabel([closings[i] for i in now], rewards[now])
-            return
-        X, actions, propensities, mask = self.batch([c.decision for c in closings])
-        self.policy.update(X, actions, rewards, propensities, mask, **outcomes(closings))
+        now = []
+        for i in np.flatnonzero(rewards != self.default):
+            if closings[i].decision.seq <= self.last_decision_seq:
+                now.append(i)
+            else:  # a relabel never reaches the sums before its own row: it waits
+                self._deferred.append((closings[i], float(rewards[i])))
+        if now:
+            self._relabel([closings[i] for i in now], rewards[now])
+
+    def release(self, closed_through: int) -> int:
+        """Learn the held closings of decisions up to ``closed_through`` (every decision up
+        to it has closed), in decision order; returns how many. Rewards are clipped here, in
+        that order, online and when re-learning alike."""
+        ready = [c for c in self._held if c.decision.seq <= closed_through]
+        if not ready:
+            return 0
+        self._held = [c for c in self._held if c.decision.seq > closed_through]
+        ready.sort(key=lambda c: c.decision.seq)
+        for chunk in in_chunks(ready):
+            rewards = self.clip(np.array([c.reward for c in chunk]),
+                                np.array([c.converted for c in chunk]))
+            X, actions, propensities, mask = self.batch([c.decision for c in chunk])
+            self.policy.update(X, actions, rewards, propensities, mask, **outcomes(chunk))
+        return len(ready)
 
     def relearn(self, decisions: Callable, closings: Callable, upto_seq: int,
-                closed_at: Callable = None) -> None:
+                closed_at: Callable = None, closed_through: int = 0) -> None:
         """Feed the model what was logged after its snapshot: provisional rows of the
         learnable decisions after ``last_decision_seq`` (up to ``upto_seq``, the log's last),
         then the closings after ``last_learned_seq``. ``decisions(after_seq)`` and
         ``closings(after_seq)`` iterate the log; ``closed_at(seqs)`` gives the closed events
-        whose relabels waited for their rows when the snapshot was taken."""
+        whose relabels waited for their rows (or, non-additive, that were held) when the
+        snapshot was taken; held closings up to ``closed_through`` are then learned."""
         if self.provisional:
             for chunk in in_chunks(decisions(self.last_decision_seq)):
                 self.learn_provisional(chunk)
@@ -218,8 +255,12 @@ class Learner:
             seqs, rewards = zip(*self._restored_deferred)
             self._restored_deferred = []
             self._relabel(closed_at(list(seqs)), np.array(rewards))
+        if self._restored_held:
+            self._held, self._restored_held = list(closed_at(self._restored_held)), []
         for chunk in in_chunks(closings(self.last_learned_seq)):
             self.learn(chunk)
+        if not self.provisional:
+            self.release(closed_through)
 
     # ------------------------------------------------------------------ health
     def healthy(self) -> bool:
@@ -233,4 +274,5 @@ class Learner:
                 "last_decision_seq": self.last_decision_seq,
                 "first_decision_seq": self.first_decision_seq,
                 "provisional": self.provisional, "reward_clip": self.clip.state(),
-                "deferred_relabels": [[c.seq, r] for c, r in self._deferred]}
+                "deferred_relabels": [[c.seq, r] for c, r in self._deferred],
+                "held_closings": [c.seq for c in self._held]}

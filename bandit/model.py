@@ -34,6 +34,7 @@ class Restored:
     from_snapshot: bool = False
     clip_state: dict | None = None  # RewardClip state at last_learned_seq
     deferred: list | None = None  # [closing seq, learned reward] of relabels awaiting rows
+    held: list | None = None  # closing seqs a non-additive policy holds for decision order
 
 
 def make_policy(config, space, action_ids: Sequence[str], seed, spec: str | None = None):
@@ -119,7 +120,8 @@ def restore(config, space, store, snapshot_dir, seed, fresh: bool,
                         int(meta.get("last_decision_seq", 0)),
                         int(meta.get("first_decision_seq", 0)), from_snapshot=True,
                         clip_state=meta.get("reward_clip"),
-                        deferred=meta.get("deferred_relabels"))
+                        deferred=meta.get("deferred_relabels"),
+                        held=meta.get("held_closings"))
     if fresh:
         # events logged under the old schema may not encode any more: learn only new ones
         last = store.max_seq("decisions")

@@ -46,7 +46,10 @@ def assert_same_model(engine: Engine, other: Engine) -> None:
 
 @pytest.mark.crash
 @pytest.mark.parametrize("seed, spec", [(1, "linucb"), (2, "linucb"), (3, "lints"),
-                                        (4, "uniform"), (5, "profit")])
+                                        (4, "uniform"), (5, "profit"),
+                                        # non-additive: learned in decision order, some held
+                                        (6, "linucb:halflife=300"),
+                                        (7, "profit:conversion=logistic,block=20")])
 def test_sigkill_loses_no_acknowledged_outcome_and_learns_each_event_once(tmp_path, seed, spec):
     rng = np.random.default_rng(seed)
     kill_after = int(rng.integers(400, 1500))  # a random point, some after several snapshots
@@ -85,8 +88,13 @@ def test_sigkill_loses_no_acknowledged_outcome_and_learns_each_event_once(tmp_pa
     learned = db.execute("SELECT COUNT(*) FROM closed WHERE learned = 1").fetchone()[0]
     if engine.provisional:  # learns each randomized treatment decision once, when it is made
         assert engine.update_count == treated
-    else:                   # learns each one once, when it closes
-        assert engine.update_count == learned
+    else:  # learns each one once, when it and every decision before it has closed
+        through = engine.joiner.closed_through
+        ready = db.execute("SELECT COUNT(*) FROM closed c JOIN decisions d ON d.event_id = "
+                           "c.event_id WHERE c.learned = 1 AND d.seq <= ?",
+                           (through,)).fetchone()[0]
+        assert engine.update_count == ready
+        assert engine.learner.held == learned - ready
     # after expiring everything every such event is closed, learned once and counted once
     engine.expire()
     learned = db.execute("SELECT COUNT(*) FROM closed WHERE learned = 1").fetchone()[0]

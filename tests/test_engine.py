@@ -269,6 +269,41 @@ def test_a_forgetting_policy_learns_at_close_and_restarts_exactly(tmp_path, cloc
     engine.close()
 
 
+def test_a_non_additive_policy_learns_in_decision_order_once_earlier_decisions_closed(
+        tmp_path, clock):
+    """A conversion closes minutes after its decision, a non-conversion a window later: a
+    policy learned at close would see the conversion first. Held until every earlier decision
+    has closed, then learned in decision order (what a direct fit in that order gives)."""
+    from bandit.learner import outcomes
+    from bandit.model import make_policy
+
+    engine = open_engine(tmp_path, clock, attribution={"window_s": 100},
+                         policy={"spec": "linucb:halflife=50"})
+    ids = []
+    for _ in range(3):
+        ids.append(engine.decide("v", CTX).event_id)
+        clock.t += 1
+    engine.record_outcome(ids[2], True, 80.0)   # the newest converts first
+    engine.expire()
+    assert engine.update_count == 0 and engine.learner.held == 1  # ids[0], ids[1] still open
+    engine.record_outcome(ids[0], True, 20.0)
+    engine.expire()  # ids[0] and everything before it has closed: learned; ids[2] waits
+    assert engine.update_count == 1 and engine.learner.held == 1
+    clock.t += 100
+    engine.expire()  # ids[1] expires: ids[1], then ids[2]
+    assert engine.update_count == 3 and engine.learner.held == 0
+    closed = sorted(engine.store.closed_events(learned_only=True), key=lambda e: e.decision.seq)
+    assert [e.decision.event_id for e in closed] == ids
+    direct = make_policy(engine.config, engine.space, engine.policy_actions, 0)
+    X, actions, props, mask = engine.learner.batch([e.decision for e in closed])
+    direct.update(X, actions, np.array([e.reward for e in closed]), props, mask,
+                  **outcomes(closed))
+    for key in ("policy.ridge.A", "policy.ridge.b"):
+        np.testing.assert_allclose(engine.policy.get_state()[key], direct.get_state()[key],
+                                   rtol=1e-12, err_msg=key)
+    engine.close()
+
+
 def test_second_engine_on_same_data_dir_is_refused(tmp_path, clock):
     first = open_engine(tmp_path, clock)  # held: a collected engine would release its lock
     with pytest.raises(CartwheelError, match="another cartwheel process"):

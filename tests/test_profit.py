@@ -139,8 +139,9 @@ def test_a_relabel_from_a_conversion_is_refused():
 @pytest.mark.parametrize("conversion", ["logistic", "linear"])
 def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path, conversion):
     """Online (the linear model: provisional rows, relabels when orders arrive, expiry; the
-    logistic one: rows as they close) the model is the one learned directly from the log's
-    closed rows with their outcomes: the parts reach it."""
+    logistic one: closed rows once every earlier decision has closed) the model is the one
+    learned directly from the log's closed rows with their outcomes (the logistic one's in
+    decision order): the parts reach it."""
     import simulator
     from bandit import Engine
     from bandit.model import make_policy
@@ -157,6 +158,8 @@ def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path, conversion)
     engine.flush()
     closed = list(engine.store.closed_events(learned_only=True))
     assert sum(e.converted for e in closed) >= 30
+    if conversion == "logistic":
+        closed.sort(key=lambda e: e.decision.seq)
     direct = make_policy(config, engine.space, engine.policy_actions, 0)
     X, actions, props, mask = engine.learner.batch([e.decision for e in closed])
     direct.update(X, actions, np.array([e.reward for e in closed]), props, mask,
