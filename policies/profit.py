@@ -36,9 +36,8 @@ learns the default shop better (ahead of linucb by 4-5 points of captured gain i
 quarter of 200,000 visitors, and by 7 over 1,000,000) but explores longer at first, so over
 50,000-200,000 visitors it is level with linucb and behind the linear model on random shops
 (the README's "Learning the structure of profit" has the figures): ``linear`` stays the
-default. Through the engine, which learns a non-additive policy's decisions as they close
-(conversions a window before non-conversions), it does worse still (README): for now it is
-for simulation and research.
+default. Through the engine, which learns a non-additive policy's decisions in decision order
+once they have closed, it learns one attribution window late (README).
 
 Outcomes come as ``update(..., converted=, order_values=, costs=)``; a scalar-only update (a log
 that kept only rewards) is read back through the objective: converted where the reward is
@@ -79,7 +78,7 @@ class ProfitPolicy(Policy):
     additive = True
     PARAMS = {"conversion": "the conversion model: linear (a linear probability model, learned "
                             "at once and relabeled) or logistic (learned when a decision's "
-                            "outcome is final, in blocks; for simulation and research: README)",
+                            "outcome is final, in blocks; for a million visitors or more)",
               "block": "logistic conversion model: rows per posterior update",
               "lam": "prior precision of the conversion model (None: 4 logistic, 1 linear)",
               "lam_value": "ridge penalty of the (log) order-value model",
