@@ -31,6 +31,7 @@ the policy's seed) only, never of wall-clock time or of how busy the machine is:
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable, Iterable
 
@@ -112,7 +113,8 @@ class Learner:
         # relabels of rows still pending: (decision, learned reward, closing seq)
         self._deferred: list = []
         self._restored_deferred = [(int(seq), float(r)) for seq, r in (deferred or [])]
-        # non-additive: closings waiting for every earlier decision to close (release)
+        # non-additive: closings waiting for every earlier decision to close (release), a heap
+        # by decision seq: each commit releases from its top, however many wait
         self._held: list = []
         self._restored_held = [int(seq) for seq in (held or [])]
 
@@ -210,7 +212,8 @@ class Learner:
         if not closings:
             return
         if not self.provisional:
-            self._held.extend(closings)
+            for c in closings:
+                heapq.heappush(self._held, (c.decision.seq, c))
             return
         rewards = self.clip(np.array([c.reward for c in closings]),
                             np.array([c.converted for c in closings]))
@@ -227,11 +230,9 @@ class Learner:
         """Learn the held closings of decisions up to ``closed_through`` (every decision up
         to it has closed), in decision order; returns how many. Rewards are clipped here, in
         that order, online and when re-learning alike."""
-        ready = [c for c in self._held if c.decision.seq <= closed_through]
-        if not ready:
-            return 0
-        self._held = [c for c in self._held if c.decision.seq > closed_through]
-        ready.sort(key=lambda c: c.decision.seq)
+        ready = []
+        while self._held and self._held[0][0] <= closed_through:
+            ready.append(heapq.heappop(self._held)[1])
         for chunk in in_chunks(ready):
             rewards = self.clip(np.array([c.reward for c in chunk]),
                                 np.array([c.converted for c in chunk]))
@@ -256,7 +257,9 @@ class Learner:
             self._restored_deferred = []
             self._relabel(closed_at(list(seqs)), np.array(rewards))
         if self._restored_held:
-            self._held, self._restored_held = list(closed_at(self._restored_held)), []
+            for c in closed_at(self._restored_held):
+                heapq.heappush(self._held, (c.decision.seq, c))
+            self._restored_held = []
         for chunk in in_chunks(closings(self.last_learned_seq)):
             self.learn(chunk)
         if not self.provisional:
@@ -275,4 +278,4 @@ class Learner:
                 "first_decision_seq": self.first_decision_seq,
                 "provisional": self.provisional, "reward_clip": self.clip.state(),
                 "deferred_relabels": [[c.seq, r] for c, r in self._deferred],
-                "held_closings": [c.seq for c in self._held]}
+                "held_closings": sorted(c.seq for _, c in self._held)}
