@@ -86,6 +86,9 @@ class Metrics(RequestMetrics):
               registry=self.registry).set_function(lambda: engine.update_count)
         Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
               registry=self.registry).set_function(lambda: engine.open_events)
+        Gauge("cartwheel_held_closings", "Closed events a non-additive policy holds until every "
+              "earlier decision has closed (it learns in decision order)",
+              registry=self.registry).set_function(lambda: engine.learner.held)
         Gauge("cartwheel_storage_degraded", "1 while the event log cannot be written",
               registry=self.registry).set_function(lambda: engine.degraded is not None)
         if engine.config.budget is not None:

@@ -217,6 +217,35 @@ def test_the_server_expires_events_past_their_window_by_itself(tmp_path):
         assert srv.stop() == 0
 
 
+def test_metrics_show_closings_held_until_earlier_decisions_close(tmp_path):
+    """A non-additive policy learns in decision order: the second visitor's order waits
+    while the first decision is open (``cartwheel_held_closings`` 1), and both are learned
+    once the first has closed too."""
+    srv = Server(tmp_path / "data", config_file(tmp_path, holdout={"fraction": 0.0},
+                                                policy={"spec": "linucb:halflife=1000"}))
+
+    def metric(name):
+        text = srv.request("GET", "/metrics")[1]
+        return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+    try:
+        first, second = (srv.post("/v1/decide", {"visitor_id": v, "context": CTX})[1]
+                         for v in ("v-a", "v-b"))
+        for event in (second, first):
+            assert srv.post("/v1/outcome", {"event_id": event["event_id"], "converted": True,
+                                            "order_value": 30.0})[0] == 200
+            if event is second:
+                assert metric("cartwheel_held_closings") == 1.0
+                assert metric("cartwheel_model_updates") == 0.0
+        deadline = time.monotonic() + 30  # the expiry pass moves the watermark past both
+        while metric("cartwheel_model_updates") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric("cartwheel_model_updates") == 2.0
+        assert metric("cartwheel_held_closings") == 0.0
+    finally:
+        assert srv.stop() == 0
+
+
 def test_bodies_must_be_plain_json(server):
     import gzip
 
