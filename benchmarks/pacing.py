@@ -7,7 +7,8 @@ Per seed: a run without a budget measures the day's unconstrained incentive spen
 its days); the budget is then ``--binds`` (0.4) of it, and the same visitors and outcome draws
 (common random numbers) go through an engine with the hard stop only, one with
 ``pacing = "even"`` and, with ``--traffic diurnal``, one with ``pacing = "profile"`` whose plan
-is the traffic's own rhythm. Visitors arrive evenly over the day or with ``DIURNAL``'s rhythm
+is the traffic's own rhythm. A policy that cannot be paced (``vw``) runs without a budget and
+with the hard stop only. Visitors arrive evenly over the day or with ``DIURNAL``'s rhythm
 (``--per-day`` a day), their orders after the world's delays; the attribution window is a day.
 Printed per policy and run: expected profit per visitor (the world's exact expected reward of
 each chosen action), the daily spend as a share of the budget, the hour at which the budget
@@ -28,6 +29,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+import policies  # noqa: E402
 import simulator  # noqa: E402
 from bandit import Engine, pacing  # noqa: E402
 from bandit.config import parse_config  # noqa: E402
@@ -133,13 +135,17 @@ def main() -> None:
     print(f"{'policy':8s} {'run':10s} {'profit/visitor':>15s} {'spend/budget':>13s} "
           f"{'ran out at':>11s} {'overshoot':>10s} {'incentives after':>17s}")
     for policy in args.policies.split(","):
-        rows: dict[str, list] = {name: [] for name in ["unconstrained", *runs]}
+        # a policy that does not choose by estimated rewards cannot be paced (the config
+        # refuses it): it runs unconstrained and with the hard stop only
+        paceable = policies.REGISTRY[policies.parse_spec(policy)[0]].priceable
+        runs_here = runs if paceable else ["hard stop"]
+        rows: dict[str, list] = {name: [] for name in ["unconstrained", *runs_here]}
         for seed in range(args.seeds):
             world = simulator.make_world(args.world, seed=seed)
             free = run(world, policy, seed, args.days, args.per_day, None, traffic=traffic)
             budget = args.binds * float(np.mean([d.spend for d in free.days]))
             rows["unconstrained"].append((free, budget))
-            for name in runs:
+            for name in runs_here:
                 mode = "none" if name == "hard stop" else name
                 rows[name].append((run(world, policy, seed, args.days, args.per_day, budget,
                                        mode, traffic), budget))
