@@ -39,6 +39,10 @@ quarter of 200,000 visitors, and by 7 over 1,000,000) but explores longer at fir
 default. Through the engine, which learns a non-additive policy's decisions in decision order
 once they have closed, it learns one attribution window late (README).
 
+``bonus=ridge`` keeps the logistic model's means but explores by the delta-method error of a
+linear probability model learned beside it (``_scores_with_ridge_bonus``): on 20 random shops
++5.6 ± 1.7 points over linucb at 200,000 visitors, level on the default shop (README).
+
 Outcomes come as ``update(..., converted=, order_values=, costs=)``; a scalar-only update (a log
 that kept only rewards) is read back through the objective: converted where the reward is
 nonzero, order value ``(r + f) / (m - c)`` for profit, ``r`` for revenue.
@@ -80,27 +84,35 @@ class ProfitPolicy(Policy):
                             "at once and relabeled) or logistic (learned when a decision's "
                             "outcome is final, in blocks; for a million visitors or more)",
               "block": "logistic conversion model: rows per posterior update",
+              "bonus": "logistic conversion model: where its exploration comes from, its "
+                       "posterior (bounds through the links) or ridge (the delta-method "
+                       "error of a linear probability model learned beside it)",
               "lam": "prior precision of the conversion model (None: 4 logistic, 1 linear)",
               "lam_value": "ridge penalty of the (log) order-value model",
               "spread": "how freely an action's conversion model departs from the one all "
                         "actions share (1: as freely as the shared part; near 0: one model)",
               "value_spread": "the same for the order-value model",
               "alpha": "exploration: how many standard errors of each model's estimate (None: "
-                       "1.5 logistic, 1 linear)",
+                       "1.5 with the posterior bonus, else 1)",
               "warmup": "rows each eligible action learns before the bounds compete",
               "halflife": "forget: a learned row's weight halves after this many more rows of "
                           "its model (None: never)"}
 
     def __init__(self, n_actions, n_features, *, conversion: str = "linear",
-                 block: int = 100, lam: float | None = None, lam_value: float = 1.0,
+                 block: int = 100, bonus: str = "posterior", lam: float | None = None,
+                 lam_value: float = 1.0,
                  spread: float = 1.0, value_spread: float = 0.3, alpha: float | None = None,
                  warmup: int = 2, halflife: float | None = None, **kw):
         super().__init__(n_actions, n_features, **kw)
         if conversion not in DEFAULTS:
             raise ValueError(f"profit: conversion must be one of {sorted(DEFAULTS)}, got "
                              f"{conversion!r}")
+        if bonus not in ("posterior", "ridge"):
+            raise ValueError(f"profit: bonus must be posterior or ridge, got {bonus!r}")
         lam = DEFAULTS[conversion]["lam"] if lam is None else lam
-        alpha = DEFAULTS[conversion]["alpha"] if alpha is None else alpha
+        self.ridge_bonus = conversion == "logistic" and bonus == "ridge"
+        if alpha is None:
+            alpha = DEFAULTS["linear" if self.ridge_bonus else conversion]["alpha"]
         if alpha < 0 or warmup < 0:
             raise ValueError("profit: alpha and warmup must be >= 0")
         self.alpha, self.warmup = float(alpha), int(warmup)
@@ -110,6 +122,9 @@ class ProfitPolicy(Policy):
         else:
             self.conv = PooledRidge(n_actions, n_features, lam, spread, halflife)
         self.value = PooledRidge(n_actions, n_features, lam_value, value_spread, halflife)
+        #: bonus=ridge: the linear probability model whose error is the exploration bonus
+        self.conv_ridge = (PooledRidge(n_actions, n_features, DEFAULTS["linear"]["lam"], spread,
+                                       halflife) if self.ridge_bonus else None)
         if halflife is not None or self.logistic:
             self.additive = False
         if self.objective is None:
@@ -160,6 +175,8 @@ class ProfitPolicy(Policy):
         if not self.logistic:
             mean, se = self.means_and_se(X)
             return mean + self.alpha * se
+        if self.ridge_bonus:
+            return self._scores_with_ridge_bonus(X)
         a, logits, sd_l = self.alpha, self.conv.logits(X), self.conv.logit_sds(X)
         p_hi = sigmoid(logits + a * sd_l)
         if self.objective.kind == "conversion":
@@ -168,6 +185,23 @@ class ProfitPolicy(Policy):
         mu, sd_mu, s = self._log_values(X)
         g_hi = h * np.exp(np.minimum(mu + a * sd_mu + 0.5 * s * s, 700.0)) - f
         return np.where(g_hi > 0, p_hi, sigmoid(logits - a * sd_l)) * g_hi
+
+    def _scores_with_ridge_bonus(self, X: np.ndarray) -> np.ndarray:
+        """``bonus=ridge``: the logistic model's expected reward plus ``alpha`` delta-method
+        standard errors of the linear probability model learned beside it (its pooled
+        residual sd x ridge width: uncertainty in reward units, as linucb has it). The
+        posterior's own bounds explore longer at first; this bonus keeps the linear model's
+        pace while the logistic model supplies the means (README)."""
+        p = sigmoid(self.conv.logits(X))
+        p_ridge = np.clip(self.conv_ridge.means(X), 0.0, 1.0)
+        sd_p = self.conv_ridge.noise_sd() * self.conv_ridge.widths(X)
+        if self.objective.kind == "conversion":
+            return p + self.alpha * sd_p
+        h, f = self._objective_parts()
+        mu, sd_mu, s = self._log_values(X)
+        v = np.exp(np.minimum(mu + 0.5 * s * s, 700.0))
+        g = h * v - f
+        return p * g + self.alpha * np.sqrt((g * sd_p) ** 2 + (p_ridge * h * v * sd_mu) ** 2)
 
     def _warming(self) -> np.ndarray:
         return self.conv.counts < self.warmup - 1e-9
@@ -208,6 +242,8 @@ class ProfitPolicy(Policy):
             self.value.update(X[sold], actions[sold], np.log(outcomes.order_values[sold]))
 
     def _learn_outcomes(self, X, actions, rewards, propensities, mask, outcomes):
+        if self.conv_ridge is not None:
+            self.conv_ridge.update(X, actions, outcomes.converted.astype(float))
         self.conv.update(X, actions, outcomes.converted.astype(float))
         self._learn_values(X, actions, outcomes)
 
@@ -230,21 +266,28 @@ class ProfitPolicy(Policy):
                                self._outcomes_of(actions, new_rewards))
 
     # ------------------------------------------------------------------ state
+    def _models(self) -> dict:
+        """The learned models by state prefix."""
+        models = {"conv.": self.conv, "value.": self.value}
+        if self.conv_ridge is not None:
+            models["conv_ridge."] = self.conv_ridge
+        return models
+
     def finite(self) -> bool:
-        return self.conv.finite() and self.value.finite()
+        return all(model.finite() for model in self._models().values())
 
     def why_no_score_parts(self) -> str:
         return ("the profit policy's score is a product of two models (conversion x order "
                 "value): it does not split into feature contributions")
 
     def _state(self):
-        return {**{f"conv.{k}": v for k, v in self.conv.state().items()},
-                **{f"value.{k}": v for k, v in self.value.state().items()}}
+        return {f"{prefix}{k}": v for prefix, model in self._models().items()
+                for k, v in model.state().items()}
 
     def _load_state(self, state):
-        for prefix, ridge in (("conv.", self.conv), ("value.", self.value)):
-            ridge.load({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        for prefix, model in self._models().items():
+            model.load({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
     def _grow(self, n):
-        self.conv.grow(n)
-        self.value.grow(n)
+        for model in self._models().values():
+            model.grow(n)

@@ -257,3 +257,28 @@ def test_logistic_scores_are_the_bounds_through_the_links():
     p, v = sigmoid(l), np.exp(mu + s * s / 2)
     np.testing.assert_allclose(pol.means_and_se(Xq)[0], p * ((0.4 - pct) * v - fixed))
     np.testing.assert_allclose(pol.expected_costs(Xq), p * (pct * v + fixed))
+
+
+def test_the_ridge_bonus_is_the_linear_models_error_around_the_logistic_means():
+    """``bonus=ridge``: the logistic model's expected reward plus alpha delta-method standard
+    errors of a linear probability model fitted to the same rows."""
+    X, a, converted, values, costs, rewards = _data(seed=7)
+    pol = policies.make("profit:conversion=logistic,bonus=ridge,alpha=0.8,warmup=0,block=50",
+                        n_actions=K, n_features=D, objective=SPEC)
+    pol.update(X, a, rewards, np.full(len(X), 1 / K), converted=converted,
+               order_values=values, costs=costs)
+    ridge = PooledRidge(K, D, 1.0, 1.0)
+    ridge.update(X, a, converted.astype(float))
+    np.testing.assert_allclose(pol.conv_ridge.ridge.theta, ridge.ridge.theta, atol=1e-10)
+    Xq = X[:8]
+    p = sigmoid(pol.conv.logits(Xq))
+    s = pol.value.noise_sd()
+    v = np.exp(pol.value.means(Xq) + s * s / 2)
+    pct, fixed = SPEC.costs(K)
+    h = 0.4 - pct
+    g = h * v - fixed
+    se = np.sqrt((g * ridge.noise_sd() * ridge.widths(Xq)) ** 2
+                 + (np.clip(ridge.means(Xq), 0, 1) * h * v * s * pol.value.widths(Xq)) ** 2)
+    np.testing.assert_allclose(pol.scores(Xq), p * g + 0.8 * se, rtol=1e-10)
+    with pytest.raises(ValueError, match="bonus must be posterior or ridge"):
+        policies.make("profit:conversion=logistic,bonus=wide", n_actions=K, n_features=D)
