@@ -100,8 +100,8 @@ class ProfitPolicy(Policy):
 
     def __init__(self, n_actions, n_features, *, conversion: str = "linear",
                  block: int = 100, bonus: str = "posterior", lam: float | None = None,
-                 lam_value: float = 1.0,
-                 spread: float = 1.0, value_spread: float = 0.3, alpha: float | None = None,
+                 lam_value: float = 1.0, spread: float = 1.0, value_spread: float = 0.3,
+                 alpha: float | None = None,
                  warmup: int = 2, halflife: float | None = None, **kw):
         super().__init__(n_actions, n_features, **kw)
         if conversion not in DEFAULTS:
@@ -131,7 +131,7 @@ class ProfitPolicy(Policy):
             self.objective = ObjectiveSpec("revenue", 1.0, (0.0,) * n_actions,
                                            (0.0,) * n_actions)
 
-    # ------------------------------------------------------------------ the two models
+    # ------------------------------------------------------------------ the models
     def _objective_parts(self) -> tuple[np.ndarray, np.ndarray]:
         """(K,) ``h`` and ``f`` of ``reward = p (h v - f)``: margin minus the share an
         incentive costs and its fixed cost (1 and 0 for revenue)."""
