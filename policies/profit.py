@@ -149,10 +149,15 @@ class ProfitPolicy(Policy):
         return (np.clip(self.conv.means(X), 0.0, 1.0),
                 self.conv.noise_sd() * self.conv.widths(X))
 
-    def _log_values(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """(n, K) mean log order value, its standard error, and the residual sd ``s``."""
+    def _order_values(self, X: np.ndarray, bonus: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K) expected order value ``v = exp(mu + bonus sd_mu + s^2 / 2)`` of a sale
+        (log-normal residuals of sd ``s``; ``bonus`` standard errors of ``mu`` above its
+        estimate for an upper bound) and ``sd_mu``, the standard error of the log's mean."""
         s = self.value.noise_sd()
-        return self.value.means(X), s * self.value.widths(X), s
+        sd_mu = s * self.value.widths(X)
+        log_v = self.value.means(X) + bonus * sd_mu + 0.5 * s * s
+        return np.exp(np.minimum(log_v, 700.0)), sd_mu
 
     def means_and_se(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, K) expected reward of each action and the delta-method standard error."""
@@ -160,8 +165,7 @@ class ProfitPolicy(Policy):
         if self.objective.kind == "conversion":
             return p, sd_p
         h, f = self._objective_parts()
-        mu, sd_mu, s = self._log_values(X)
-        v = np.exp(np.minimum(mu + 0.5 * s * s, 700.0))
+        v, sd_mu = self._order_values(X)
         g = h * v - f
         return p * g, np.sqrt((g * sd_p) ** 2 + (p * h * v * sd_mu) ** 2)
 
@@ -182,8 +186,7 @@ class ProfitPolicy(Policy):
         if self.objective.kind == "conversion":
             return p_hi
         h, f = self._objective_parts()
-        mu, sd_mu, s = self._log_values(X)
-        g_hi = h * np.exp(np.minimum(mu + a * sd_mu + 0.5 * s * s, 700.0)) - f
+        g_hi = h * self._order_values(X, bonus=a)[0] - f
         return np.where(g_hi > 0, p_hi, sigmoid(logits - a * sd_l)) * g_hi
 
     def _scores_with_ridge_bonus(self, X: np.ndarray) -> np.ndarray:
@@ -198,8 +201,7 @@ class ProfitPolicy(Policy):
         if self.objective.kind == "conversion":
             return p + self.alpha * sd_p
         h, f = self._objective_parts()
-        mu, sd_mu, s = self._log_values(X)
-        v = np.exp(np.minimum(mu + 0.5 * s * s, 700.0))
+        v, sd_mu = self._order_values(X)
         g = h * v - f
         return p * g + self.alpha * np.sqrt((g * sd_p) ** 2 + (p_ridge * h * v * sd_mu) ** 2)
 
@@ -214,8 +216,7 @@ class ProfitPolicy(Policy):
         X = np.asarray(X, dtype=float)
         pct, fixed = self.objective.costs(self.n_actions)
         p, _ = self._probabilities(X)
-        mu, _, s = self._log_values(X)
-        return p * (pct * np.exp(np.minimum(mu + 0.5 * s * s, 700.0)) + fixed)
+        return p * (pct * self._order_values(X)[0] + fixed)
 
     def _preferences(self, X, mask, prices=0.0):
         return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices)
