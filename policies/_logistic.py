@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.lapack import dpotrf, dpotri
 
 from ._pooled import block_quadratic, pooled_design
+from ._ridge import spd_inverse
 
 #: Newton steps per block at most (from the previous mode about 4 reach the tolerance on the
 #: default shop)
@@ -66,6 +66,7 @@ class PooledLogistic:
         self.pending_X = np.zeros((0, self.dim))
         self.pending_actions = np.zeros(0, dtype=np.intp)
         self.pending_y = np.zeros(0)
+        self._upper = np.triu_indices(D, 1)
 
     ARRAYS = ("m", "H", "S", "counts", "pending_X", "pending_actions", "pending_y")
 
@@ -115,14 +116,7 @@ class PooledLogistic:
         self._invert()
 
     def _invert(self) -> None:
-        L, info = dpotrf(self.H, lower=1, clean=0)
-        if info == 0:
-            inv, info = dpotri(L, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("logistic posterior precision is not positive definite")
-        upper = np.triu_indices(len(inv), 1)
-        inv[upper] = inv.T[upper]  # potri fills the lower triangle only
-        self.S = inv
+        self.S = spd_inverse(self.H, self._upper, "logistic posterior precision is")
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         """(n, K) posterior mean logits ``z_a(x) . m``."""
@@ -144,6 +138,7 @@ class PooledLogistic:
         H = self.lam * np.eye(D + extra)
         H[:D, :D] = self.H
         self.H, self.m = H, np.concatenate([self.m, np.zeros(extra)])
+        self._upper = np.triu_indices(D + extra, 1)
         self.n_actions += n
         self.counts = np.concatenate([self.counts, np.zeros(n)])
         self._invert()
