@@ -119,6 +119,13 @@ class Server(Client):
         return code
 
 
+def farewell_snapshot(farewell: str) -> tuple[int, Path] | None:
+    """(model version, snapshot path) from `serve`'s goodbye when it saved a final snapshot,
+    else None."""
+    said = re.fullmatch(r"cartwheel stopped at model version (\d+): saved in (\S+)\n", farewell)
+    return (int(said.group(1)), Path(said.group(2))) if said else None
+
+
 def config_file(tmp_path: Path, **sections) -> Path:
     """Write the default shop with sections updated to a TOML file."""
     from engine_helpers import shop_doc

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import resource
 import sqlite3
 import subprocess
@@ -309,7 +308,7 @@ def test_a_model_that_turns_non_finite_is_rebuilt_from_snapshot_and_log(tmp_path
 def test_sigterm_exits_0_while_the_store_cannot_write(tmp_path):
     """A real `cartwheel serve` whose files may not grow (a file-size limit set on the running
     process from outside, as a full disk): 503s, degraded health, and still a clean exit."""
-    from server_helpers import Server
+    from server_helpers import Server, farewell_snapshot
 
     srv = Server(tmp_path / "data")
     for i in range(20):
@@ -324,7 +323,5 @@ def test_sigterm_exits_0_while_the_store_cannot_write(tmp_path):
     assert srv.stop() == 0, srv.log_text()
     assert "Traceback" not in srv.log_text()  # storage faults are answered, not crashed on
     # the goodbye is honest: the snapshot it names exists and holds the version it states
-    said = re.fullmatch(r"cartwheel stopped at model version (\d+): saved in (\S+)\n",
-                        srv.farewell)
-    assert said and json.loads(Path(said.group(2)).read_text())["model_version"] == int(
-        said.group(1)), srv.farewell
+    said = farewell_snapshot(srv.farewell)
+    assert said and json.loads(said[1].read_text())["model_version"] == said[0], srv.farewell

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from server_helpers import Server, config_file
+from server_helpers import Server, config_file, farewell_snapshot
 
 CTX = {"device": "mobile", "traffic_source": "paid_search", "returning": False,
        "pages_viewed": 3, "cart_value": 40.0, "page_type": "cart", "hour": 20,
@@ -129,16 +129,15 @@ def test_sigterm_flushes_snapshots_and_exits_0(tmp_path):
     snapshots = sorted((tmp_path / "data" / "snapshots").glob("snapshot-*.json"))
     assert snapshots
     # the operator is told what a restart continues from: this very file, this version
-    said = re.fullmatch(r"cartwheel stopped at model version (\d+): saved in (\S+)\n",
-                        srv.farewell)
-    assert said and said.group(2) == str(snapshots[-1].resolve())
+    said = farewell_snapshot(srv.farewell)
+    assert said and said[1] == snapshots[-1].resolve(), srv.farewell
     restarted = Server(tmp_path / "data")
     try:
         status, body = restarted.request("GET", "/healthz")
     finally:
         stopped = restarted.stop()
     # (the holdout's share of the 20 is not learned: the version is what was)
-    assert status == 200 and body["model_version"] == int(said.group(1)) > 0
+    assert status == 200 and body["model_version"] == said[0] > 0
     assert stopped == 0
 
 
