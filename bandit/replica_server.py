@@ -15,13 +15,13 @@ import logging
 import time
 
 from aiohttp import web
-from prometheus_client import Counter, Gauge, Histogram
 
 from . import api
 from .bus_records import BusEntry, BusOutcome, encode_entry
 from .decider import MAX_VISITOR_ID
 from .errors import StorageError
 from .joiner import check_outcome
+from .metrics import ReplicaMetrics
 from .privacy import hash_visitor
 from .replica import follow_snapshots
 from .serving import LoopLag, RequestGroup, VisitorLimit, answer
@@ -108,25 +108,6 @@ class ReplicaGroup(RequestGroup):
             return [exc] * len(requests), exc
 
 
-class ReplicaMetrics(server.RequestMetrics):
-    """A replica's metrics: the request ones (named as on one process) and the bus's."""
-
-    def __init__(self, replica):
-        super().__init__(replica.config, "Requests appended as one bus entry")
-        r = self.registry
-        self.bus_latency = Histogram("cartwheel_bus_append_seconds", "Time Redis took to "
-                                     "acknowledge a group's entry", registry=r,
-                                     buckets=(.0002, .0005, .001, .002, .005, .01, .025, .05, .1,
-                                              .5))
-        self.bus_errors = Counter("cartwheel_bus_errors", "Failed bus calls", registry=r)
-        Gauge("cartwheel_model_version", "Version of the model this replica decides with",
-              registry=r).set_function(lambda: replica.model_version)
-        Gauge("cartwheel_model_age_seconds", "Seconds since this replica loaded its model",
-              registry=r).set_function(lambda: time.time() - replica.loaded_at)
-        Gauge("cartwheel_storage_degraded", "1 while the bus cannot be written",
-              registry=r).set_function(lambda: replica.degraded is not None)
-
-
 async def healthz(request: web.Request) -> web.Response:
     replica = request.app[server.ENGINE]
     healthy = replica.degraded is None
@@ -156,7 +137,7 @@ def make_replica_app(replica, bus, *, token: str | None, poll_s: float = 1.0
     config = replica.config
     max_body = config.server.max_body_bytes
     app = web.Application(client_max_size=max_body + 1)
-    metrics = ReplicaMetrics(replica)
+    metrics = ReplicaMetrics(replica, server.ENDPOINTS)
     app[server.ENGINE], app[BUS], app[server.TOKEN] = replica, bus, token
     app[server.MAX_BODY], app[server.METRICS] = max_body, metrics
     app[server.GROUP] = ReplicaGroup(replica, bus, on_close=metrics.group_size.observe,

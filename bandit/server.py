@@ -23,12 +23,12 @@ import time
 
 import msgspec
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import api, dashboard_server
 from .errors import (CartwheelError, ClosedEventError, RateLimitedError, StorageError,
                      UnknownEventError, UnsupportedMediaError)
+from .metrics import EngineMetrics, RequestMetrics
 from .report import build_report, with_engine, with_spend
 from .serving import Cors, LoopLag, RequestGroup, SingleFlight, VisitorLimit, run_site
 from .segments_source import SegmentsCache
@@ -45,58 +45,6 @@ REPORT = web.AppKey("report", object)
 LIMIT = web.AppKey("limit", object)
 TRAINER = web.AppKey("trainer", object)
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
-
-
-class RequestMetrics:
-    """The request metrics every endpoint has, one process or a replica (own registry, so
-    several apps can live in one process). ``grouped``: what a request group is there."""
-
-    def __init__(self, config, grouped: str):
-        self.registry = CollectorRegistry()
-        self.decisions = Counter("cartwheel_decisions", "Decisions made",
-                                 ["action", "group"], registry=self.registry)
-        # children looked up once: labels() takes a lock and a dict lookup on every call
-        self.decided = {(a, g): self.decisions.labels(a, g)
-                        for a in config.action_ids for g in ("treatment", "holdout")}
-        self.outcomes = Counter("cartwheel_outcomes", "Outcomes received by status",
-                                ["status"], registry=self.registry)
-        self.latency = Histogram("cartwheel_request_seconds", "Request latency", ["endpoint"],
-                                 registry=self.registry,
-                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1))
-        self.errors = Counter("cartwheel_request_errors", "Refused requests",
-                              ["endpoint", "code"], registry=self.registry)
-        self.timers = {e: self.latency.labels(e) for e in (*_ENDPOINTS, "other")}
-        # requests aiohttp could not parse reach no endpoint (serving.MalformedHttpLog)
-        self.malformed_http = self.errors.labels("unparsed", "malformed_http")
-        self.group_size = Histogram("cartwheel_group_size", grouped, registry=self.registry,
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-        self.loop_lag = Histogram(
-            "cartwheel_event_loop_lag_seconds", "How late the event loop ran a timer (work on "
-            "the loop that kept every request waiting)", registry=self.registry,
-            buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1))
-
-
-class Metrics(RequestMetrics):
-    """One process's metrics: the request ones and the engine's."""
-
-    def __init__(self, engine):
-        super().__init__(engine.config, "Requests decided and committed together (a request "
-                                        "group)")
-        Gauge("cartwheel_model_updates", "Learning updates of the model",
-              registry=self.registry).set_function(lambda: engine.update_count)
-        Gauge("cartwheel_pending_events", "Decisions waiting for an outcome or expiry",
-              registry=self.registry).set_function(lambda: engine.open_events)
-        Gauge("cartwheel_held_closings", "Closed events a non-additive policy holds until every "
-              "earlier decision has closed (it learns in decision order)",
-              registry=self.registry).set_function(lambda: engine.learner.held)
-        Gauge("cartwheel_storage_degraded", "1 while the event log cannot be written",
-              registry=self.registry).set_function(lambda: engine.degraded is not None)
-        if engine.config.budget is not None:
-            Gauge("cartwheel_incentive_spend_today", "Incentive spend of the budget day so far",
-                  registry=self.registry).set_function(
-                lambda: engine.guardrails.spend.spent(time.time()))
-            Gauge("cartwheel_incentive_budget_daily", "Daily incentive budget",
-                  registry=self.registry).set(engine.config.budget.daily)
 
 
 def _error(status: int, code: str, message: str, field: str | None = None,
@@ -118,7 +66,7 @@ def _guarded(endpoint: str, handler):
     """
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        metrics: Metrics = request.app[METRICS]
+        metrics: RequestMetrics = request.app[METRICS]
         started = time.perf_counter()
         try:
             return await handler(request)
@@ -281,7 +229,7 @@ _ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
            ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
            ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi),
            *dashboard_server.ROUTES)
-_ENDPOINTS = tuple(path for _, path, _ in _ROUTES)
+ENDPOINTS = tuple(path for _, path, _ in _ROUTES)
 _DECIDING = ("/v1/decide", "/v1/outcome")
 
 
@@ -371,7 +319,7 @@ def make_app(engine, *, token: str | None = None, max_body: int | None = None,
     app[ENGINE] = engine
     app[TOKEN] = token
     app[MAX_BODY] = max_body
-    app[METRICS] = Metrics(engine)
+    app[METRICS] = EngineMetrics(engine, ENDPOINTS)
     app[GROUP] = RequestGroup(engine, on_close=app[METRICS].group_size.observe)
     app[REPORT] = SingleFlight(_report_computer(engine))
     app[dashboard_server.SEGMENTS] = SegmentsCache(engine)
