@@ -8,28 +8,8 @@ The base class does validation, masking, the propensity floor, sampling and RNG 
   ``_relabel(X, actions, old_rewards, new_rewards, propensities, mask)``;
 * ``_state()`` / ``_load_state(state)`` and, to grow, ``_grow(n)``.
 
-Every eligible action keeps probability >= ``f`` so any log it writes can be evaluated
-off-policy. By default the floor is an exploration *budget*: ``f = min(0.005, 0.04 / k)`` over
-the ``k`` eligible actions of a row: 0.5% each for up to 8 actions, and never more than 4% of
-traffic forced to explore however many actions a shop has (a fixed 0.5% each would force 10%
-with 20 actions). Measured before choosing it (paired over 12 seeds): halving the earlier 1%
-each moved linucb's captured gain in the simulated shop by -1.0 ± 1.8 points at 50,000
-visitors, +0.2 ± 1.2 at 200,000 and +0.1 ± 1.9 over random shops (no measurable cost), and
-gained 3.5 points on the bake-off's 10-class digits and 0.3-0.4 on 2-class breast cancer,
-where every forced draw is a wrong answer. ``floor=x`` in a spec fixes ``f = min(x, 1 / k)``
-instead. A policy class may keep another default (``floor_max``, ``floor_budget``): egreedy
-keeps the earlier 1% each, at most 8%, because its only other exploration is its uniform
-epsilon share, and on the drift world the halved floor cost it -3.6 ± 2.4 points of captured
-gain over 300,000 visitors (12 paired seeds; no epsilon from 5% to 12% made that up). The
-trade-off: a smaller floor explores less but makes off-policy estimates noisier (importance
-weights up to ``1 / f``: 200 at the default).
-
-The floor is a minimum, not a mixture: an action the policy already gives at least ``f`` is
-not pushed further, so a policy that explores by itself pays nothing extra::
-
-    p = f + (1 - k f) * max(q - f, 0) / sum(max(q - f, 0))
-
-which is ``q`` itself when every ``q >= f``, and ``(1 - k f) q + f`` for a greedy ``q``.
+Every eligible action keeps probability >= a floor, so any log it writes can be evaluated
+off-policy (``policies.floor``: how large, and why).
 
 >>> import numpy as np
 >>> from policies import make
@@ -46,14 +26,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from .floor import FLOOR_BUDGET, FLOOR_MAX, apply_floor, floor_per_action
 from .objective import ObjectiveSpec, check_outcomes
 
 STATE_VERSION = 1
-#: the default floor: at most this share of traffic is forced to explore, spread over the
-#: eligible actions ...
-FLOOR_BUDGET = 0.04
-#: ... but no action is forced above this (a shop with two actions explores 0.5%, not 4%)
-FLOOR_MAX = 0.005
 
 
 class NonFiniteStateError(ValueError):
@@ -384,28 +360,18 @@ class Policy(ABC):
         return X, mask
 
     def floor_for(self, k: np.ndarray | int) -> np.ndarray | float:
-        """The per-action floor of a row with ``k`` eligible actions (module docstring).
+        """The per-action floor of a row with ``k`` eligible actions (``policies.floor``).
 
         >>> from policies import make
         >>> pol = make("uniform", n_actions=10, n_features=1)
         >>> float(pol.floor_for(2)), float(pol.floor_for(16))
         (0.005, 0.0025)
         """
-        if self.floor is None:
-            return np.minimum(self.floor_max, self.floor_budget / k)
-        return np.minimum(self.floor, 1.0 / k)
+        return floor_per_action(k, self.floor, self.floor_max, self.floor_budget)
 
     def _apply_floor(self, Q: np.ndarray, mask: np.ndarray) -> np.ndarray:
         k = mask.sum(axis=1, keepdims=True)
-        f = self.floor_for(k)
-        above = np.maximum(Q - f, 0.0)
-        above *= mask
-        total = above.sum(axis=1, keepdims=True)
-        if total.all():  # the usual case, and the cheap one on the one-visitor path
-            share = above / total
-        else:  # rows where nothing is above the floor (uniform at f = 1/k) stay uniform
-            share = np.divide(above, total, out=mask / k, where=total > 0)
-        return f * mask + (1.0 - k * f) * share  # rows sum to k f + (1 - k f) = 1
+        return apply_floor(Q, mask, k, self.floor_for(k))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_actions={self.n_actions}, n_features={self.n_features})"
