@@ -32,7 +32,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from ._pooled import block_quadratic, pooled_design
-from ._ridge import spd_inverse
+from ._ridge import load_arrays, spd_inverse
 
 #: Newton steps per block at most (from the previous mode about 4 reach the tolerance on the
 #: default shop)
@@ -147,11 +147,5 @@ class PooledLogistic:
         return {f"logistic.{name}": getattr(self, name) for name in self.ARRAYS}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
-        for name in self.ARRAYS:
-            value = np.asarray(state[f"logistic.{name}"])
-            mine = getattr(self, name)
-            if value.shape[1:] != mine.shape[1:] or (
-                    not name.startswith("pending") and value.shape != mine.shape):
-                raise ValueError(f"logistic state {name} has shape {value.shape}, expected "
-                                 f"{mine.shape}")
-            setattr(self, name, value.astype(mine.dtype))
+        load_arrays(self, state, "logistic", self.ARRAYS,
+                    buffers=("pending_X", "pending_actions", "pending_y"))

@@ -164,13 +164,22 @@ class RidgeStack:
         return {f"ridge.{name}": getattr(self, name) for name in self.ARRAYS}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
-        for name in self.ARRAYS:
-            value = np.asarray(state[f"ridge.{name}"])
-            if value.shape != getattr(self, name).shape:
-                raise ValueError(f"ridge state {name} has shape {value.shape}, expected "
-                                 f"{getattr(self, name).shape}")
-            setattr(self, name, value.astype(getattr(self, name).dtype))
+        load_arrays(self, state, "ridge", self.ARRAYS)
         self._noise = None
+
+
+def load_arrays(model, state: dict[str, np.ndarray], prefix: str, names: tuple[str, ...],
+                buffers: tuple[str, ...] = ()) -> None:
+    """Set ``model``'s arrays ``names`` from ``state["<prefix>.<name>"]``, in their dtypes,
+    refusing a shape other than the model's (a snapshot of another shop's features or
+    actions); ``buffers`` may differ in length only (rows waiting for a block)."""
+    for name in names:
+        value, mine = np.asarray(state[f"{prefix}.{name}"]), getattr(model, name)
+        if value.shape[1:] != mine.shape[1:] or (name not in buffers
+                                                 and value.shape != mine.shape):
+            raise ValueError(f"{prefix} state {name} has shape {value.shape}, expected "
+                             f"{mine.shape}")
+        setattr(model, name, value.astype(mine.dtype))
 
 
 def spd_inverse(A: np.ndarray, upper: tuple, what: str) -> np.ndarray:

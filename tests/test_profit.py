@@ -282,3 +282,25 @@ def test_the_ridge_bonus_is_the_linear_models_error_around_the_logistic_means():
     np.testing.assert_allclose(pol.scores(Xq), p * g + 0.8 * se, rtol=1e-10)
     with pytest.raises(ValueError, match="bonus must be posterior or ridge"):
         policies.make("profit:conversion=logistic,bonus=wide", n_actions=K, n_features=D)
+
+
+@pytest.mark.parametrize("key, cut", [("policy.conv.logistic.H", np.s_[:-1]),
+                                      ("policy.conv.logistic.pending_X", np.s_[:, :-1]),
+                                      ("policy.value.ridge.A", np.s_[:, :-1])])
+def test_a_state_whose_arrays_do_not_fit_is_refused(key, cut):
+    """A state with the right sizes in its meta but an array of another shape (a damaged or
+    hand-edited snapshot) is refused by name, not loaded into a model that would fail later;
+    the buffered rows of the logistic model may be any number, not any width."""
+    X, a, converted, values, costs, rewards = _data(n=110)
+    pol = policies.make("profit:conversion=logistic,block=30", n_actions=K, n_features=D)
+    pol.update(X, a, rewards, np.full(len(a), 1 / K), converted=converted,
+               order_values=values, costs=costs)
+    state = pol.get_state()
+    twin = policies.make("profit:conversion=logistic,block=30", n_actions=K, n_features=D)
+    twin.set_state({**state, "policy.conv.logistic.pending_X": state[
+        "policy.conv.logistic.pending_X"][:3], "policy.conv.logistic.pending_actions": state[
+        "policy.conv.logistic.pending_actions"][:3], "policy.conv.logistic.pending_y": state[
+        "policy.conv.logistic.pending_y"][:3]})
+    assert len(twin.conv.pending_y) == 3
+    with pytest.raises(ValueError, match=f"state {key.split('.')[-1]} has shape"):
+        twin.set_state({**state, key: state[key][cut]})
