@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--last-quarter", action="store_true",
                     help="also the captured gain of each run's last quarter")
     ap.add_argument("--sizes", default="50000,200000", help="visitors of the worlds' tables")
+    ap.add_argument("--worlds", default="default,drift",
+                    help="the worlds part's worlds (default, drift)")
     args = ap.parse_args()
     specs = policies.split_specs(args.policies)
     specs = ["linucb", *(s for s in specs if s != "linucb")]
@@ -103,7 +105,7 @@ def main() -> None:
         print(f"class ceilings, mean over the {args.random_shops} random shops")
         ceilings([("random", s) for s in range(100, 100 + args.random_shops)])
     for visitors in (int(v) for v in args.sizes.split(",")):
-        for world in ("default", "drift") if "worlds" in parts else ():
+        for world in args.worlds.split(",") if "worlds" in parts else ():
             table(f"{world} world, {visitors:,} visitors, seeds {seeds.start}-{seeds.stop - 1}",
                   gains(world, seeds, visitors, specs, args.last_quarter))
         if "random" in parts:
