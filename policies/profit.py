@@ -83,10 +83,11 @@ class ProfitPolicy(Policy):
     PARAMS = {"conversion": "the conversion model: linear (a linear probability model, learned "
                             "at once and relabeled) or logistic (learned when a decision's "
                             "outcome is final, in blocks; for a million visitors or more)",
-              "block": "logistic conversion model: rows per posterior update",
+              "block": "logistic conversion model: rows per posterior update (None: 100)",
               "bonus": "logistic conversion model: where its exploration comes from, its "
                        "posterior (bounds through the links) or ridge (the delta-method "
-                       "error of a linear probability model learned beside it)",
+                       "error of a linear probability model learned beside it; None: "
+                       "posterior)",
               "lam": "prior precision of the conversion model (None: 4 logistic, 1 linear)",
               "lam_value": "ridge penalty of the (log) order-value model",
               "spread": "how freely an action's conversion model departs from the one all "
@@ -99,7 +100,8 @@ class ProfitPolicy(Policy):
                           "its model (None: never)"}
 
     def __init__(self, n_actions, n_features, *, conversion: str = "linear",
-                 block: int = 100, bonus: str = "posterior", lam: float | None = None,
+                 block: int | None = None, bonus: str | None = None,
+                 lam: float | None = None,
                  lam_value: float = 1.0, spread: float = 1.0, value_spread: float = 0.3,
                  alpha: float | None = None,
                  warmup: int = 2, halflife: float | None = None, **kw):
@@ -107,6 +109,10 @@ class ProfitPolicy(Policy):
         if conversion not in DEFAULTS:
             raise ValueError(f"profit: conversion must be one of {sorted(DEFAULTS)}, got "
                              f"{conversion!r}")
+        if conversion != "logistic" and (block, bonus) != (None, None):
+            raise ValueError("profit: block and bonus shape the logistic conversion model; "
+                             "add conversion=logistic, or drop them")
+        block, bonus = 100 if block is None else block, bonus or "posterior"
         if bonus not in ("posterior", "ridge"):
             raise ValueError(f"profit: bonus must be posterior or ridge, got {bonus!r}")
         lam = DEFAULTS[conversion]["lam"] if lam is None else lam

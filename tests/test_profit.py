@@ -304,3 +304,15 @@ def test_a_state_whose_arrays_do_not_fit_is_refused(key, cut):
     assert len(twin.conv.pending_y) == 3
     with pytest.raises(ValueError, match=f"state {key.split('.')[-1]} has shape"):
         twin.set_state({**state, key: state[key][cut]})
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("profit:bonus=ridge", "add conversion=logistic"),
+    ("profit:conversion=linear,block=50", "add conversion=logistic"),
+    ("profit:conversion=logistic,bonus=thompson", "bonus must be posterior or ridge"),
+    ("profit:conversion=probit", "conversion must be one of")])
+def test_options_that_would_do_nothing_are_refused(spec, message):
+    """An option of the logistic model on the linear one would be silently ignored: refused
+    with what to change instead."""
+    with pytest.raises(ValueError, match=message):
+        policies.make(spec, n_actions=K, n_features=D)
