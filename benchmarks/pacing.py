@@ -134,7 +134,7 @@ def main() -> None:
           f"unconstrained spend, {args.seeds} seeds")
     print(f"{'policy':8s} {'run':10s} {'profit/visitor':>15s} {'spend/budget':>13s} "
           f"{'ran out at':>11s} {'overshoot':>10s} {'incentives after':>17s}")
-    for policy in args.policies.split(","):
+    for policy in policies.split_specs(args.policies):
         # a policy that does not choose by estimated rewards cannot be paced (the config
         # refuses it): it runs unconstrained and with the hard stop only
         paceable = policies.REGISTRY[policies.parse_spec(policy)[0]].priceable
