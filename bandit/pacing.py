@@ -18,10 +18,13 @@ price in reward units: 1 when rewards are currency (revenue, profit), ``1 / AOV`
 conversions. ``mu`` is a function of the log's spend per step alone, so a restart replays it
 exactly (:meth:`Pacer.replay`).
 
-``E[cost | x, a]``: the policy's own cost model where it has one (``expected_costs``, the
-``profit`` policy), else each action's mean cost per decision in the treatment group, shrunk
+``E[cost | x, a]``: each action's mean cost per decision in the treatment group, shrunk
 towards the shop-wide ``conversion rate x (cost_pct x AOV + cost_fixed)`` while an action has
-few decisions (:func:`action_costs`).
+few decisions (:func:`action_costs`); for a policy with a cost model of its own
+(``expected_costs``, the ``profit`` policy) that model's ``E[cost | x, a]``, blended with the
+mean by ``n / (n + PRIOR_DECISIONS)`` for the ``n`` rows of the action it has learned
+(``cost_model_rows``): the logistic ``profit`` learns a window late and would price its
+first day with a blank model (docs/architecture.md, "Budget pacing").
 
 The hard stop stays as the backstop: once the day's spend reaches the budget, incentives are
 not eligible. Spend is charged when a conversion closes, so the day can end above the budget
@@ -64,11 +67,16 @@ class PacingPrice(msgspec.Struct, frozen=True):
         priced (no budget pressure: the policy decides exactly as without pacing)."""
         if self.price <= 0.0:
             return None
+        mean = np.array([self.costs.get(a, 0.0) for a in action_ids])
         own = getattr(policy, "expected_costs", None)
-        if own is not None:
-            return self.price * own(X)
-        row = self.price * np.array([self.costs.get(a, 0.0) for a in action_ids])
-        return np.broadcast_to(row, (len(X), len(row)))
+        if own is None:
+            return np.broadcast_to(self.price * mean, (len(X), len(mean)))
+        # the policy's cost model by how much it has learned of each action: one that has
+        # learned nothing yet (a non-additive policy learns a window late) would price
+        # incentives with its prior, and the price could not hold the day
+        learned = np.asarray(policy.cost_model_rows(), dtype=float)
+        trust = learned / (learned + PRIOR_DECISIONS)
+        return self.price * (trust * own(X) + (1.0 - trust) * mean)
 
 
 def encode(price: PacingPrice | None) -> bytes:

@@ -22,14 +22,25 @@ def greedy(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return top / top.sum(axis=1, keepdims=True)
 
 
-def warm_up_then_greedy(warm: np.ndarray, mask: np.ndarray, scores) -> np.ndarray:
+def warm_up_then_greedy(warm: np.ndarray, mask: np.ndarray, scores, prices=0.0
+                        ) -> np.ndarray:
     """Actions still in their warm-up (``warm``, (K,)) are tried first, uniformly among the
-    eligible ones; rows with none of them take the greedy choice on ``scores()`` (a callable,
-    so that the first visitors, all warming, never compute a bound).
+    eligible ones; rows with none of them take the greedy choice on ``scores()`` (a callable
+    that subtracts ``prices`` itself, so that the first visitors, all warming, never compute
+    a bound).
+
+    Under budget pacing (``prices``, scalar or (n, K)) the warm-up tries the cheapest warming
+    actions first: with nothing learned every estimate is equal, so ``estimate - price`` is
+    decided by the price alone. Without a price (0, as long as spend keeps to the plan) that
+    is every warming action, uniformly. It matters for a policy that learns a window late:
+    its whole first window is warm-up, and the price could not hold that day's budget.
 
     >>> m = np.ones((1, 3), bool)
     >>> warm_up_then_greedy(np.array([False, True, True]), m, lambda: None).tolist()
     [[0.0, 0.5, 0.5]]
+    >>> warm_up_then_greedy(np.array([True, True, True]), m, lambda: None,
+    ...                     prices=np.array([[0.0, 0.0, 3.0]])).tolist()
+    [[0.5, 0.5, 0.0]]
     >>> warm_up_then_greedy(np.zeros(3, bool), m, lambda: np.array([[0.0, 2.0, 1.0]])).tolist()
     [[0.0, 1.0, 0.0]]
     """
@@ -37,10 +48,11 @@ def warm_up_then_greedy(warm: np.ndarray, mask: np.ndarray, scores) -> np.ndarra
         return greedy(scores(), mask)
     warming = mask & warm[None, :]
     tried_first = warming.any(axis=1, keepdims=True)
+    cheapest = greedy(np.broadcast_to(-np.asarray(prices, dtype=float), mask.shape),
+                      np.where(tried_first, warming, mask))  # rows without: unused
     if tried_first.all():
-        return uniform_over(warming)
-    first = uniform_over(np.where(tried_first, warming, mask))  # rows without: unused
-    return np.where(tried_first, first, greedy(scores(), mask))
+        return cheapest
+    return np.where(tried_first, cheapest, greedy(scores(), mask))
 
 
 def uniform_over(mask: np.ndarray) -> np.ndarray:

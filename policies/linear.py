@@ -131,7 +131,8 @@ class LinUCB(LinearPolicy):
     priceable = True
 
     def _preferences(self, X, mask, prices=0.0):
-        return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices)
+        return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices,
+                                   prices)
 
     def score_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """``x . theta_k`` by feature, and the optimism bonus as the part no feature owns

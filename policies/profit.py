@@ -225,8 +225,14 @@ class ProfitPolicy(Policy):
         p, _ = self._probabilities(X)
         return p * (pct * self._order_values(X)[0] + fixed)
 
+    def cost_model_rows(self) -> np.ndarray:
+        """(K,) rows of each action :meth:`expected_costs` has learned from (faded when
+        forgetting): how far budget pacing trusts it over the log's mean cost."""
+        return self.conv.counts
+
     def _preferences(self, X, mask, prices=0.0):
-        return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices)
+        return warm_up_then_greedy(self._warming(), mask, lambda: self.scores(X) - prices,
+                                   prices)
 
     # ------------------------------------------------------------------ learning
     def _outcomes_of(self, actions, rewards) -> Outcomes:

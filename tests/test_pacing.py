@@ -15,7 +15,7 @@ import simulator
 from bandit import Engine, pacing
 from bandit.config import parse_config
 from bandit.errors import ConfigError
-from bandit.pacing import STEP_S, DayPlan, PacingPrice, ShadowPrice
+from bandit.pacing import PRIOR_DECISIONS, STEP_S, DayPlan, PacingPrice, ShadowPrice
 from engine_helpers import Clock, shop, shop_doc
 from simulator.online import drive
 
@@ -130,9 +130,30 @@ def test_the_profit_policy_prices_its_own_expected_cost():
     rate = converted[a == 1].mean()
     np.testing.assert_allclose(pol.expected_costs(np.ones((1, 1))), [[0.0, rate * 15.0]],
                                rtol=3e-3, atol=1e-12)
-    price = PacingPrice(price=2.0, costs={"a": 99.0, "b": 99.0})  # its own model wins
-    np.testing.assert_allclose(price.prices(pol, np.ones((1, 1)), ["a", "b"]),
-                               2 * pol.expected_costs(np.ones((1, 1))))
+    # its own model, trusted by the rows it learned of each action over the log's mean cost
+    price = PacingPrice(price=2.0, costs={"a": 99.0, "b": 7.0})
+    trust = np.bincount(a, minlength=2) / (np.bincount(a, minlength=2) + PRIOR_DECISIONS)
+    np.testing.assert_allclose(price.prices(pol, np.ones((1, 1)), ["a", "b"]), 2 * (
+        trust * pol.expected_costs(np.ones((1, 1))) + (1 - trust) * np.array([99.0, 7.0])))
+    assert (trust > 0.97).all()
+
+
+@pytest.mark.parametrize("spec", ["profit", "profit:conversion=logistic,bonus=ridge"])
+def test_a_cost_model_that_learned_nothing_leaves_the_price_to_the_logs_mean_cost(spec):
+    """A policy learned nothing yet (the logistic profit learns a window late): its blank
+    cost model does not price incentives, the log's mean cost per decision does; as it
+    learns an action, the action's price moves to its own model."""
+    objective = policies.ObjectiveSpec("profit", 0.4, cost_pct=(0.0, 0.1), cost_fixed=(0.0, 5.0))
+    pol = policies.make(spec, n_actions=2, n_features=1, objective=objective)
+    price = PacingPrice(price=2.0, costs={"a": 0.0, "b": 0.6})
+    X = np.ones((3, 1))
+    np.testing.assert_array_equal(price.prices(pol, X, ["a", "b"]), [[0.0, 1.2]] * 3)
+    n = 200  # = PRIOR_DECISIONS rows of action b, none converted: half its own model's zero
+    pol.update(np.ones((n, 1)), np.ones(n, dtype=np.intp), np.zeros(n), np.full(n, 0.5),
+               converted=np.zeros(n, bool), order_values=np.zeros(n), costs=np.zeros(n))
+    own = pol.expected_costs(X)[:, 1]
+    np.testing.assert_allclose(price.prices(pol, X, ["a", "b"])[:, 1],
+                               2 * (0.5 * own + 0.5 * 0.6))
 
 
 @pytest.mark.parametrize("budget, message", [
