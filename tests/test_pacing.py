@@ -101,6 +101,19 @@ def test_a_price_is_subtracted_from_the_estimate_the_policy_maximizes(spec):
     assert (priced[:, 2] < 0.01).all()
 
 
+@pytest.mark.parametrize("spec", ["linucb:floor=0", "profit:floor=0",
+                                  "profit:conversion=logistic,floor=0"])
+def test_a_warm_up_under_a_price_tries_the_cheapest_actions(spec):
+    """Nothing learned yet (the warm-up; a non-additive policy's whole first window): with a
+    price the warming actions that cost least are tried, uniformly; without one, all of them."""
+    pol = policies.make(spec, n_actions=3, n_features=2, seed=0)
+    X, mask = np.ones((4, 2)), np.array([[True, True, True]] * 3 + [[False, True, True]])
+    np.testing.assert_array_equal(pol.probabilities(X, mask, prices=np.array([0.0, 0.0, 2.0])),
+                                  [[0.5, 0.5, 0.0]] * 3 + [[0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(pol.probabilities(X, mask, prices=np.zeros(3)),
+                                  [[1 / 3] * 3] * 3 + [[0.0, 0.5, 0.5]])
+
+
 def test_policies_that_do_not_estimate_rewards_refuse_prices():
     for spec in ("uniform", "fixed:action=0", "bts"):
         pol = policies.make(spec, n_actions=3, n_features=2)
