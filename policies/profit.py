@@ -83,7 +83,8 @@ class ProfitPolicy(Policy):
     additive = True
     PARAMS = {"conversion": "the conversion model: linear (a linear probability model, learned "
                             "at once and relabeled) or logistic (learned when a decision's "
-                            "outcome is final, in blocks; for a million visitors or more)",
+                            "outcome is final, in blocks; with bonus=ridge, for 400,000 "
+                            "visitors or more in the model's horizon)",
               "block": "logistic conversion model: rows per posterior update (None: 100)",
               "bonus": "logistic conversion model: where its exploration comes from, its "
                        "posterior (bounds through the links) or ridge (the delta-method "
