@@ -1,9 +1,9 @@
 """The propensity floor: every eligible action keeps probability >= ``f``.
 
 Why: so that any log a policy writes can be evaluated off-policy. By default the floor is an
-exploration *budget*: ``f = min(0.005, 0.04 / k)`` over the ``k`` eligible actions of a row: 0.5% each for up to 8 actions, and never more than 4% of
-traffic forced to explore however many actions a shop has (a fixed 0.5% each would force 10%
-with 20 actions). Measured before choosing it (paired over 12 seeds): halving the earlier 1%
+exploration *budget*: ``f = min(0.005, 0.04 / k)`` over the ``k`` eligible actions of a row:
+0.5% each for up to 8 actions, and never more than 4% of traffic forced to explore however
+many actions a shop has (a fixed 0.5% each would force 10% with 20 actions). Measured before choosing it (paired over 12 seeds): halving the earlier 1%
 each moved linucb's captured gain in the simulated shop by -1.0 ± 1.8 points at 50,000
 visitors, +0.2 ± 1.2 at 200,000 and +0.1 ± 1.9 over random shops (no measurable cost), and
 gained 3.5 points on the bake-off's 10-class digits and 0.3-0.4 on 2-class breast cancer,
