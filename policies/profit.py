@@ -170,12 +170,19 @@ class ProfitPolicy(Policy):
     def means_and_se(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, K) expected reward of each action and the delta-method standard error."""
         p, sd_p = self._probabilities(X)
+        return self._combined(X, p, sd_p, p)
+
+    def _combined(self, X, p, sd_p, p_se) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K) ``p g`` with ``g = h v - f`` (``p`` for a conversion objective) and its
+        delta-method standard error ``sqrt((g sd_p)^2 + (p_se h v sd_mu)^2)``: ``p_se`` is
+        the conversion estimate the error is taken at (``p`` itself, or with ``bonus=ridge``
+        the linear model's whose ``sd_p`` it is)."""
         if self.objective.kind == "conversion":
             return p, sd_p
         h, f = self._objective_parts()
         v, sd_mu = self._order_values(X)
         g = h * v - f
-        return p * g, np.sqrt((g * sd_p) ** 2 + (p * h * v * sd_mu) ** 2)
+        return p * g, np.sqrt((g * sd_p) ** 2 + (p_se * h * v * sd_mu) ** 2)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """(n, K) optimistic expected rewards: with the linear conversion model, the mean plus
@@ -203,15 +210,10 @@ class ProfitPolicy(Policy):
         residual sd x ridge width: uncertainty in reward units, as linucb has it). The
         posterior's own bounds explore longer at first; this bonus keeps the linear model's
         pace while the logistic model supplies the means (README)."""
-        p = sigmoid(self.conv.logits(X))
-        p_ridge = np.clip(self.conv_ridge.means(X), 0.0, 1.0)
-        sd_p = self.conv_ridge.noise_sd() * self.conv_ridge.widths(X)
-        if self.objective.kind == "conversion":
-            return p + self.alpha * sd_p
-        h, f = self._objective_parts()
-        v, sd_mu = self._order_values(X)
-        g = h * v - f
-        return p * g + self.alpha * np.sqrt((g * sd_p) ** 2 + (p_ridge * h * v * sd_mu) ** 2)
+        mean, se = self._combined(X, sigmoid(self.conv.logits(X)),
+                                  self.conv_ridge.noise_sd() * self.conv_ridge.widths(X),
+                                  np.clip(self.conv_ridge.means(X), 0.0, 1.0))
+        return mean + self.alpha * se
 
     def _warming(self) -> np.ndarray:
         return self.conv.counts < self.warmup - 1e-9
