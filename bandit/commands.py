@@ -303,6 +303,9 @@ def _check_specs(text: str) -> list[str]:
     import policies
 
     specs = policies.split_specs(text)
+    if not specs:
+        raise ValueError("no policy spec given; e.g. --policies uniform,linucb "
+                         "(`cartwheel policies` lists them)")
     for spec in specs:
         policies.check_spec(spec)
     if any(policies.parse_spec(s)[0] == "vw" for s in specs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import inspect
 import keyword
 
@@ -88,6 +89,8 @@ def _checked(name: str, key: str, value, default, annotation: str = ""):
         raise ValueError(f"{name}:{key}={value!r}: expected true or false")
     if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ValueError(f"{name}:{key}={value!r}: expected a number")
+    if number and not math.isfinite(value):  # nan passes every `< 0` check downstream
+        raise ValueError(f"{name}:{key}={value!r}: expected a finite number")
 
 
 def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None, **kwargs):

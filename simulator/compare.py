@@ -91,6 +91,13 @@ def best_single_action(world: World, objective=None, n: int = 100_000, seed: int
 def compare(specs, *, scenario: str = "default", visitors: int = 20_000, seeds: int = 3,
             objective=None, batch_size: int = 100, progress=None) -> Comparison:
     """Run every policy spec on the scenario for each seed (same visitors for all policies)."""
+    specs = list(specs)
+    if not specs or int(seeds) < 1:
+        raise ValueError(f"compare needs at least one policy spec and seeds >= 1, got "
+                         f"{len(specs)} specs and seeds={seeds}")
+    if len(set(specs)) < len(specs):
+        twice = sorted({s for s in specs if specs.count(s) > 1})
+        raise ValueError(f"policy specs given twice: {twice}; each row of the table is one spec")
     results: dict[str, list[RunResult]] = {s: [] for s in specs}
     for seed in range(seeds):
         world = make_world(scenario, seed=seed)
