@@ -63,6 +63,20 @@ def check_outcome(event_id, converted, order_value, outcome_id, objective: Objec
     if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
         raise CartwheelError("event_id must be the event id a decision returned",
                              field="event_id")
+    check_order(converted, order_value, objective)
+    if outcome_id is None:
+        return None
+    if not isinstance(outcome_id, str) or not 0 < len(outcome_id) <= MAX_OUTCOME_ID:
+        raise CartwheelError(f"outcome_id must be a non-empty string of at most "
+                             f"{MAX_OUTCOME_ID} characters", field="outcome_id")
+    check_outcome_id(outcome_id)
+    return hash_outcome_id(outcome_id, salt)
+
+
+def check_order(converted, order_value, objective: Objective) -> None:
+    """Refuse an outcome's ``converted`` unless a bool and its ``order_value`` unless a
+    number in ``[0, max_order_value]`` (:class:`CartwheelError` naming the field): the one
+    rule for outcomes online and for the rows of a log (``simulator.logio``)."""
     if not isinstance(converted, bool):
         raise CartwheelError("converted must be true or false", field="converted")
     limit = objective.max_order_value
@@ -72,13 +86,6 @@ def check_outcome(event_id, converted, order_value, outcome_id, objective: Objec
         raise CartwheelError(f"order_value must be a number in [0, {limit:g}] "
                              f"([objective] max_order_value), got {order_value!r}",
                              field="order_value")
-    if outcome_id is None:
-        return None
-    if not isinstance(outcome_id, str) or not 0 < len(outcome_id) <= MAX_OUTCOME_ID:
-        raise CartwheelError(f"outcome_id must be a non-empty string of at most "
-                             f"{MAX_OUTCOME_ID} characters", field="outcome_id")
-    check_outcome_id(outcome_id)
-    return hash_outcome_id(outcome_id, salt)
 
 
 class Joiner:

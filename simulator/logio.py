@@ -18,15 +18,17 @@ randomized     bool, optional (default: probability < 1); forced decisions are n
 =============  =========================================================================
 
 Bad rows (missing or out-of-range probability, unknown action, action not eligible, a context
-that does not fit the schema, a non-finite reward) are never silently dropped or used: they are
-left out of the returned data and listed, with their line numbers, in the :class:`LoadReport`.
+that does not fit the schema, a reward no order could make - beyond the shop's
+``max_order_value`` plus its largest fixed incentive cost, or not finite -, an outcome the
+endpoint would refuse, a ``randomized`` that is not a bool, a line that is not JSON) are never
+silently dropped or used: they are left out of the returned data and listed, with their line
+numbers, in the :class:`LoadReport`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +38,7 @@ import numpy as np
 
 from bandit.config import ShopConfig
 from bandit.errors import CartwheelError
+from bandit.joiner import check_order
 from bandit.store import EventStore
 
 from .logdata import LoggedData
@@ -96,6 +99,10 @@ class _Builder:
         self.ids = config.action_ids
         self.index = {a: i for i, a in enumerate(self.ids)}
         self._all = tuple(range(len(self.ids)))
+        #: the largest |reward| one order can make (a bigger one is a unit or typing error,
+        #: and one such row would overflow a model's sums of squares)
+        self.reward_limit = config.objective.max_order_value + max(
+            a.cost_fixed for a in config.actions)
         self._eligible_codes = functools.lru_cache(maxsize=4096)(self._codes)
         self.rows: list = []
 
@@ -128,12 +135,19 @@ class _Builder:
         if reward is None:
             if "converted" not in rec:
                 raise ValueError("no reward and no converted/order_value")
-            value = float(rec.get("order_value") or 0.0)
-            cost = self.config.actions[self.index[action]].incentive_cost(value)
-            reward = self.config.objective.reward(bool(rec["converted"]), value, cost)
+            value = rec.get("order_value")
+            value = 0.0 if value is None else value  # not converted: no order to value
+            check_order(rec["converted"], value, self.config.objective)
+            cost = self.config.actions[self.index[action]].incentive_cost(float(value))
+            reward = self.config.objective.reward(rec["converted"], float(value), cost)
+        if isinstance(reward, str) or not isinstance(reward, (bool, int, float)):
+            raise ValueError(f"reward must be a number, got {reward!r}")
+        # the range test refuses NaN and infinity too
+        if not abs(reward) <= self.reward_limit:
+            raise ValueError(f"reward {reward!r} is more than one order can earn or cost "
+                             f"(|reward| <= {self.reward_limit:g}: [objective] "
+                             "max_order_value plus the largest fixed incentive cost)")
         reward = float(reward)
-        if not math.isfinite(reward):
-            raise ValueError("reward is not finite")
         context = rec.get("context") or {}
         if not isinstance(context, dict):
             raise ValueError("context must be an object")
@@ -141,7 +155,9 @@ class _Builder:
             for key in context.keys() - self.keys:
                 self.report.ignored_keys[key] = self.report.ignored_keys.get(key, 0) + 1
             context = {k: v for k, v in context.items() if k in self.keys}
-        randomized = bool(rec.get("randomized", p < 1))
+        randomized = rec.get("randomized", p < 1)
+        if not isinstance(randomized, bool):
+            raise ValueError(f"randomized must be true or false, got {randomized!r}")
         return (eligible, self.index[action], float(p), reward, randomized,
                 _timestamp(rec.get("ts")), context)
 
@@ -260,7 +276,7 @@ def _records_jsonl(path, config, report):
                 continue
             try:
                 yield n, _decode(text)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:  # nested too deep: one line
                 report.read += 1
                 report.problems.append((n, f"not valid JSON: {exc}"))
 
@@ -276,7 +292,7 @@ def _records_parquet(path, config, report):
                 for key in ("context", "eligible"):
                     if isinstance(rec.get(key), str):
                         rec[key] = _decode(rec[key])
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 report.read += 1
                 report.problems.append((n, f"{key} is not valid JSON: {exc}"))
                 continue

@@ -30,7 +30,9 @@ def cross_fit(X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actions
     """(n, K) reward predictions, each row predicted by models fit on the other folds."""
     n = len(X)
     if folds < 2 or n < folds:
-        raise ValueError(f"cross-fitting needs folds >= 2 and at least that many rows (n={n})")
+        raise ValueError(f"the reward model is cross-fitted in {folds} folds (folds >= 2), "
+                         f"so it needs at least {max(folds, 2)} rows; got {n} (a log this "
+                         "short estimates nothing: replay more decisions)")
     fold = np.random.default_rng(seed).permutation(n) % folds
     q = np.empty((n, n_actions))
     for f in range(folds):

@@ -110,6 +110,37 @@ def test_bad_rows_are_reported_with_line_numbers_and_not_used(tmp_path):
     assert "unknown action 'teleport'" in text and "personal data" in text
 
 
+def test_outcomes_no_order_could_have_are_refused_row_by_row(tmp_path):
+    """The same bounds as the outcome endpoint: one such row used to stop replay (a reward of
+    1e300 overflowed linucb's sums; a line nested too deep aborted the whole file) or was
+    learned (a negative order value, a randomized flag of "yes")."""
+    good = {"context": {"device": "mobile"}, "action": "none", "probability": 0.25,
+            "reward": 1.0}
+    sale = {"context": {}, "action": "none", "probability": 0.25, "converted": True,
+            "order_value": 100_000}  # exactly max_order_value: kept
+    rows = [json.dumps(r) for r in (
+        good,
+        {**good, "reward": 1e300},
+        {**good, "reward": "5"},
+        {**sale, "converted": "yes"},
+        {**sale, "order_value": -5},
+        {**sale, "order_value": 100_001},
+        {**good, "randomized": "yes"},
+        sale)] + ["[" * 100_000 + "]" * 100_000, json.dumps({**good, "reward": -2.5})]
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    data, report = read_log(path, CONFIG)
+    assert [n for n, _ in report.problems] == [2, 3, 4, 5, 6, 7, 9]
+    text = report.summary()
+    assert "line 2: reward 1e+300 is more than one order can earn" in text
+    assert "line 4: converted must be true or false" in text
+    assert "line 5: order_value must be a number in [0, 100000]" in text
+    assert "line 7: randomized must be true or false" in text
+    assert "line 9: not valid JSON" in text
+    margin = CONFIG.objective.margin
+    assert data.rewards.tolist() == [1.0, margin * 100_000, -2.5]
+
+
 def test_bad_parquet_rows_are_reported_and_the_rest_is_read(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
