@@ -212,7 +212,10 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     att = root.table("attribution")
     attribution = Attribution(
         att.get("window_s", float, 86400.0, check=lambda v: v > 0, expect="seconds > 0"),
-        att.get("default_reward", float, 0.0))
+        att.get("default_reward", float, 0.0,
+                check=lambda v: abs(v) <= objective.max_order_value,
+                expect="a reward no larger than one order's (|reward| <= [objective] "
+                       "max_order_value)"))
     att.done()
 
     sto = root.table("storage")

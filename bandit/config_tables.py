@@ -39,11 +39,11 @@ class Table:
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            self.fail(key, f"expected {expect or _kind_name(kind)}, got {value!r}")
+            self.fail(key, f"expected {expect or _kind_name(kind)}, got {_shown(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(key, f"must be a finite number, got {value!r}")
         if check is not None and not check(value):
-            self.fail(key, f"expected {expect}, got {value!r}")
+            self.fail(key, f"expected {expect}, got {_shown(value)}")
         return value
 
     def table(self, key: str) -> "Table":
@@ -59,10 +59,21 @@ class Table:
                                   "example of every key)")
 
 
+def _shown(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (an error repeats what it names, not a
+    whole pasted list)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def _kind_name(kind) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join({str: "a string", float: "a number", int: "an integer", bool: "true/false",
                         list: "a list", dict: "a table"}[k] for k in kinds)
+
+
+#: the longest action id a config may declare
+MAX_ACTION_ID = 64
 
 
 def parse_action(t: Table) -> Action:
@@ -73,7 +84,9 @@ def parse_action(t: Table) -> Action:
     cost_fixed = t.get("cost_fixed", float, 0.0, check=lambda v: v >= 0, expect="a number >= 0")
     attrs = t.table("attributes")
     attributes = tuple(sorted((k, attrs.get(k, float)) for k in attrs.data))
-    action_id = t.get("id", str, check=lambda v: bool(v.strip()), expect="a non-empty string")
+    # an id is stored with every decision and sent with every answer: a name, not a text
+    action_id = t.get("id", str, check=lambda v: bool(v.strip()) and len(v) <= MAX_ACTION_ID,
+                      expect=f"a non-empty string of at most {MAX_ACTION_ID} characters")
     t.done()
     return Action(action_id, kind, cost_pct, cost_fixed, attributes)
 
@@ -85,6 +98,9 @@ def parse_feature(name: str, t: Table) -> Feature:
         cats = t.get("categories", list, check=lambda v: v and all(
             isinstance(c, str) and c != UNKNOWN for c in v),
             expect=f"a non-empty list of strings ({UNKNOWN!r} is reserved)")
+        if len(set(cats)) != len(cats):
+            t.fail("categories", f"{next(c for c in cats if cats.count(c) > 1)!r} is listed "
+                                 "twice")
         feature: Feature = Categorical(name, tuple(cats))
     elif ftype == "numeric":
         low, high = t.get("min", float), t.get("max", float)

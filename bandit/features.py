@@ -32,6 +32,11 @@ from .errors import ContextError
 from .feature_kinds import MISSING, UNKNOWN, Boolean, Categorical, Cyclic, Feature, Numeric
 from .privacy import check_key
 
+#: the most columns a context may encode to: linucb keeps a d x d matrix and its inverse per
+#: action, so K = 20 actions at d = 512 hold 84 MB; a categorical with thousands of values
+#: (product ids) would take gigabytes before the first decision
+MAX_DIM = 512
+
 __all__ = ["FeatureSpace", "Feature", "Categorical", "Numeric", "Boolean", "Cyclic", "UNKNOWN"]
 
 
@@ -58,6 +63,13 @@ class FeatureSpace:
             self._slices.append(slice(start, start + len(f.columns)))
             start += len(f.columns)
         self.names: tuple[str, ...] = ("bias", *(c for f in self.features for c in f.columns))
+        if len(self.names) > MAX_DIM:
+            widest = max(self.features, key=lambda f: len(f.columns))
+            raise ValueError(
+                f"the features encode to {len(self.names):,} numbers per visitor (at most "
+                f"{MAX_DIM:,}: the linear policies keep a d x d matrix per action); "
+                f"{widest.name!r} alone takes {len(widest.columns):,}: list only the "
+                f"categories that matter (other values share the {UNKNOWN!r} bucket)")
         # what the single-row path runs per feature, looked up once
         self._plan = tuple((f.name, f.encode_one, s.start)
                            for f, s in zip(self.features, self._slices))

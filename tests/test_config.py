@@ -36,6 +36,11 @@ def test_default_shop_matches_the_simulator_world():
     (lambda d: d["features"]["device"].update(type="text"), "features.device.type"),
     (lambda d: d.update(polciy={}), "polciy"),
     (lambda d: d["attribution"].update(window_s=0), "attribution.window_s"),
+    # a non-conversion worth more than any order would overflow what the model learns
+    (lambda d: d["attribution"].update(default_reward=1e300), "attribution.default_reward"),
+    (lambda d: d["actions"][1].update(id="x" * 65), "actions[1].id"),
+    (lambda d: d["features"]["device"].update(categories=["tv", "pc", "tv"]),
+     "features.device.categories"),
 ])
 def test_errors_name_the_key(edit, key):
     doc = default_doc()
@@ -54,6 +59,23 @@ def test_duplicate_action_and_pii_feature():
     doc = default_doc()
     doc["features"]["email"] = {"type": "boolean"}
     with pytest.raises(ConfigError, match="personal data"):
+        parse_config(doc)
+
+
+def test_features_too_wide_for_the_policies_are_refused_before_any_matrix_is_built():
+    """100,000 categories (product ids, say) would give linucb K matrices of 10^10 numbers:
+    the config is refused naming the feature, and a schema at the limit loads."""
+    from bandit.features import MAX_DIM
+
+    doc = default_doc()
+    width = parse_config(doc).feature_space().dim - len(doc["features"]["device"]["categories"])
+    doc["features"]["device"]["categories"] = [f"c{i}" for i in range(MAX_DIM - width)]
+    assert parse_config(doc).feature_space().dim == MAX_DIM
+    doc["features"]["device"]["categories"].append("one_more")
+    with pytest.raises(ConfigError, match=f"513 numbers per visitor.*'device' alone takes"):
+        parse_config(doc)
+    doc["features"]["device"]["categories"] = [f"p{i}" for i in range(100_000)]
+    with pytest.raises(ConfigError, match="'device' alone takes 100,001"):
         parse_config(doc)
 
 
