@@ -15,7 +15,6 @@ True
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import secrets
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ShopConfig, load_config
+from .datadir import DataDirLock
 from .decider import MAX_VISITOR_ID, Decider, new_event_ids  # noqa: F401 (re-exported)
 from .errors import CartwheelError, StorageError
 from .guardrails import Guardrails
@@ -61,19 +61,7 @@ class Engine(Decider, Ingester):
                  salt: str | None = None):
         self.config, self.data_dir, self.clock = config, Path(data_dir), clock
         self.seed, self._shared_salt = seed, salt
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._lock = open(self.data_dir / "lock", "w")
-        except OSError as exc:
-            raise StorageError(f"cannot use data dir {self.data_dir}: {exc.strerror}; it must be "
-                               "a directory cartwheel can write (check its permissions and free "
-                               "space, or choose another --data-dir)") from None
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise CartwheelError(f"another cartwheel process is using {self.data_dir}; "
-                                 "stop it or choose another --data-dir") from None
+        self._lock = DataDirLock(self.data_dir)
         try:
             self._setup(config, fresh)
         except BaseException:  # a refused start must not keep the data dir locked
@@ -81,7 +69,7 @@ class Engine(Decider, Ingester):
             if store is not None:
                 store.rollback()
                 store.close()
-            self._lock.close()
+            self._lock.release()
             raise
 
     def _setup(self, config: ShopConfig, fresh: bool) -> None:
@@ -391,7 +379,7 @@ class Engine(Decider, Ingester):
         """Commit, snapshot and release the data directory; return the final snapshot's path.
         A store that cannot write any more is closed all the same, returning None (what it
         could not commit was never acknowledged)."""
-        if self._lock.closed:
+        if not self._lock.held:
             return None
         try:
             final = self.snapshot()
@@ -401,8 +389,7 @@ class Engine(Decider, Ingester):
             final = None
         self._snapshots.close()
         self.store.close()
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
-        self._lock.close()
+        self._lock.release()
         return final
 
     def __enter__(self) -> "Engine":

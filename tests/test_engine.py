@@ -232,7 +232,7 @@ def test_restart_resumes_from_snapshot_plus_log(tmp_path, clock):
     state = engine.policy.get_state()
     # simulate a crash: drop the engine without close() (no final snapshot)
     engine.store.db.close()
-    engine._lock.close()
+    engine._lock.release()  # what the kernel does when the process dies
     engine = open_engine(tmp_path, clock, storage={"snapshot_every_updates": 50})
     assert engine.update_count == updates
     treated = engine.store.db.execute(
@@ -260,7 +260,7 @@ def test_a_forgetting_policy_learns_at_close_and_restarts_exactly(tmp_path, cloc
     engine._snapshots.wait()
     state = engine.policy.get_state()
     engine.store.db.close()  # a crash: no final snapshot
-    engine._lock.close()
+    engine._lock.release()  # what the kernel does when the process dies
     engine = open_engine(tmp_path, clock, **sections)
     assert engine.update_count == learned
     for key in ("policy.ridge.A", "policy.ridge.b", "policy.ridge.theta"):
