@@ -32,43 +32,37 @@ import numpy as np  # noqa: E402
 
 import policies  # noqa: E402
 import simulator  # noqa: E402
-from bandit.reward import RewardClip  # noqa: E402
-from simulator.runner import streams  # noqa: E402
+import simulator.runner  # noqa: E402
+from simulator.runner import Feedback  # noqa: E402
 
 FEEDS = ("at once", "closing order", "decision order, late")
 BATCH = 100
 
 
+class LateFeed:
+    """Feeds the runner's batches as ``feed`` says: the rows due now, plus those held back
+    ``window`` visitors ago."""
+
+    def __init__(self, feed: str, window: int):
+        self.feed, self.window = feed, window
+        self.waiting: deque = deque()  # (visitor count at which they arrive, rows)
+
+    def __call__(self, rows: Feedback, done: int) -> Feedback:
+        now = {"at once": np.ones(len(rows), bool), "closing order": rows.converted,
+               "decision order, late": np.zeros(len(rows), bool)}[self.feed]
+        parts = [rows.take(now)]
+        self.waiting.append((done + self.window, rows.take(~now)))
+        while self.waiting and self.waiting[0][0] <= done:
+            parts.append(self.waiting.popleft()[1])
+        return Feedback.concat(parts)
+
+
 def run(spec: str, seed: int, visitors: int, window: int, feed: str) -> float:
     """Expected profit per visitor of ``spec`` on the default world fed as ``feed`` says."""
     world = simulator.make_world("default", seed=seed)
-    policy = world.policy(spec, seed)
-    objective = world._objective(None)
-    clip = RewardClip(objective.reward_clip)
-    visitor_rng, outcome_rng = streams(seed)
-    waiting: deque = deque()  # (visitor index at which they arrive, rows)
-    total, done = 0.0, 0
-    while done < visitors:
-        batch = world.visitors(BATCH, visitor_rng, start=done)
-        expected = world.expected_rewards(batch, objective)
-        actions, propensities = policy.act(batch.X, batch.mask)
-        out = world.outcomes(batch, actions, outcome_rng)
-        total += expected[np.arange(BATCH), actions].sum()
-        rewards = objective.reward(out.converted, out.order_value, out.incentive_cost)
-        rows = (batch.X, actions, clip(rewards, out.converted), propensities, batch.mask,
-                out.converted, out.order_value, out.incentive_cost)
-        now = {"at once": np.ones(BATCH, bool), "closing order": out.converted,
-               "decision order, late": np.zeros(BATCH, bool)}[feed]
-        parts = [[r[now] for r in rows]]
-        waiting.append((done + window, [r[~now] for r in rows]))
-        while waiting and waiting[0][0] <= done:
-            parts.append(waiting.popleft()[1])
-        X, a, r, p, mask, converted, values, costs = (np.concatenate(c) for c in zip(*parts))
-        if len(a):
-            policy.update(X, a, r, p, mask, converted=converted, order_values=values,
-                          costs=costs)
-        done += BATCH
-    return total / done
+    result = simulator.runner.run(world, world.policy(spec, seed), visitors=visitors,
+                                  batch_size=BATCH, seed=seed, feed=LateFeed(feed, window))
+    return float(result.expected[-1] / result.visitors)
 
 
 def main() -> None:

@@ -115,13 +115,48 @@ def streams(seed) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(visitor_ss), np.random.default_rng(outcome_ss)
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """What a batch teaches: the arguments of ``Policy.update``, row-aligned."""
+
+    X: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    propensities: np.ndarray
+    mask: np.ndarray
+    converted: np.ndarray
+    order_values: np.ndarray
+    costs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def take(self, rows) -> "Feedback":
+        """The rows selected by a boolean mask or index array."""
+        return Feedback(*(part[rows] for part in vars(self).values()))
+
+    @staticmethod
+    def concat(parts) -> "Feedback":
+        return Feedback(*(np.concatenate(column) for column in zip(*(
+            vars(p).values() for p in parts))))
+
+    def teach(self, policy) -> None:
+        if len(self):
+            policy.update(self.X, self.actions, self.rewards, self.propensities, self.mask,
+                          converted=self.converted, order_values=self.order_values,
+                          costs=self.costs)
+
+
 def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
-        seed: int | None = 0, objective=None, progress=None, start: int = 0) -> RunResult:
+        seed: int | None = 0, objective=None, progress=None, start: int = 0,
+        feed=None) -> RunResult:
     """Simulate ``visitors`` visitors deciding with ``policy`` (which learns in place).
 
     Visitors and outcomes come from streams seeded by ``seed`` alone, so policies run with
     the same seed meet the same visitors (common random numbers). ``progress`` is an optional
-    callable receiving the number of visitors done in each batch.
+    callable receiving the number of visitors done in each batch. The policy learns each
+    batch's :class:`Feedback` at once, or with ``feed(feedback, visitors_before_it)`` what
+    that returns (an outcome that arrives late: ``benchmarks/learning_order.py``).
     """
     if visitors < 1 or batch_size < 1:
         raise ValueError("visitors and batch_size must be >= 1")
@@ -141,11 +176,13 @@ def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
         policy_seconds += time.perf_counter() - t0
         out = world.outcomes(batch, actions, outcome_rng)
         rewards = objective.reward(out.converted, out.order_value, out.incentive_cost)
-        t0 = time.perf_counter()
         # the policy learns through the engine's bound; the scores keep the real rewards
-        policy.update(batch.X, actions, clip(rewards, out.converted), propensities, batch.mask,
-                      converted=out.converted, order_values=out.order_value,
-                      costs=out.incentive_cost)
+        feedback = Feedback(batch.X, actions, clip(rewards, out.converted), propensities,
+                            batch.mask, out.converted, out.order_value, out.incentive_cost)
+        if feed is not None:
+            feedback = feed(feedback, done)
+        t0 = time.perf_counter()
+        feedback.teach(policy)
         policy_seconds += time.perf_counter() - t0
         sums[i] = batch_sums(batch.mask, R, actions, out, rewards)
         done += n

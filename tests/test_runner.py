@@ -77,3 +77,29 @@ def test_cli_reports_bad_spec_clearly():
     proc = subprocess.run([sys.executable, "-m", "bandit.cli", "simulate", "--policies", "nope",
                            "--quiet"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown policy 'nope'" in proc.stderr
+
+
+def test_a_feed_decides_what_the_policy_learns_and_when():
+    """``run(feed=...)``: passing every batch through unchanged is the plain run to the digit;
+    holding each batch back one batch leaves the last batch unlearned and changes the choices
+    (the policy learned later), with the same visitors and outcome draws."""
+    world = simulator.make_world("default", seed=4)
+
+    def go(feed):
+        policy = world.policy("linucb", seed=4)
+        return simulator.run(world, policy, visitors=3000, batch_size=100, seed=4,
+                             feed=feed), policy
+
+    plain, plain_policy = go(None)
+    same, _ = go(lambda rows, done: rows)
+    assert np.array_equal(plain.expected, same.expected)
+    held = []
+
+    def one_batch_late(rows, done):
+        held.append(rows)
+        return held.pop(0) if len(held) > 1 else rows.take(np.zeros(len(rows), bool))
+
+    late, late_policy = go(one_batch_late)
+    assert plain_policy.n_updates == 3000 and late_policy.n_updates == 2900
+    assert np.array_equal(plain.counts, late.counts)
+    assert not np.array_equal(plain.expected, late.expected)
