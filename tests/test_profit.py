@@ -280,8 +280,6 @@ def test_the_ridge_bonus_is_the_linear_models_error_around_the_logistic_means():
     se = np.sqrt((g * ridge.noise_sd() * ridge.widths(Xq)) ** 2
                  + (np.clip(ridge.means(Xq), 0, 1) * h * v * s * pol.value.widths(Xq)) ** 2)
     np.testing.assert_allclose(pol.scores(Xq), p * g + 0.8 * se, rtol=1e-10)
-    with pytest.raises(ValueError, match="bonus must be posterior or ridge"):
-        policies.make("profit:conversion=logistic,bonus=wide", n_actions=K, n_features=D)
 
 
 @pytest.mark.parametrize("key, cut", [("policy.conv.logistic.H", np.s_[:-1]),
