@@ -340,20 +340,32 @@ def _records_dsjson(path, config, report):
     """VW's decision-service JSON: shared features in ``c``, actions in ``c._multi``."""
     for n, rec in _records_jsonl(path, config, report):
         try:
-            multi = rec["c"]["_multi"]
-            eligible = [m["id"] for m in multi]
-            index = rec["_labelIndex"]
-            context = {k: v for k, v in rec["c"].items() if k != "_multi"}
-        except (KeyError, TypeError, IndexError):
+            out = _dsjson_decision(rec)
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
             report.read += 1
-            report.problems.append((n, "not a DSJSON decision (needs c, c._multi, _labelIndex)"))
+            report.problems.append((n, "not a DSJSON decision (needs c, c._multi and an "
+                                       f"integer _labelIndex into it): {exc}"))
             continue
-        out = {"event_id": rec.get("EventId"), "ts": rec.get("Timestamp"), "context": context,
-               "eligible": eligible, "action": eligible[index] if 0 <= index < len(eligible)
-               else None, "probability": rec.get("_label_probability")}
-        if "_label_cost" in rec:
-            out["reward"] = -rec["_label_cost"]
         yield n, out
+
+
+def _dsjson_decision(rec) -> dict:
+    """One DSJSON line as a log row (the builder then checks it like any other row)."""
+    multi = rec["c"]["_multi"]
+    eligible = [m["id"] for m in multi]
+    index = rec["_labelIndex"]
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(eligible):
+        raise ValueError(f"_labelIndex {index!r} is not one of the {len(eligible)} actions")
+    out = {"event_id": rec.get("EventId"), "ts": rec.get("Timestamp"),
+           "context": {k: v for k, v in rec["c"].items() if k != "_multi"},
+           "eligible": eligible, "action": eligible[index],
+           "probability": rec.get("_label_probability")}
+    if "_label_cost" in rec:
+        cost = rec["_label_cost"]
+        # a cost that is not a number goes on as it is, for the builder to refuse
+        number = isinstance(cost, (int, float)) and not isinstance(cost, bool)
+        out["reward"] = -cost if number else cost
+    return out
 
 
 def records(data: LoggedData) -> list[dict]:

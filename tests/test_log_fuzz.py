@@ -96,3 +96,45 @@ def test_every_line_is_read_or_refused_and_replay_finishes(tmp_path, lines):
     assert data.randomized.dtype == bool
     for result in evaluate(data, ["uniform", "linucb", "profit"], seed=0):
         assert math.isfinite(result.value), result
+
+
+DSJSON = {"c": {"device": "mobile", "_multi": [{"id": "none"}, {"id": "discount_5"}]},
+          "_labelIndex": 1, "_label_probability": 0.5, "_label_cost": -3.0}
+ds_fields = {
+    "_labelIndex": st.one_of(st.integers(-3, 3), json_values),
+    "_label_probability": st.one_of(numbers, json_values),
+    "_label_cost": st.one_of(numbers, json_values),
+    "Timestamp": st.one_of(st.text(max_size=30), numbers, json_values),
+    "c": st.one_of(json_values, st.fixed_dictionaries({"_multi": st.one_of(
+        json_values, st.lists(st.one_of(json_values, st.fixed_dictionaries(
+            {"id": st.one_of(st.sampled_from(IDS), json_values)})), max_size=3))})),
+}
+
+
+@st.composite
+def fuzzed_dsjson(draw) -> str:
+    row = dict(DSJSON)
+    for key in draw(st.lists(st.sampled_from(sorted(ds_fields)), min_size=1, max_size=2,
+                             unique=True)):
+        if draw(st.booleans()):
+            row.pop(key, None)
+        else:
+            row[key] = draw(ds_fields[key])
+    return json.dumps(row)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.lists(fuzzed_dsjson(), min_size=1, max_size=8))
+def test_every_dsjson_line_is_read_or_refused(tmp_path, lines):
+    """The same for VW's decision-service JSON (a string _labelIndex once raised out of the
+    reader): the good lines around the fuzzed ones are read, each line is counted once."""
+    good = json.dumps(DSJSON)
+    text = [good] + [x for line in lines for x in (line, good)]
+    path = tmp_path / "log.dsjson"
+    path.write_text("\n".join(text) + "\n")
+    data, report = read_log(path, CONFIG)
+    refused = {n for n, _ in report.problems}
+    assert report.read == len(text) and len(data) == report.read - report.bad
+    assert not refused & set(range(1, len(text) + 1, 2))  # the good lines: 1, 3, 5, ...
+    assert all(math.isfinite(r) and abs(r) <= LIMIT for r in data.rewards)
