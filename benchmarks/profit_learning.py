@@ -2,7 +2,9 @@
 
 Run: ``python benchmarks/profit_learning.py [--seeds 6] [--random-shops 10] [--big 1]``;
 ``--policies linucb,profit:conversion=logistic --first-seed 12 --last-quarter`` compares other
-specs on other seeds and adds each run's last quarter (how well it has learned by then).
+specs on other seeds and adds each run's last quarter (how well it has learned by then);
+``--greedy`` adds what each learned model is worth without its exploration (its greedy choice
+for 20,000 fresh visitors, scored by the world's exact expected rewards).
 Captured gain (share of the oracle's gain over uniform, from the worlds' exact expected
 rewards) at 50,000 and 200,000 visitors on the default world, the drift world and
 ``--random-shops`` shops of the ``random`` scenario (one seed each, their own responses), at
@@ -30,27 +32,47 @@ from simulator.runner import run  # noqa: E402
 SPECS = ("linucb", "lints", "profit")
 
 
-def gains(world_name: str, seeds, visitors: int, specs=SPECS, last_quarter: bool = False
-          ) -> dict[str, np.ndarray]:
+def gains(world_name: str, seeds, visitors: int, specs=SPECS, last_quarter: bool = False,
+          greedy: bool = False) -> dict[str, np.ndarray]:
     """Captured gain per spec and seed; with ``last_quarter`` also ``"<spec> last quarter"``,
-    that of the run's last quarter of visitors."""
+    that of the run's last quarter of visitors; with ``greedy`` also ``"<spec> greedy"``."""
     out: dict[str, list] = {}
     for seed in seeds:
         world = simulator.make_world(world_name, seed=seed)
         for spec in specs:
-            result = run(world, world.policy(spec, seed=seed), visitors=visitors, seed=seed)
+            policy = world.policy(spec, seed=seed)
+            result = run(world, policy, visitors=visitors, seed=seed)
             out.setdefault(spec, []).append(result.captured_gain)
             if last_quarter:
                 out.setdefault(f"{spec} last quarter", []).append(
                     result.captured_gain_between(visitors - visitors // 4, visitors))
+            if greedy:
+                out.setdefault(f"{spec} greedy", []).append(greedy_gain(world, policy, visitors))
     return {s: np.array(v) for s, v in out.items()}
+
+
+def greedy_gain(world, policy, start: int, n: int = 20_000) -> float:
+    """Captured gain of the learned model's greedy choice (its estimated means, no bonus, no
+    floor) for ``n`` fresh visitors after visitor ``start``: the model's worth apart from its
+    exploration."""
+    batch = world.visitors(n, np.random.default_rng(999), start=start)
+    if hasattr(policy, "means_and_se"):
+        means = policy.means_and_se(batch.X)[0]
+    else:
+        means = policy.ridge.means(batch.X)  # the linear policies
+    R = world.expected_rewards(batch)
+    chosen = R[np.arange(n), np.where(batch.mask, means, -np.inf).argmax(axis=1)].mean()
+    oracle = np.where(batch.mask, R, -np.inf).max(axis=1).mean()
+    uniform = (np.where(batch.mask, R, 0.0).sum(axis=1) / batch.mask.sum(axis=1)).mean()
+    return float((chosen - uniform) / (oracle - uniform))
 
 
 def table(title: str, result: dict[str, np.ndarray]) -> None:
     """Mean ± sd per spec, and the paired difference to linucb (of the same quarter)."""
     print(f"\n{title}")
     for spec, g in result.items():
-        base = result["linucb last quarter" if spec.endswith("last quarter") else "linucb"]
+        suffix = next((f" {k}" for k in ("last quarter", "greedy") if spec.endswith(k)), "")
+        base = result["linucb" + suffix]
         d = g - base
         se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
         sd = g.std(ddof=1) if len(g) > 1 else float("nan")
@@ -89,6 +111,8 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0, help="seeds of the worlds start here")
     ap.add_argument("--last-quarter", action="store_true",
                     help="also the captured gain of each run's last quarter")
+    ap.add_argument("--greedy", action="store_true",
+                    help="also each learned model's greedy worth on fresh visitors")
     ap.add_argument("--sizes", default="50000,200000", help="visitors of the worlds' tables")
     ap.add_argument("--worlds", default="default,drift",
                     help="the worlds part's worlds (default, drift)")
@@ -107,11 +131,11 @@ def main() -> None:
     for visitors in (int(v) for v in args.sizes.split(",")):
         for world in args.worlds.split(",") if "worlds" in parts else ():
             table(f"{world} world, {visitors:,} visitors, seeds {seeds.start}-{seeds.stop - 1}",
-                  gains(world, seeds, visitors, specs, args.last_quarter))
+                  gains(world, seeds, visitors, specs, args.last_quarter, args.greedy))
         if "random" in parts:
             table(f"random shops, {visitors:,} visitors, {args.random_shops} shops",
                   gains("random", range(100, 100 + args.random_shops), visitors, specs,
-                        args.last_quarter))
+                        args.last_quarter, args.greedy))
     if args.big and "big" in parts:
         table(f"default world, 1,000,000 visitors, {args.big} seed(s)",
               gains("default", range(args.first_seed, args.first_seed + args.big), 1_000_000,
