@@ -163,7 +163,7 @@ def _read_with_progress(path, config, fmt, unknown_keys):
 
 
 def export(args) -> int:
-    from simulator.logio import write_log
+    from simulator.logwrite import write_log
 
     from .config import load_config
 

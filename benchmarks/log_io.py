@@ -19,7 +19,8 @@ import policies  # noqa: E402
 import simulator  # noqa: E402
 from bandit import load_config  # noqa: E402
 from simulator.logdata import simulate_log  # noqa: E402
-from simulator.logio import read_log, write_log  # noqa: E402
+from simulator.logio import read_log  # noqa: E402
+from simulator.logwrite import write_log  # noqa: E402
 
 
 def main():

@@ -36,7 +36,8 @@ import policies
 import simulator
 from bandit import load_config
 from simulator.logdata import simulate_log
-from simulator.logio import read_log, write_log
+from simulator.logio import read_log
+from simulator.logwrite import write_log
 from simulator.replay import evaluate
 
 work = Path(tempfile.mkdtemp())

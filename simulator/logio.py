@@ -1,4 +1,5 @@
-"""Read and write logged decisions: the engine's SQLite store, JSON Lines, Parquet, VW DSJSON.
+"""Read logged decisions: the engine's SQLite store, JSON Lines, Parquet, VW DSJSON (writing:
+:mod:`simulator.logwrite`).
 
 One row per decision, with these fields (JSON Lines and Parquet; Parquet keeps ``context`` and
 ``eligible`` as JSON strings so that any shop's context fits one schema):
@@ -28,7 +29,6 @@ numbers, in the :class:`LoadReport`.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -366,43 +366,3 @@ def _dsjson_decision(rec) -> dict:
         number = isinstance(cost, (int, float)) and not isinstance(cost, bool)
         out["reward"] = -cost if number else cost
     return out
-
-
-def records(data: LoggedData) -> list[dict]:
-    """The rows of ``data`` as JSON-ready dicts (the JSON Lines schema above)."""
-    ids = data.action_ids
-    return [{"ts": float(data.ts[i]), "context": data.contexts[i] if data.contexts else {},
-             "eligible": [ids[k] for k in np.flatnonzero(data.mask[i])],
-             "action": ids[int(data.actions[i])], "probability": float(data.propensities[i]),
-             "reward": float(data.rewards[i]), "randomized": bool(data.randomized[i])}
-            for i in range(len(data))]
-
-
-def write_log(data: LoggedData, path, fmt: str | None = None) -> int:
-    """Write ``data`` as JSON Lines, Parquet or DSJSON; returns the number of rows."""
-    path = Path(path)
-    fmt = fmt or detect_format(path)
-    rows = records(data)
-    if fmt == "jsonl":
-        with open(path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
-    elif fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pylist([{**r, "context": json.dumps(r["context"]),
-                                       "eligible": json.dumps(r["eligible"])} for r in rows])
-        pq.write_table(table, path)
-    elif fmt == "dsjson":
-        with open(path, "w", encoding="utf-8") as f:
-            for r in rows:
-                index = r["eligible"].index(r["action"])
-                f.write(json.dumps({
-                    "_label_cost": -r["reward"], "_label_probability": r["probability"],
-                    "_label_Action": index + 1, "_labelIndex": index, "Timestamp": r["ts"],
-                    "a": [index + 1] + [i + 1 for i in range(len(r["eligible"])) if i != index],
-                    "c": {**r["context"], "_multi": [{"id": a} for a in r["eligible"]]},
-                    "p": [r["probability"]]}, separators=(",", ":")) + "\n")
-    else:
-        raise ValueError(f"cannot write format {fmt!r}; choose jsonl, parquet or dsjson")
-    return len(rows)

@@ -14,7 +14,8 @@ import simulator
 from bandit import Engine, load_config
 from engine_helpers import Clock, shop
 from simulator.logdata import simulate_log
-from simulator.logio import read_log, write_log
+from simulator.logio import read_log
+from simulator.logwrite import write_log
 from simulator.replay import evaluate
 
 CONFIG = load_config()
