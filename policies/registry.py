@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import math
 import inspect
 import keyword
+import math
 
 from .spec import format_spec, parse_spec
 
