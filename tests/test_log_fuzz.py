@@ -48,6 +48,21 @@ fields = {
 }
 
 
+def mutated(draw, good: dict, fields: dict, **sizes) -> str:
+    """``good`` with some of ``fields`` replaced by drawn values or dropped."""
+    row = dict(good)
+    for key in draw(st.lists(st.sampled_from(sorted(fields)), unique=True, **sizes)):
+        if draw(st.booleans()):
+            row.pop(key, None)
+        else:
+            row[key] = draw(fields[key])
+    return json.dumps(row)
+
+
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
 @st.composite
 def fuzzed_row(draw) -> str:
     """A good row with some fields replaced or dropped, or a line that is not a row at all."""
@@ -61,17 +76,10 @@ def fuzzed_row(draw) -> str:
                             min_size=1, max_size=40)).strip() or "x"
     if kind == "deep":
         return "[" * 20_000 + "]" * 20_000
-    row = dict(GOOD)
-    for key in draw(st.lists(st.sampled_from(sorted(fields)), max_size=3, unique=True)):
-        if draw(st.booleans()):
-            row.pop(key, None)
-        else:
-            row[key] = draw(fields[key])
-    return json.dumps(row)
+    return mutated(draw, GOOD, fields, max_size=3)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@FUZZ
 @given(st.lists(fuzzed_row(), min_size=1, max_size=12))
 def test_every_line_is_read_or_refused_and_replay_finishes(tmp_path, lines):
     # known-good rows before, between and after the fuzzed ones, told apart by their ts
@@ -113,18 +121,10 @@ ds_fields = {
 
 @st.composite
 def fuzzed_dsjson(draw) -> str:
-    row = dict(DSJSON)
-    for key in draw(st.lists(st.sampled_from(sorted(ds_fields)), min_size=1, max_size=2,
-                             unique=True)):
-        if draw(st.booleans()):
-            row.pop(key, None)
-        else:
-            row[key] = draw(ds_fields[key])
-    return json.dumps(row)
+    return mutated(draw, DSJSON, ds_fields, min_size=1, max_size=2)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@FUZZ
 @given(st.lists(fuzzed_dsjson(), min_size=1, max_size=8))
 def test_every_dsjson_line_is_read_or_refused(tmp_path, lines):
     """The same for VW's decision-service JSON (a string _labelIndex once raised out of the
