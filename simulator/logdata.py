@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .runner import streams
+from .runner import Feedback, streams
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,7 @@ def simulate_log(world, logger, n: int, *, seed: int = 0, objective=None,
         out = world.outcomes(batch, actions, outcome_rng)
         rewards = world.rewards(out, objective)
         if learn:
-            logger.update(batch.X, actions, rewards, props, batch.mask, converted=out.converted,
-                          order_values=out.order_value, costs=out.incentive_cost)
+            Feedback.of(batch, actions, rewards, props, out).teach(logger)
         parts.append((batch.X, batch.mask, actions, props, rewards))
         if keep_contexts:
             contexts.extend(batch.contexts)

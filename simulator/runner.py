@@ -128,6 +128,12 @@ class Feedback:
     order_values: np.ndarray
     costs: np.ndarray
 
+    @classmethod
+    def of(cls, batch, actions, rewards, propensities, out) -> "Feedback":
+        """A batch's rows: its visitors, the choices and the outcomes the world drew."""
+        return cls(batch.X, actions, rewards, propensities, batch.mask, out.converted,
+                   out.order_value, out.incentive_cost)
+
     def __len__(self) -> int:
         return len(self.actions)
 
@@ -177,8 +183,7 @@ def run(world: World, policy, *, visitors: int = 20_000, batch_size: int = 100,
         out = world.outcomes(batch, actions, outcome_rng)
         rewards = objective.reward(out.converted, out.order_value, out.incentive_cost)
         # the policy learns through the engine's bound; the scores keep the real rewards
-        feedback = Feedback(batch.X, actions, clip(rewards, out.converted), propensities,
-                            batch.mask, out.converted, out.order_value, out.incentive_cost)
+        feedback = Feedback.of(batch, actions, clip(rewards, out.converted), propensities, out)
         if feed is not None:
             feedback = feed(feedback, done)
         t0 = time.perf_counter()
