@@ -140,7 +140,7 @@ class _Builder:
             check_order(rec["converted"], value, self.config.objective)
             cost = self.config.actions[self.index[action]].incentive_cost(float(value))
             reward = self.config.objective.reward(rec["converted"], float(value), cost)
-        if isinstance(reward, str) or not isinstance(reward, (bool, int, float)):
+        if not isinstance(reward, (bool, int, float)):
             raise ValueError(f"reward must be a number, got {reward!r}")
         # the range test refuses NaN and infinity too
         if not abs(reward) <= self.reward_limit:
