@@ -362,7 +362,7 @@ def _dsjson_decision(rec) -> dict:
            "probability": rec.get("_label_probability")}
     if "_label_cost" in rec:
         cost = rec["_label_cost"]
-        # a cost that is not a number goes on as it is, for the builder to refuse
-        number = isinstance(cost, (int, float)) and not isinstance(cost, bool)
-        out["reward"] = -cost if number else cost
+        # a cost that is not a number goes on as it is, for the builder to refuse (a bool is
+        # negated like the number it is, as the reader did before it checked types)
+        out["reward"] = -cost if isinstance(cost, (int, float)) else cost
     return out
