@@ -36,10 +36,10 @@ def ceiling(world, objective=None, n_fit=400_000, n_test=200_000):
     theta = np.stack([np.linalg.lstsq(fit.X[fit.mask[:, k]], R[fit.mask[:, k], k], rcond=None)[0]
                       for k in range(world.n_actions)])
     test = world.visitors(n_test, np.random.default_rng(6))
-    return _greedy_gain(world, test, test.X @ theta.T, objective)
+    return greedy_gain(world, test, test.X @ theta.T, objective)
 
 
-def _greedy_gain(world, test, scores, objective=None):
+def greedy_gain(world, test, scores, objective=None):
     """Captured gain of the greedy policy of ``scores`` on ``test``, without and with the floor."""
     Rt = world.expected_rewards(test, objective)
     best = np.where(test.mask, Rt, -np.inf).max(axis=1).mean()
@@ -87,7 +87,7 @@ def product_ceiling(world, link="linear", n_fit=200_000, n_test=200_000):
         v_hat[:, k] = np.exp(test.X @ gamma + 0.5 * (sigma2 + misfit))
     o = world.objective
     scores = o.expected(p_hat, v_hat, world._cost_pct, world._cost_fixed)
-    return _greedy_gain(world, test, scores)
+    return greedy_gain(world, test, scores)
 
 
 def main():

@@ -47,24 +47,22 @@ def gains(world_name: str, seeds, visitors: int, specs=SPECS, last_quarter: bool
                 out.setdefault(f"{spec} last quarter", []).append(
                     result.captured_gain_between(visitors - visitors // 4, visitors))
             if greedy:
-                out.setdefault(f"{spec} greedy", []).append(greedy_gain(world, policy, visitors))
+                out.setdefault(f"{spec} greedy", []).append(model_worth(world, policy, visitors))
     return {s: np.array(v) for s, v in out.items()}
 
 
-def greedy_gain(world, policy, start: int, n: int = 20_000) -> float:
+def model_worth(world, policy, start: int, n: int = 20_000) -> float:
     """Captured gain of the learned model's greedy choice (its estimated means, no bonus, no
     floor) for ``n`` fresh visitors after visitor ``start``: the model's worth apart from its
     exploration."""
+    from linear_ceiling import greedy_gain
+
     batch = world.visitors(n, np.random.default_rng(999), start=start)
     if hasattr(policy, "means_and_se"):
         means = policy.means_and_se(batch.X)[0]
     else:
         means = policy.ridge.means(batch.X)  # the linear policies
-    R = world.expected_rewards(batch)
-    chosen = R[np.arange(n), np.where(batch.mask, means, -np.inf).argmax(axis=1)].mean()
-    oracle = np.where(batch.mask, R, -np.inf).max(axis=1).mean()
-    uniform = (np.where(batch.mask, R, 0.0).sum(axis=1) / batch.mask.sum(axis=1)).mean()
-    return float((chosen - uniform) / (oracle - uniform))
+    return float(greedy_gain(world, batch, means)[0])
 
 
 def table(title: str, result: dict[str, np.ndarray]) -> None:
