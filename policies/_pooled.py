@@ -21,25 +21,59 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._evidence import best_scale, raw_statistics, scaled_statistics
 from ._ridge import RidgeStack
+
+#: ``fit_scale``: rows before the scale is first chosen by the evidence, and the least and most
+#: rows between two choices (a quarter of the rows so far in between: the choice settles as
+#: data accumulates, and keeps following a drifting shop when forgetting)
+FIRST_FIT, MIN_GAP, MAX_GAP = 50, 50, 1000
 
 
 class PooledRidge:
     """Shared-plus-deviation ridge over K actions and d features (module docstring)."""
 
     def __init__(self, n_actions: int, dim: int, lam: float = 1.0, scale: float = 0.5,
-                 halflife: float | None = None):
+                 halflife: float | None = None, fit_scale: bool = False):
         if not scale > 0:
             raise ValueError(f"pooled ridge scale must be > 0, got {scale!r}")
         self.n_actions, self.dim, self.scale = int(n_actions), int(dim), float(scale)
         self.ridge = RidgeStack(1, dim * (n_actions + 1), lam, halflife=halflife)
         #: rows learned per action (faded like the statistics when forgetting)
         self.counts = np.zeros(n_actions)
+        #: choose ``scale`` by the evidence (``_evidence``) every so many rows, starting from
+        #: the given one; ``rows_learned`` counts rows unfaded, ``next_fit`` is when next
+        self.fit_scale = bool(fit_scale)
+        self.rows_learned, self.next_fit = 0, next_fit(0)
 
     def design(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return pooled_design(X, actions, self.n_actions, self.scale)
 
     def update(self, X: np.ndarray, actions: np.ndarray, y: np.ndarray) -> None:
+        if not self.fit_scale:
+            self._learn(X, actions, y)
+            return
+        start = 0  # split at the rows where the scale is chosen: the same model however
+        while start < len(X):  # the rows are batched (online one by one, replay in blocks)
+            stop = min(len(X), start + self.next_fit - self.rows_learned)
+            self._learn(X[start:stop], actions[start:stop], y[start:stop])
+            self.rows_learned += stop - start
+            start = stop
+            if self.rows_learned >= self.next_fit:
+                self.choose_scale()
+
+    def choose_scale(self) -> None:
+        """Re-express the statistics at the scale of largest evidence (``_evidence``): the
+        rows' scale-free statistics are the same, only the prior on the deviations moves."""
+        r = self.ridge
+        stats = raw_statistics(r.A[0], r.b[0], r.lam, self.n_actions, self.scale)
+        scale = best_scale(stats, r.lam, float(r.rr.sum()), float(r.counts.sum()))
+        if scale != self.scale:
+            r.reset(0, *scaled_statistics(stats, r.lam, scale))
+            self.scale = scale
+        self.next_fit = next_fit(self.rows_learned)
+
+    def _learn(self, X: np.ndarray, actions: np.ndarray, y: np.ndarray) -> None:
         self.ridge.update(self.design(X, actions), np.zeros(len(X), dtype=np.intp), y)
         if self.ridge.keep < 1.0:
             self.counts *= self.ridge.keep ** len(X)
@@ -79,7 +113,9 @@ class PooledRidge:
         self.counts = np.concatenate([self.counts, np.zeros(n)])
 
     def state(self) -> dict[str, np.ndarray]:
-        return {**self.ridge.state(), "pooled.counts": self.counts}
+        fitted = ({"pooled.scale": np.array(self.scale), "pooled.rows_learned": np.array(
+            [self.rows_learned, self.next_fit])} if self.fit_scale else {})
+        return {**self.ridge.state(), "pooled.counts": self.counts, **fitted}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.ridge.load(state)
@@ -88,6 +124,16 @@ class PooledRidge:
             raise ValueError(f"pooled counts have shape {counts.shape}, expected "
                              f"{self.counts.shape}")
         self.counts = counts
+        if self.fit_scale:
+            self.scale = float(state["pooled.scale"])
+            self.rows_learned, self.next_fit = (int(v) for v in state["pooled.rows_learned"])
+
+
+def next_fit(rows_learned: int) -> int:
+    """After how many rows learned the scale is next chosen (``fit_scale``)."""
+    if rows_learned < FIRST_FIT:
+        return FIRST_FIT
+    return rows_learned + int(np.clip(rows_learned // 4, MIN_GAP, MAX_GAP))
 
 
 def pooled_design(X: np.ndarray, actions: np.ndarray, n_actions: int, scale: float

@@ -132,6 +132,13 @@ class RidgeStack:
         self.theta[k] = self.A_inv[k] @ self.b[k]
         self.rank1_steps[k] = 0
 
+    def reset(self, k: int, A: np.ndarray, b: np.ndarray) -> None:
+        """Replace action k's ``A`` and ``b`` (the same rows' statistics re-expressed, e.g. at
+        another prior) and refresh what derives from them."""
+        self.A[k], self.b[k] = A, b
+        self.refresh(k)
+        self._noise = None
+
     def means(self, X: np.ndarray) -> np.ndarray:
         """(n, K) predicted rewards x . theta_k."""
         return X @ self.theta.T

@@ -75,6 +75,16 @@ from .registry import register
 DEFAULTS = {"logistic": {"lam": 4.0, "alpha": 1.5}, "linear": {"lam": 1.0, "alpha": 1.0}}
 
 
+def _spread(name: str, value: float | str, start: float) -> tuple[float, bool]:
+    """A spread option as (the scale to start from, whether the evidence chooses it): a
+    number > 0 is fixed, ``auto`` starts from ``start`` (``policies._evidence``)."""
+    if value == "auto":
+        return start, True
+    if isinstance(value, str) or not value > 0:
+        raise ValueError(f"profit: {name} must be a number > 0 or auto, got {value!r}")
+    return float(value), False
+
+
 @register("profit")
 class ProfitPolicy(Policy):
     """Conversion model x order-value model, combined per the objective, optimistic over the
@@ -94,7 +104,8 @@ class ProfitPolicy(Policy):
               "lam_value": "ridge penalty of the (log) order-value model",
               "spread": "how freely an action's conversion model departs from the one all "
                         "actions share (1: as freely as the shared part; near 0: one model)",
-              "value_spread": "the same for the order-value model",
+              "value_spread": "the same for the order-value model, or auto: chosen from the "
+                              "order values by the evidence, refreshed as they arrive",
               "alpha": "exploration: how many standard errors of each model's estimate (None: "
                        "1.5 with the posterior bonus, else 1)",
               "warmup": "rows each eligible action learns before the bounds compete",
@@ -104,7 +115,7 @@ class ProfitPolicy(Policy):
     def __init__(self, n_actions, n_features, *, conversion: str = "linear",
                  block: int | None = None, bonus: str | None = None,
                  lam: float | None = None,
-                 lam_value: float = 1.0, spread: float = 1.0, value_spread: float = 0.3,
+                 lam_value: float = 1.0, spread: float = 1.0, value_spread: float | str = 0.3,
                  alpha: float | None = None,
                  warmup: int = 2, halflife: float | None = None, **kw):
         super().__init__(n_actions, n_features, **kw)
@@ -129,7 +140,10 @@ class ProfitPolicy(Policy):
             self.conv = PooledLogistic(n_actions, n_features, lam, spread, halflife, block)
         else:
             self.conv = PooledRidge(n_actions, n_features, lam, spread, halflife)
-        self.value = PooledRidge(n_actions, n_features, lam_value, value_spread, halflife)
+        # value_spread=auto: the order values' own evidence chooses it (policies._evidence)
+        value_spread, fit_value_spread = _spread("value_spread", value_spread, 0.3)
+        self.value = PooledRidge(n_actions, n_features, lam_value, value_spread, halflife,
+                                 fit_value_spread)
         #: bonus=ridge: the linear probability model whose error is the exploration bonus
         self.conv_ridge = (PooledRidge(n_actions, n_features, DEFAULTS["linear"]["lam"], spread,
                                        halflife) if self.ridge_bonus else None)

@@ -14,12 +14,13 @@ import policies
 K, D = 5, 4
 # every registered policy, every Vowpal Wabbit exploration, a linear policy that forgets, and
 # profit's logistic conversion model, with either bonus (blocks of 30 rows: some rows always
-# wait in its buffer)
+# wait in its buffer), and profit choosing its value spread (after the first 50 sales)
 NAMES = sorted(policies.REGISTRY) + [f"vw:exploration={e}" for e in
                                      ("epsilon", "softmax", "bag", "cover", "regcb", "regcbopt")
                                      ] + ["linucb:halflife=100",
                                           "profit:conversion=logistic,block=30",
-                                          "profit:conversion=logistic,bonus=ridge,block=30"]
+                                          "profit:conversion=logistic,bonus=ridge,block=30",
+                                          "profit:value_spread=auto"]
 
 
 # a shop's objective: profit, a discount and free shipping among the actions

@@ -314,3 +314,29 @@ def test_options_that_would_do_nothing_are_refused(spec, message):
     with what to change instead."""
     with pytest.raises(ValueError, match=message):
         policies.make(spec, n_actions=K, n_features=D)
+
+
+@pytest.mark.parametrize("uplift, lo, hi", [(0.0, 0.0, 0.05), (0.7, 0.1, 4.0)])
+def test_value_spread_auto_is_chosen_from_the_order_values(uplift, lo, hi):
+    """``value_spread=auto``: the value model is the evidence-fitted pooled ridge of the sold
+    rows' log order values (same statistics, 1e-10), so its spread follows how far the
+    actions' order values differ: none -> near one model for all (< 0.05), an upsell that
+    doubles the order (log + 0.7) -> loose (>= 0.1; 1,500 rows, seed 5)."""
+    X, a, converted, values, costs, rewards = _data(n=1500, seed=5)
+    values = np.where(converted, values * np.exp(uplift * (a == 2)), 0.0)
+    costs = np.where(converted, SPEC.costs(K)[0][a] * values + SPEC.costs(K)[1][a], 0.0)
+    rewards = SPEC.value(converted, values, a)
+    pol = policies.make("profit:value_spread=auto", n_actions=K, n_features=D, objective=SPEC)
+    for part in np.array_split(np.arange(len(a)), 9):
+        pol.update(X[part], a[part], rewards[part], np.full(len(part), 1 / K),
+                   converted=converted[part], order_values=values[part], costs=costs[part])
+    ref = PooledRidge(K, D, 1.0, 0.3, fit_scale=True)
+    ref.update(X[converted], a[converted], np.log(values[converted]))
+    assert pol.value.scale == ref.scale and lo <= ref.scale <= hi
+    np.testing.assert_allclose(pol.value.ridge.theta, ref.ridge.theta, atol=1e-10)
+
+
+@pytest.mark.parametrize("spread", ["wide", 0, -0.5])
+def test_a_value_spread_that_is_neither_a_number_nor_auto_is_refused(spread):
+    with pytest.raises(ValueError, match="value_spread must be a number > 0 or auto"):
+        policies.make(f"profit:value_spread={spread}", n_actions=K, n_features=D)
