@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bandit.reward import RewardClip
+
 from .runner import Feedback, streams
 
 
@@ -64,14 +66,16 @@ def simulate_log(world, logger, n: int, *, seed: int = 0, objective=None,
     """Log ``n`` simulated visitors decided by ``logger`` (frozen unless ``learn``); with
     ``keep_contexts`` the raw context dicts are kept too (for writing the log to a file)."""
     visitor_rng, outcome_rng = streams(seed)
+    objective = world._objective(objective)
+    clip = RewardClip(objective.reward_clip)  # a learning logger learns as run() teaches
     parts, contexts = [], []
     for start in range(0, n, batch_size):
         batch = world.visitors(min(batch_size, n - start), visitor_rng, start=start)
         actions, props = logger.act(batch.X, batch.mask)
         out = world.outcomes(batch, actions, outcome_rng)
         rewards = world.rewards(out, objective)
-        if learn:
-            Feedback.of(batch, actions, rewards, props, out).teach(logger)
+        if learn:  # the bound the engine learns through; the log keeps the real rewards
+            Feedback.of(batch, actions, clip(rewards, out.converted), props, out).teach(logger)
         parts.append((batch.X, batch.mask, actions, props, rewards))
         if keep_contexts:
             contexts.extend(batch.contexts)

@@ -103,3 +103,27 @@ def test_a_feed_decides_what_the_policy_learns_and_when():
     assert plain_policy.n_updates == 3000 and late_policy.n_updates == 2900
     assert np.array_equal(plain.counts, late.counts)
     assert not np.array_equal(plain.expected, late.expected)
+
+
+def test_a_learning_logger_learns_what_the_runner_teaches():
+    """``simulate_log(learn=True)`` and ``run`` meet the same visitors and outcomes and teach
+    through the same reward bound (a tight ``reward_clip`` of 1.2 so it binds often): the
+    same model (1e-12) and the same decisions, while the log keeps the real rewards."""
+    from bandit.reward import Objective
+    from simulator.logdata import simulate_log
+
+    world = simulator.make_world("default", seed=3)
+    objective = Objective("profit", world.objective.margin, reward_clip=1.2)
+    logged, ran = (world.policy("linucb", 0) for _ in range(2))
+    data = simulate_log(world, logged, 3000, seed=5, objective=objective, learn=True,
+                        batch_size=100)
+    simulator.run(world, ran, visitors=3000, seed=5, objective=objective, batch_size=100)
+    mine, theirs = logged.get_state(), ran.get_state()
+    assert mine.keys() == theirs.keys()
+    for key, value in theirs.items():
+        if np.asarray(value).dtype.kind in "fc":
+            np.testing.assert_allclose(mine[key], value, atol=1e-12, err_msg=key)
+        else:
+            np.testing.assert_array_equal(mine[key], value, err_msg=key)
+    # the log keeps the world's rewards, beyond what the bound let the policy learn
+    assert data.rewards.max() > 1.2 * np.median(data.rewards[data.rewards > 0])
