@@ -14,14 +14,16 @@ eligible       list of eligible action ids, optional (default: every action)
 action         the action id chosen
 probability    the probability it was chosen with, in (0, 1]
 reward         the reward, or instead: ``converted`` (bool) and ``order_value`` (number),
-               turned into a reward with the shop's objective and the action's cost
+               turned into a reward with the shop's objective and the action's cost (both:
+               they must agree)
 randomized     bool, optional (default: probability < 1); forced decisions are not evaluable
 =============  =========================================================================
 
 Bad rows (missing or out-of-range probability, unknown action, action not eligible, a context
 that does not fit the schema, a reward no order could make - beyond the shop's
 ``max_order_value`` plus its largest fixed incentive cost, or not finite -, an outcome the
-endpoint would refuse, a ``randomized`` that is not a bool, a line that is not JSON) are never
+endpoint would refuse, a reward the outcome beside it does not earn, a ``randomized`` that is
+not a bool, a line that is not JSON) are never
 silently dropped or used: they are left out of the returned data and listed, with their line
 numbers, in the :class:`LoadReport`.
 """
@@ -29,6 +31,7 @@ numbers, in the :class:`LoadReport`.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -132,16 +135,19 @@ class _Builder:
         if self.index[action] not in eligible:
             raise ValueError(f"action {action!r} is not in its eligible list")
         reward = rec.get("reward")
-        if reward is None:
-            if "converted" not in rec:
-                raise ValueError("no reward and no converted/order_value")
-            value = rec.get("order_value")
-            value = 0.0 if value is None else value  # not converted: no order to value
-            check_order(rec["converted"], value, self.config.objective)
-            cost = self.config.actions[self.index[action]].incentive_cost(float(value))
-            reward = self.config.objective.reward(rec["converted"], float(value), cost)
-        if not isinstance(reward, (bool, int, float)):
+        if reward is None and "converted" not in rec:
+            raise ValueError("no reward and no converted/order_value")
+        if reward is not None and not isinstance(reward, (bool, int, float)):
             raise ValueError(f"reward must be a number, got {reward!r}")
+        if "converted" in rec:
+            earned = self._earned(rec["converted"], rec.get("order_value"), action)
+            # both given: they must agree (to half a cent), or which one the shop meant is a
+            # guess (a reward logged under another objective, a stale order value)
+            if reward is not None and not math.isclose(reward, earned, rel_tol=1e-6,
+                                                       abs_tol=0.005):
+                raise ValueError(f"reward {reward!r} is not what converted/order_value earn "
+                                 f"under the shop's objective ({earned:g}): keep one of them")
+            reward = earned
         # the range test refuses NaN and infinity too
         if not abs(reward) <= self.reward_limit:
             raise ValueError(f"reward {reward!r} is more than one order can earn or cost "
@@ -160,6 +166,14 @@ class _Builder:
             raise ValueError(f"randomized must be true or false, got {randomized!r}")
         return (eligible, self.index[action], float(p), reward, randomized,
                 _timestamp(rec.get("ts")), context)
+
+    def _earned(self, converted, value, action) -> float:
+        """The reward an outcome earns under the shop's objective (refused by the outcome
+        endpoint's rule first)."""
+        value = 0.0 if value is None else value  # not converted: no order to value
+        check_order(converted, value, self.config.objective)
+        cost = self.config.actions[self.index[action]].incentive_cost(float(value))
+        return float(self.config.objective.reward(converted, float(value), cost))
 
     def _eligible(self, eligible) -> tuple[int, ...]:
         """Indices of an eligible list (all actions when absent), validated once per distinct

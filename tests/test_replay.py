@@ -192,6 +192,26 @@ def test_outcome_fields_become_rewards_with_the_shops_objective(tmp_path):
     assert data.rewards[0] == pytest.approx(0.35 * 100 - 10.0)
 
 
+def test_a_reward_beside_an_outcome_must_be_what_the_outcome_earns(tmp_path):
+    """A row with both a reward and converted/order_value: kept when they agree (to half a
+    cent), refused when they do not (a reward logged under another objective was learned
+    silently, the outcome ignored)."""
+    sale = {"context": {}, "action": "discount_10", "probability": 0.5, "converted": True,
+            "order_value": 100.0}
+    rows = [{**sale, "reward": 25.0}, {**sale, "reward": 25.004}, {**sale, "reward": 100.0},
+            {**sale, "converted": False, "order_value": None, "reward": 0.0},
+            {**sale, "converted": False, "reward": 1.0}, {**sale, "reward": "25"}]
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data, report = read_log(path, CONFIG)
+    assert data.rewards.tolist() == [25.0, 25.0, 0.0]
+    assert [n for n, _ in report.problems] == [3, 5, 6]
+    text = report.summary()
+    assert "line 3: reward 100.0 is not what converted/order_value earn under the shop's " \
+           "objective (25): keep one of them" in text
+    assert "line 6: reward must be a number" in text
+
+
 def test_engine_store_is_a_log_and_exports(tmp_path):
     engine = Engine.open(shop(holdout={"fraction": 0.2}), tmp_path / "data", seed=0,
                          clock=Clock())
