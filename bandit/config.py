@@ -35,6 +35,11 @@ from .rules import Budget, Cap, Rule, statically_empty
 from .types import ACTION_KINDS, Action
 
 SCHEMA_VERSION = 1
+#: the longest attribution window: a longer one keeps decisions open for months (a window in
+#: milliseconds by mistake would leave a non-additive policy never learning)
+MAX_WINDOW_S = 90 * 86400.0
+#: the largest request body the endpoint may accept (a decide or outcome body is a few KB)
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +216,8 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
 
     att = root.table("attribution")
     attribution = Attribution(
-        att.get("window_s", float, 86400.0, check=lambda v: v > 0, expect="seconds > 0"),
+        att.get("window_s", float, 86400.0, check=lambda v: 0 < v <= MAX_WINDOW_S,
+                expect=f"seconds > 0, at most 90 days ({MAX_WINDOW_S:.0f})"),
         att.get("default_reward", float, 0.0,
                 check=lambda v: abs(v) <= objective.max_order_value,
                 expect="a reward no larger than one order's (|reward| <= [objective] "
@@ -230,8 +236,8 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     srv = root.table("server")
     server = Server(
         srv.get("token", str, None),
-        srv.get("max_body_bytes", int, 64 * 1024, check=lambda v: v >= 1024,
-                expect="an integer >= 1024"),
+        srv.get("max_body_bytes", int, 64 * 1024, check=lambda v: 1024 <= v <= MAX_BODY_BYTES,
+                expect=f"an integer in [1024, {MAX_BODY_BYTES}] (16 MiB)"),
         tuple(srv.get("allowed_origins", list, [], check=lambda v: all(
             isinstance(o, str) and (o == "*" or _ORIGIN.fullmatch(o)) for o in v),
             expect='a list of origins like "https://shop.example" (scheme, host, optional '

@@ -177,11 +177,16 @@ def parse_rule(t: Table, ids: list[str], keys: set[str],
     return Rule(name, tuple(conditions), effect, actions)
 
 
+#: the longest frequency-cap window: a visitor's counts are kept that long
+MAX_CAP_WINDOW_S = 366 * 86400.0
+_CAP_WINDOW = f"seconds > 0, at most 366 days ({MAX_CAP_WINDOW_S:.0f})"
+
+
 def parse_caps(t: Table, actions) -> tuple[Cap, ...]:
     caps = []
     ids, kinds = [a.id for a in actions], sorted({a.kind for a in actions})
-    window = t.get("incentives_window_s", float, 86400.0, check=lambda v: v > 0,
-                   expect="seconds > 0")
+    window = t.get("incentives_window_s", float, 86400.0,
+                   check=lambda v: 0 < v <= MAX_CAP_WINDOW_S, expect=_CAP_WINDOW)
     if "incentives_per_visitor" in t.data:
         caps.append(Cap(t.get("incentives_per_visitor", int, check=lambda v: v >= 0,
                               expect="an integer >= 0"), window, incentives=True))
@@ -193,7 +198,8 @@ def parse_caps(t: Table, actions) -> tuple[Cap, ...]:
             c.fail("action", "give exactly one of action = \"id\" or kind = \"kind\"")
         caps.append(Cap(c.get("max_per_visitor", int, check=lambda v: v >= 0,
                               expect="an integer >= 0"),
-                        c.get("window_s", float, check=lambda v: v > 0, expect="seconds > 0"),
+                        c.get("window_s", float, check=lambda v: 0 < v <= MAX_CAP_WINDOW_S,
+                              expect=_CAP_WINDOW),
                         action=action, kind=kind))
         c.done()
     t.done()

@@ -36,6 +36,11 @@ def test_default_shop_matches_the_simulator_world():
     (lambda d: d["features"]["device"].update(type="text"), "features.device.type"),
     (lambda d: d.update(polciy={}), "polciy"),
     (lambda d: d["attribution"].update(window_s=0), "attribution.window_s"),
+    # a window in milliseconds by mistake: decisions open for years, a logistic model waiting
+    (lambda d: d["attribution"].update(window_s=86400e3), "attribution.window_s"),
+    (lambda d: d.update(caps={"incentives_per_visitor": 1, "incentives_window_s": 1e300}),
+     "caps.incentives_window_s"),
+    (lambda d: d.update(server={"max_body_bytes": 10**14}), "server.max_body_bytes"),
     # a non-conversion worth more than any order would overflow what the model learns
     (lambda d: d["attribution"].update(default_reward=1e300), "attribution.default_reward"),
     (lambda d: d["actions"][1].update(id="x" * 65), "actions[1].id"),
