@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._evidence import best_scale, raw_statistics, scaled_statistics
+from ._evidence import best_scales, raw_statistics, scaled_statistics
 from ._ridge import RidgeStack
 
 #: ``fit_scale``: rows before the scale is first chosen by the evidence, and the least and most
@@ -37,13 +37,15 @@ class PooledRidge:
                  halflife: float | None = None, fit_scale: bool = False):
         if not scale > 0:
             raise ValueError(f"pooled ridge scale must be > 0, got {scale!r}")
-        self.n_actions, self.dim, self.scale = int(n_actions), int(dim), float(scale)
+        self.n_actions, self.dim = int(n_actions), int(dim)
         self.ridge = RidgeStack(1, dim * (n_actions + 1), lam, halflife=halflife)
         #: rows learned per action (faded like the statistics when forgetting)
         self.counts = np.zeros(n_actions)
-        #: choose ``scale`` by the evidence (``_evidence``) every so many rows, starting from
-        #: the given one; ``rows_learned`` counts rows unfaded, ``next_fit`` is when next
-        self.fit_scale = bool(fit_scale)
+        #: choose each action's scale by the evidence (``_evidence``) every so many rows,
+        #: starting from the given one (``scale`` is then a (K,) array, else one number);
+        #: ``rows_learned`` counts rows unfaded, ``next_fit`` is when next
+        self.fit_scale, self.start_scale = bool(fit_scale), float(scale)
+        self.scale = np.full(self.n_actions, float(scale)) if fit_scale else float(scale)
         self.rows_learned, self.next_fit = 0, next_fit(0)
 
     def design(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -63,14 +65,15 @@ class PooledRidge:
                 self.choose_scale()
 
     def choose_scale(self) -> None:
-        """Re-express the statistics at the scale of largest evidence (``_evidence``): the
+        """Re-express the statistics at the scales of largest evidence (``_evidence``): the
         rows' scale-free statistics are the same, only the prior on the deviations moves."""
         r = self.ridge
-        stats = raw_statistics(r.A[0], r.b[0], r.lam, self.n_actions, self.scale)
-        scale = best_scale(stats, r.lam, float(r.rr.sum()), float(r.counts.sum()))
-        if scale != self.scale:
-            r.reset(0, *scaled_statistics(stats, r.lam, scale))
-            self.scale = scale
+        stats = raw_statistics(r.A[0], r.b[0], self.scale)
+        scales = best_scales(stats, r.lam, float(r.rr.sum()), float(r.counts.sum()),
+                             self.scale)
+        if not np.array_equal(scales, self.scale):
+            r.reset(0, *scaled_statistics(stats, r.lam, scales))
+            self.scale = scales
         self.next_fit = next_fit(self.rows_learned)
 
     def _learn(self, X: np.ndarray, actions: np.ndarray, y: np.ndarray) -> None:
@@ -88,7 +91,7 @@ class PooledRidge:
         """(n, K) predictions ``x . (beta + scale * delta_a)``."""
         d, theta = self.dim, self.ridge.theta[0]
         shared = X @ theta[:d]
-        return shared[:, None] + self.scale * X @ theta[d:].reshape(self.n_actions, d).T
+        return shared[:, None] + (X @ theta[d:].reshape(self.n_actions, d).T) * self.scale
 
     def widths(self, X: np.ndarray) -> np.ndarray:
         """(n, K) ``sqrt(z_a' A^-1 z_a)`` for every action, per unit noise."""
@@ -111,9 +114,11 @@ class PooledRidge:
         grown.refresh(0)
         self.ridge, self.n_actions = grown, self.n_actions + n
         self.counts = np.concatenate([self.counts, np.zeros(n)])
+        if self.fit_scale:
+            self.scale = np.concatenate([self.scale, np.full(n, self.start_scale)])
 
     def state(self) -> dict[str, np.ndarray]:
-        fitted = ({"pooled.scale": np.array(self.scale), "pooled.rows_learned": np.array(
+        fitted = ({"pooled.scale": self.scale.copy(), "pooled.rows_learned": np.array(
             [self.rows_learned, self.next_fit])} if self.fit_scale else {})
         return {**self.ridge.state(), "pooled.counts": self.counts, **fitted}
 
@@ -125,7 +130,11 @@ class PooledRidge:
                              f"{self.counts.shape}")
         self.counts = counts
         if self.fit_scale:
-            self.scale = float(state["pooled.scale"])
+            scale = np.asarray(state["pooled.scale"], dtype=float)
+            if scale.shape != self.scale.shape:
+                raise ValueError(f"pooled scales have shape {scale.shape}, expected "
+                                 f"{self.scale.shape}")
+            self.scale = scale
             self.rows_learned, self.next_fit = (int(v) for v in state["pooled.rows_learned"])
 
 
@@ -144,6 +153,7 @@ def pooled_design(X: np.ndarray, actions: np.ndarray, n_actions: int, scale: flo
     Z = np.zeros((n, d * (n_actions + 1)))
     Z[:, :d] = X
     cols = d * (1 + actions)[:, None] + np.arange(d)[None, :]
+    scale = np.broadcast_to(scale, (n_actions,))[actions][:, None]  # one number or (K,)
     Z[np.arange(n)[:, None], cols] = scale * X
     return Z
 

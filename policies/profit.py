@@ -104,8 +104,9 @@ class ProfitPolicy(Policy):
               "lam_value": "ridge penalty of the (log) order-value model",
               "spread": "how freely an action's conversion model departs from the one all "
                         "actions share (1: as freely as the shared part; near 0: one model)",
-              "value_spread": "the same for the order-value model, or auto: chosen from the "
-                              "order values by the evidence, refreshed as they arrive",
+              "value_spread": "the same for the order-value model, or auto: chosen for each "
+                              "action from the order values by the evidence, refreshed as "
+                              "they arrive",
               "alpha": "exploration: how many standard errors of each model's estimate (None: "
                        "1.5 with the posterior bonus, else 1)",
               "warmup": "rows each eligible action learns before the bounds compete",
