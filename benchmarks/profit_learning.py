@@ -1,4 +1,6 @@
-"""Does learning the structure of profit beat learning the scalar? linucb vs lints vs profit.
+"""Does learning the structure of profit beat learning the scalar? linucb vs lints vs profit
+(its linear conversion model) vs the structured policy the README recommends,
+``profit:conversion=logistic,bonus=ridge,value_spread=auto``.
 
 Run: ``python benchmarks/profit_learning.py [--seeds 6] [--random-shops 10] [--big 1]``;
 ``--policies linucb,profit:conversion=logistic --first-seed 12 --last-quarter`` compares other
@@ -29,7 +31,7 @@ import policies  # noqa: E402
 import simulator  # noqa: E402
 from simulator.runner import run  # noqa: E402
 
-SPECS = ("linucb", "lints", "profit")
+SPECS = ("linucb", "lints", "profit", "profit:conversion=logistic,bonus=ridge,value_spread=auto")
 
 
 def gains(world_name: str, seeds, visitors: int, specs=SPECS, last_quarter: bool = False,
