@@ -8,7 +8,8 @@ in common K times over, each from a K-th of the data. Here one model is fitted o
 by ``lam / scale**2`` (Evgeniou & Pontil 2004, "regularized multi-task learning"). With
 ``scale`` -> 0 every action shares one model; with ``scale`` = 1 the deviations are as free as
 the shared part. The statistics are one (D, D) stack, D = d (K + 1), updated by
-``RidgeStack`` (rank-1 steps, Cholesky refreshes, no per-event inverse).
+``RidgeStack`` (rank-1 steps, Cholesky refreshes, no per-event inverse). With ``fit_scale``
+each action has a scale of its own, chosen by the evidence as rows arrive (``_evidence``).
 
 >>> import numpy as np
 >>> r = PooledRidge(n_actions=2, dim=1, lam=1.0, scale=0.1)
@@ -69,8 +70,11 @@ class PooledRidge:
         rows' scale-free statistics are the same, only the prior on the deviations moves."""
         r = self.ridge
         stats = raw_statistics(r.A[0], r.b[0], self.scale)
-        scales = best_scales(stats, r.lam, float(r.rr.sum()), float(r.counts.sum()),
-                             self.scale)
+        try:
+            scales = best_scales(stats, r.lam, float(r.rr.sum()), float(r.counts.sum()),
+                                 self.scale)
+        except np.linalg.LinAlgError:  # rounding in a degenerate design: keep the spreads
+            scales = self.scale  # (the model stays valid; the next choice tries again)
         if not np.array_equal(scales, self.scale):
             r.reset(0, *scaled_statistics(stats, r.lam, scales))
             self.scale = scales
@@ -145,8 +149,8 @@ def next_fit(rows_learned: int) -> int:
     return rows_learned + int(np.clip(rows_learned // 4, MIN_GAP, MAX_GAP))
 
 
-def pooled_design(X: np.ndarray, actions: np.ndarray, n_actions: int, scale: float
-                  ) -> np.ndarray:
+def pooled_design(X: np.ndarray, actions: np.ndarray, n_actions: int,
+                  scale: float | np.ndarray) -> np.ndarray:
     """(n, d (K + 1)) rows ``z_a(x) = [x, scale * x e_a]``: x, then x scaled in its action's
     block, zeros in the other actions' blocks."""
     n, d = X.shape
@@ -158,7 +162,8 @@ def pooled_design(X: np.ndarray, actions: np.ndarray, n_actions: int, scale: flo
     return Z
 
 
-def block_quadratic(X: np.ndarray, M: np.ndarray, n_actions: int, scale: float) -> np.ndarray:
+def block_quadratic(X: np.ndarray, M: np.ndarray, n_actions: int, scale: float | np.ndarray
+                    ) -> np.ndarray:
     """(n, K) ``z_a' M z_a`` for every row and action of the shared-plus-deviation design,
     from M's shared, cross and own (d, d) blocks, without building any ``z_a``; clipped at 0."""
     d, K, s = X.shape[1], n_actions, scale

@@ -82,13 +82,13 @@ from .registry import register
 DEFAULTS = {"logistic": {"lam": 4.0, "alpha": 1.5}, "linear": {"lam": 1.0, "alpha": 1.0}}
 
 
-def _spread(name: str, value: float | str, start: float) -> tuple[float, bool]:
-    """A spread option as (the scale to start from, whether the evidence chooses it): a
-    number > 0 is fixed, ``auto`` starts from ``start`` (``policies._evidence``)."""
+def _value_spread(value: float | str) -> tuple[float, bool]:
+    """``value_spread`` as (the scale to start from, whether the evidence chooses it): a
+    number > 0 is fixed, ``auto`` starts from 0.3 (``policies._evidence``)."""
     if value == "auto":
-        return start, True
+        return 0.3, True
     if isinstance(value, str) or not value > 0:
-        raise ValueError(f"profit: {name} must be a number > 0 or auto, got {value!r}")
+        raise ValueError(f"profit: value_spread must be a number > 0 or auto, got {value!r}")
     return float(value), False
 
 
@@ -149,7 +149,7 @@ class ProfitPolicy(Policy):
         else:
             self.conv = PooledRidge(n_actions, n_features, lam, spread, halflife)
         # value_spread=auto: the order values' own evidence chooses it (policies._evidence)
-        value_spread, fit_value_spread = _spread("value_spread", value_spread, 0.3)
+        value_spread, fit_value_spread = _value_spread(value_spread)
         self.value = PooledRidge(n_actions, n_features, lam_value, value_spread, halflife,
                                  fit_value_spread)
         #: bonus=ridge: the linear probability model whose error is the exploration bonus

@@ -145,3 +145,22 @@ def test_the_scale_is_chosen_on_a_schedule():
     while fits[-1] <= 5000:
         fits.append(fits[-1] + int(np.clip(fits[-1] // 4, _pooled.MIN_GAP, _pooled.MAX_GAP)))
     assert model.next_fit == fits[-1]
+
+
+def test_an_evidence_that_cannot_be_computed_keeps_the_spreads(monkeypatch):
+    """Fault injected: a factorization that fails while choosing (rounding in a degenerate
+    design) leaves the spreads and the model as they were and learning goes on; the next
+    choice is still scheduled."""
+    X, a, y = _rows(300, 0.8, seed=6)
+    model = PooledRidge(K, D, 1.0, 0.3, fit_scale=True)
+
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(_pooled, "best_scales", fail)
+    model.update(X, a, y)
+    fixed = PooledRidge(K, D, 1.0, 0.3)
+    fixed.update(X, a, y)
+    np.testing.assert_array_equal(model.scale, 0.3)
+    np.testing.assert_allclose(model.ridge.theta, fixed.ridge.theta, atol=1e-10)
+    assert model.next_fit > 300
