@@ -20,7 +20,9 @@ NAMES = sorted(policies.REGISTRY) + [f"vw:exploration={e}" for e in
                                      ] + ["linucb:halflife=100",
                                           "profit:conversion=logistic,block=30",
                                           "profit:conversion=logistic,bonus=ridge,block=30",
-                                          "profit:value_spread=auto"]
+                                          "profit:value_spread=auto",
+                                          "profit:conversion=logistic,bonus=ridge,block=30,"
+                                          "value_spread=auto"]
 
 
 # a shop's objective: profit, a discount and free shipping among the actions

@@ -136,12 +136,14 @@ def test_a_relabel_from_a_conversion_is_refused():
         pol.relabel(X, [0], [3.0], [0.0], [0.5])
 
 
-@pytest.mark.parametrize("conversion", ["logistic", "linear"])
+@pytest.mark.parametrize("conversion", ["logistic", "linear",
+                                        "logistic,bonus=ridge,value_spread=auto"])
 def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path, conversion):
     """Online (the linear model: provisional rows, relabels when orders arrive, expiry; the
     logistic one: closed rows once every earlier decision has closed) the model is the one
     learned directly from the log's closed rows with their outcomes (the logistic one's in
-    decision order): the parts reach it."""
+    decision order): the parts reach it, and the value spreads the evidence chose online are
+    the ones it chooses from the log."""
     import simulator
     from bandit import Engine
     from bandit.model import make_policy
@@ -152,13 +154,14 @@ def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path, conversion)
                   attribution={"window_s": 900})
     clock = Clock()
     engine = Engine.open(config, tmp_path, seed=0, clock=clock)
-    drive(engine, simulator.make_world("default"), visitors=3000, rate=1.0, seed=4)
+    visitors = 7000 if "auto" in conversion else 3000  # the spreads are first chosen at 50 sales
+    drive(engine, simulator.make_world("default"), visitors=visitors, rate=1.0, seed=4)
     clock.t += 3600
     engine.expire()
     engine.flush()
     closed = list(engine.store.closed_events(learned_only=True))
     assert sum(e.converted for e in closed) >= 30
-    if conversion == "logistic":
+    if conversion.startswith("logistic"):
         closed.sort(key=lambda e: e.decision.seq)
     direct = make_policy(config, engine.space, engine.policy_actions, 0)
     X, actions, props, mask = engine.learner.batch([e.decision for e in closed])
@@ -169,7 +172,11 @@ def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path, conversion)
     mine, ref = engine.policy.get_state(), direct.get_state()
     parts = [k for k in ref if k.startswith(("policy.conv.", "policy.value."))
              and not k.endswith("rank1_steps")]  # how a ridge got there, not what it holds
-    assert any(k.startswith("policy.conv.logistic.") for k in parts) == (conversion == "logistic")
+    assert any(k.startswith("policy.conv.logistic.") for k in parts) == conversion.startswith(
+        "logistic")
+    if "auto" in conversion:  # the spreads were chosen, more than once, and moved
+        assert ref["policy.value.pooled.rows_learned"][0] >= 100
+        assert not np.all(ref["policy.value.pooled.scale"] == 0.3)
     for key in parts:
         np.testing.assert_allclose(mine[key], ref[key], rtol=1e-9, atol=1e-8, err_msg=key)
     assert direct.objective == engine.policy.objective and direct.objective.kind == "profit"
