@@ -196,6 +196,10 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ConfigError(f"{source}: actions: id {dup!r} appears twice", field="actions")
+    try:  # now that the actions are known, what the policy's constructor refuses
+        policies.check_spec(policy_spec, action_ids=ids)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: policy.spec: {exc}", field="policy.spec") from None
 
     if "features" not in data:
         raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",

@@ -110,19 +110,28 @@ def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None,
     return policy
 
 
-def check_spec(spec: str) -> str:
-    """Validate a spec as a user wrote it (CLI or config) without building the policy: a known
-    name, accepted parameters of the right types, and ``fixed`` with its ``action=`` (in code
-    ``fixed`` defaults to action 0; a shop that writes ``fixed`` means some action, not the
-    first one by accident). Returns the spec; raises ValueError saying what to write instead.
+def check_spec(spec: str, action_ids=None) -> str:
+    """Validate a spec as a user wrote it (CLI or config): a known name, accepted parameters
+    of the right types, and ``fixed`` with its ``action=`` (in code ``fixed`` defaults to
+    action 0; a shop that writes ``fixed`` means some action, not the first one by accident).
+    With the shop's ``action_ids`` the policy is also built once, on one feature, so what its
+    constructor refuses (a value out of range, options that do nothing together, an unknown
+    action) is refused here, not when the server starts - except for a policy that is not
+    ``cheap_to_build``. Returns the spec; raises ValueError saying what to write instead.
 
     >>> check_spec("fixed")
     Traceback (most recent call last):
     ...
     ValueError: fixed needs action=ID: write e.g. fixed:action=none
+    >>> check_spec("linucb:alpha=-1", action_ids=["none", "banner"])
+    Traceback (most recent call last):
+    ...
+    ValueError: linucb: alpha must be >= 0, got -1
     """
     name, params = parse_spec(spec)
-    _validated(name, params)
+    cls = _validated(name, params)
     if name == "fixed" and "action" not in params:
         raise ValueError("fixed needs action=ID: write e.g. fixed:action=none")
+    if action_ids is not None and cls.cheap_to_build:
+        make(spec, n_actions=len(action_ids), n_features=1, action_ids=list(action_ids))
     return spec

@@ -135,6 +135,9 @@ class VowpalWabbit(Policy):
         "bits": "VW's -b: bits of the feature hash table",
         "min_cost": "regcb/regcbopt: smallest cost (None: 0 for 0/1 rewards, -5 for money)",
         "max_cost": "regcb/regcbopt: largest cost (None: 1 for 0/1 rewards, 0.5 for money)"}
+    #: building one starts a VW workspace (and needs the [vw] extra): a config's spec is
+    #: checked by names and types only
+    cheap_to_build = False
 
     def __init__(self, n_actions, n_features, *, exploration: str = "squarecb",
                  epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,

@@ -41,6 +41,10 @@ def test_default_shop_matches_the_simulator_world():
     (lambda d: d.update(caps={"incentives_per_visitor": 1, "incentives_window_s": 1e300}),
      "caps.incentives_window_s"),
     (lambda d: d.update(server={"max_body_bytes": 10**14}), "server.max_body_bytes"),
+    # values the policy's constructor refuses, found at load time, not when serving starts
+    (lambda d: d.update(policy={"spec": "profit:value_spread=wide"}), "policy.spec"),
+    (lambda d: d.update(policy={"spec": "profit:bonus=ridge"}), "policy.spec"),
+    (lambda d: d.update(policy={"spec": "fixed:action=teleport"}), "policy.spec"),
     # a non-conversion worth more than any order would overflow what the model learns
     (lambda d: d["attribution"].update(default_reward=1e300), "attribution.default_reward"),
     (lambda d: d["actions"][1].update(id="x" * 65), "actions[1].id"),
