@@ -136,6 +136,13 @@ def log_evidence(stats: RowStatistics, lam: float, scales: np.ndarray, rr: float
                            t.GMc.sum(axis=0), t.cMc.sum()))
 
 
+def _at(stats: RowStatistics, lam: float, rr: float, n: float, grid: _Terms,
+        chosen: np.ndarray) -> tuple[float, _Terms]:
+    """The evidence at the grid indices ``chosen`` and the summed terms it came from."""
+    total = _Terms(*(part[np.arange(len(chosen)), chosen].sum(axis=0) for part in grid))
+    return float(_profiled(stats, lam, rr, n, *total)), total
+
+
 def _ascend(stats: RowStatistics, lam: float, rr: float, n: float, grid: _Terms,
             chosen: np.ndarray) -> tuple[float, np.ndarray]:
     """Best-first coordinate ascent from the (K,) grid indices ``chosen``: each step moves
@@ -144,22 +151,22 @@ def _ascend(stats: RowStatistics, lam: float, rr: float, n: float, grid: _Terms,
     (K, len(SCALES), ...). Returns the evidence and the indices."""
     K = len(chosen)
     chosen, rows = np.array(chosen), np.arange(K)
-    for _ in range(4 * K):  # each move gains, so this bound is never the reason to stop
-        total = _Terms(*(part[rows, chosen].sum(axis=0) for part in grid))
-        current = float(_profiled(stats, lam, rr, n, *total))
+    # every move raises the evidence, so ascent ends; the cap bounds one choice's cost
+    for _ in range(4 * K):
+        current, total = _at(stats, lam, rr, n, grid, chosen)
         rest = [t - part[rows, chosen][:, None] for t, part in zip(total, grid)]
         evidence = _profiled(stats, lam, rr, n, *(r + part for r, part in zip(rest, grid)))
         k, j = np.unravel_index(int(np.argmax(evidence)), evidence.shape)
         if not evidence[k, j] > current + 1e-9 * abs(current):
             return current, chosen
         chosen[k] = j
-    return current, chosen
+    return _at(stats, lam, rr, n, grid, chosen)[0], chosen
 
 
 def best_scales(stats: RowStatistics, lam: float, rr: float, n: float,
                 scales: np.ndarray) -> np.ndarray:
     """The (K,) scales of :data:`SCALES` of largest evidence found by best-first coordinate
-    ascent from ``scales`` and from the shared model (every scale the smallest): the
+    ascent from ``scales`` (each at its nearest grid scale) and from the shared model (every scale the smallest): the
     evidence has more than one mode (a shared part that absorbs one action's departure
     makes the other actions look departed), and moving the action that gains most first
     finds the one where only the actions that depart do. A function of the statistics and
