@@ -199,7 +199,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     try:  # now that the actions are known, what the policy's constructor refuses
         policies.check_spec(policy_spec, action_ids=ids)
     except ValueError as exc:
-        raise ConfigError(f"{source}: policy.spec: {exc}", field="policy.spec") from None
+        pol.fail("spec", str(exc))
 
     if "features" not in data:
         raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",
