@@ -5,6 +5,8 @@
 Run: ``python benchmarks/profit_learning.py [--seeds 6] [--random-shops 10] [--big 1]``;
 ``--policies linucb,profit:conversion=logistic --first-seed 12 --last-quarter`` compares other
 specs on other seeds and adds each run's last quarter (how well it has learned by then);
+``--parts per-shop --shops 200-219 --first-seed 1 --sizes 50000`` runs each of those random
+shops over ``--seeds`` seeds and flags a shop where a policy trails linucb by more than 2 SE;
 ``--greedy`` adds what each learned model is worth without its exploration (its greedy choice
 for 20,000 fresh visitors, scored by the world's exact expected rewards).
 Captured gain (share of the oracle's gain over uniform, from the worlds' exact expected
@@ -35,12 +37,14 @@ SPECS = ("linucb", "lints", "profit", "profit:conversion=logistic,bonus=ridge,va
 
 
 def gains(world_name: str, seeds, visitors: int, specs=SPECS, last_quarter: bool = False,
-          greedy: bool = False) -> dict[str, np.ndarray]:
+          greedy: bool = False, shop: int | None = None) -> dict[str, np.ndarray]:
     """Captured gain per spec and seed; with ``last_quarter`` also ``"<spec> last quarter"``,
-    that of the run's last quarter of visitors; with ``greedy`` also ``"<spec> greedy"``."""
+    that of the run's last quarter of visitors; with ``greedy`` also ``"<spec> greedy"``.
+    The world is built from each seed, or from ``shop`` for all of them (one shop, its
+    visitors and outcomes drawn anew per seed)."""
     out: dict[str, list] = {}
     for seed in seeds:
-        world = simulator.make_world(world_name, seed=seed)
+        world = simulator.make_world(world_name, seed=seed if shop is None else shop)
         for spec in specs:
             policy = world.policy(spec, seed=seed)
             result = run(world, policy, visitors=visitors, seed=seed)
@@ -81,6 +85,22 @@ def table(title: str, result: dict[str, np.ndarray]) -> None:
         print(f"  {spec:8s} {g.mean():.3f} ± {sd:.3f}{diff}")
 
 
+def per_shop(shops, seeds, visitors: int, specs) -> None:
+    """Each random shop on its own: paired difference to linucb over ``seeds`` (visitors and
+    outcomes drawn anew, the shop fixed), flagging a shop where a spec trails by > 2 SE."""
+    print(f"\nrandom shops one by one, {visitors:,} visitors, seeds {seeds.start}-"
+          f"{seeds.stop - 1} each: paired difference to linucb ± SE")
+    for shop in shops:
+        result = gains("random", seeds, visitors, specs, shop=shop)
+        base = result["linucb"]
+        for spec in specs[1:]:
+            d = result[spec] - base
+            se = d.std(ddof=1) / np.sqrt(len(d))
+            flag = "   <- trails by more than 2 SE" if d.mean() < -2 * se else ""
+            print(f"  shop {shop} linucb {base.mean():.3f}  {spec}: {d.mean():+.3f} ± "
+                  f"{se:.3f}{flag}")
+
+
 def ceilings(world_names_seeds) -> None:
     """The class ceilings (benchmarks/linear_ceiling.py): greedy / with the floor, averaged
     over the worlds given."""
@@ -104,7 +124,8 @@ def main() -> None:
     ap.add_argument("--random-shops", type=int, default=10)
     ap.add_argument("--big", type=int, default=1, help="seeds at 1M visitors (0: skip)")
     ap.add_argument("--parts", default="ceilings,worlds,random,big",
-                    help="which tables: ceilings, worlds (default, drift), random, big")
+                    help="which tables: ceilings, worlds (default, drift), random, big, "
+                         "per-shop (each of --shops over --seeds seeds; not by default)")
     ap.add_argument("--policies", default=",".join(SPECS),
                     help="comma-separated specs, as `cartwheel simulate --policies` takes them "
                          "(linucb, the reference, is always run)")
@@ -116,6 +137,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="50000,200000", help="visitors of the worlds' tables")
     ap.add_argument("--worlds", default="default,drift",
                     help="the worlds part's worlds (default, drift)")
+    ap.add_argument("--shops", default="200-219",
+                    help="the per-shop part's random shops, FIRST-LAST (`--parts per-shop`)")
     args = ap.parse_args()
     specs = policies.split_specs(args.policies)
     specs = ["linucb", *(s for s in specs if s != "linucb")]
@@ -136,6 +159,10 @@ def main() -> None:
             table(f"random shops, {visitors:,} visitors, {args.random_shops} shops",
                   gains("random", range(100, 100 + args.random_shops), visitors, specs,
                         args.last_quarter, args.greedy))
+    if "per-shop" in parts:
+        first, last = (int(x) for x in args.shops.split("-"))
+        for visitors in (int(v) for v in args.sizes.split(",")):
+            per_shop(range(first, last + 1), seeds, visitors, specs)
     if args.big and "big" in parts:
         table(f"default world, 1,000,000 visitors, {args.big} seed(s)",
               gains("default", range(args.first_seed, args.first_seed + args.big), 1_000_000,
