@@ -76,9 +76,6 @@ class Policy(ABC):
     #: be subtracted (``probabilities(..., prices=)``: budget pacing); its ``_preferences``
     #: then takes ``prices`` as a third argument
     priceable: ClassVar[bool] = False
-    #: False when building one is costly (an external learner's process): ``check_spec`` then
-    #: checks a spec's names and types without building it
-    cheap_to_build: ClassVar[bool] = True
     #: the default floor ``min(floor_max, floor_budget / k)`` when a spec sets no ``floor``
     floor_max: ClassVar[float] = FLOOR_MAX
     floor_budget: ClassVar[float] = FLOOR_BUDGET

@@ -78,6 +78,9 @@ _MONEY = {"learning_rate": 0.1, "scale_share": 0.5, "offset": 0.0, "costs": (-5.
 # what VW 9 accepts for each exploration (it refuses the others at start-up)
 _SUPPORTED_CB_TYPES = {"squarecb": ("mtr",), "regcb": ("mtr",), "cover": ("mtr", "dr", "ips")}
 _UNSAFE = re.compile(r"[\s|:]")
+#: the widest hash table: VW reserves (not touches) 2^bits x its stride of floats up front, and
+#: 33 bits fails to allocate on a 24 GB machine
+MAX_BITS = 28
 
 
 def _vw():
@@ -135,9 +138,6 @@ class VowpalWabbit(Policy):
         "bits": "VW's -b: bits of the feature hash table",
         "min_cost": "regcb/regcbopt: smallest cost (None: 0 for 0/1 rewards, -5 for money)",
         "max_cost": "regcb/regcbopt: largest cost (None: 1 for 0/1 rewards, 0.5 for money)"}
-    #: building one starts a VW workspace (and needs the [vw] extra): a config's spec is
-    #: checked by names and types only
-    cheap_to_build = False
 
     def __init__(self, n_actions, n_features, *, exploration: str = "squarecb",
                  epsilon: float = 0.05, gamma_scale: float = 10.0, bag: int = 5, cover: int = 5,
@@ -155,6 +155,9 @@ class VowpalWabbit(Policy):
         if cb_type not in supported:
             raise ValueError(f"vw: exploration={exploration} supports cb_type {supported}, "
                              f"not {cb_type!r}")
+        if not 1 <= int(bits) <= MAX_BITS:
+            raise ValueError(f"vw: bits must be in 1..{MAX_BITS} (VW reserves 2^bits weights "
+                             f"per model; 18 serves a shop's features), got {bits!r}")
         if (reward_scale is not None and not reward_scale > 0) or not 0 <= epsilon <= 1:
             raise ValueError("vw: reward_scale must be > 0 or None (from the first nonzero "
                              "reward), and epsilon in [0, 1]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 
 import pytest
@@ -45,6 +46,8 @@ def test_default_shop_matches_the_simulator_world():
     (lambda d: d.update(policy={"spec": "profit:value_spread=wide"}), "policy.spec"),
     (lambda d: d.update(policy={"spec": "profit:bonus=ridge"}), "policy.spec"),
     (lambda d: d.update(policy={"spec": "fixed:action=teleport"}), "policy.spec"),
+    (lambda d: d.update(policy={"spec": "vw:exploration=cover,cb_type=dm"}), "policy.spec"),
+    (lambda d: d.update(policy={"spec": "vw:bits=40"}), "policy.spec"),
     # a non-conversion worth more than any order would overflow what the model learns
     (lambda d: d["attribution"].update(default_reward=1e300), "attribution.default_reward"),
     (lambda d: d["actions"][1].update(id="x" * 65), "actions[1].id"),
@@ -117,3 +120,19 @@ def test_example_shop_loads_and_matches_the_default_shop():
     # the example adds guardrails; the embedded default (the simulator's world) has none
     assert example.rules and example.caps and example.budget is not None
     assert not default.rules and not default.caps and default.budget is None
+
+
+def test_a_vw_spec_loads_where_vowpal_wabbit_is_not_installed(monkeypatch):
+    """A host that only reads reports need not have the [vw] extra: the spec's names and types
+    are checked, building it is left to serving (which names the extra)."""
+    import policies
+
+    doc = default_doc()
+    doc["policy"] = {"spec": "vw:exploration=epsilon,epsilon=0.1"}
+    monkeypatch.setitem(sys.modules, "vowpalwabbit", None)  # what `import` sees without it
+    assert parse_config(doc).policy_spec == "vw:exploration=epsilon,epsilon=0.1"
+    with pytest.raises(ImportError, match=r"cartwheel\[vw\]"):
+        policies.make(doc["policy"]["spec"], n_actions=2, n_features=1)
+    doc["policy"] = {"spec": "vw:exploraton=epsilon"}
+    with pytest.raises(ConfigError, match="exploraton"):
+        parse_config(doc)
