@@ -135,7 +135,7 @@ class VowpalWabbit(Policy):
                         "and 0 for money (None: from the first nonzero rewards learned)",
         "learning_rate": "VW's -l (None: 0.5 for 0/1 rewards, 0.1 for money)",
         "power_t": "VW's --power_t (learning rate decay)",
-        "bits": "VW's -b: bits of the feature hash table",
+        "bits": "VW's -b: bits of the feature hash table (1..28)",
         "min_cost": "regcb/regcbopt: smallest cost (None: 0 for 0/1 rewards, -5 for money)",
         "max_cost": "regcb/regcbopt: largest cost (None: 1 for 0/1 rewards, 0.5 for money)"}
 
