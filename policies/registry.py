@@ -130,7 +130,7 @@ def check_spec(spec: str, action_ids=None) -> str:
     ValueError: linucb: alpha must be >= 0, got -1
     """
     name, params = parse_spec(spec)
-    cls = _validated(name, params)
+    _validated(name, params)
     if name == "fixed" and "action" not in params:
         raise ValueError("fixed needs action=ID: write e.g. fixed:action=none")
     if action_ids is not None:
