@@ -5,8 +5,8 @@
 'cartwheel demo shop'
 """
 
-from .config import ShopConfig, load_config
-from .engine import Engine
-from .types import Action, Decision, LoggedEvent, Outcome
+from bandit.config.shop import ShopConfig, load_config
+from bandit.core.engine import Engine
+from bandit.domain.records import Action, Decision, LoggedEvent, Outcome
 
 __all__ = ["Engine", "ShopConfig", "load_config", "Action", "Decision", "LoggedEvent", "Outcome"]

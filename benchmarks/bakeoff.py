@@ -3,7 +3,7 @@
 Run: ``python benchmarks/bakeoff.py [--shuffles 5] [--batches 1,32] [--datasets digits,...]``
 (needs ``pip install 'cartwheel[bakeoff]'``; nothing is downloaded). Each multiclass dataset
 becomes bandit feedback (class = action, reward 1 for the right label), one pass per shuffle,
-scored by progressive validation (``simulator.bakeoff``). Cartwheel's policies at their
+scored by progressive validation (``simulator.evaluation.bakeoff``). Cartwheel's policies at their
 *defaults* and as reproductions of direct VW (``floor=0``), Vowpal Wabbit used directly with
 its own defaults and the paper's 0/1 costs, and MABWiser when it is installed. Mean ± sd over
 the shuffles; examples/s is deciding plus learning. The two checks at the end are the ones
@@ -19,7 +19,7 @@ import platform
 
 import numpy as np
 
-from simulator import bakeoff
+from simulator.evaluation import bakeoff
 
 CARTWHEEL = ["linucb", "linucb:floor=0", "lints", "egreedy", "vw", "vw:floor=0"]
 DIRECT_VW = ["--squarecb", "--epsilon 0.05", "--cover 5 --epsilon 0.05",

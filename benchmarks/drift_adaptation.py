@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 
 import policies  # noqa: E402
 import simulator  # noqa: E402
-from simulator.runner import run  # noqa: E402
+from simulator.worlds.runner import run  # noqa: E402
+
 
 def windows(change: int, visitors: int) -> list[tuple[str, int, int]]:
     """Before the change, during it (and 10k after), the 70k after that, and the last 50k."""

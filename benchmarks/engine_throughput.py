@@ -23,8 +23,7 @@ import numpy as np  # noqa: E402
 
 import simulator  # noqa: E402
 from bandit import Engine, load_config  # noqa: E402
-from bandit.config import parse_config  # noqa: E402
-
+from bandit.config.shop import parse_config  # noqa: E402
 
 EXAMPLE_SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop.toml"
 

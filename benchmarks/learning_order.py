@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 
 import policies  # noqa: E402
 import simulator  # noqa: E402
-import simulator.runner  # noqa: E402
-from simulator.runner import Feedback  # noqa: E402
+import simulator.worlds.runner  # noqa: E402
+from simulator.worlds.runner import Feedback  # noqa: E402
 
 FEEDS = ("at once", "closing order", "decision order, late")
 BATCH = 100
@@ -60,7 +60,7 @@ class LateFeed:
 def run(spec: str, seed: int, visitors: int, window: int, feed: str) -> float:
     """Expected profit per visitor of ``spec`` on the default world fed as ``feed`` says."""
     world = simulator.make_world("default", seed=seed)
-    result = simulator.runner.run(world, world.policy(spec, seed), visitors=visitors,
+    result = simulator.worlds.runner.run(world, world.policy(spec, seed), visitors=visitors,
                                   batch_size=BATCH, seed=seed, feed=LateFeed(feed, window))
     return float(result.expected[-1] / result.visitors)
 

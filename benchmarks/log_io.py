@@ -18,9 +18,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import policies  # noqa: E402
 import simulator  # noqa: E402
 from bandit import load_config  # noqa: E402
-from simulator.logdata import simulate_log  # noqa: E402
-from simulator.logio import read_log  # noqa: E402
-from simulator.logwrite import write_log  # noqa: E402
+from bandit.store.logread import read_log  # noqa: E402
+from bandit.store.logwrite import write_log  # noqa: E402
+from simulator.worlds.simulated_log import simulate_log  # noqa: E402
 
 
 def main():

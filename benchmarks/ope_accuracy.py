@@ -16,8 +16,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import simulator  # noqa: E402
-from simulator.groundtruth import ground_truth_setup, run_seeds  # noqa: E402
-from simulator.ope import estimate  # noqa: E402
+from simulator.evaluation.estimators import estimate  # noqa: E402
+from simulator.worlds.groundtruth import ground_truth_setup, run_seeds  # noqa: E402
 
 
 def speed(n=1_000_000, K=8):

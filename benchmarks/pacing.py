@@ -31,9 +31,10 @@ import numpy as np  # noqa: E402
 
 import policies  # noqa: E402
 import simulator  # noqa: E402
-from bandit import Engine, pacing  # noqa: E402
-from bandit.config import parse_config  # noqa: E402
-from simulator.online import drive  # noqa: E402
+from bandit import Engine
+from bandit.config.shop import parse_config  # noqa: E402
+from bandit.core import pacing
+from simulator.worlds.online import drive  # noqa: E402
 
 DAY = 86400.0
 MIDNIGHT = 1_700_006_400.0  # 2023-11-15 00:00 UTC
@@ -119,7 +120,7 @@ def main() -> None:
     ap.add_argument("--binds", type=float, default=0.4)
     ap.add_argument("--policies", default="linucb,profit")
     ap.add_argument("--rate", type=float, default=None,
-                    help="the shadow price's step (bandit.pacing.RATE; for measuring it)")
+                    help="the shadow price's step (bandit.core.pacing.RATE; for measuring it)")
     ap.add_argument("--traffic", choices=("even", "diurnal"), default="even",
                     help="visitors evenly over the day, or with DIURNAL's daily rhythm (then "
                          "pacing = \"profile\" with that rhythm runs too)")

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import policies  # noqa: E402
 import simulator  # noqa: E402
-from simulator.runner import run  # noqa: E402
+from simulator.worlds.runner import run  # noqa: E402
 
 SPECS = ("linucb", "lints", "profit", "profit:conversion=logistic,bonus=ridge,value_spread=auto")
 

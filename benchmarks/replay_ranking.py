@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 
 import policies  # noqa: E402
 import simulator  # noqa: E402
-from simulator.logdata import simulate_log  # noqa: E402
-from simulator.replay import evaluate  # noqa: E402
+from simulator.evaluation.replay import evaluate  # noqa: E402
+from simulator.worlds.simulated_log import simulate_log  # noqa: E402
 
 
 def main():

@@ -3,7 +3,7 @@
 Run: ``python benchmarks/report_time.py [--sizes 10000 100000 1000000]``. For each size it
 writes a log of that many decisions (a third as many visitors, 30% in the holdout, 4 actions,
 one closed row per decision: 12% converted, the rest expired) straight through the
-:class:`~bandit.store.EventStore`, then times (median of 7) ``build_report`` (what
+:class:`~bandit.store.events.EventStore`, then times (median of 7) ``build_report`` (what
 ``GET /v1/report`` and the dashboard read: KPIs, uplift, 48 hours and 30 days of timeline) and,
 beside it, the full-scan grouping the report used before the aggregates. Then the write side:
 engine decisions/s with group commit (32 per commit) with the aggregates folded at each commit
@@ -25,9 +25,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from bandit import Engine, load_config  # noqa: E402
-from bandit.report import build_report  # noqa: E402
-from bandit.store import EventStore  # noqa: E402
-from bandit.types import LoggedEvent  # noqa: E402
+from bandit.domain.records import LoggedEvent  # noqa: E402
+from bandit.insight.report import build_report  # noqa: E402
+from bandit.store.events import EventStore  # noqa: E402
 
 ACTIONS = ("none", "banner", "free_shipping", "discount_10")
 # what the report computed before the aggregates: per-visitor totals grouped over the log

@@ -86,10 +86,10 @@ async def split_load(ports: list[int], requests: int, concurrency: int) -> dict:
 def ingest_rate(url: str, data_dir: str, decisions: int) -> tuple[float, float]:
     """(events/s, decisions/s) of an in-process trainer over a pre-filled stream."""
     from bandit import Engine
-    from bandit.bus_records import BusDecision, BusEntry, BusOutcome, encode_entry
-    from bandit.config import load_config
-    from bandit.redis_bus import RedisBus
-    from bandit.trainer import Trainer
+    from bandit.config.shop import load_config
+    from bandit.scaleout.bus import RedisBus
+    from bandit.scaleout.records import BusDecision, BusEntry, BusOutcome, encode_entry
+    from bandit.scaleout.trainer import Trainer
 
     config = load_config(None)
     rng = np.random.default_rng(0)

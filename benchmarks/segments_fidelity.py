@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 
 import policies  # noqa: E402
 import simulator  # noqa: E402
-from bandit.segments import find, members, readable  # noqa: E402
-from simulator.logdata import simulate_log  # noqa: E402
-from simulator.runner import streams  # noqa: E402
+from bandit.insight.segments import find, members, readable  # noqa: E402
+from simulator.worlds.runner import streams  # noqa: E402
+from simulator.worlds.simulated_log import simulate_log  # noqa: E402
 
 DEPTHS = (2, 3, 4, 5, 6)
 

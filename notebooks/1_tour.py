@@ -90,6 +90,6 @@ assert gains["linucb"] > gains["uniform"]
 # The same comparison as a table is one call (`cartwheel simulate` on the command line):
 
 # %%
-from simulator.compare import compare
+from simulator.worlds.compare import compare
 
 print(compare(["uniform", "linucb"], visitors=5_000, seeds=2).format())

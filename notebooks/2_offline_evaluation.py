@@ -16,7 +16,7 @@
 # *another* policy would have earned on the same visitors. Here the log comes from a simulated
 # shop, so each estimate can be compared with the truth.
 #
-# The estimators (`simulator.ope.METHODS`):
+# The estimators (`simulator.evaluation.estimators.METHODS`):
 #
 # * `ips`: inverse propensity scoring, unbiased, high variance;
 # * `snips`: self-normalized IPS, a little biased, much steadier;
@@ -34,8 +34,8 @@ import numpy as np
 import policies
 import simulator
 from policies.choice import greedy, uniform_over
-from simulator.logdata import simulate_log
-from simulator.ope import METHODS, estimate
+from simulator.evaluation.estimators import METHODS, estimate
+from simulator.worlds.simulated_log import simulate_log
 
 N_LOG = 20_000
 world = simulator.make_world("default", seed=0)

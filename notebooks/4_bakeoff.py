@@ -28,7 +28,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from simulator import bakeoff
+from simulator.evaluation import bakeoff
 
 SHUFFLES = 2
 LEARNERS = bakeoff.available([  # MABWiser only where it is installed

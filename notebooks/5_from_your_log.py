@@ -35,10 +35,10 @@ import numpy as np
 import policies
 import simulator
 from bandit import load_config
-from simulator.logdata import simulate_log
-from simulator.logio import read_log
-from simulator.logwrite import write_log
-from simulator.replay import evaluate
+from bandit.store.logread import read_log
+from bandit.store.logwrite import write_log
+from simulator.evaluation.replay import evaluate
+from simulator.worlds.simulated_log import simulate_log
 
 work = Path(tempfile.mkdtemp())
 world = simulator.make_world("default", seed=0)
@@ -100,7 +100,7 @@ plt.show()
 best = max(results, key=lambda r: r.lower)
 print(f"chosen: {best.spec} (lower bound {best.lower:.3f})")
 # your shop: text = Path("cartwheel.toml").read_text()
-text = resources.files("bandit").joinpath("default_shop.toml").read_text()
+text = resources.files("bandit.config").joinpath("default_shop.toml").read_text()
 lines = [f'spec = "{best.spec}"' if line.startswith("spec = ") else line
          for line in text.splitlines()]
 (work / "cartwheel.toml").write_text("\n".join(lines) + "\n")

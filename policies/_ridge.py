@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotri
 
-
 PRIOR_SD, PRIOR_N = 1.0, 2.0  # noise prior: worth two observations of unit variance
 RANK1_MAX_ROWS = 3  # up to this many new rows for one action: rank-1 steps, else Cholesky
 

@@ -146,7 +146,7 @@ class Policy(ABC):
 
         ``prices`` ((K,) or (n, K), in reward units) is subtracted from each action's
         estimated reward before choosing: an incentive's shadow price when the budget is paced
-        (:mod:`bandit.pacing`). Only ``priceable`` policies take it; None changes nothing.
+        (:mod:`bandit.core.pacing`). Only ``priceable`` policies take it; None changes nothing.
 
         Raises :class:`NonFiniteStateError` rather than return probabilities that are not
         finite (a damaged state must never decide)."""

@@ -21,7 +21,7 @@ class LinearPolicy(Policy):
     ``halflife``: forget old evidence, a row's weight halving after this many more learned
     rows (None: never forget). For shops whose visitors' preferences shift; a forgetting policy
     is not ``additive`` (a reward learned earlier has faded since), so the online loop learns
-    it when each event closes (in decision order: ``bandit.learner``).
+    it when each event closes (in decision order: ``bandit.core.learner``).
     """
 
     additive = True

@@ -76,7 +76,6 @@ from .choice import warm_up_then_greedy
 from .objective import ObjectiveSpec, Outcomes
 from .registry import register
 
-
 #: defaults by conversion model: the logistic posterior's prior precision and exploration were
 #: set on the default shop (README, "Learning the structure of profit")
 DEFAULTS = {"logistic": {"lam": 4.0, "alpha": 1.5}, "linear": {"lam": 1.0, "alpha": 1.0}}
@@ -244,7 +243,7 @@ class ProfitPolicy(Policy):
 
     def expected_costs(self, X: np.ndarray) -> np.ndarray:
         """(n, K) expected incentive cost per decision, ``p_a(x) (c_a v_a(x) + f_a)``: what
-        budget pacing prices (:mod:`bandit.pacing`)."""
+        budget pacing prices (:mod:`bandit.core.pacing`)."""
         X = np.asarray(X, dtype=float)
         pct, fixed = self.objective.costs(self.n_actions)
         p, _ = self._probabilities(X)

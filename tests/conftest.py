@@ -36,7 +36,7 @@ def problem():
 
 @pytest.fixture
 def redis_server(tmp_path):
-    """A real redis-server on a free port of 127.0.0.1 (tests/redis_helpers.py), stopped by
+    """A real redis-server on a free port of 127.0.0.1 (tests/helpers/redis_helpers.py), stopped by
     its pid afterwards."""
     from redis_helpers import RedisServer
 

@@ -1,0 +1,301 @@
+"""What each ``cartwheel`` sub-command does (the parser is ``bandit.cli.main``): one function per
+command, taking the parsed arguments and returning the exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bandit.domain.errors import CartwheelError
+
+
+def simulate(args) -> int:
+    from tqdm import tqdm
+
+    from simulator.worlds.compare import compare, plot_curves
+
+    specs = _check_specs(args.policies)
+    if args.plot:
+        need("matplotlib")
+    total = args.visitors * args.seeds * len(specs)
+    with tqdm(total=total, unit="visitor", unit_scale=True, disable=args.quiet or None,
+              desc=f"simulate {args.scenario}", file=sys.stderr) as bar:
+        table = compare(specs, scenario=args.scenario, visitors=args.visitors, seeds=args.seeds,
+                        objective=args.objective, batch_size=args.batch_size, progress=bar.update)
+    print(table.format())
+    print("captured gain: the share of the best possible gain over showing uniformly random "
+          "interventions that the policy earned (0% = random, 100% = an oracle that knows "
+          "every visitor)")
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(table.to_json())
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_curves(table, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def serve(args) -> int:
+    need("aiohttp", "prometheus_client")
+    if args.role == "decide":
+        if not args.bus:
+            raise CartwheelError("--role decide needs --bus redis://HOST:PORT/DB (the shop's "
+                                 "Redis, which the trainer reads: cartwheel train --bus URL)")
+        if args.fresh_model:
+            raise CartwheelError("a replica keeps no model of its own: --fresh-model is the "
+                                 "trainer's (cartwheel train --fresh-model)")
+        need("redis")
+        from bandit.cli import scaleout
+
+        return scaleout.run(scaleout.serve_replica(
+            args.config, args.bus, args.host, args.port, auth=not args.no_auth,
+            timeout=args.bus_timeout))
+    if args.bus:
+        raise CartwheelError("--bus is for --role decide (one replica of many); a single "
+                             "process keeps its own log and needs no bus")
+    from bandit.core.engine import Engine
+    from bandit.http import app as server
+    from bandit.http import dashboard, serving
+
+    engine = Engine.open(args.config, args.data_dir or (None if args.config else
+                                                       "cartwheel-data"),
+                         fresh=args.fresh_model)
+    try:
+        token, source = serving.outcome_token(engine.config, not args.no_auth,
+                                              lambda: serving.data_dir_token(engine.data_dir))
+    except OSError as exc:
+        engine.close()
+        raise CartwheelError(f"cannot keep the outcome token in {engine.data_dir}: "
+                             f"{exc.strerror}") from None
+
+    def announce(url: str) -> None:
+        example = engine.config.action_ids
+        auth = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
+                if token else f"outcome token: {source}")
+        print(f"cartwheel serving shop {engine.config.name!r} ({len(example)} actions, policy "
+              f"{engine.policy.spec}, model version {engine.model_version}) at {url}\n"
+              f"data: {engine.data_dir.resolve()}   stop: Ctrl-C (flushes and snapshots)\n"
+              f"try:\n  curl -s -X POST {url}/v1/decide -H 'Content-Type: application/json' "
+              "-d '{\"visitor_id\": \"visitor-42\", \"context\": {\"device\": \"mobile\", "
+              "\"cart_value\": 35.5, \"page_type\": \"cart\"}}'\n"
+              f"  {auth}\n"
+              f"  dashboard: {dashboard.link(url, token)}\n"
+              f"  API: {url}/openapi.json   report: {url}/v1/report   metrics: {url}/metrics",
+              flush=True)
+
+    final = server.serve(engine, args.host, args.port, token=token, announce=announce)
+    # an operator watching the terminal learns what a restart will continue from
+    print(f"cartwheel stopped at model version {engine.model_version}: " + (
+        f"saved in {final}" if final else "no final snapshot (the store could not write; a "
+        f"restart re-learns from the log in {engine.data_dir.resolve()})"), flush=True)
+    return 0
+
+
+def train(args) -> int:
+    need("aiohttp", "prometheus_client", "redis")
+    from bandit.cli import scaleout
+
+    return scaleout.run(scaleout.train(
+        args.config, args.bus, args.data_dir, args.host, args.port,
+        replace_config=args.replace_config, fresh=args.fresh_model, publish_every_s=args.publish_every, timeout=args.bus_timeout))
+
+
+def replay(args) -> int:
+    import json
+
+    from bandit.cli.progress import read_log_with_progress
+    from bandit.config.shop import load_config
+    from bandit.core.model import objective_spec, policy_from_state
+    from bandit.store.snapshots import latest_snapshot
+    from simulator.evaluation.replay import evaluate
+
+    specs = _check_specs(args.policies) if args.policies else []
+    if str(args.log).endswith(".parquet") or args.format == "parquet":
+        need("pyarrow")
+    config = load_config(args.config)
+    data, report = read_log_with_progress(args.log, config, args.format,
+                                       "ignore" if args.ignore_unknown_keys else "refuse")
+    print(report.summary(), file=sys.stderr)
+    snapshots = []
+    for directory in args.snapshot or []:
+        snap = latest_snapshot(directory)
+        if snap is None:
+            raise ValueError(f"no snapshot in {directory}")
+        state, meta = snap
+        if tuple(meta["action_ids"]) != config.action_ids:
+            raise ValueError(f"snapshot in {directory} has actions {meta['action_ids']}, the "
+                             f"config has {list(config.action_ids)}")
+        policy, _ = policy_from_state(config, config.feature_space(), state, meta, None)
+        snapshots.append((f"snapshot:{directory}", policy))
+    if not specs and not snapshots:
+        raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
+    results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
+                       snapshots=snapshots, action_features=config.action_features()[0],
+                       objective=objective_spec(config, config.action_ids))
+    evaluable = data.evaluable()
+    print(f"log: {len(data):,} decisions, {len(evaluable):,} randomized; logging policy's own "
+          f"value {evaluable.logging_value:.4f} per decision")
+    width = max(len(r.spec) for r in results)
+    print(f"{'policy':{width}s}  {'method':15s} {'estimate':>9s}  {'95% interval':>21s} "
+          f"{'ESS':>9s} {'n':>9s}".replace("95%", f"{1 - args.alpha:.0%}"))
+    for r in results:
+        print(f"{r.spec:{width}s}  {r.kind:15s} {r.value:9.4f}  [{r.lower:9.4f}, {r.upper:9.4f}] "
+              f"{r.ess:9,.0f} {r.n:9,d}")
+    if args.json:
+        from dataclasses import asdict
+        with open(args.json, "w") as f:
+            json.dump({"logging_value": evaluable.logging_value, "decisions": len(data),
+                       "refused": report.problems, "results": [asdict(r) for r in results]},
+                      f, indent=2)
+    return 0
+
+
+def export(args) -> int:
+    from bandit.cli.progress import read_log_with_progress
+    from bandit.config.shop import load_config
+    from bandit.store.logread import detect_format
+    from bandit.store.logwrite import write_log
+
+    out = Path(args.out)
+    try:
+        by_name = detect_format(out)
+    except ValueError:
+        by_name = None
+    fmt = args.format or by_name
+    if fmt is None or fmt == "sqlite":
+        raise CartwheelError(f"cannot tell the format of {out} from its name: end it in .jsonl, "
+                             ".parquet or .dsjson, or give --format")
+    if args.format and by_name and by_name != args.format:
+        raise CartwheelError(f"--format {args.format} but {out.name} ends like {by_name}: "
+                             f"rename it, or leave --format out")
+    if fmt == "parquet":
+        need("pyarrow")
+    config = load_config(args.config)
+    data, report = read_log_with_progress(args.data_dir, config, "sqlite", "refuse")
+    print(report.summary(), file=sys.stderr)
+    rows = write_log(data, out, fmt)
+    print(f"wrote {rows:,} closed decisions to {out} ({fmt})")
+    return 0
+
+
+def report(args) -> int:
+    import json
+
+    from bandit.config.shop import load_config
+    from bandit.core.guardrails import SpendTracker
+    from bandit.insight.report import build_report
+    from bandit.insight.timeline import plot
+    from bandit.store.events import EventStore
+
+    config = load_config(args.config)
+    # read-only: a report beside a running server must not touch its store
+    store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
+    report = build_report(store, config.objective.margin, alpha=args.alpha,
+                          spend=SpendTracker(store, config.budget))
+    # groups per visitor (the unit of the holdout's randomization), actions per decision
+    for title, rows, unit, per in (("group", report.groups, "visitors", "visitor"),
+                                   ("action", report.actions, None, "decision")):
+        width = max([len(title), *map(len, rows)])
+        short = per[:3]  # vis, dec
+        print(f"{title:{width}s} {unit or '':>9s} {'decisions':>10s} {'conv rate':>10s} "
+              f"{'AOV':>8s} {'revenue/' + short:>12s} {'profit/' + short:>11s} "
+              f"{'cost/' + short:>9s}")
+        for name, k in sorted(rows.items()):
+            count = f"{k[unit]:9,d}" if unit else " " * 9
+            print(f"{name:{width}s} {count} {k['decisions']:10,d} "
+                  f"{k['conversion_rate']:10.2%} {k['aov']:8.2f} "
+                  f"{k['revenue_per_' + per]:12.3f} {k['profit_per_' + per]:11.3f} "
+                  f"{k['cost_per_' + per]:9.3f}")
+        print()
+    if report.uplift:
+        print(f"uplift of treatment over holdout ({report.confidence:.0%} intervals; "
+              "Welch over visitors, delta method for ratios)")
+        for u in report.uplift:
+            rel = f"{u['relative']:+.1%}" if u["relative"] is not None else "-"
+            print(f"  {u['kpi']:24s} {u['difference']:+10.4f}  [{u['lower']:+.4f}, "
+                  f"{u['upper']:+.4f}]  ({rel}, {u['method']})")
+    else:
+        print("no uplift yet: both groups need at least two visitors")
+    if report.daily_budget is not None:
+        plan = ("" if report.spend_target is None
+                else f" (paced: the plan allows {report.spend_target:.2f} by now)")
+        print(f"\nincentive spend today {report.incentive_spend_today:.2f} of "
+              f"{report.daily_budget:.2f}{plan}")
+    print(f"pending events: {report.pending_events:,}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_dict(), f, indent=2)
+    if args.plot:
+        plot(report.timeline, args.plot, config.currency)
+        print(f"wrote {args.plot}")
+    if args.html:
+        from bandit.cli.insight import write_html
+
+        write_html(args.html, report, config, store, args.data_dir, args.alpha)
+        print(f"wrote {args.html} (the dashboard as one file: open it in a browser)")
+    store.close()
+    return 0
+
+
+def policies(args) -> int:
+    import policies
+
+    for name, cls in sorted(policies.REGISTRY.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name}: {doc}")
+        for param, default, meaning in policies.param_info(cls):
+            print(f"    {param:14s} {'= ' + repr(default):14s} {meaning}")
+    print("\nspec: NAME or NAME:key=value,...  e.g. linucb:alpha=0.5 or fixed:action=none")
+    return 0
+
+
+def init(args) -> int:
+    from importlib import resources
+
+    path = Path(args.file)
+    if path.exists() and not args.force:
+        raise CartwheelError(f"{path} exists; choose another FILE or add --force to overwrite it")
+    text = resources.files("bandit.config").joinpath("example_shop.toml").read_text("utf-8")
+    path.write_text(text.replace("cartwheel serve --config cartwheel.toml",
+                                 f"cartwheel serve --config {path}"))
+    print(f"wrote {path}: the example shop, every key commented.\n"
+          "edit first: [[actions]] (your interventions and their costs), [features] (the "
+          "context your storefront sends), [objective] margin and max_order_value.\n"
+          f"then: cartwheel serve --config {path}")
+    return 0
+
+
+_EXTRAS = {"vowpalwabbit": "vw", "aiohttp": "server", "prometheus_client": "server",
+           "matplotlib": "plot", "pyarrow": "parquet", "redis": "redis"}
+
+
+def need(*modules: str) -> None:
+    """Refuse at once, in one line, when an optional dependency is missing (before any work)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            extra = _EXTRAS[module]
+            raise MissingExtra(f"this needs {module}, which is not installed: "
+                               f"pip install \"cartwheel[{extra}]\"")
+
+
+class MissingExtra(CartwheelError):
+    pass
+
+
+def _check_specs(text: str) -> list[str]:
+    import policies
+
+    specs = policies.split_specs(text)
+    if not specs:
+        raise ValueError("no policy spec given; e.g. --policies uniform,linucb "
+                         "(`cartwheel policies` lists them)")
+    for spec in specs:
+        policies.check_spec(spec)
+    if any(policies.parse_spec(s)[0] == "vw" for s in specs):
+        need("vowpalwabbit")
+    return specs

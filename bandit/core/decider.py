@@ -1,0 +1,286 @@
+"""The deciding half of the engine: validate, encode, apply guardrails, ask the policy, log.
+
+:class:`Decider` is a mixin of :class:`bandit.core.engine.Engine` (which owns the store, the
+learner and the request-group transaction it relies on) and of
+:class:`bandit.scaleout.replica.Replica` (which logs to the bus; docs/architecture.md, "Scale-out").
+Both provide ``policy``, ``policy_actions``, ``policy_index``, ``model_version``,
+``pacing_price`` (:class:`bandit.core.pacing.PacingPrice` or None), the group
+hooks ``begin_group`` / ``rollback`` / ``_recover`` and ``_append``. Every request of a batch is judged
+alone, a visitor asking twice in one batch is decided in rounds so that frequency caps count
+the earlier choice, and the batch's decisions are logged with one insert.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from bandit.core.explain import explain_row
+from bandit.domain.errors import CartwheelError
+from bandit.domain.privacy import hash_visitor
+from bandit.domain.records import Decision, LoggedEvent
+from policies import NonFiniteStateError
+
+log = logging.getLogger("cartwheel.engine")
+MAX_VISITOR_ID = 256
+
+
+def new_event_ids(n: int) -> list[str]:
+    """n ids of 32 hex digits: nanosecond time then 64 random bits, so ids sort by time and the
+    unique index grows at its end instead of touching random pages (fewer pages per commit).
+    One ``os.urandom`` call serves the whole batch."""
+    stamp = f"{time.time_ns():016x}"
+    noise = os.urandom(8 * n).hex()
+    return [stamp + noise[16 * i:16 * (i + 1)] for i in range(n)]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The admitted requests of one ``decide_batch``, as parallel lists (one entry per row)."""
+
+    rows: list[int] = field(default_factory=list)  # index of each row in the request list
+    contexts: list[dict] = field(default_factory=list)
+    X: list[list[float]] = field(default_factory=list)  # encoded contexts
+    eligible: list[tuple[str, ...]] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    chosen: list[tuple[str, float]] = field(default_factory=list)  # (action, probability)
+    treated: list[bool] = field(default_factory=list)  # False: holdout
+    learn_rows: list = field(default_factory=list)  # (x, action, p, mask) of randomized rows
+    explain: list[bool] = field(default_factory=list)  # rows that asked for reasons
+    reasons: dict = field(default_factory=dict)  # row -> (reasons, runner-up) or (None, why)
+
+
+class Decider:
+    """Decision-making methods of the engine (see the module docstring)."""
+
+    def _init_decider(self, config) -> None:
+        """What deciding needs from the config (``space`` is set by the caller, which may
+        need it earlier)."""
+        self.actions = {a.id: a for a in config.actions}
+        self.action_ids = config.action_ids
+        self._action_index = {a: i for i, a in enumerate(self.action_ids)}
+        self._control = config.holdout.control
+        self._config_mask = functools.lru_cache(maxsize=4096)(self._mask_of)
+
+    def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
+        """Validated eligible action ids (all configured actions when None)."""
+        if eligible is None:
+            return self.action_ids
+        if isinstance(eligible, str) or not isinstance(eligible, Sequence):
+            raise CartwheelError("eligible must be a list of action ids", field="eligible")
+        unknown = [a for a in eligible if not isinstance(a, str) or a not in self.actions]
+        if unknown:
+            raise CartwheelError(f"unknown action {str(unknown[0])[:64]!r} in eligible; known: "
+                                 f"{list(self.action_ids)}", field="eligible")
+        if not eligible:
+            raise CartwheelError("eligible is empty: list at least one action id",
+                                 field="eligible")
+        chosen = set(eligible)
+        return tuple(a for a in self.action_ids if a in chosen)
+
+    def in_holdout(self, visitor_hash: str) -> bool:
+        """Sticky holdout assignment from the salted visitor hash."""
+        return int(visitor_hash[:8], 16) / 2**32 < self.config.holdout.fraction
+
+    def decide(self, visitor_id: str, context: dict, eligible: Sequence[str] | None = None, *,
+               now: float | None = None, commit: bool = True, explain: bool = False) -> Decision:
+        """Choose an intervention for one visitor and log it (committed before returning);
+        ``explain``: add the reasons (:mod:`bandit.core.explain`, never stored)."""
+        result = self.decide_batch([(visitor_id, context, eligible, explain)], now=now,
+                                   commit=commit)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def decide_batch(self, requests: Sequence[tuple], *, now: float | None = None,
+                     commit: bool = True) -> list[Decision | Exception]:
+        """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request
+        (a fourth element, true, asks for the decision's reasons).
+
+        One policy call and one insert for the whole batch. Every request is judged alone: one
+        that fails validation (or breaks anything else) gets its error in its slot and does
+        not disturb the others. The HTTP server batches requests that arrive close together.
+        """
+        results: list = [None] * len(requests)
+        batch = self._admit(requests, results)
+        if batch.rows:
+            ts = self.clock() if now is None else now
+            events = self._decide_admitted(batch, ts)
+            for j, (i, e) in enumerate(zip(batch.rows, events)):
+                results[i] = Decision(e.event_id, e.action, e.probability, e.group,
+                                      e.model_version, e.randomized)
+                if batch.explain[j]:
+                    results[i] = self._with_reasons(results[i], batch, j)
+            if commit:
+                self.commit()
+        return results
+
+    def _decide_admitted(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
+        """Choose and log; a damaged model fails the open group (nothing of it was stored or
+        learned), is rebuilt from committed data only, and the batch is decided again."""
+        for attempt in (1, 2):
+            self.begin_group()
+            eligible = list(batch.eligible)
+            try:
+                self._choose(batch, ts)
+                return self._log(batch, ts)
+            except NonFiniteStateError as exc:
+                self.rollback()  # the group's other writes fail too: their writers retry
+                if attempt == 2:
+                    raise
+                self._recover(str(exc))
+                batch.eligible = eligible  # guardrails narrowed these in place
+            except Exception as exc:
+                self.rollback(exc)
+                raise
+
+    def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
+        """Validate and encode each request; a refused one gets its error in ``results``."""
+        batch = _Batch()
+        for i, (visitor_id, context, eligible, *explain) in enumerate(requests):
+            try:
+                if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
+                    raise CartwheelError(f"visitor_id must be a non-empty string of at most "
+                                         f"{MAX_VISITOR_ID} characters", field="visitor_id")
+                x, stored = self.space.normalize_row(context)
+                ids = self.eligibility(eligible)
+            except CartwheelError as exc:
+                results[i] = exc
+                continue
+            except Exception as exc:  # a bug: this request alone fails (500), never the group
+                log.exception("request %d of a decide batch failed", i)
+                results[i] = exc
+                continue
+            batch.rows.append(i)
+            batch.contexts.append(stored)
+            batch.X.append(x)
+            batch.eligible.append(ids)
+            batch.hashes.append(hash_visitor(visitor_id, self.salt))
+            batch.explain.append(bool(explain and explain[0]))
+        return batch
+
+    def _choose(self, batch: "_Batch", ts: float) -> None:
+        """Fill ``batch.chosen``: the control for the holdout, forced actions where rules or
+        guardrails force one, and policy calls for the rest (guardrails narrow eligible).
+
+        A visitor asking more than once in one batch is decided in rounds, so that frequency
+        caps count the choices made for them earlier in the batch."""
+        batch.chosen = [(self._control, 1.0)] * len(batch.rows)
+        batch.treated = [not self.in_holdout(h) for h in batch.hashes]
+        batch.learn_rows = []
+        rows = [j for j, treated in enumerate(batch.treated) if treated]
+        if not (self.guardrails.caps and len(set(batch.hashes[j] for j in rows)) < len(rows)):
+            self._choose_round(batch, rows, ts, None)
+            return
+        earlier: dict[str, list[str]] = {}
+        while rows:
+            seen, this, later = set(), [], []
+            for j in rows:
+                (later if batch.hashes[j] in seen else this).append(j)
+                seen.add(batch.hashes[j])
+            self._choose_round(batch, this, ts, earlier)
+            for j in this:
+                earlier.setdefault(batch.hashes[j], []).append(batch.chosen[j][0])
+            rows = later
+
+    def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier) -> None:
+        if self.guardrails.active and rows:
+            free = []
+            for j, elig in zip(rows, self.guardrails.eligibility(
+                    [batch.hashes[j] for j in rows], [batch.contexts[j] for j in rows],
+                    [batch.eligible[j] for j in rows], ts, earlier)):
+                batch.eligible[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
+                if elig.forced is not None:
+                    batch.chosen[j] = (elig.forced, 1.0)
+                else:
+                    free.append(j)
+            rows = free
+        if not rows:
+            return
+        X = np.array([batch.X[j] for j in rows])
+        mask = np.array([self._policy_mask(batch.eligible[j]) for j in rows])
+        pacing = self.pacing_price
+        prices = None if pacing is None else pacing.prices(self.policy, X, self.policy_actions)
+        actions, probs = self.policy.act(X, mask, prices)
+        for r, j in enumerate(rows):
+            action, p = int(actions[r]), float(probs[r])
+            batch.chosen[j] = (self.policy_actions[action], p)
+            if p < 1.0:
+                batch.learn_rows.append((X[r], action, p, mask[r]))
+        asked = [r for r, j in enumerate(rows) if batch.explain[j]]
+        if asked:  # only rows that asked pay for it (off by default)
+            self._explain(batch, [rows[r] for r in asked], X[asked], mask[asked],
+                          actions[asked], None if prices is None else prices[asked])
+
+    def _explain(self, batch: "_Batch", rows: list[int], X, mask, actions, prices) -> None:
+        parts = self.policy.score_parts(X)
+        for r, j in enumerate(rows):
+            if parts is None:
+                batch.reasons[j] = (None, self.policy.why_no_score_parts())
+                continue
+            reasons, versus = explain_row(self.space, parts[0][r], parts[1][r],
+                                          batch.contexts[j], int(actions[r]), mask[r],
+                                          None if prices is None else prices[r])
+            batch.reasons[j] = (reasons, versus if reasons is None
+                                else self.policy_actions[versus])
+
+    def _with_reasons(self, decision: Decision, batch: "_Batch", j: int) -> Decision:
+        reasons, versus = batch.reasons.get(j, (None, None))
+        if reasons is not None:
+            return replace(decision, reasons=tuple(reasons), reasons_versus=versus)
+        why = versus or ("holdout: the control is shown to every visitor of the holdout"
+                         if decision.group == "holdout" else
+                         "a rule or guardrail chose this action, not the policy")
+        return replace(decision, reasons_unavailable=why)
+
+    def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
+        """Append the batch's decisions to the store (one insert).
+
+        Logged times never go back (a clock the OS steps back is held at the last time until
+        it catches up): the log stays in time order, which expiry relies on.
+        """
+        ts = self.stamp(ts)
+        version = self.model_version
+        events = [LoggedEvent(
+            event_id=event_id, visitor_hash=visitor_hash, context=context,
+            mask=self._config_mask(ids), action_index=self._action_index[action], action=action,
+            probability=probability, group="treatment" if treated else "holdout",
+            model_version=version, randomized=probability < 1.0, ts=ts)
+            for event_id, visitor_hash, context, ids, (action, probability), treated in zip(
+                new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
+                batch.chosen, batch.treated)]
+        self._append(events, batch.eligible, batch.learn_rows)
+        self.decided_total += len(events)
+        return events
+
+    def stamp(self, ts: float) -> float:
+        """The time a decision is logged at: ``ts``, or the last logged time if the clock went
+        back (held until it catches up), so the log stays in time order."""
+        self._last_ts = max(ts, self._last_ts)
+        return self._last_ts
+
+    def _append(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]],
+                learn_rows: list) -> None:
+        """Write the batch's decisions to the event log of the open group (the engine: its
+        SQLite store, learning ``learn_rows`` at commit; a replica: the bus)."""
+        raise NotImplementedError
+
+    def _mask_of(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
+        """Eligibility of every configured action (in config order); cached per eligible set
+        as ``_config_mask`` (a shop has few distinct sets)."""
+        chosen = set(eligible)
+        return tuple(a in chosen for a in self.action_ids)
+
+    def _policy_mask(self, eligible: tuple[str, ...]) -> list[bool]:
+        """Eligibility over the policy's actions (which may include retired ones)."""
+        row = [False] * len(self.policy_actions)
+        for a in eligible:
+            row[self.policy_index[a]] = True
+        return row
+

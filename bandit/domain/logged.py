@@ -1,0 +1,59 @@
+"""LoggedData: decisions as estimators read them, from the engine's store, files or a simulation.
+
+The record that offline evaluation (``simulator.evaluation``), segments and the log readers
+(``bandit.store.logread``) share: one row per decision, as arrays.
+
+>>> import numpy as np
+>>> log = LoggedData(("none", "banner"), np.zeros((2, 1)), np.ones((2, 2), bool), np.array([0, 1]),
+...                  np.array([0.5, 0.5]), np.array([0.0, 1.0]), np.array([True, True]),
+...                  np.array([0.0, 1.0]))
+>>> len(log), log.logging_value
+(2, 0.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LoggedData:
+    """n logged decisions over K actions.
+
+    ``propensities`` are the probabilities with which ``actions`` were drawn from the eligible
+    set ``mask``; ``randomized`` is False for forced decisions (p = 1 by rule or holdout), which
+    estimators leave out; ``contexts`` are the raw context dicts when known.
+    """
+
+    action_ids: tuple[str, ...]
+    X: np.ndarray
+    mask: np.ndarray
+    actions: np.ndarray
+    propensities: np.ndarray
+    rewards: np.ndarray
+    randomized: np.ndarray
+    ts: np.ndarray
+    contexts: list | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def subset(self, rows) -> "LoggedData":
+        """The logged decisions at ``rows`` (a boolean mask or indices)."""
+        rows = np.asarray(rows)
+        idx = np.flatnonzero(rows) if rows.dtype == bool else rows
+        return LoggedData(self.action_ids, self.X[idx], self.mask[idx], self.actions[idx],
+                          self.propensities[idx], self.rewards[idx], self.randomized[idx],
+                          self.ts[idx], None if self.contexts is None
+                          else [self.contexts[i] for i in idx])
+
+    def evaluable(self) -> "LoggedData":
+        """Only randomized decisions: forced ones carry no information about other actions."""
+        return self.subset(self.randomized)
+
+    @property
+    def logging_value(self) -> float:
+        """The logger's own value: the mean observed reward."""
+        return float(self.rewards.mean())

@@ -1,0 +1,55 @@
+"""What an outcome may be: the one check of the engine, a replica and a log reader.
+
+An outcome is refused before anything is written (:class:`CartwheelError` naming the field):
+``converted`` must be a bool, ``order_value`` a finite number in ``[0, max_order_value]``, and
+an ``outcome_id`` a short string that is not personal data; only its keyed hash travels on.
+"""
+
+from __future__ import annotations
+
+from bandit.domain.errors import CartwheelError
+from bandit.domain.objective import Objective
+from bandit.domain.privacy import check_outcome_id, hash_outcome_id
+
+MAX_OUTCOME_ID = 256
+
+
+def check_outcome(event_id, converted, order_value, outcome_id, objective: Objective,
+                  salt: bytes) -> str | None:
+    """Refuse an outcome that cannot be joined (:class:`CartwheelError` naming the field), before
+    anything is written; returns the keyed hash of ``outcome_id`` (None without one). The one
+    check of the engine and of a replica, which takes outcomes for the trainer.
+
+    >>> check_outcome("e1", True, 42.0, None, Objective(), b"salt") is None
+    True
+    >>> check_outcome("e1", True, float("nan"), None, Objective(), b"salt")
+    Traceback (most recent call last):
+    ...
+    bandit.domain.errors.CartwheelError: order_value must be a number in [0, 100000] ([objective] max_order_value), got nan
+    """
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
+        raise CartwheelError("event_id must be the event id a decision returned",
+                             field="event_id")
+    check_order(converted, order_value, objective)
+    if outcome_id is None:
+        return None
+    if not isinstance(outcome_id, str) or not 0 < len(outcome_id) <= MAX_OUTCOME_ID:
+        raise CartwheelError(f"outcome_id must be a non-empty string of at most "
+                             f"{MAX_OUTCOME_ID} characters", field="outcome_id")
+    check_outcome_id(outcome_id)
+    return hash_outcome_id(outcome_id, salt)
+
+
+def check_order(converted, order_value, objective: Objective) -> None:
+    """Refuse an outcome's ``converted`` unless a bool and its ``order_value`` unless a
+    number in ``[0, max_order_value]`` (:class:`CartwheelError` naming the field): the one
+    rule for outcomes online and for the rows of a log (``bandit.store.logread``)."""
+    if not isinstance(converted, bool):
+        raise CartwheelError("converted must be true or false", field="converted")
+    limit = objective.max_order_value
+    # the range test refuses NaN and infinity too, and never turns a huge int into a float
+    if (isinstance(order_value, bool) or not isinstance(order_value, (int, float))
+            or not 0 <= order_value <= limit):
+        raise CartwheelError(f"order_value must be a number in [0, {limit:g}] "
+                             f"([objective] max_order_value), got {order_value!r}",
+                             field="order_value")

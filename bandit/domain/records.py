@@ -1,0 +1,102 @@
+"""Frozen records that flow between modules.
+
+Every decision has one shape, logged once and fed back unchanged (see docs/architecture.md):
+``Action`` describes an intervention, ``Decision`` is what ``Engine.decide`` answers,
+``Outcome`` is what the order pipeline reports and ``LoggedEvent`` is the full record the
+store keeps.
+
+>>> a = Action(id="discount_10", kind="incentive", cost_pct=10.0)
+>>> a.incentive_cost(80.0)
+8.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ACTION_KINDS = ("none", "banner", "incentive", "upsell", "cross_sell")
+Group = Literal["treatment", "holdout"]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One intervention a shop can show.
+
+    Parameters
+    ----------
+    id : str
+        Stable identifier used in requests, logs and reports.
+    kind : str
+        One of ``ACTION_KINDS``.
+    cost_pct : float
+        Incentive cost as a percentage of the order value, paid only on conversion.
+    cost_fixed : float
+        Fixed incentive cost per converted order (e.g. the shipping fee the shop absorbs).
+    attributes : tuple of (str, float)
+        Descriptive numeric attributes, used as action features by policies that want them.
+    """
+
+    id: str
+    kind: str = "none"
+    cost_pct: float = 0.0
+    cost_fixed: float = 0.0
+    attributes: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def costed(self) -> bool:
+        """Whether showing this action can cost money (it counts against incentive budgets)."""
+        return self.cost_pct > 0 or self.cost_fixed > 0
+
+    def incentive_cost(self, order_value: float) -> float:
+        """Cost of this incentive for a converted order of ``order_value``."""
+        return self.cost_pct / 100.0 * order_value + self.cost_fixed
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What ``Engine.decide`` returns to the caller."""
+
+    event_id: str
+    action: str
+    probability: float
+    group: Group
+    model_version: int
+    randomized: bool
+    #: only when asked for (``explain``): why this action beat ``reasons_versus``
+    #: (:mod:`bandit.core.explain`), or why there is no such reason; never stored
+    reasons: tuple | None = None
+    reasons_versus: str | None = None
+    reasons_unavailable: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An outcome reported for an event; several may arrive, the first conversion closes it."""
+
+    event_id: str
+    converted: bool
+    order_value: float
+    outcome_id: str | None = None
+    ts: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """The full decision record the store keeps and estimators read.
+
+    ``mask`` holds the eligibility of every action (in config order) at decision time and
+    ``probability`` the probability with which ``action_index`` was drawn from that eligible set.
+    """
+
+    event_id: str
+    visitor_hash: str
+    context: dict = field(hash=False)
+    mask: tuple[bool, ...]
+    action_index: int
+    action: str
+    probability: float
+    group: Group
+    model_version: int
+    randomized: bool
+    ts: float

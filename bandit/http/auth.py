@@ -1,0 +1,17 @@
+"""The bearer check that outcomes and the shop's figures share, and where the app keeps the token."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+TOKEN = web.AppKey("token", object)  # the shop's token (None: no auth, ``--no-auth``)
+
+
+def bearer_authorized(request: web.Request, token: str) -> bool:
+    """Whether ``Authorization: Bearer <token>`` carries ``token``."""
+    scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+    # the scheme is case-insensitive (RFC 9110); the token is compared in constant time
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())

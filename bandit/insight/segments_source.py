@@ -1,0 +1,68 @@
+"""Where segments come from: a policy and a log, for the server, the CLI and notebooks.
+
+* the serving model over the newest ``tail`` decisions of its own log
+  (:func:`for_store`; ``GET /v1/segments``, ``cartwheel segments``);
+* a policy trained by replay over a log from ``export`` or another system
+  (:func:`trained_by_replay`; ``cartwheel segments --log LOG``).
+
+The server computes on a worker thread from a *copy* of the model taken on the event loop
+(:class:`bandit.http.segments_cache.SegmentsCache`), never from the policy that the loop keeps
+updating.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bandit.core.model import make_policy
+from bandit.insight import segments
+
+#: the newest decisions a segment summary looks at (recent traffic; a bounded cost)
+TAIL = 50_000
+
+
+def policy_probabilities(policy, policy_ids, data, chunk: int = 5000) -> np.ndarray:
+    """``policy``'s action probabilities over ``data``'s rows, in ``data.action_ids`` order
+    (the policy's columns may be ordered otherwise: actions added later)."""
+    col = [list(policy_ids).index(a) for a in data.action_ids]
+    out = np.zeros((len(data), len(data.action_ids)))
+    for s in range(0, len(data), chunk):
+        mask = np.zeros((min(chunk, len(data) - s), len(policy_ids)), dtype=bool)
+        mask[:, col] = data.mask[s:s + chunk]
+        out[s:s + chunk] = policy.probabilities(data.X[s:s + chunk], mask)[:, col]
+    return out
+
+
+def trained_by_replay(config, data, seed: int = 0, batch: int = 100):
+    """The config's policy learned from ``data``'s randomized rows in log order, in batches
+    as the engine learns (logged propensities; rewards as logged). Returns (policy, ids)."""
+    policy = make_policy(config, config.feature_space(), data.action_ids, seed)
+    learn = data.evaluable()
+    for s in range(0, len(learn), batch):
+        rows = slice(s, s + batch)
+        policy.update(learn.X[rows], learn.actions[rows], learn.rewards[rows],
+                      learn.propensities[rows], learn.mask[rows])
+    return policy, list(data.action_ids)
+
+
+def for_data(config, data, policy, policy_ids, *, depth: int = segments.DEFAULT_DEPTH,
+             alpha: float = 0.05, model_version: int | None = None) -> segments.Segments:
+    if len(data) == 0:
+        return segments.unavailable("no closed decisions yet: segments appear once visitors "
+                                    "have been decided for and their outcomes joined",
+                                    model_version=model_version)
+    return segments.find(data, policy_probabilities(policy, policy_ids, data),
+                         config.feature_space(), config.holdout.control, depth=depth,
+                         alpha=alpha, objective=config.objective.kind,
+                         model_version=model_version)
+
+
+def for_store(config, store_path, policy, policy_ids, *, tail: int = TAIL, **kw):
+    """Segments of ``policy`` over the newest ``tail`` decisions of the event store."""
+    from bandit.store.logread import read_log
+
+    try:
+        data, _ = read_log(store_path, config, "sqlite", unknown_keys="ignore", tail=tail)
+    except ValueError:  # nothing closed yet (read_log refuses a log without a usable row)
+        return for_data(config, [], policy, policy_ids, **kw)
+    return for_data(config, data, policy, policy_ids, **kw)

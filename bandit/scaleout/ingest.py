@@ -1,0 +1,125 @@
+"""The trainer's way in: request groups read from the bus become the engine's log and learning.
+
+:class:`Ingester` is the trainer's part beside its :class:`bandit.core.engine.Engine`
+(docs/architecture.md, "Scale-out"): it holds the engine and feeds it. A batch of bus entries is one request group of the engine: the decisions go into
+the store as the engine's own would (``INSERT`` of the ones not seen before: a repeated entry
+is harmless), outcomes go through the same joiner, and the stream offset of the last entry is
+written in the same transaction, so that after a crash the trainer reads on exactly where its
+store ends. The joiner, learning and snapshots then run unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import msgspec
+
+from bandit.core.joiner import learnable
+from bandit.domain.errors import ClosedEventError, UnknownEventError
+from bandit.domain.records import LoggedEvent
+from bandit.scaleout.records import BusDecision, BusOutcome, decode_entry
+
+log = logging.getLogger("cartwheel.trainer")
+OFFSET_KEY = "bus_offset"
+
+
+@dataclass
+class IngestCounts:
+    """What one batch of entries brought (the trainer's metrics)."""
+
+    entries: int = 0
+    decisions: int = 0
+    duplicates: int = 0  # decisions or outcomes seen before (a repeated append)
+    malformed: int = 0  # entries or records this trainer cannot read (logged, passed over)
+    outcomes: Counter = field(default_factory=Counter)  # by status or error code
+
+
+class Ingester:
+    """Feeds an engine from the bus (see the module docstring)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    @property
+    def bus_offset(self) -> str:
+        """Id of the last bus entry the store holds ("0-0": none)."""
+        return self.engine.store.get_meta(OFFSET_KEY) or "0-0"
+
+    def ingest(self, entries: list[tuple[str, bytes]]) -> IngestCounts:
+        """Store and learn ``(entry id, bytes)`` entries, in order, as one committed group
+        (raises :class:`~bandit.domain.errors.StorageError` after rolling all of it back)."""
+        counts = IngestCounts(entries=len(entries))
+        if not entries:
+            return counts
+        engine = self.engine
+        engine.begin_group()
+        try:
+            run: list[BusDecision] = []
+            for entry_id, raw in entries:
+                try:
+                    entry = decode_entry(raw)
+                except msgspec.DecodeError as exc:
+                    counts.malformed += 1
+                    log.error("bus entry %s is not a cartwheel entry (%s); passed over",
+                              entry_id, exc)
+                    continue
+                run.extend(entry.decisions)
+                if entry.outcomes:  # an outcome may close a decision of an earlier entry
+                    self._ingest_decisions(run, counts)
+                    run = []
+                    for outcome in entry.outcomes:
+                        self._ingest_outcome(outcome, counts)
+            self._ingest_decisions(run, counts)
+            engine.store.set_meta(OFFSET_KEY, entries[-1][0])
+        except Exception as exc:
+            engine.rollback(exc)
+            raise
+        engine.commit()
+        return counts
+
+    def _ingest_decisions(self, decisions: list[BusDecision], counts: IngestCounts) -> None:
+        if not decisions:
+            return
+        engine = self.engine
+        known = engine.store.known_event_ids([d.event_id for d in decisions])
+        fresh = []
+        for d in decisions:
+            if d.event_id in known:
+                counts.duplicates += 1
+            elif d.action not in engine.actions or not set(d.eligible) <= engine.actions.keys():
+                counts.malformed += 1
+                log.error("decision %s names an action this config lacks; passed over",
+                          d.event_id)
+            else:
+                known.add(d.event_id)
+                fresh.append(d)
+        if not fresh:
+            return
+        events = []
+        for d in fresh:
+            # the log stays in time order (expiry relies on it): replicas' clocks interleave
+            events.append(LoggedEvent(d.event_id, d.visitor_hash, d.context, (), 0, d.action,
+                                      d.probability, d.group, d.model_version, d.randomized,
+                                      engine.stamp(d.ts)))
+        learn = [d for d in fresh if learnable(d)]
+        rows = []
+        if learn and engine.learner.provisional:
+            X, actions, propensities, mask = engine.learner.batch(learn)
+            rows = list(zip(X, actions, propensities, mask))
+        engine.append_decisions(events, [tuple(d.eligible) for d in fresh], rows)
+        counts.decisions += len(events)
+
+    def _ingest_outcome(self, o: BusOutcome, counts: IngestCounts) -> None:
+        if not 0 <= o.order_value <= self.engine.config.objective.max_order_value:
+            counts.malformed += 1
+            return
+        try:
+            status = self.engine.joiner.outcome(o.event_id, o.converted, o.order_value, o.outcome_key,
+                                         o.ts)
+        except (UnknownEventError, ClosedEventError) as exc:  # 404 / 409 on one process
+            status = exc.code
+        counts.outcomes[status] += 1
+        if status == "duplicate":
+            counts.duplicates += 1

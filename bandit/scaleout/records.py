@@ -1,0 +1,96 @@
+"""What travels on the bus between decide replicas and the trainer (docs/architecture.md,
+"Scale-out"): one :class:`BusEntry` per request group, msgpack-encoded, so that any log (Redis
+Streams here, Kafka next) carries opaque bytes and the records stay in one place.
+
+>>> entry = BusEntry([BusDecision("e1", 1.0, "h", {"device": "mobile"}, ["none"], "none", 1.0,
+...                               "holdout", 0, False)], [], "replica-1")
+>>> decode_entry(encode_entry(entry)).decisions[0].context
+{'device': 'mobile'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from bandit.domain.records import LoggedEvent
+
+
+class BusDecision(msgspec.Struct, array_like=True, frozen=True):
+    """A decision as a replica logged it (the store's decision row, without its seq)."""
+
+    event_id: str
+    ts: float
+    visitor_hash: str
+    context: dict[str, str | int | float | bool | None]
+    eligible: list[str]
+    action: str
+    probability: float
+    group: str
+    model_version: int
+    randomized: bool
+
+    @classmethod
+    def of(cls, event: LoggedEvent, eligible: tuple[str, ...]) -> "BusDecision":
+        return cls(event.event_id, event.ts, event.visitor_hash, event.context, list(eligible),
+                   event.action, event.probability, event.group, event.model_version,
+                   event.randomized)
+
+
+class BusOutcome(msgspec.Struct, array_like=True, frozen=True):
+    """An outcome a replica accepted (checked; ``outcome_key`` is the keyed hash of the id)."""
+
+    event_id: str
+    ts: float
+    converted: bool
+    order_value: float
+    outcome_key: str | None = None
+
+
+class BusEntry(msgspec.Struct, array_like=True, frozen=True):
+    """One request group of one replica: its decisions, then its outcomes."""
+
+    decisions: list[BusDecision]
+    outcomes: list[BusOutcome]
+    replica: str = ""
+
+
+encode_entry = msgspec.msgpack.Encoder().encode
+decode_entry = msgspec.msgpack.Decoder(BusEntry).decode
+
+
+class Bus(Protocol):
+    """What a log between replicas and the trainer does (``bandit.scaleout.bus.RedisBus`` on
+    Redis Streams; docs/architecture.md, "Scale-out"). Every method may raise
+    :class:`~bandit.domain.errors.BusUnavailableError`; none may take longer than its timeout."""
+
+    async def join(self, config_hash: str, source: str, *, salt: str | None = None,
+                   replace: bool = False) -> tuple[str, str]:
+        """Register this process's config; the shop's (salt, generated token)."""
+
+    async def append(self, entry: bytes, caps: Sequence[tuple]) -> str:
+        """Append one group's entry and its cap records atomically; its offset."""
+
+    async def cap_counts(self, queries: Sequence[tuple[int, str, float]]) -> list[int]:
+        """Per (cap, visitor hash, since): the decisions under the cap since then."""
+
+    async def read(self, after: str, count: int, block_ms: int | None = None
+                   ) -> list[tuple[str, bytes]]:
+        """Entries after an offset, oldest first."""
+
+    async def trim(self, upto: str) -> int:
+        """Drop entries before an offset the trainer committed."""
+
+    async def publish_snapshot(self, version: int, meta: bytes, state: bytes) -> None: ...
+
+    async def snapshot_version(self) -> int | None: ...
+
+    async def snapshot(self) -> tuple[int, bytes, bytes] | None: ...
+
+    async def wait_for_snapshot(self, timeout: float) -> bool: ...
+
+    async def set_spend(self, day_start: float, spent: float, pacing: bytes = b"") -> None: ...
+
+    async def spend(self) -> tuple[float, float, bytes] | None: ...

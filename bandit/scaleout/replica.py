@@ -1,0 +1,232 @@
+"""A decide replica: decides as the engine does, logs to the bus, learns nothing itself.
+
+Many replicas run behind any load balancer (docs/architecture.md, "Scale-out"). Each one:
+
+* decides with :class:`~bandit.core.decider.Decider` (the engine's own code: features, salted
+  hash, holdout, guardrails, ``policy.act``) on the newest model the trainer published;
+* counts frequency caps in Redis (the visitor's capped decisions, written in the same MULTI
+  as the group's log entry) and reads today's spend from the trainer;
+* logs each request group as one bus entry, and answers only once Redis acknowledged it
+  (acknowledged means durable in the stream; ``appendfsync always`` for "durable on disk");
+* swaps in a newly published model between request groups, loaded off the event loop.
+
+A group is all or nothing as on one process: when its entry cannot be appended, the replica's
+memory (the policy's random state, counters, logged times) is as before it and every request
+of it fails with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import time
+
+import msgspec
+import numpy as np
+
+from bandit.core.decider import Decider
+from bandit.core.guardrails import Guardrails, SharedSpend
+from bandit.core.model import make_policy, mismatch, policy_from_state
+from bandit.core.pacing import decode as decode_price
+from bandit.scaleout.records import BusDecision
+
+log = logging.getLogger("cartwheel.replica")
+
+
+class PrefetchedCaps:
+    """The cap counts of one request group's visitors, read from Redis before it is decided
+    (the guardrails ask them of their "store")."""
+
+    def __init__(self):
+        self.counts: dict[str, list[int]] = {}
+
+    def cap_counts(self, query, visitor_hashes, since) -> list[list[int]]:
+        return [self.counts[h] for h in visitor_hashes]
+
+
+def snapshot_bytes(state: dict[str, np.ndarray], meta: dict) -> tuple[bytes, bytes]:
+    """A snapshot as the bytes the bus carries: (JSON metadata, uncompressed npz state)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **state)
+    return json.dumps(meta, sort_keys=True).encode(), buffer.getvalue()
+
+
+def read_snapshot_bytes(meta: bytes, state: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    with np.load(io.BytesIO(state), allow_pickle=False) as f:
+        return json.loads(meta), {k: f[k] for k in f.files}
+
+
+class Replica(Decider):
+    """The deciding part of the engine over the bus (see the module docstring).
+
+    Parameters
+    ----------
+    config : ShopConfig
+    salt : bytes
+        The shop's salt (shared by every process on the bus).
+    seed : int, optional
+        Seeds the replica's draws: each loaded model gets a random state derived from it and
+        the number of models loaded so far (replicas must not draw in lockstep; None: random).
+    """
+
+    def __init__(self, config, salt: bytes, *, seed: int | None = None, clock=time.time,
+                 name: str | None = None):
+        self.config, self.salt, self.clock = config, salt, clock
+        self.name = name or f"{os.uname().nodename}-{os.getpid()}"
+        self.space = config.feature_space()
+        self._init_decider(config)
+        self.caps = PrefetchedCaps()
+        self.guardrails = Guardrails(config, self.caps, spend=SharedSpend(config.budget))
+        self._cap_windows = [(i, cap.window_s, {a.id for a in config.actions if cap.covers(a)})
+                             for i, cap in enumerate(config.caps)]
+        self._seeds = np.random.SeedSequence(seed)
+        self.decided_total = 0
+        #: the trainer's incentive price, as last published with the spend (None: no pacing)
+        self.pacing_price = None
+        self._last_ts = float("-inf")
+        self._pending: list[BusDecision] = []
+        self._pending_caps: list[tuple] = []
+        self._group: dict | None = None
+        self.degraded: str | None = None
+        self.loaded_at = self.clock()
+        self._loaded: tuple[dict, dict] | None = None
+        self._install(make_policy(config, self.space, list(self.action_ids), self._next_seed()),
+                      list(self.action_ids), 0)
+
+    def set_shared(self, day_start: float, spent: float, pacing: bytes = b"") -> None:
+        """Today's spend and the incentive price as the trainer last published them."""
+        self.guardrails.spend.set(day_start, spent)
+        try:
+            self.pacing_price = decode_price(pacing)
+        except msgspec.DecodeError as exc:  # a trainer of another release: no pacing
+            log.warning("ignoring the trainer's pacing price: %s", exc)
+            self.pacing_price = None
+
+    # ------------------------------------------------------------------ the model
+    def _next_seed(self) -> np.random.SeedSequence:
+        return self._seeds.spawn(1)[0]
+
+    def _install(self, policy, action_ids: list[str], version: int) -> None:
+        self.policy, self.policy_actions = policy, action_ids
+        self.policy_index = {a: i for i, a in enumerate(action_ids)}
+        self.model_version = version
+
+    def build(self, meta: dict, state: dict):
+        """The policy a published snapshot holds (call off the event loop), or a ValueError
+        saying why it does not fit this replica."""
+        if meta.get("config_hash") != self.config.config_hash():
+            raise ValueError(f"it was made with config hash {meta.get('config_hash')}, this "
+                             f"replica runs {self.config.config_hash()}")
+        problem = mismatch(self.config, meta)
+        if problem:
+            raise ValueError(problem)
+        policy, action_ids = policy_from_state(self.config, self.space, state, meta, None)
+        policy.rng = np.random.default_rng(self._next_seed())
+        return policy, action_ids
+
+    def swap(self, built, meta: dict, state: dict) -> None:
+        """Decide with ``built`` (from :meth:`build`) from the next request group on."""
+        policy, action_ids = built
+        self._install(policy, action_ids, int(meta["model_version"]))
+        self._loaded = (meta, state)
+        self.loaded_at = self.clock()
+
+    def _recover(self, why: str) -> None:
+        """A model that turned non-finite is never used: the last loaded one is built again
+        (a replica never learns, so only a bad load can get here)."""
+        log.error("the model is not finite (%s); loading the last published model again", why)
+        if self._loaded is None:
+            self._install(make_policy(self.config, self.space, list(self.action_ids),
+                                      self._next_seed()), list(self.action_ids), 0)
+        else:
+            meta, state = self._loaded
+            self.swap(self.build(meta, state), meta, state)
+
+    # ------------------------------------------------------------------ request groups
+    def begin_group(self) -> None:
+        if self._group is None:
+            self._group = {"decided": self.decided_total, "last_ts": self._last_ts,
+                           "rng": self.policy.rng.bit_generator.state, "policy": self.policy}
+
+    def rollback(self, cause: BaseException | None = None) -> None:
+        """Drop the open group: what it logged (not appended yet) and its draws."""
+        self._pending, self._pending_caps = [], []
+        group, self._group = self._group, None
+        if group is not None:
+            self.decided_total, self._last_ts = group["decided"], group["last_ts"]
+            if group["policy"] is self.policy:
+                self.policy.rng.bit_generator.state = group["rng"]
+
+    def commit(self) -> None:
+        raise RuntimeError("a replica's groups are appended to the bus: decide with "
+                           "commit=False and append take()")
+
+    def take(self) -> tuple[list[BusDecision], list[tuple]]:
+        """The open group's decisions and cap records, for one bus entry."""
+        return self._pending, self._pending_caps
+
+    def appended(self) -> None:
+        """The bus acknowledged the group's entry."""
+        self._pending, self._pending_caps, self._group = [], [], None
+        self.degraded = None
+
+    def _append(self, events, eligible, learn_rows) -> None:
+        self._pending.extend(BusDecision.of(e, ids) for e, ids in zip(events, eligible))
+        for i, window, covered in self._cap_windows:
+            self._pending_caps.extend((i, e.visitor_hash, e.event_id, e.ts, window)
+                                      for e in events if e.action in covered)
+
+    def cap_queries(self, visitor_hashes: list[str], now: float) -> list[tuple[int, str, float]]:
+        """The Redis cap counts a group of these visitors needs (see :meth:`set_caps`)."""
+        return [(i, h, now - window) for h in visitor_hashes for i, window, _ in
+                self._cap_windows]
+
+    def set_caps(self, visitor_hashes: list[str], counts: list[int]) -> None:
+        n = len(self._cap_windows)
+        self.caps.counts = {h: counts[j * n:(j + 1) * n] for j, h in enumerate(visitor_hashes)}
+
+
+async def refresh(replica: Replica, bus, refused: set | None = None) -> bool:
+    """Swap in the newest published model if it is not the one ``replica`` decides with:
+    fetched, read and built on a thread, swapped on the loop (between request groups).
+    A model that does not fit is logged and its version added to ``refused`` (never tried
+    again). Returns whether the model changed."""
+    refused = set() if refused is None else refused
+    version = await bus.snapshot_version()
+    if version is None or version == replica.model_version or version in refused:
+        return False
+    fetched = await bus.snapshot()
+    if fetched is None:
+        return False
+    version, meta_bytes, state_bytes = fetched
+    meta, state = await asyncio.to_thread(read_snapshot_bytes, meta_bytes, state_bytes)
+    try:
+        built = await asyncio.to_thread(replica.build, meta, state)
+    except (ValueError, KeyError, TypeError) as exc:
+        refused.add(version)
+        log.error("not loading the published model %d: %s", version, exc)
+        return False
+    replica.swap(built, meta, state)
+    log.debug("deciding with model %d", version)
+    return True
+
+
+async def follow_snapshots(replica: Replica, bus, poll_s: float = 1.0, on_error=None) -> None:
+    """Keep ``replica`` on the newest published model (:func:`refresh`): on the trainer's
+    message, and every ``poll_s`` (pub/sub drops messages while disconnected). Runs until
+    cancelled."""
+    refused: set[int] = set()
+    while True:
+        try:
+            await refresh(replica, bus, refused)
+            await bus.wait_for_snapshot(poll_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if on_error is not None:
+                on_error(exc)
+            log.warning("following the published model failed (%s); retrying", exc)
+            await asyncio.sleep(poll_s)

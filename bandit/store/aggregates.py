@@ -1,0 +1,187 @@
+"""The report's aggregates, folded in as rows are committed (with ``bandit.store.events``,
+``bandit.store.queries`` and ``bandit.store.wal``, the only SQL of the project).
+
+The report and the dashboard must cost O(hours + groups + actions), not O(decisions): a
+shop's log grows by millions of rows a week and ``GET /v1/report`` is polled by a page. Four
+tables hold what every report figure is a function of (docs/architecture.md, "Report
+aggregates"):
+
+* ``visitor_totals(grp, visitor_hash, n, c, r, k)``: per visitor (the unit of randomization
+  between treatment and holdout) their decisions, conversions, revenue and incentive cost;
+* ``moment_totals(grp, visitors, n, c, r, k, nn, cc, rr, kk, rk, cn, rc)``: per group, the
+  sums over its visitors of those totals, their squares and cross products (the Welch and
+  delta-method intervals need nothing else; profit ``m r - k`` is expanded at read time, so
+  a changed margin needs no rebuild), kept by triggers on ``visitor_totals``: a visitor's
+  change from ``old`` to ``new`` adds ``new - old`` (``new**2 - old**2``);
+* ``action_totals(grp, action, decisions, conversions, revenue, cost, rr, kk, rk)``: per
+  action, per-decision sums (an action is drawn per decision, so a decision is its unit);
+* ``hourly(hour, grp, action, <the same sums>)``: per hour of the *decision*
+  (``floor(ts / 3600)``), for uplift over time and the action mix.
+
+The store folds the rows of each transaction in right before it commits (:func:`fold`: a few
+set statements per commit, none per row), so a reader sees the rows and their aggregates
+together or neither, and a rolled-back group leaves both as they were. A store written
+before the tables existed is folded whole, once, in one transaction, at its first writable
+open (:func:`install`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: meta key whose presence says the aggregates are installed and filled
+META_KEY = "aggregates"
+VERSION = "1"
+#: meta key: "decisions_seq closed_seq" up to which the log is folded into the aggregates
+FOLDED_KEY = "aggregates_folded"
+
+_SUMS = ("decisions INTEGER NOT NULL, conversions REAL NOT NULL, revenue REAL NOT NULL, "
+         "cost REAL NOT NULL, rr REAL NOT NULL, kk REAL NOT NULL, rk REAL NOT NULL")
+_TABLES = f"""
+CREATE TABLE IF NOT EXISTS visitor_totals (
+    grp TEXT NOT NULL, visitor_hash TEXT NOT NULL,
+    n INTEGER NOT NULL, c REAL NOT NULL, r REAL NOT NULL, k REAL NOT NULL,
+    PRIMARY KEY (grp, visitor_hash)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS moment_totals (
+    grp TEXT NOT NULL PRIMARY KEY, visitors INTEGER NOT NULL,
+    n REAL NOT NULL, c REAL NOT NULL, r REAL NOT NULL, k REAL NOT NULL,
+    nn REAL NOT NULL, cc REAL NOT NULL, rr REAL NOT NULL, kk REAL NOT NULL, rk REAL NOT NULL,
+    cn REAL NOT NULL, rc REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS action_totals (
+    grp TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
+    PRIMARY KEY (grp, action)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hourly (
+    hour INTEGER NOT NULL, grp TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
+    PRIMARY KEY (hour, grp, action)) WITHOUT ROWID;
+"""
+
+# a visitor's first row adds one visitor; each later change adds new - old
+_MOMENT_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS agg_visitor_new AFTER INSERT ON visitor_totals BEGIN
+    INSERT INTO moment_totals VALUES (NEW.grp, 1, NEW.n, NEW.c, NEW.r, NEW.k,
+        NEW.n * NEW.n, NEW.c * NEW.c, NEW.r * NEW.r, NEW.k * NEW.k, NEW.r * NEW.k,
+        NEW.c * NEW.n, NEW.r * NEW.c)
+    ON CONFLICT DO UPDATE SET visitors = visitors + 1, n = n + excluded.n, c = c + excluded.c,
+        r = r + excluded.r, k = k + excluded.k, nn = nn + excluded.nn, cc = cc + excluded.cc,
+        rr = rr + excluded.rr, kk = kk + excluded.kk, rk = rk + excluded.rk,
+        cn = cn + excluded.cn, rc = rc + excluded.rc;
+END;
+CREATE TRIGGER IF NOT EXISTS agg_visitor_change AFTER UPDATE ON visitor_totals BEGIN
+    UPDATE moment_totals SET n = n + NEW.n - OLD.n, c = c + NEW.c - OLD.c,
+        r = r + NEW.r - OLD.r, k = k + NEW.k - OLD.k,
+        nn = nn + NEW.n * NEW.n - OLD.n * OLD.n, cc = cc + NEW.c * NEW.c - OLD.c * OLD.c,
+        rr = rr + NEW.r * NEW.r - OLD.r * OLD.r, kk = kk + NEW.k * NEW.k - OLD.k * OLD.k,
+        rk = rk + NEW.r * NEW.k - OLD.r * OLD.k, cn = cn + NEW.c * NEW.n - OLD.c * OLD.n,
+        rc = rc + NEW.r * NEW.c - OLD.r * OLD.c
+    WHERE grp = NEW.grp;
+END;
+"""
+
+# rows appended since the last fold, ``:a < seq <= :b``, one set statement per table; a
+# visitor's decisions are folded before its closings, so its row exists when they arrive
+_R = "c.order_value * c.converted"  # revenue of a closing
+_CLOSINGS = ("FROM closed c JOIN decisions d ON d.event_id = c.event_id "
+             "WHERE c.seq > :a AND c.seq <= :b AND (c.converted != 0 OR c.cost != 0)")
+DECISION_FOLDS = [
+    "INSERT INTO visitor_totals SELECT grp, visitor_hash, COUNT(*), 0, 0, 0 FROM decisions "
+    "WHERE seq > :a AND seq <= :b GROUP BY grp, visitor_hash "
+    "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    *(f"INSERT INTO {table} SELECT {keys}, COUNT(*), 0, 0, 0, 0, 0, 0 FROM decisions "
+      f"WHERE seq > :a AND seq <= :b GROUP BY {keys} "
+      "ON CONFLICT DO UPDATE SET decisions = decisions + excluded.decisions"
+      for table, keys in (("action_totals", "grp, action"),
+                          ("hourly", "CAST(ts / 3600 AS INTEGER), grp, action")))]
+CLOSED_FOLDS = [
+    f"INSERT INTO visitor_totals SELECT d.grp, d.visitor_hash, 0, SUM(c.converted), SUM({_R}), "
+    f"SUM(c.cost) {_CLOSINGS} GROUP BY d.grp, d.visitor_hash "
+    "ON CONFLICT DO UPDATE SET c = c + excluded.c, r = r + excluded.r, k = k + excluded.k",
+    *(f"INSERT INTO {table} SELECT {keys}, 0, SUM(c.converted), SUM({_R}), SUM(c.cost), "
+      f"SUM(({_R}) * ({_R})), SUM(c.cost * c.cost), SUM({_R} * c.cost) {_CLOSINGS} "
+      f"GROUP BY {keys} ON CONFLICT DO UPDATE SET "
+      "conversions = conversions + excluded.conversions, revenue = revenue + excluded.revenue, "
+      "cost = cost + excluded.cost, rr = rr + excluded.rr, kk = kk + excluded.kk, "
+      "rk = rk + excluded.rk"
+      for table, keys in (("action_totals", "d.grp, d.action"),
+                          ("hourly", "CAST(d.ts / 3600 AS INTEGER), d.grp, d.action")))]
+
+
+def folded(db: sqlite3.Connection) -> tuple[int, int]:
+    """(decisions seq, closed seq) up to which the aggregates hold the log."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (FOLDED_KEY,)).fetchone()
+    return (0, 0) if row is None else tuple(int(v) for v in row[0].split())
+
+
+def fold(execute, upto: tuple[int, int], into: tuple[int, int]) -> None:
+    """Fold decisions ``upto[0] < seq <= into[0]`` and closings ``upto[1] < seq <= into[1]``
+    into the aggregates and record ``into``, with ``execute(sql, params)`` inside the
+    caller's transaction (the store folds right before it commits)."""
+    if into[0] > upto[0]:
+        for q in DECISION_FOLDS:
+            execute(q, {"a": upto[0], "b": into[0]})
+    if into[1] > upto[1]:
+        for q in CLOSED_FOLDS:
+            execute(q, {"a": upto[1], "b": into[1]})
+    execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (FOLDED_KEY, f"{into[0]} {into[1]}"))
+
+
+def installed(db: sqlite3.Connection) -> bool:
+    """Whether this store keeps the aggregates (a store written by an older cartwheel gets
+    them at its first writable open)."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
+    return row is not None and row[0] == VERSION
+
+
+def install(db: sqlite3.Connection) -> int:
+    """Create the tables and triggers; when they are new, fold the whole log already there
+    into them. Runs inside the caller's transaction (the store commits it; a crash midway
+    rolls it all back: never half-filled). Returns how many decisions were backfilled."""
+    if installed(db):
+        return 0
+    # not executescript, which would commit: one statement at a time, in the transaction
+    for statement in _split(_TABLES + _MOMENT_TRIGGERS):
+        db.execute(statement)
+    top = tuple(int(db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {t}").fetchone()[0])
+                for t in ("decisions", "closed"))
+    fold(db.execute, folded(db), top)
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (META_KEY, VERSION))
+    return top[0]
+
+
+def _split(script: str) -> list[str]:
+    """The statements of ``script`` (a trigger's body holds semicolons of its own)."""
+    out, part = [], []
+    for line in script.strip().splitlines():
+        part.append(line)
+        text = "\n".join(part).strip()
+        if sqlite3.complete_statement(text):
+            out.append(text)
+            part = []
+    return out
+
+
+def moment_rows(db: sqlite3.Connection, margin: float) -> list[tuple]:
+    """Per group: visitors, then the sums n, c, r, k, p, nn, cc, rr, kk, pp, cn, rc over its
+    visitors' totals (``p = margin r - k``)."""
+    return db.execute(
+        "SELECT grp, visitors, n, c, r, k, :m * r - k, nn, cc, rr, kk, "
+        ":m * :m * rr - 2 * :m * rk + kk, cn, rc FROM moment_totals ORDER BY grp",
+        {"m": margin}).fetchall()
+
+
+def action_rows(db: sqlite3.Connection) -> list[tuple]:
+    """(group, action, decisions, conversions, revenue, cost, rr, kk, rk) per group and action."""
+    return db.execute("SELECT grp, action, decisions, conversions, revenue, cost, rr, kk, rk "
+                      "FROM action_totals ORDER BY grp, action").fetchall()
+
+
+def hourly_rows(db: sqlite3.Connection, since_hour: int) -> list[tuple]:
+    """(hour, group, action, decisions, conversions, revenue, cost, rr, kk, rk) of every hour
+    from ``since_hour`` on, in hour order (a range of the primary key)."""
+    return db.execute("SELECT hour, grp, action, decisions, conversions, revenue, cost, rr, kk, "
+                      "rk FROM hourly WHERE hour >= ? ORDER BY hour, grp, action",
+                      (since_hour,)).fetchall()
+
+
+def last_hour(db: sqlite3.Connection) -> int | None:
+    row = db.execute("SELECT MAX(hour) FROM hourly").fetchone()
+    return None if row is None or row[0] is None else int(row[0])

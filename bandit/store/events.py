@@ -1,0 +1,384 @@
+"""EventStore: append-only SQLite (WAL) log of decisions, outcomes and closed (learned) events.
+
+Schema: :mod:`bandit.store.schema` (the tables, their columns and indexes).
+
+Schema 1 (cartwheel 0.1.0) stored contexts and outcome ids as sent;
+:meth:`EventStore.rewrite_v1` (:mod:`bandit.store.v1`, called by :mod:`bandit.store.migration`)
+rewrites them in one transaction (the only time rows are updated).
+
+Durability: WAL with ``synchronous=NORMAL`` survives a killed process (FULL also survives power
+loss). Writes are not committed one by one: callers batch them and call :meth:`commit` (group
+commit), and acknowledge only after it returns. Faults are transactional: a write or commit
+that fails (disk full, read-only file, I/O error) rolls back everything since the last commit
+and raises :class:`~bandit.domain.errors.StorageError`; the store is usable again as soon as SQLite
+can write.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+from bandit.domain.errors import StorageError
+from bandit.domain.records import LoggedEvent
+from bandit.store import aggregates as store_aggregates
+from bandit.store import queries as store_queries
+from bandit.store import schema as store_schema
+from bandit.store import v1 as store_v1
+from bandit.store.rows import (
+    CLOSED_JOIN,
+    DECISION_COLS,
+    ClosedEvent,
+    StoredDecision,
+    closed_of,
+    decision_of,
+    eligible_json,
+    encode,
+)
+from bandit.store.schema import READABLE_VERSIONS, SCHEMA_VERSION
+from bandit.store.wal import Checkpointer
+
+# the background checkpoint is asked for after this many rows (SQLite's own default is after
+# 1000 WAL pages; a decision row with the caps index dirties one or two pages)
+CHECKPOINT_ROWS = 1000
+log = logging.getLogger("cartwheel.store")
+
+
+
+class EventStore:
+    """The durable log. Not thread-safe: use it from one thread (the engine's).
+
+    ``background_checkpoints``: the process that writes the log (the engine) checkpoints the
+    WAL from a :class:`Checkpointer` thread every ``CHECKPOINT_ROWS`` rows instead of inside a
+    commit.
+    """
+
+    def __init__(self, path: str | Path, synchronous: str = "normal", visitor_index: bool = False,
+                 background_checkpoints: bool = False, *, read_only: bool = False):
+        self.path = Path(path)
+        self._checkpointer = None
+        self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
+        self._folded = None  # (decisions, closed) seq the aggregates hold; None: not kept
+        if read_only:  # no schema or index changes, and any write raises
+            if not self.path.exists():
+                raise FileNotFoundError(f"no event log at {self.path}: `cartwheel serve "
+                                        "--data-dir DIR` (or Engine.open) writes one; or point "
+                                        "--data-dir at the right one")
+            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                      isolation_level=None, check_same_thread=False)
+            self.schema_version = self._check_version(self.get_meta("schema_version"))
+            return
+        try:
+            self._open_writable(synchronous, visitor_index, background_checkpoints)
+        except sqlite3.Error as exc:  # read-only file or directory, full disk, not a database
+            raise StorageError(f"cannot open the event log {self.path} for writing: {exc}; "
+                               "check that its directory is writable and has free space")
+        except OSError as exc:
+            raise StorageError(f"cannot open the event log {self.path}: {exc.strerror}")
+
+    def _open_writable(self, synchronous: str, visitor_index: bool,
+                       background_checkpoints: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        store_schema.install(self.db, visitor_index)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        #: an older version is readable as it is; the engine migrates it (bandit.store.migration)
+        self.schema_version = self._check_version(version)
+        if not store_aggregates.installed(self.db):  # new, or written by an older cartwheel
+            self._begin()
+            backfilled = store_aggregates.install(self.db)
+            self.commit()
+            if backfilled:
+                log.warning("%s: report aggregates built from %d logged decisions (once)",
+                            self.path, backfilled)
+        self._folded = store_aggregates.folded(self.db)
+        if background_checkpoints:
+            self.db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
+            # a store dropped without close() must not leave its thread and connection behind
+            weakref.finalize(self, self._checkpointer.stop, wait=False)
+
+    @classmethod
+    def read_only(cls, path: str | Path) -> "EventStore":
+        """Open an existing log for reading only (reports beside a running server)."""
+        return cls(path, read_only=True)
+
+    def _check_version(self, version: str | None) -> int:
+        if version is None:
+            return SCHEMA_VERSION
+        if int(version) not in READABLE_VERSIONS:
+            raise RuntimeError(f"{self.path}: store schema version {version}; this cartwheel "
+                               f"reads versions {READABLE_VERSIONS}: upgrade cartwheel")
+        return int(version)
+
+    # ------------------------------------------------------------ transactions
+    def _begin(self, rows: int = 1):
+        self._unchecked_rows += rows
+        # SQLite's own flag, not one of ours: after some errors (disk full) SQLite has rolled
+        # the transaction back by itself, and a stale flag of ours would let later writes
+        # autocommit one by one
+        if not self.db.in_transaction:
+            self._run("BEGIN")
+
+    def _run(self, sql: str, params=(), many: bool = False) -> sqlite3.Cursor:
+        """Execute a write; a storage fault rolls back the whole transaction and raises
+        :class:`StorageError`, so nothing of a failed group stays behind."""
+        try:
+            return (self.db.executemany if many else self.db.execute)(sql, params)
+        except sqlite3.IntegrityError:  # a bug, not a storage fault: rolled back, as it is
+            self.rollback()
+            raise
+        except sqlite3.DatabaseError as exc:  # full, read-only, I/O, locked, corrupt
+            self.rollback()
+            raise StorageError(f"the event log cannot be written ({exc}); nothing of these "
+                               "requests was stored: retry later") from exc
+
+    def commit(self) -> None:
+        """Make every write since the last commit durable (one commit for many requests).
+
+        Raises :class:`StorageError` when SQLite cannot commit; everything since the last
+        commit is then rolled back."""
+        if not self.db.in_transaction:
+            return
+        folded = self._fold()
+        self._run("COMMIT")
+        self._folded = folded
+        if self._checkpointer is not None:
+            if self._checkpointer.done:  # copy the rest: the next write restarts the WAL
+                self._checkpointer.done = False
+                try:
+                    self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # committed already: a checkpoint can wait
+                    log.warning("checkpoint after commit failed; the WAL keeps the rows")
+            if self._unchecked_rows >= CHECKPOINT_ROWS:
+                self._unchecked_rows = 0
+                self._checkpointer.poke()
+
+    def _fold(self):
+        """Fold the rows of this transaction into the report's aggregates (in it, so a reader
+        sees both or neither); returns what they then hold."""
+        if self._folded is None:
+            return None
+        top = (self.max_seq("decisions"), self.max_seq("closed"))
+        if top != self._folded:  # a fault rolls back and raises, as any write (_run)
+            store_aggregates.fold(self._run, self._folded, top)
+        return top
+
+    def rollback(self) -> None:
+        """Drop every write since the last commit (no-op when nothing is pending)."""
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite may have rolled back already, or cannot now
+                log.warning("rollback failed; SQLite discards the transaction itself")
+
+    @property
+    def pending(self) -> bool:
+        """Whether writes are waiting for :meth:`commit`."""
+        return self.db.in_transaction
+
+    def close(self) -> None:
+        try:
+            self.commit()
+        except StorageError:
+            log.error("closing the store with writes that could not be committed (dropped)")
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        self.db.close()  # the last connection to close checkpoints and removes the WAL
+
+    # ------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._begin()
+        self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def rewrite_v1(self, normalize, hash_id, chunk: int = 10_000) -> tuple[int, int]:
+        """Schema 1 -> 2 in one transaction (:func:`bandit.store.v1.rewrite`)."""
+        return store_v1.rewrite(self, normalize, hash_id, SCHEMA_VERSION, chunk)
+
+    # ------------------------------------------------------------ writes
+    def add_decisions(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]]) -> int:
+        """Append decisions (one statement for the batch); returns the last ``seq``."""
+        self._begin(len(events))
+        self._run(
+            "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
+            "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(e.event_id, e.ts, e.visitor_hash, encode(e.context), eligible_json(ids),
+              e.action, e.probability, e.group, e.model_version, int(e.randomized))
+             for e, ids in zip(events, eligible)], many=True)
+        return self.max_seq("decisions")
+
+    def add_outcome(self, event_id: str, ts: float, converted: bool, order_value: float,
+                    outcome_id: str | None) -> None:
+        self._begin()
+        self._run("INSERT INTO outcomes (outcome_id, event_id, ts, converted, order_value) "
+                        "VALUES (?,?,?,?,?)", (outcome_id, event_id, ts, int(converted), order_value))
+
+    def add_closed(self, event_id: str, ts: float, reason: str, converted: bool,
+                   order_value: float, cost: float, reward: float, learned: bool) -> int:
+        """Record that an event closed; returns its ``closed.seq`` (the learning order)."""
+        self._begin()
+        cur = self._run(
+            "INSERT INTO closed (event_id, ts, reason, converted, order_value, cost, reward, "
+            "learned) VALUES (?,?,?,?,?,?,?,?)",
+            (event_id, ts, reason, int(converted), order_value, cost, reward, int(learned)))
+        return int(cur.lastrowid)
+
+    # ------------------------------------------------------------ reads
+    def decision(self, event_id: str) -> StoredDecision | None:
+        row = self.db.execute(f"SELECT {DECISION_COLS} FROM decisions d WHERE d.event_id = ?",
+                              (event_id,)).fetchone()
+        return None if row is None else decision_of(row)
+
+    def known_event_ids(self, event_ids: list[str]) -> set[str]:
+        """The ones of ``event_ids`` the log holds a decision for."""
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            part = event_ids[start:start + 500]
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT event_id FROM decisions WHERE event_id IN ({', '.join('?' * len(part))})",
+                part))
+        return found
+
+    def lookup(self, event_id: str, outcome_id: str | None
+               ) -> tuple[float | None, bool, str | None]:
+        """(the event's decision time or None when unknown, whether it is closed, the event id
+        that ``outcome_id`` was recorded for or None) in one query."""
+        row = self.db.execute(
+            "SELECT (SELECT d.ts FROM decisions d WHERE d.event_id = q.eid), "
+            "EXISTS (SELECT 1 FROM closed c WHERE c.event_id = q.eid), "
+            "(SELECT o.event_id FROM outcomes o WHERE o.outcome_id = q.oid) "
+            "FROM (SELECT ? AS eid, ? AS oid) q", (event_id, outcome_id)).fetchone()
+        return row[0], bool(row[1]), row[2]
+
+    def spend_buckets(self, since: float, bucket_s: float) -> list[tuple[int, float]]:
+        """Incentive cost of conversions closed at or after ``since``, summed per bucket of
+        ``bucket_s`` seconds (bucket number = floor(ts / bucket_s)); read once at start."""
+        return [(int(b), float(c)) for b, c in self.db.execute(
+            "SELECT CAST(ts / ? AS INTEGER) AS b, SUM(cost) FROM closed WHERE converted = 1 AND "
+            "cost > 0 AND ts >= ? GROUP BY b", (bucket_s, since))]
+
+    def expired(self, cutoff: float, after_seq: int, upto_seq: int,
+                limit: int = 10_000) -> list[StoredDecision]:
+        """Open decisions made before ``cutoff`` with ``after_seq < seq <= upto_seq``, oldest
+        first. ``upto_seq`` is :meth:`last_seq_before` ``cutoff``: the log is in time order,
+        so the events still inside their window, however many, are never scanned."""
+        rows = self.db.execute(
+            f"SELECT {DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.seq <= ? AND "
+            "d.ts < ? AND NOT EXISTS (SELECT 1 FROM closed c WHERE c.event_id = d.event_id) "
+            "ORDER BY d.seq LIMIT ?", (after_seq, upto_seq, cutoff, limit)).fetchall()
+        return [decision_of(r) for r in rows]
+
+    def last_seq_before(self, cutoff: float, after_seq: int = 0) -> int:
+        """The largest seq (at least ``after_seq``) of a decision made before ``cutoff``, by
+        bisection over seq: ~log2(n) primary-key lookups, as the log is in time order (the
+        engine never logs a time earlier than the one before)."""
+        lo, hi = after_seq, self.max_seq("decisions")
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            seq, ts = self.db.execute("SELECT seq, ts FROM decisions WHERE seq >= ? ORDER BY seq "
+                                      "LIMIT 1", (mid,)).fetchone()
+            if ts < cutoff:
+                lo = seq
+            else:
+                hi = mid - 1
+        return lo
+
+    def closed_ts(self, seq: int) -> float | None:
+        """When the closed row ``seq`` closed (None for 0 or an unknown seq)."""
+        row = self.db.execute("SELECT ts FROM closed WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def last_decision_ts(self) -> float | None:
+        row = self.db.execute("SELECT ts FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
+    def oldest_open_seq(self, after_seq: int) -> int | None:
+        """seq of the oldest decision after ``after_seq`` that is still open."""
+        row = self.db.execute(
+            "SELECT d.seq FROM decisions d WHERE d.seq > ? AND NOT EXISTS (SELECT 1 FROM closed c "
+            "WHERE c.event_id = d.event_id) ORDER BY d.seq LIMIT 1", (after_seq,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def closed_events(self, after_seq: int = 0, learned_only: bool = False
+                      ) -> Iterator[ClosedEvent]:
+        """Closed events joined with their decisions, in ``closed.seq`` order."""
+        query = (f"{CLOSED_JOIN} WHERE c.seq > ?"
+                 + (" AND c.learned = 1" if learned_only else "") + " ORDER BY c.seq")
+        for row in self.db.execute(query, (after_seq,)):
+            yield closed_of(row)
+
+    def closed_at(self, seqs: list[int]) -> list[ClosedEvent]:
+        """The closed events with these ``closed.seq`` values, in the order given."""
+        found = {}
+        for chunk in range(0, len(seqs), 500):
+            part = seqs[chunk:chunk + 500]
+            query = f"{CLOSED_JOIN} WHERE c.seq IN ({', '.join('?' * len(part))})"
+            for row in self.db.execute(query, part):
+                found[row[0]] = closed_of(row)
+        return [found[s] for s in seqs]
+
+    # ------------------------------------------------------------ aggregates (store_queries)
+    def cap_counts(self, query: store_queries.CapCounts, visitor_hashes, since) -> list:
+        return query.run(self.db, visitor_hashes, since)
+
+    def group_moments(self, margin: float) -> list[tuple]:
+        """Per group, the visitor count and sums over per-visitor totals (the aggregates)."""
+        self._need_aggregates()
+        return store_aggregates.moment_rows(self.db, margin)
+
+    def action_sums(self) -> list[tuple]:
+        """Per group and action, per-decision sums (the aggregates)."""
+        self._need_aggregates()
+        return store_aggregates.action_rows(self.db)
+
+    def _need_aggregates(self) -> None:
+        if not store_aggregates.installed(self.db):
+            raise RuntimeError(f"{self.path} was written by an older cartwheel and has no "
+                               "report aggregates yet: start `cartwheel serve` (or any "
+                               "command that opens it for writing) once to build them")
+
+    def hourly(self, since_hour: int) -> list[tuple]:
+        """Per-decision sums per hour, group and action from ``since_hour`` on."""
+        self._need_aggregates()
+        return store_aggregates.hourly_rows(self.db, since_hour)
+
+    def last_hour(self) -> int | None:
+        """The newest hour (``floor(ts / 3600)``) with a decision, from the aggregates."""
+        self._need_aggregates()
+        return store_aggregates.last_hour(self.db)
+
+    def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
+        return store_queries.decisions_with_rewards(self.db, after_seq)
+
+    def decisions(self, after_seq: int = 0) -> Iterator[StoredDecision]:
+        for row in self.db.execute(f"SELECT {DECISION_COLS} FROM decisions d WHERE d.seq > ? "
+                                   "ORDER BY d.seq", (after_seq,)):
+            yield decision_of(row)
+
+    def count(self, table: str) -> int:
+        if table not in ("decisions", "outcomes", "closed"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def open_count(self) -> int:
+        """Decisions not closed yet, in O(log n): rows are never deleted, so each table's
+        row count is its largest ``seq`` (a COUNT(*) would scan the log)."""
+        return self.max_seq("decisions") - self.max_seq("closed")
+
+    def max_seq(self, table: str) -> int:
+        if table not in ("decisions", "outcomes", "closed"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0])

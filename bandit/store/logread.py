@@ -1,0 +1,381 @@
+"""Read logged decisions: the engine's SQLite store, JSON Lines, Parquet, VW DSJSON (writing:
+:mod:`bandit.store.logwrite`).
+
+One row per decision, with these fields (JSON Lines and Parquet; Parquet keeps ``context`` and
+``eligible`` as JSON strings so that any shop's context fits one schema):
+
+=============  =========================================================================
+field          meaning
+=============  =========================================================================
+event_id       string, optional
+ts             seconds since the epoch, optional
+context        object of context features (as sent to ``/v1/decide``)
+eligible       list of eligible action ids, optional (default: every action)
+action         the action id chosen
+probability    the probability it was chosen with, in (0, 1]
+reward         the reward, or instead: ``converted`` (bool) and ``order_value`` (number),
+               turned into a reward with the shop's objective and the action's cost (both:
+               they must agree)
+randomized     bool, optional (default: probability < 1); forced decisions are not evaluable
+=============  =========================================================================
+
+Bad rows (missing or out-of-range probability, unknown action, action not eligible, a context
+that does not fit the schema, a reward no order could make - beyond the shop's
+``max_order_value`` plus its largest fixed incentive cost, or not finite -, an outcome the
+endpoint would refuse, a reward the outcome beside it does not earn, a ``randomized`` that is
+not a bool, a line that is not JSON) are never
+silently dropped or used: they are left out of the returned data and listed, with their line
+numbers, in the :class:`LoadReport`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from bandit.config.shop import ShopConfig
+from bandit.domain.errors import CartwheelError
+from bandit.domain.logged import LoggedData
+from bandit.domain.outcomes import check_order
+from bandit.store.events import EventStore
+
+FORMATS = ("sqlite", "jsonl", "parquet", "dsjson")
+_decode = msgspec.json.Decoder().decode  # several times faster than json.loads
+
+
+@dataclass
+class LoadReport:
+    """How many rows were read, and which were refused and why (line numbers are 1-based)."""
+
+    read: int = 0
+    pending: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    ignored_keys: dict[str, int] = field(default_factory=dict)  # key -> rows it was left out of
+
+    @property
+    def bad(self) -> int:
+        return len(self.problems)
+
+    def summary(self, show: int = 10) -> str:
+        lines = [f"read {self.read} rows: {self.read - self.bad - self.pending} usable, "
+                 f"{self.bad} refused" + (f", {self.pending} still open (no reward yet)"
+                                          if self.pending else "")]
+        lines += [f"  line {n}: {why}" for n, why in self.problems[:show]]
+        if self.bad > show:
+            lines.append(f"  ... and {self.bad - show} more")
+        if self.ignored_keys:
+            lines.append("context keys not in the schema, left out: " + ", ".join(
+                f"{key} ({rows} rows)" for key, rows in sorted(self.ignored_keys.items())))
+        return "\n".join(lines)
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir() or path.suffix in (".sqlite3", ".sqlite", ".db"):
+        return "sqlite"
+    if path.suffix == ".parquet":
+        return "parquet"
+    if path.suffix == ".dsjson":
+        return "dsjson"
+    if path.suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    raise ValueError(f"cannot tell the format of {path}: use .sqlite3 (or a data dir), .jsonl, "
+                     ".parquet or .dsjson")
+
+
+class _Builder:
+    """Validates records one by one and stacks the good ones."""
+
+    def __init__(self, config: ShopConfig, report: LoadReport, unknown_keys: str = "refuse"):
+        if unknown_keys not in ("refuse", "ignore"):
+            raise ValueError(f"unknown_keys is 'refuse' or 'ignore', not {unknown_keys!r}")
+        self.config, self.report = config, report
+        self.ignore_unknown = unknown_keys == "ignore"
+        self.space = config.feature_space()
+        self.keys = frozenset(self.space.keys)
+        self.ids = config.action_ids
+        self.index = {a: i for i, a in enumerate(self.ids)}
+        self._all = tuple(range(len(self.ids)))
+        #: the largest |reward| one order can make (a bigger one is a unit or typing error,
+        #: and one such row would overflow a model's sums of squares)
+        self.reward_limit = config.objective.max_order_value + max(
+            a.cost_fixed for a in config.actions)
+        self._eligible_codes = functools.lru_cache(maxsize=4096)(self._codes)
+        self.rows: list = []
+
+    def add(self, line: int, rec: dict) -> None:
+        self.report.read += 1
+        try:
+            self.rows.append((line, *self._row(rec)))
+        except (CartwheelError, ValueError, TypeError, KeyError) as exc:
+            self._refuse(line, exc)
+
+    def _refuse(self, line: int, exc: Exception) -> None:
+        reason = f"missing field {exc.args[0]!r}" if type(exc) is KeyError else str(exc)
+        self.report.problems.append((line, reason))
+
+    def _row(self, rec: dict):
+        if not isinstance(rec, dict):
+            raise ValueError("not an object")
+        action = rec.get("action")
+        if action not in self.index:
+            raise ValueError(f"unknown action {action!r}")
+        p = rec.get("probability")
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise ValueError("missing probability")
+        if not 0 < p <= 1:
+            raise ValueError(f"probability {p!r} outside (0, 1]")
+        eligible = self._eligible(rec.get("eligible"))
+        if self.index[action] not in eligible:
+            raise ValueError(f"action {action!r} is not in its eligible list")
+        reward = rec.get("reward")
+        if reward is None and "converted" not in rec:
+            raise ValueError("no reward and no converted/order_value")
+        if reward is not None and not isinstance(reward, (bool, int, float)):
+            raise ValueError(f"reward must be a number, got {reward!r}")
+        if "converted" in rec:
+            earned = self._earned(rec["converted"], rec.get("order_value"), action)
+            # both given: they must agree (to half a cent), or which one the shop meant is a
+            # guess (a reward logged under another objective, a stale order value)
+            if reward is not None and not math.isclose(reward, earned, rel_tol=1e-6,
+                                                       abs_tol=0.005):
+                raise ValueError(f"reward {reward!r} is not what converted/order_value earn "
+                                 f"under the shop's objective ({earned:g}): keep one of them")
+            reward = earned
+        # the range test refuses NaN and infinity too
+        if not abs(reward) <= self.reward_limit:
+            raise ValueError(f"reward {reward!r} is more than one order can earn or cost "
+                             f"(|reward| <= {self.reward_limit:g}: [objective] "
+                             "max_order_value plus the largest fixed incentive cost)")
+        reward = float(reward)
+        context = rec.get("context") or {}
+        if not isinstance(context, dict):
+            raise ValueError("context must be an object")
+        if self.ignore_unknown and not self.keys.issuperset(context):
+            for key in context.keys() - self.keys:
+                self.report.ignored_keys[key] = self.report.ignored_keys.get(key, 0) + 1
+            context = {k: v for k, v in context.items() if k in self.keys}
+        randomized = rec.get("randomized", p < 1)
+        if not isinstance(randomized, bool):
+            raise ValueError(f"randomized must be true or false, got {randomized!r}")
+        return (eligible, self.index[action], float(p), reward, randomized,
+                _timestamp(rec.get("ts")), context)
+
+    def _earned(self, converted, value, action) -> float:
+        """The reward an outcome earns under the shop's objective (refused by the outcome
+        endpoint's rule first)."""
+        value = 0.0 if value is None else value  # not converted: no order to value
+        check_order(converted, value, self.config.objective)
+        cost = self.config.actions[self.index[action]].incentive_cost(float(value))
+        return float(self.config.objective.reward(converted, float(value), cost))
+
+    def _eligible(self, eligible) -> tuple[int, ...]:
+        """Indices of an eligible list (all actions when absent), validated once per distinct
+        list: logs repeat a handful of them."""
+        if not eligible:
+            return self._all
+        return self._eligible_codes(tuple(eligible))
+
+    def _codes(self, eligible: tuple) -> tuple[int, ...]:
+        unknown = [a for a in eligible if a not in self.index]
+        if unknown:
+            raise ValueError(f"unknown eligible action {unknown[0]!r}")
+        return tuple(self.index[a] for a in eligible)
+
+    def _encode(self, chunk: list) -> tuple[list, np.ndarray]:
+        """Encode a chunk's contexts at once; on a bad context, row by row to name it."""
+        try:
+            return chunk, self.space.transform([row[-1] for row in chunk])
+        except CartwheelError:
+            good, xs = [], []
+            for row in chunk:
+                try:
+                    xs.append(self.space.transform([row[-1]])[0])
+                    good.append(row)
+                except CartwheelError as exc:
+                    self._refuse(row[0], exc)
+            return good, np.array(xs).reshape(len(xs), self.space.dim)
+
+    def data(self, chunk_size: int = 4096) -> LoggedData:
+        parts = [self._encode(self.rows[i:i + chunk_size])
+                 for i in range(0, len(self.rows), chunk_size)]
+        rows = [row for good, _ in parts for row in good]
+        self.report.problems.sort()
+        if not rows:
+            if self.report.pending and not self.report.problems:
+                raise ValueError(f"no closed decision in the log yet: {self.report.pending} "
+                                 "still open (an event closes when its conversion arrives or "
+                                 "its attribution window ends)")
+            raise ValueError("no usable rows in the log\n" + self.report.summary())
+        _, eligible, a, p, r, rand, ts, ctx = zip(*rows)
+        # one mask row per distinct eligible set, then one gather
+        distinct: dict[tuple[int, ...], int] = {}
+        which = [distinct.setdefault(e, len(distinct)) for e in eligible]
+        table = np.zeros((len(distinct), len(self.ids)), dtype=bool)
+        for e, i in distinct.items():
+            table[i, list(e)] = True
+        mask = table[which]
+        return LoggedData(self.ids, np.vstack([x for _, x in parts]), mask,
+                          np.array(a, dtype=np.intp), np.array(p), np.array(r), np.array(rand),
+                          np.array(ts), list(ctx))
+
+
+def read_log(path, config: ShopConfig, fmt: str | None = None,
+             unknown_keys: str = "refuse", progress=None, *, tail: int | None = None
+             ) -> tuple[LoggedData, LoadReport]:
+    """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`.
+
+    ``unknown_keys``: a row whose context has a key the shop's schema does not declare is
+    refused (``"refuse"``, as the decision endpoint does), or the key is left out and counted
+    in the report (``"ignore"``: logs from another system often carry extra fields).
+    ``progress(n)`` is told every few thousand rows read (a progress bar's ``update``).
+    ``tail``: of an event store, read only its last ``tail`` decisions (by log order; the
+    newest traffic, at a cost independent of the log's size).
+    """
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; choose from {FORMATS}")
+    report = LoadReport()
+    builder = _Builder(config, report, unknown_keys)
+    seen = 0
+    if tail is not None and fmt != "sqlite":
+        raise ValueError("tail reads the end of an event store only (format sqlite)")
+    records = (_records_sqlite(path, config, report, tail) if fmt == "sqlite"
+               else globals()[f"_records_{fmt}"](path, config, report))
+    for line, rec in records:
+        builder.add(line, rec)
+        seen += 1
+        if progress is not None and seen % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+    if progress is not None:
+        progress(seen % PROGRESS_EVERY)
+    return builder.data(), report
+
+
+PROGRESS_EVERY = 4096
+
+
+def count_rows(path, fmt: str | None = None) -> int | None:
+    """How many rows a log holds (for a progress bar's total), cheaply; None if unknown."""
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt in ("jsonl", "dsjson"):
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    db_path = path / "events.sqlite3" if path.is_dir() else path
+    if not db_path.exists():
+        return None
+    store = EventStore.read_only(db_path)
+    try:
+        return store.max_seq("decisions")
+    finally:
+        store.close()
+
+
+def _records_jsonl(path, config, report):
+    with open(path, encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                yield n, _decode(text)
+            except (msgspec.DecodeError, RecursionError) as exc:  # nested too deep: one line
+                report.read += 1
+                report.problems.append((n, f"not valid JSON: {exc}"))
+
+
+def _records_parquet(path, config, report):
+    import pyarrow.parquet as pq
+
+    n = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):  # bounded memory
+        for rec in batch.to_pylist():
+            n += 1
+            try:
+                for key in ("context", "eligible"):
+                    if isinstance(rec.get(key), str):
+                        rec[key] = _decode(rec[key])
+            except (msgspec.DecodeError, RecursionError) as exc:
+                report.read += 1
+                report.problems.append((n, f"{key} is not valid JSON: {exc}"))
+                continue
+            yield n, rec
+
+
+def _records_sqlite(path, config, report, tail: int | None = None):
+    path = Path(path)
+    db_path = path / "events.sqlite3" if path.is_dir() else path
+    if not db_path.exists():
+        raise ValueError(f"no event store at {db_path}: `cartwheel serve --data-dir DIR` "
+                         "writes one")
+    store = EventStore.read_only(db_path)
+    try:
+        after = 0 if tail is None else max(0, store.max_seq("decisions") - tail)
+        for (seq, event_id, ts, context, eligible, action, p, randomized, grp,
+             reward) in store.decisions_with_rewards(after):
+            if reward is None:  # read, but not usable yet (and not refused)
+                report.read += 1
+                report.pending += 1
+                continue
+            yield seq, {"event_id": event_id, "ts": ts, "context": _decode(context),
+                        "eligible": _decode(eligible), "action": action, "probability": p,
+                        "reward": reward, "randomized": bool(randomized) and grp == "treatment"}
+    finally:
+        store.close()
+
+
+def _timestamp(value) -> float:
+    """Seconds since the epoch from a number or an ISO 8601 string (Vowpal Wabbit's and
+    Personalizer's DSJSON write ``"2019-09-27T18:46:59.7540000Z"``); missing: 0."""
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            raise ValueError(f"ts {value[:40]!r} is neither a number nor an ISO 8601 time")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"ts must be a number or an ISO 8601 string, got {value!r}")
+    return float(value)
+
+
+def _records_dsjson(path, config, report):
+    """VW's decision-service JSON: shared features in ``c``, actions in ``c._multi``."""
+    for n, rec in _records_jsonl(path, config, report):
+        try:
+            out = _dsjson_decision(rec)
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            report.read += 1
+            report.problems.append((n, "not a DSJSON decision (needs c, c._multi and an "
+                                       f"integer _labelIndex into it): {exc}"))
+            continue
+        yield n, out
+
+
+def _dsjson_decision(rec) -> dict:
+    """One DSJSON line as a log row (the builder then checks it like any other row)."""
+    multi = rec["c"]["_multi"]
+    eligible = [m["id"] for m in multi]
+    index = rec["_labelIndex"]
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(eligible):
+        raise ValueError(f"_labelIndex {index!r} is not one of the {len(eligible)} actions")
+    out = {"event_id": rec.get("EventId"), "ts": rec.get("Timestamp"),
+           "context": {k: v for k, v in rec["c"].items() if k != "_multi"},
+           "eligible": eligible, "action": eligible[index],
+           "probability": rec.get("_label_probability")}
+    if "_label_cost" in rec:
+        cost = rec["_label_cost"]
+        # a cost that is not a number goes on as it is, for the builder to refuse (a bool is
+        # negated like the number it is, as the reader did before it checked types)
+        out["reward"] = -cost if isinstance(cost, (int, float)) else cost
+    return out

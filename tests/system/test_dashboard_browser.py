@@ -1,0 +1,266 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) against a real
+`cartwheel serve` over a socket: sign-in cookie, every panel's numbers equal to what
+GET /v1/report and GET /v1/segments answer, no console error (CSP included) on a busy, a
+fresh and a holdout-less shop, a phone-sized layout, and `report --html` as one file."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from server_helpers import Server, config_file
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'cartwheel[dev]'")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# where the screenshots go: a temporary folder, unless CARTWHEEL_SCREENSHOTS names one (the
+# README's images: CARTWHEEL_SCREENSHOTS=benchmarks/results pytest tests/system/test_dashboard_browser.py)
+SCREENSHOTS = os.environ.get("CARTWHEEL_SCREENSHOTS")
+TOKEN = "dash-s3cret"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PANELS = ("kpis", "uplift", "uplift-time", "mix", "spend", "actions", "segments", "model")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _traffic(srv, n: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        ctx = {"device": str(rng.choice(["desktop", "mobile", "tablet"])),
+               "traffic_source": str(rng.choice(["direct", "organic", "email"])),
+               "returning": bool(rng.random() < 0.4), "cart_value": float(rng.gamma(2, 30)),
+               "page_type": str(rng.choice(["product", "cart", "checkout"]))}
+        status, d = srv.post("/v1/decide", {"visitor_id": f"visitor-{seed}-{i}", "context": ctx})
+        assert status == 200, d
+        converted = rng.random() < (0.35 if ctx["device"] == "desktop" else 0.15)
+        if converted:
+            status, _ = srv.post("/v1/outcome", {"event_id": d["event_id"], "converted": True,
+                                                 "order_value": float(rng.gamma(2, 40))})
+            assert status == 200
+
+
+def _settle(srv, timeout_s: float = 30.0) -> None:
+    """Wait until every event has closed (the window is 1 s): the figures stop moving."""
+    deadline = time.monotonic() + timeout_s
+    while srv.request("GET", "/healthz")[1]["pending_events"]:
+        assert time.monotonic() < deadline, "events did not expire"
+        time.sleep(0.3)
+
+
+def _js_fixed(x: float, digits: int) -> str:
+    """Number.prototype.toFixed: the exact binary value, ties away from zero."""
+    q = Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{q:.{digits}f}"
+
+
+FORMATS = {"int": lambda x: f"{int(Decimal(x).quantize(Decimal(1), ROUND_HALF_UP)):,}",
+           "pct": lambda x: _js_fixed(100 * x, 2) + "%", "money": lambda x: _js_fixed(x, 2),
+           "diff": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 4),
+           "share": lambda x: _js_fixed(100 * x, 1) + "%", "price": lambda x: _js_fixed(x, 3)}
+
+
+def _at(data, path: str):
+    for part in path.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def _check_numbers(page, data: dict) -> set[str]:
+    """Every number on the page is its value in ``data`` formatted; returns the panels that
+    showed at least one."""
+    shown = page.eval_on_selector_all(
+        "[data-path]", "els => els.map(e => [e.dataset.path, e.dataset.format, e.textContent,"
+        " e.closest('[data-panel]').dataset.panel])")
+    assert shown
+    for path, fmt, text, _ in shown:
+        value = _at(data, path)
+        expected = "n/a" if value is None else FORMATS[fmt](value)
+        assert text == expected, (path, text, expected)
+    return {panel for *_, panel in shown}
+
+
+def _open(browser, url: str, width: int = 1280, loaded: bool = True):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
+            else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("response", lambda r: FETCHED.setdefault(page, {}).__setitem__(
+        r.url.rsplit("/", 1)[-1], r) if r.url.endswith(("/v1/report", "/v1/segments")) else None)
+    page.goto(url)
+    if loaded:
+        page.wait_for_selector("body[data-loaded=true]", timeout=20_000)
+    return context, page, problems
+
+
+FETCHED: dict = {}  # page -> {"report": its last response, "segments": ...}
+
+
+def _fetched(page) -> dict:
+    """The report and segments the page itself received: a second GET would not do, since the
+    paced spend target moves with the clock between two requests."""
+    return {name: response.json() for name, response in FETCHED[page].items()}
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dash")
+    srv = Server(tmp / "data", config_file(
+        tmp, server={"token": TOKEN}, holdout={"fraction": 0.2}, attribution={"window_s": 1.0},
+        budget={"daily_incentive_spend": 40.0, "pacing": "even"}))
+    _traffic(srv, 700)
+    _settle(srv)
+    yield srv, tmp
+    srv.stop()
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_nothing_is_readable_without(busy, browser):
+    srv, _ = busy
+    assert f"dashboard: {srv.url}/login?token={TOKEN}" in srv.announce
+    for path in ("/v1/report", "/v1/segments"):
+        status, body = srv.request("GET", path, headers={})
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+    context, page, problems = _open(browser, srv.url + "/", loaded=False)
+    problems.clear()  # the browser logs the 401 itself
+    assert "needs its token" in page.content() and not page.query_selector("[data-path]")
+    page.goto(srv.url + "/login?token=wrong")
+    assert "not this shop's token" in page.content()
+    assert context.cookies() == []
+    problems.clear()
+    page.goto(srv.url + f"/login?token={TOKEN}")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.url == srv.url + "/"  # the token left the address bar
+    (cookie,) = context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert TOKEN not in cookie["value"]
+    assert page.evaluate("document.cookie") == ""  # no script can read it
+    # the cookie alone reads the report (what the page's fetch does)
+    assert page.evaluate("fetch('/v1/report').then(r => r.status)") == 200
+    assert not problems
+    context.close()
+
+
+def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
+    srv, _ = busy
+    context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+    data = _fetched(page)
+    assert data["report"]["actions"] == srv.request("GET", "/v1/report")[1]["actions"]
+    assert data["segments"]["status"] == "ok", data["segments"]
+    assert data["report"]["uplift"] and data["report"]["daily_budget"] == 40.0
+    assert _check_numbers(page, data) == set(PANELS)
+    assert page.is_hidden("#empty")
+    page.click("button[data-grain=hour]")
+    assert _check_numbers(page, data) >= {"uplift-time", "mix"}
+    shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    page.click("button[data-grain=day]")
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+    assert not problems, problems  # a CSP violation is a console error too
+    context.close()
+    context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}", width=390)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.screenshot(path=str(shots / "dashboard-phone.png"), full_page=True)
+    assert not problems, problems
+    context.close()
+
+
+def test_report_html_is_one_file_that_shows_the_same_numbers(busy, browser, tmp_path):
+    srv, tmp = busy
+    out = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-m", "bandit.cli", "report", "--data-dir",
+                           str(tmp / "data"), "--config", str(tmp / "shop.toml"), "--html",
+                           str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    html = out.read_text()
+    # nothing to fetch: script and style inline, the icon a data: URI
+    assert not re.search(r"""(src|href)=["'](?!data:)""", html)
+    embedded = re.search(r'id="cartwheel-data">(.*?)</script>', html, re.S).group(1)
+    import json
+
+    data = json.loads(embedded)
+    context, page, problems = _open(browser, out.as_uri())
+    panels = _check_numbers(page, data)
+    assert panels >= {"kpis", "uplift", "uplift-time", "mix", "spend", "actions"}
+    assert data["report"]["groups"] == srv.request("GET", "/v1/report")[1]["groups"]
+    assert not problems, problems
+    context.close()
+
+
+@pytest.mark.parametrize("holdout", [0.0, 0.2])
+def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser, holdout):
+    srv = Server(tmp_path / "data", config_file(tmp_path, server={"token": TOKEN},
+                                                holdout={"fraction": holdout},
+                                                attribution={"window_s": 1.0}))
+    try:
+        context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+        assert page.is_visible("#empty")  # fresh: says how to start
+        assert "No decisions yet" in page.inner_text("#empty")
+        assert "segments appear once" in page.inner_text("#segments")
+        assert not problems, problems
+        context.close()
+        if holdout == 0.0:
+            _traffic(srv, 120, seed=1)
+            _settle(srv)
+            context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+            assert "No holdout" in page.inner_text("#uplift")
+            assert page.is_hidden("#empty")
+            data = _fetched(page)
+            assert data["report"]["groups"] == srv.request("GET", "/v1/report")[1]["groups"]
+            assert "uplift" not in _check_numbers(page, data)
+            assert not problems, problems
+            context.close()
+    finally:
+        srv.stop()
+
+
+def test_hostile_names_stay_text_in_the_page(browser, tmp_path):
+    """A shop name, action id or segment condition that holds markup (or closes the data's
+    <script>) is shown as text and runs nothing."""
+    from bandit.http.dashboard import render
+
+    evil = "</script><script>window.pwned = 1</script><img src=x onerror='window.pwned=2'>"
+    kpis = {"visitors": 2, "decisions": 2, "conversions": 1, "conversion_rate": 0.5,
+            "aov": 10.0, "conversions_per_visitor": 0.5, "revenue_per_visitor": 5.0,
+            "profit_per_visitor": 1.0, "cost_per_visitor": 0.0}
+    action = {"decisions": 2, "conversions": 1, "conversion_rate": 0.5, "aov": 10.0,
+              "revenue_per_decision": 5.0, "profit_per_decision": 1.0,
+              "cost_per_decision": 0.0, "cost": 0.0}
+    report = {"groups": {"treatment": kpis}, "actions": {evil: action}, "uplift": [],
+              "pending_events": 0, "confidence": 0.95, "generated_at": 1.7e9,
+              "incentive_spend_today": None, "daily_budget": None, "shop": evil,
+              "currency": evil, "model": None,
+              "timeline": {"hour": [], "day": [{"start": 1.7e9, "groups": {
+                  "treatment": {**action, "profit_per_decision": 1.0}},
+                  "treatment_actions": {evil: 2}, "uplift": None}]}}
+    segments = {"status": "ok", "reason": "", "depth": 3, "fidelity": 1.0, "control": evil,
+                "objective": evil, "confidence": 0.95, "rows": 2, "model_version": 1,
+                "segments": [{"condition": evil, "conditions": [], "share": 1.0,
+                              "action": evil, "picks": 1.0, "versus": evil,
+                              "uplift": {"difference": 0.1, "lower": None, "upper": None,
+                                         "rows": 2, "rows_action": 1, "rows_versus": 1,
+                                         "reliable": False}}]}
+    page, _ = render({"report": report, "segments": segments})
+    path = tmp_path / "evil.html"
+    path.write_text(page)
+    context, tab, problems = _open(browser, path.as_uri())
+    assert tab.evaluate("window.pwned") is None
+    assert evil in tab.inner_text("#segments") and evil in tab.inner_text("#shop")
+    assert not problems, problems
+    context.close()
