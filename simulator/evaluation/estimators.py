@@ -6,8 +6,13 @@ candidate policy's action probabilities for the same contexts. DM and the DR fam
 model ``q_hat`` (n, K); without one they fit a cross-fitted per-action ridge on ``X`` (no row is
 scored by a model that saw it).
 
-Intervals: by default normal intervals from each estimator's influence function (one pass, no
-resampling); ``bootstrap=B`` gives percentile intervals from B resamples instead.
+Each estimator below gives its value and its *influence values* ``phi_i`` (per row; the value is
+their mean, or its first-order expansion for the self-normalized ones). The interval is the
+normal one over them: ``V +- z(1 - alpha/2) * sd(phi) / sqrt(n)``, with ``sd`` the sample standard
+deviation (ddof 1), one pass and no resampling; ``bootstrap=B`` gives percentile intervals from
+B resamples instead. A paired difference of two targets (:func:`difference`) uses
+``phi_a - phi_b`` the same way. Notation: ``w_i = pi(a_i | x_i) / p_i`` is the importance weight,
+``pi`` the target, ``p_i`` the logged propensity, ``q`` the reward model.
 
 >>> import numpy as np
 >>> r = np.array([1.0, 0.0, 1.0, 0.0]); a = np.array([0, 1, 0, 1]); p = np.full(4, 0.5)
@@ -27,8 +32,6 @@ import numpy as np
 from scipy import stats
 
 from simulator.evaluation.reward_model import cross_fit
-
-METHODS = ("dm", "ips", "snips", "dr", "sndr", "switch-dr")
 
 
 @dataclass(frozen=True)
@@ -77,33 +80,103 @@ def _check(rewards, actions, propensities, target, q_hat):
     return rewards, actions.astype(np.intp), propensities, target, q_hat
 
 
+def ips(r, a, p, target, q_hat=None, tau=None):
+    r"""Inverse propensity scoring (Horvitz and Thompson, "A generalization of sampling without
+    replacement from a finite universe", JASA 1952; for bandits: Li, Chu, Langford and Wang,
+    WSDM 2011).
+
+    ``V = (1/n) sum_i w_i r_i`` with ``w_i = pi(a_i | x_i) / p_i``; influence ``phi_i = w_i r_i``.
+    Unbiased when the logger gave every action the target uses a positive probability.
+    """
+    phi = _weights(a, p, target) * r
+    return phi.mean(), phi
+
+
+def snips(r, a, p, target, q_hat=None, tau=None):
+    r"""Self-normalized IPS (Swaminathan and Joachims, "The self-normalized estimator for
+    counterfactual learning", NeurIPS 2015).
+
+    ``V = sum_i w_i r_i / sum_i w_i``; influence (delta method for a ratio of means)
+    ``phi_i = V + w_i (r_i - V) / mean(w)``. Biased in small samples, far less variable than
+    IPS when weights are large.
+    """
+    w = _weights(a, p, target)
+    if w.sum() <= 0:
+        return 0.0, np.zeros(len(r))
+    value = (w * r).sum() / w.sum()
+    return value, value + w * (r - value) / w.mean()
+
+
+def dm(r, a, p, target, q_hat, tau=None):
+    r"""Direct method (Beygelzimer and Langford, "The offset tree for learning with partial
+    labels", KDD 2009): the reward model's value of the target.
+
+    ``V = (1/n) sum_i sum_k pi(k | x_i) q(x_i, k)``; influence ``phi_i = sum_k pi(k|x_i) q(x_i, k)``.
+    Its interval counts sampling noise only, never the model's bias.
+    """
+    phi = (target * q_hat).sum(axis=1)
+    return phi.mean(), phi
+
+
+def dr(r, a, p, target, q_hat, tau=None):
+    r"""Doubly robust (Dudik, Langford and Li, "Doubly robust policy evaluation and learning",
+    ICML 2011).
+
+    ``phi_i = sum_k pi(k | x_i) q(x_i, k) + w_i (r_i - q(x_i, a_i))``, ``V = mean(phi)``:
+    unbiased if either the propensities or the reward model are right.
+    """
+    phi = dm(r, a, p, target, q_hat)[1] + _weights(a, p, target) * _residual(r, a, q_hat)
+    return phi.mean(), phi
+
+
+def switch_dr(r, a, p, target, q_hat, tau):
+    r"""Switch doubly robust (Wang, Agarwal and Dudik, "Optimal and adaptive off-policy
+    evaluation in contextual bandits", ICML 2017).
+
+    ``phi_i = sum_k pi(k | x_i) q(x_i, k) + 1[w_i <= tau] w_i (r_i - q(x_i, a_i))``: rows whose
+    weight exceeds ``tau`` trust the model alone (a weight equal to ``tau`` keeps its
+    correction); ``V = mean(phi)``.
+    """
+    w = _weights(a, p, target)
+    phi = dm(r, a, p, target, q_hat)[1] + np.where(w <= tau, w * _residual(r, a, q_hat), 0.0)
+    return phi.mean(), phi
+
+
+def sndr(r, a, p, target, q_hat, tau=None):
+    r"""Self-normalized doubly robust: DR whose correction is self-normalized like SNIPS
+    (as in the Open Bandit Pipeline's ``SelfNormalizedDoublyRobust``; Saito, Aihara, Matsutani
+    and Narita, "Open Bandit Dataset and Pipeline", NeurIPS 2021 datasets track).
+
+    ``V = mean(d) + c`` with ``d_i = sum_k pi(k | x_i) q(x_i, k)``, ``e_i = r_i - q(x_i, a_i)``
+    and ``c = sum_i w_i e_i / sum_i w_i``; influence
+    ``phi_i = V + (d_i - mean(d)) + w_i (e_i - c) / mean(w)``.
+    """
+    w = _weights(a, p, target)
+    d, e = dm(r, a, p, target, q_hat)[1], _residual(r, a, q_hat)
+    correction = (w * e).sum() / w.sum() if w.sum() > 0 else 0.0
+    value = d.mean() + correction
+    return value, value + (d - d.mean()) + w * (e - correction) / max(w.mean(), 1e-12)
+
+
+def _weights(a, p, target):
+    return target[np.arange(len(a)), a] / p
+
+
+def _residual(r, a, q_hat):
+    return r - q_hat[np.arange(len(a)), a]
+
+
+#: each method's (value, per-row influence values) function; the value is their mean
+ESTIMATORS = {"dm": dm, "ips": ips, "snips": snips, "dr": dr, "sndr": sndr,
+              "switch-dr": switch_dr}
+
+
+METHODS = tuple(ESTIMATORS)
+
+
 def _influence(method, r, a, p, target, q_hat, tau):
     """(value, per-row influence values whose mean is the value) of one estimator."""
-    n = len(r)
-    rows = np.arange(n)
-    w = target[rows, a] / p
-    if method == "ips":
-        phi = w * r
-        return phi.mean(), phi
-    if method == "snips":
-        wbar = w.mean()
-        value = (w * r).sum() / w.sum() if w.sum() > 0 else 0.0
-        return value, value + w * (r - value) / wbar if wbar > 0 else np.full(n, value)
-    dm = (target * q_hat).sum(axis=1)
-    if method == "dm":
-        return dm.mean(), dm
-    residual = r - q_hat[rows, a]
-    if method == "dr":
-        phi = dm + w * residual
-        return phi.mean(), phi
-    if method == "switch-dr":
-        phi = dm + np.where(w <= tau, w * residual, 0.0)
-        return phi.mean(), phi
-    # sndr: the correction term is self-normalized
-    wbar = w.mean()
-    correction = (w * residual).sum() / w.sum() if w.sum() > 0 else 0.0
-    value = dm.mean() + correction
-    return value, value + (dm - dm.mean()) + w * (residual - correction) / max(wbar, 1e-12)
+    return ESTIMATORS[method](r, a, p, target, q_hat, tau)
 
 
 def estimate(method: str, rewards, actions, propensities, target, q_hat=None, X=None,
