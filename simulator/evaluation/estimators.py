@@ -114,7 +114,7 @@ def dm(r, a, p, target, q_hat, tau=None):
     ``V = (1/n) sum_i sum_k pi(k | x_i) q(x_i, k)``; influence ``phi_i = sum_k pi(k|x_i) q(x_i, k)``.
     Its interval counts sampling noise only, never the model's bias.
     """
-    phi = (target * q_hat).sum(axis=1)
+    phi = _model_value(target, q_hat)
     return phi.mean(), phi
 
 
@@ -125,7 +125,7 @@ def dr(r, a, p, target, q_hat, tau=None):
     ``phi_i = sum_k pi(k | x_i) q(x_i, k) + w_i (r_i - q(x_i, a_i))``, ``V = mean(phi)``:
     unbiased if either the propensities or the reward model are right.
     """
-    phi = dm(r, a, p, target, q_hat)[1] + _weights(a, p, target) * _residual(r, a, q_hat)
+    phi = _model_value(target, q_hat) + _weights(a, p, target) * _residual(r, a, q_hat)
     return phi.mean(), phi
 
 
@@ -138,7 +138,7 @@ def switch_dr(r, a, p, target, q_hat, tau):
     correction); ``V = mean(phi)``.
     """
     w = _weights(a, p, target)
-    phi = dm(r, a, p, target, q_hat)[1] + np.where(w <= tau, w * _residual(r, a, q_hat), 0.0)
+    phi = _model_value(target, q_hat) + np.where(w <= tau, w * _residual(r, a, q_hat), 0.0)
     return phi.mean(), phi
 
 
@@ -152,10 +152,14 @@ def sndr(r, a, p, target, q_hat, tau=None):
     ``phi_i = V + (d_i - mean(d)) + w_i (e_i - c) / mean(w)``.
     """
     w = _weights(a, p, target)
-    d, e = dm(r, a, p, target, q_hat)[1], _residual(r, a, q_hat)
+    d, e = _model_value(target, q_hat), _residual(r, a, q_hat)
     correction = (w * e).sum() / w.sum() if w.sum() > 0 else 0.0
     value = d.mean() + correction
     return value, value + (d - d.mean()) + w * (e - correction) / max(w.mean(), 1e-12)
+
+
+def _model_value(target, q_hat):
+    return (target * q_hat).sum(axis=1)
 
 
 def _weights(a, p, target):

@@ -125,3 +125,54 @@ def test_expiry_never_commits_a_request_group_behind_its_back(tmp_path):
     assert not engine.group_open and expire_slice(engine, 200) == 1  # then it closes `old`
     assert engine.store.count("closed") == 2 and old.event_id
     engine.close()
+
+
+def test_a_write_rolled_back_by_a_siblings_storage_fault_is_not_acknowledged(tmp_path):
+    """Three outcomes in one request group; the second fills the disk (a real SQLITE_FULL: a
+    trigger writes 10 MB into a store capped 200 pages above its size), which rolls back the
+    group's transaction, the first outcome's write with it. The group's commit then succeeds
+    with the third alone: the first must fail (503), not be answered "recorded" for a row that
+    is not stored. Deterministic: the fault is tied to the second event, not to timing."""
+    from bandit.domain.errors import StorageError
+    from bandit.http import api
+    from bandit.http.serving import RequestGroup
+
+    engine = Engine(shop(holdout={"fraction": 0.0}), tmp_path, seed=0)
+    first, second, third = (engine.decide(f"v{i}", CTX) for i in range(3))
+    db = engine.store.db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.executescript(f"""
+        CREATE TABLE ballast (b BLOB);
+        CREATE TRIGGER fill_the_disk AFTER INSERT ON outcomes
+        WHEN NEW.event_id = '{second.event_id}'
+        BEGIN INSERT INTO ballast VALUES (randomblob(10000000)); END;
+        PRAGMA max_page_count = {pages + 200};""")
+    group = RequestGroup(engine)
+
+    async def scenario():
+        one = asyncio.ensure_future(group.outcome(api.OutcomeRequest(first.event_id, True, 50.0)))
+        await asyncio.sleep(0)  # the first outcome is written into the open group
+        assert engine.group_open
+        two = asyncio.ensure_future(group.outcome(api.OutcomeRequest(second.event_id, True, 5.0)))
+        three = asyncio.ensure_future(group.outcome(api.OutcomeRequest(third.event_id, True, 9.0)))
+        return await asyncio.gather(one, two, three, return_exceptions=True)
+
+    one, two, three = asyncio.run(scenario())
+    assert isinstance(two, StorageError) and "full" in str(two.__cause__)
+    assert isinstance(one, StorageError), f"the first outcome was answered {one!r}"
+    assert three == "recorded"
+    stored = [row[0] for row in db.execute("SELECT event_id FROM outcomes")]
+    assert stored == [third.event_id]
+    engine.close()
+
+
+def test_the_rate_limit_forgets_the_least_recently_seen_visitor_first():
+    from bandit.http.serving import VisitorLimit
+
+    limit = VisitorLimit(rate=1.0, burst=1, max_visitors=2)
+    assert limit.admit("a", now=0.0) == 0.0 and limit.admit("b", now=0.0) == 0.0
+    assert limit.admit("a", now=0.0) > 0  # a is now the most recently seen
+    assert limit.admit("c", now=0.0) == 0.0  # a third visitor: b, the least recent, goes
+    assert limit.admit("a", now=0.0) > 0, "a was kept: still limited"
+    assert limit.admit("c", now=0.0) > 0, "c was kept: still limited"
+    assert limit.admit("b", now=0.0) == 0.0, "b was forgotten: a fresh bucket"
