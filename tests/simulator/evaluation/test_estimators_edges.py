@@ -41,12 +41,11 @@ Q = np.array([[0.5, 1.0], [0.2, 0.3], [1.5, 0.5], [0.1, 0.4], [1.0, 2.0]])
     (dict(q_hat=np.where(Q > 1.9, np.inf, Q)), r"q_hat must be finite"),
 ])
 def test_bad_input_is_refused_naming_what_is_wrong(change, message):
-    args = dict(rewards=R, actions=A, propensities=P, target=TARGET, q_hat=Q)
-    alpha = change.pop("alpha", 0.05)
-    args.update(change)
+    args = dict(rewards=R, actions=A, propensities=P, target=TARGET, q_hat=Q, alpha=0.05)
+    args.update(change)  # a copy: the parameter itself is shared by reruns
     with pytest.raises(ValueError, match=message):
         estimate("dr", args["rewards"], args["actions"], args["propensities"], args["target"],
-                 q_hat=args["q_hat"], alpha=alpha)
+                 q_hat=args["q_hat"], alpha=args["alpha"])
 
 
 def test_an_empty_log_and_an_unknown_method_are_refused():
