@@ -1,13 +1,13 @@
-"""The deciding half of the engine: validate, encode, apply guardrails, ask the policy, log.
+"""Deciding: validate, encode, apply guardrails, ask the policy, log.
 
-:class:`Decider` is a mixin of :class:`bandit.core.engine.Engine` (which owns the store, the
-learner and the request-group transaction it relies on) and of
-:class:`bandit.scaleout.replica.Replica` (which logs to the bus; docs/architecture.md, "Scale-out").
-Both provide ``policy``, ``policy_actions``, ``policy_index``, ``model_version``,
-``pacing_price`` (:class:`bandit.core.pacing.PacingPrice` or None), the group
-hooks ``begin_group`` / ``rollback`` / ``_recover`` and ``_append``. Every request of a batch is judged
-alone, a visitor asking twice in one batch is decided in rounds so that frequency caps count
-the earlier choice, and the batch's decisions are logged with one insert.
+:class:`Decider` is a part that :class:`bandit.core.engine.Engine` and
+:class:`bandit.scaleout.replica.Replica` both wire in (docs/architecture.md, "The engine"). It is
+given what differs between them: the model it asks (a callable returning the current
+:class:`Model`), the incentive price, the request group's :class:`~bandit.core.unit_of_work.
+UnitOfWork`, the log sink (the engine's SQLite store or a replica's bus entry), how to commit
+and how to recover a damaged model. Every request of a batch is judged alone, a visitor asking
+twice in one batch is decided in rounds so that frequency caps count the earlier choice, and
+the batch's decisions are logged with one append.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -56,17 +57,72 @@ class _Batch:
     reasons: dict = field(default_factory=dict)  # row -> (reasons, runner-up) or (None, why)
 
 
-class Decider:
-    """Decision-making methods of the engine (see the module docstring)."""
+class Model(Protocol):
+    """What a decider asks of the model it decides with."""
 
-    def _init_decider(self, config) -> None:
-        """What deciding needs from the config (``space`` is set by the caller, which may
-        need it earlier)."""
+    policy: Any
+    #: the action id of each of the policy's columns (retired actions included)
+    action_ids: list[str]
+    #: the policy's column of each action id
+    index: dict[str, int]
+    #: names the model state (the version logged with each decision)
+    model_version: int
+
+
+class LogSink(Protocol):
+    def append(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]],
+               learn_rows: list) -> None:
+        """Write a batch's decisions into the open group (learning ``learn_rows`` at commit,
+        where the sink learns)."""
+
+
+class Decider:
+    """Decides request batches for one shop (see the module docstring).
+
+    Parameters
+    ----------
+    config, space, salt, guardrails
+        The shop, its feature space, the visitor-hash key and the rules, caps and budget.
+    model : callable
+        Returns the current :class:`Model` (it may be swapped or rebuilt between batches).
+    price : callable
+        Returns the incentive price to apply now (:class:`bandit.core.pacing.PacingPrice`) or
+        None.
+    work : UnitOfWork
+        The request group's transaction; the decider is one of its parts.
+    sink : LogSink
+        Where decisions are logged.
+    commit, recover : callable
+        Commit the open group; rebuild a model that turned non-finite (given why).
+    clock : callable
+        Seconds since the epoch.
+    last_ts : float
+        The time of the newest logged decision (logged times never go back).
+    decided_total : int
+        Decisions logged so far.
+    """
+
+    def __init__(self, config, space, salt: bytes, guardrails, *, model: Callable[[], Model],
+                 price: Callable, work, sink: LogSink, commit: Callable[[], None],
+                 recover: Callable[[str], None], clock: Callable[[], float],
+                 last_ts: float = float("-inf"), decided_total: int = 0):
+        self.config, self.space, self.salt, self.guardrails = config, space, salt, guardrails
+        self.model, self.price, self.work, self.sink = model, price, work, sink
+        self.commit, self.recover, self.clock = commit, recover, clock
+        self.last_ts, self.decided_total = last_ts, decided_total
         self.actions = {a.id: a for a in config.actions}
         self.action_ids = config.action_ids
         self._action_index = {a: i for i, a in enumerate(self.action_ids)}
         self._control = config.holdout.control
         self._config_mask = functools.lru_cache(maxsize=4096)(self._mask_of)
+
+    def checkpoint(self) -> tuple[int, float]:
+        """The decider's part of a request group's state (:mod:`bandit.core.unit_of_work`)."""
+        return self.decided_total, self.last_ts
+
+    def restore(self, token) -> None:
+        if token is not None:
+            self.decided_total, self.last_ts = token
 
     def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
         """Validated eligible action ids (all configured actions when None)."""
@@ -125,19 +181,20 @@ class Decider:
         """Choose and log; a damaged model fails the open group (nothing of it was stored or
         learned), is rebuilt from committed data only, and the batch is decided again."""
         for attempt in (1, 2):
-            self.begin_group()
+            self.work.begin()
             eligible = list(batch.eligible)
             try:
-                self._choose(batch, ts)
-                return self._log(batch, ts)
+                model = self.model()
+                self._choose(batch, ts, model)
+                return self._log(batch, ts, model.model_version)
             except NonFiniteStateError as exc:
-                self.rollback()  # the group's other writes fail too: their writers retry
+                self.work.rollback()  # the group's other writes fail too: their writers retry
                 if attempt == 2:
                     raise
-                self._recover(str(exc))
+                self.recover(str(exc))
                 batch.eligible = eligible  # guardrails narrowed these in place
             except Exception as exc:
-                self.rollback(exc)
+                self.work.rollback(exc)
                 raise
 
     def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
@@ -165,7 +222,7 @@ class Decider:
             batch.explain.append(bool(explain and explain[0]))
         return batch
 
-    def _choose(self, batch: "_Batch", ts: float) -> None:
+    def _choose(self, batch: "_Batch", ts: float, model: Model) -> None:
         """Fill ``batch.chosen``: the control for the holdout, forced actions where rules or
         guardrails force one, and policy calls for the rest (guardrails narrow eligible).
 
@@ -176,7 +233,7 @@ class Decider:
         batch.learn_rows = []
         rows = [j for j, treated in enumerate(batch.treated) if treated]
         if not (self.guardrails.caps and len(set(batch.hashes[j] for j in rows)) < len(rows)):
-            self._choose_round(batch, rows, ts, None)
+            self._choose_round(batch, rows, ts, None, model)
             return
         earlier: dict[str, list[str]] = {}
         while rows:
@@ -184,12 +241,13 @@ class Decider:
             for j in rows:
                 (later if batch.hashes[j] in seen else this).append(j)
                 seen.add(batch.hashes[j])
-            self._choose_round(batch, this, ts, earlier)
+            self._choose_round(batch, this, ts, earlier, model)
             for j in this:
                 earlier.setdefault(batch.hashes[j], []).append(batch.chosen[j][0])
             rows = later
 
-    def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier) -> None:
+    def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier,
+                      model: Model) -> None:
         if self.guardrails.active and rows:
             free = []
             for j, elig in zip(rows, self.guardrails.eligibility(
@@ -204,31 +262,32 @@ class Decider:
         if not rows:
             return
         X = np.array([batch.X[j] for j in rows])
-        mask = np.array([self._policy_mask(batch.eligible[j]) for j in rows])
-        pacing = self.pacing_price
-        prices = None if pacing is None else pacing.prices(self.policy, X, self.policy_actions)
-        actions, probs = self.policy.act(X, mask, prices)
+        mask = np.array([self._policy_mask(batch.eligible[j], model) for j in rows])
+        pacing = self.price()
+        prices = None if pacing is None else pacing.prices(model.policy, X, model.action_ids)
+        actions, probs = model.policy.act(X, mask, prices)
         for r, j in enumerate(rows):
             action, p = int(actions[r]), float(probs[r])
-            batch.chosen[j] = (self.policy_actions[action], p)
+            batch.chosen[j] = (model.action_ids[action], p)
             if p < 1.0:
                 batch.learn_rows.append((X[r], action, p, mask[r]))
         asked = [r for r, j in enumerate(rows) if batch.explain[j]]
         if asked:  # only rows that asked pay for it (off by default)
             self._explain(batch, [rows[r] for r in asked], X[asked], mask[asked],
-                          actions[asked], None if prices is None else prices[asked])
+                          actions[asked], None if prices is None else prices[asked], model)
 
-    def _explain(self, batch: "_Batch", rows: list[int], X, mask, actions, prices) -> None:
-        parts = self.policy.score_parts(X)
+    def _explain(self, batch: "_Batch", rows: list[int], X, mask, actions, prices,
+                 model: Model) -> None:
+        parts = model.policy.score_parts(X)
         for r, j in enumerate(rows):
             if parts is None:
-                batch.reasons[j] = (None, self.policy.why_no_score_parts())
+                batch.reasons[j] = (None, model.policy.why_no_score_parts())
                 continue
             reasons, versus = explain_row(self.space, parts[0][r], parts[1][r],
                                           batch.contexts[j], int(actions[r]), mask[r],
                                           None if prices is None else prices[r])
             batch.reasons[j] = (reasons, versus if reasons is None
-                                else self.policy_actions[versus])
+                                else model.action_ids[versus])
 
     def _with_reasons(self, decision: Decision, batch: "_Batch", j: int) -> Decision:
         reasons, versus = batch.reasons.get(j, (None, None))
@@ -239,14 +298,13 @@ class Decider:
                          "a rule or guardrail chose this action, not the policy")
         return replace(decision, reasons_unavailable=why)
 
-    def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
+    def _log(self, batch: "_Batch", ts: float, version: int) -> list[LoggedEvent]:
         """Append the batch's decisions to the store (one insert).
 
         Logged times never go back (a clock the OS steps back is held at the last time until
         it catches up): the log stays in time order, which expiry relies on.
         """
         ts = self.stamp(ts)
-        version = self.model_version
         events = [LoggedEvent(
             event_id=event_id, visitor_hash=visitor_hash, context=context,
             mask=self._config_mask(ids), action_index=self._action_index[action], action=action,
@@ -255,21 +313,15 @@ class Decider:
             for event_id, visitor_hash, context, ids, (action, probability), treated in zip(
                 new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
                 batch.chosen, batch.treated)]
-        self._append(events, batch.eligible, batch.learn_rows)
+        self.sink.append(events, batch.eligible, batch.learn_rows)
         self.decided_total += len(events)
         return events
 
     def stamp(self, ts: float) -> float:
         """The time a decision is logged at: ``ts``, or the last logged time if the clock went
         back (held until it catches up), so the log stays in time order."""
-        self._last_ts = max(ts, self._last_ts)
-        return self._last_ts
-
-    def _append(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]],
-                learn_rows: list) -> None:
-        """Write the batch's decisions to the event log of the open group (the engine: its
-        SQLite store, learning ``learn_rows`` at commit; a replica: the bus)."""
-        raise NotImplementedError
+        self.last_ts = max(ts, self.last_ts)
+        return self.last_ts
 
     def _mask_of(self, eligible: tuple[str, ...]) -> tuple[bool, ...]:
         """Eligibility of every configured action (in config order); cached per eligible set
@@ -277,10 +329,11 @@ class Decider:
         chosen = set(eligible)
         return tuple(a in chosen for a in self.action_ids)
 
-    def _policy_mask(self, eligible: tuple[str, ...]) -> list[bool]:
+    @staticmethod
+    def _policy_mask(eligible: tuple[str, ...], model: Model) -> list[bool]:
         """Eligibility over the policy's actions (which may include retired ones)."""
-        row = [False] * len(self.policy_actions)
+        row = [False] * len(model.action_ids)
         for a in eligible:
-            row[self.policy_index[a]] = True
+            row[model.index[a]] = True
         return row
 

@@ -27,23 +27,26 @@ import numpy as np
 from bandit.config.shop import ShopConfig, load_config
 from bandit.core.decider import MAX_VISITOR_ID, Decider, new_event_ids  # noqa: F401 (re-exported)
 from bandit.core.guardrails import Guardrails
-from bandit.core.joiner import Closing, Joiner, learnable
-from bandit.core.learner import Learner
-from bandit.core.model import restore
+from bandit.core.joiner import Closing, Joiner
+from bandit.core.keeper import ModelKeeper
 from bandit.core.pacing import Pacer, PacingPrice
+from bandit.core.unit_of_work import PolicyDraws, Staged, UnitOfWork
 from bandit.domain.errors import CartwheelError, StorageError
 from bandit.domain.outcomes import check_outcome
 from bandit.store.datadir import DataDirLock
 from bandit.store.events import SCHEMA_VERSION, EventStore
 from bandit.store.migration import migrate
-from bandit.store.snapshots import SnapshotWriter, write_snapshot
 
 log = logging.getLogger("cartwheel.engine")
 PROBE_BYTES = 32 * 1024  # the health check's write while degraded: a busy group's size
 
 
-class Engine(Decider):
+class Engine:
     """Decides, records outcomes, learns and persists. Use from one thread (or one event loop).
+
+    A wiring of parts (docs/architecture.md, "The engine"): a :class:`Decider` that logs into
+    the SQLite :class:`EventStore`, a :class:`Joiner` that closes events, a :class:`Learner` that
+    holds the policy, and the :class:`UnitOfWork` that makes each request group all or nothing.
 
     Open it with :meth:`open`. ``decide`` and ``record_outcome`` commit before they return unless
     called with ``commit=False``, in which case the caller must call :meth:`commit` before it
@@ -79,23 +82,26 @@ class Engine(Decider):
         self.salt = self._salt()
         if self.store.schema_version != SCHEMA_VERSION:
             migrate(self.store, self.space, self.salt)
-        self._init_decider(config)
-        self._snapshots = SnapshotWriter()
         self.guardrails = Guardrails(config, self.store)
+        self.actions = {a.id: a for a in config.actions}
+        self._staged_costs = Staged()  # incentive spend, added to the day's at commit
         self.joiner = Joiner(self.store, config.attribution, config.objective, self.actions,
-                             self._closed, on_cost=self._cost)
-        self._group: dict | None = None  # engine state as it was before the open group
-        #: grows at every commit and rollback: a writer that saw another number than the one
-        #: committed had its write rolled back (the server fails it)
-        self.group_id = 0
-        #: why the store cannot write, while it cannot (the server's health check says so)
-        self.degraded: str | None = None
-        self._staged_costs: list[tuple[float, float]] = []
-        self._build_model(fresh)
-        self.decided_total = self.store.count("decisions")
-        self._last_ts = self.store.last_decision_ts() or float("-inf")
+                             self._closed, on_cost=lambda ts, cost: self._staged_costs.append(
+                                 (ts, cost)))
+        self.work = UnitOfWork(self.store, [])
+        self.keeper = ModelKeeper(config, self.space, self.store, self.snapshot_dir, self.seed,
+                                  self.clock, lambda: self.joiner.closed_through)
+        self.keeper.build(fresh)
+        self.decider = Decider(
+            config, self.space, self.salt, self.guardrails, model=lambda: self.keeper.learner,
+            price=lambda: self.pacing_price, work=self.work, sink=self,
+            commit=self.commit, recover=self.keeper.recover, clock=self.clock,
+            last_ts=self.store.last_decision_ts() or float("-inf"),
+            decided_total=self.store.count("decisions"))
+        self.work.parts += [self.decider, self.joiner, self._staged_costs, self.keeper,
+                            PolicyDraws(lambda: self.keeper.learner)]
         #: the budget's shadow price (None: no pacing), replayed from the log's spend
-        self.pacer = Pacer.start(config, self.guardrails.spend, self.store, self._last_ts)
+        self.pacer = Pacer.start(config, self.guardrails.spend, self.store, self.decider.last_ts)
 
     @classmethod
     def open(cls, config: ShopConfig | str | os.PathLike | None = None,
@@ -125,49 +131,51 @@ class Engine(Decider):
             self.store.commit()
         return salt.encode()
 
-    def _build_model(self, fresh: bool = False, skip: int = 0) -> None:
-        """The newest usable snapshot (``skip`` passes over newer ones) plus what the log
-        holds after it: after a crash, and when a model turned non-finite."""
-        restored = restore(self.config, self.space, self.store, self.snapshot_dir, self.seed,
-                           fresh, skip)
-        self.learner = Learner(
-            restored.policy, restored.action_ids, self.space,
-            self.config.attribution.default_reward, self.config.objective.reward_clip,
-            last_learned_seq=restored.last_learned_seq,
-            last_decision_seq=restored.last_decision_seq,
-            first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state,
-            deferred=restored.deferred, held=restored.held)
-        self.learner.relearn(
-            lambda after: (d for d in self.store.decisions(after) if learnable(d)),
-            lambda after: (Closing(e.seq, e.decision, e.reward, e.converted, e.order_value,
-                                   e.cost)
-                           for e in self.store.closed_events(after, learned_only=True)),
-            self.store.max_seq("decisions"), self.store.closed_at, self.joiner.closed_through)
-        self._snapshot_at = ((self.policy.n_updates if restored.from_snapshot else 0),
-                             self.clock())
+    # ------------------------------------------------------------------ deciding
+    def decide(self, visitor_id: str, context: dict, eligible=None, *, now: float | None = None,
+               commit: bool = True, explain: bool = False):
+        """Choose an intervention for one visitor and log it (:meth:`Decider.decide`)."""
+        return self.decider.decide(visitor_id, context, eligible, now=now, commit=commit,
+                                   explain=explain)
 
-    def _recover(self, why: str) -> None:
-        """The model turned non-finite: rebuild it from an older snapshot and the log (from the
-        log alone when no snapshot gives a finite model), and say so."""
-        log.error("the model is not finite (%s); rebuilding it from the last good snapshot and "
-                  "the event log", why)
-        for skip in range(len(list(self.snapshot_dir.glob("snapshot-*.json"))) + 1):
-            self._build_model(skip=skip)
-            if self.learner.healthy():
-                log.warning("model rebuilt (%d newer snapshots passed over)", skip)
-                return
-        for marker in self.snapshot_dir.glob("snapshot-*.json"):
-            marker.rename(marker.with_suffix(".json.bad"))  # never loaded again
-        self._build_model()
-        if not self.learner.healthy():
-            raise CartwheelError("the model is not finite even re-learned from the log alone; "
-                                 "start with --fresh-model")
+    def decide_batch(self, requests, *, now: float | None = None, commit: bool = True):
+        """Decide for many visitors with one policy call and one insert
+        (:meth:`Decider.decide_batch`)."""
+        return self.decider.decide_batch(requests, now=now, commit=commit)
+
+    def eligibility(self, eligible):
+        return self.decider.eligibility(eligible)
+
+    def in_holdout(self, visitor_hash: str) -> bool:
+        return self.decider.in_holdout(visitor_hash)
+
+    def stamp(self, ts: float) -> float:
+        """The time a decision is logged at (never before the last one)."""
+        return self.decider.stamp(ts)
 
     # ------------------------------------------------------------------ properties
     @property
     def group_open(self) -> bool:
         """Whether a request group has begun writing and is not committed yet."""
-        return self._group is not None
+        return self.work.open
+
+    @property
+    def group_id(self) -> int:
+        """Grows at every commit and rollback (see :class:`UnitOfWork`)."""
+        return self.work.group_id
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the store cannot write, while it cannot (the health check says so)."""
+        return self.work.degraded
+
+    @property
+    def decided_total(self) -> int:
+        return self.decider.decided_total
+
+    @property
+    def action_ids(self) -> tuple[str, ...]:
+        return self.config.action_ids
 
     @property
     def pacing_price(self) -> PacingPrice | None:
@@ -182,6 +190,11 @@ class Engine(Decider):
     def open_events(self) -> int:
         """Decisions still waiting for a conversion or the end of their window."""
         return self.decided_total - self.joiner.closed_total
+
+    @property
+    def learner(self):
+        """The learner holding the policy (the keeper's: rebuilt after a non-finite state)."""
+        return self.keeper.learner
 
     @property
     def policy(self):
@@ -200,9 +213,8 @@ class Engine(Decider):
 
     @property
     def model_version(self) -> int:
-        """Changes applied to the model: learned rows plus relabeled ones (so it grows with
-        every change and names one state; a re-learn of the same log reaches the same number)."""
-        return self.policy.n_updates + self.policy.n_relabels
+        """Changes applied to the model (:attr:`Learner.model_version`)."""
+        return self.learner.model_version
 
     @property
     def update_count(self) -> int:
@@ -256,88 +268,44 @@ class Engine(Decider):
         self.commit()
         return closed
 
-    def _append(self, events, eligible, learn_rows) -> None:
+    def append(self, events, eligible, learn_rows) -> None:
+        """The decider's log sink: the store, learning ``learn_rows`` at commit with the rest
+        of the group (one batched update)."""
         seq = self.store.add_decisions(events, eligible)
-        # learned at commit, with the rest of the group (one batched update)
         self.learner.stage_decisions(learn_rows, seq)
 
     def append_decisions(self, events: list, eligible: list[tuple[str, ...]],
                          learn_rows: list) -> None:
         """Log decisions made elsewhere (a replica's, read from the bus by the trainer's
         :class:`~bandit.scaleout.ingest.Ingester`) in the open group, as :meth:`decide` would."""
-        self._append(events, eligible, learn_rows)
-        self.decided_total += len(events)
+        self.append(events, eligible, learn_rows)
+        self.decider.decided_total += len(events)
 
     def _closed(self, closings: list[Closing]) -> None:
         self.learner.stage_closings(closings)
 
-    def _cost(self, ts: float, cost: float) -> None:
-        self._staged_costs.append((ts, cost))
-
     # ------------------------------------------------------------------ request groups
     def begin_group(self) -> None:
         """Remember the engine's state before the first write of a group (for rollback)."""
-        if self._group is None:
-            self._group = {"decided": self.decided_total, "closed": self.joiner.closed_total,
-                           "watermark": self.joiner._watermark, "last_ts": self._last_ts,
-                           "rng": self.policy.rng.bit_generator.state}
+        self.work.begin()
 
     def rollback(self, cause: BaseException | None = None) -> None:
-        """Drop the open group: the store's writes and everything the engine staged. A
-        ``cause`` that is a :class:`StorageError` marks the engine degraded until a commit
-        succeeds again."""
-        if isinstance(cause, StorageError):
-            self.degraded = str(cause)
-        self.group_id += 1
-        self.store.rollback()
-        self.learner.discard()
-        self._staged_costs = []
-        group, self._group = self._group, None
-        if group is not None:
-            self.decided_total, self.joiner.closed_total = group["decided"], group["closed"]
-            self.joiner._watermark, self._last_ts = group["watermark"], group["last_ts"]
-            self.policy.rng.bit_generator.state = group["rng"]
+        """Drop the open group: the store's writes and everything the engine staged
+        (:meth:`UnitOfWork.rollback`)."""
+        self.work.rollback(cause)
 
     def commit(self) -> None:
         """Make the group's writes durable, then learn what it staged and snapshot if one is
         due. Raises :class:`StorageError` (after rolling the group back) when the store cannot
         commit."""
-        try:
-            self.store.commit()
-        except Exception as exc:
-            self.rollback(exc)
-            raise
-        self.group_id += 1
-        self.degraded = None
-        self._group = None
+        self.work.commit()
         for ts, cost in self._staged_costs:
             self.guardrails.spend.add(ts, cost)
-        self._staged_costs = []
-        if self.pacer is not None and self._last_ts > float("-inf"):
-            self.pacer.advance(self._last_ts)  # what it reads is committed now
-        now = self.clock()
-        try:
-            changed = self.learner.apply(now, self.joiner.closed_through)
-            healthy = not changed or self.learner.healthy()
-        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
-            healthy, why = False, f"{type(exc).__name__}: {exc}"
-        else:
-            why = "non-finite state after an update"
-        if not healthy:
-            self._recover(why)
-        self._maybe_snapshot(now)
-
-    def _maybe_snapshot(self, now: float) -> None:
-        updates, at = self._snapshot_at
-        storage = self.config.storage
-        n = self.policy.n_updates
-        if (n - updates >= storage.snapshot_every_updates
-                or (n > updates and now - at >= storage.snapshot_every_s)):
-            # written on the snapshot thread: the caller goes on at once; while the last one is
-            # still being written this one is skipped (learning is not touched either way)
-            if not self._snapshots.busy and self._snapshots.submit(
-                    self.snapshot_dir, *self.snapshot_contents()):
-                self._snapshot_at = (n, now)
+        self._staged_costs.clear()
+        last_ts = self.decider.last_ts
+        if self.pacer is not None and last_ts > float("-inf"):
+            self.pacer.advance(last_ts)  # what it reads is committed now
+        self.keeper.committed()
 
     def probe(self) -> bool:
         """While degraded: whether the store can write again (one committed write the size
@@ -364,23 +332,14 @@ class Engine(Decider):
 
     # ------------------------------------------------------------------ persistence
     def snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
-        """A copy of the model's state and its metadata, consistent with the committed log
-        (provisional rows not yet applied are re-learned from the log on restore)."""
-        return self.policy.get_state(), {
-            "store_schema_version": SCHEMA_VERSION, "config_hash": self.config.config_hash(),
-            "schema_hash": self.config.schema_hash(), "policy_spec": self.policy.spec,
-            "action_ids": list(self.policy_actions), "update_count": self.policy.n_updates,
-            "model_version": self.model_version,
-            **self.learner.meta()}
+        """A copy of the model's state and its metadata (:meth:`ModelKeeper.contents`)."""
+        return self.keeper.contents()
 
     def snapshot(self) -> Path:
         """Write an atomic snapshot of the model now (after committing pending writes) and
         return its path once it is on disk."""
         self.flush()
-        self._snapshots.wait()
-        path = write_snapshot(self.snapshot_dir, *self.snapshot_contents())
-        self._snapshot_at = (self.policy.n_updates, self.clock())
-        return path
+        return self.keeper.write_snapshot()
 
     def close(self) -> Path | None:
         """Commit, snapshot and release the data directory; return the final snapshot's path.
@@ -394,7 +353,7 @@ class Engine(Decider):
             log.error("closing without a final snapshot: %s", exc)
             self.rollback()
             final = None
-        self._snapshots.close()
+        self.keeper.close()
         self.store.close()
         self._lock.release()
         return final

@@ -111,6 +111,15 @@ class Joiner:
         self._advance_watermark()
         return total
 
+    def checkpoint(self) -> tuple[int, int]:
+        """A request group's part (:mod:`bandit.core.unit_of_work`): closings counted and the
+        closed-through watermark."""
+        return self.closed_total, self._watermark
+
+    def restore(self, token) -> None:
+        if token is not None:
+            self.closed_total, self._watermark = token
+
     @property
     def closed_through(self) -> int:
         """Every decision up to this seq has closed (as of the last expiry pass)."""

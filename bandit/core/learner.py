@@ -120,6 +120,12 @@ class Learner:
 
     # ------------------------------------------------------------------ counts
     @property
+    def model_version(self) -> int:
+        """Changes applied to the model: learned rows plus relabeled ones (so it grows with
+        every change and names one state; a re-learn of the same log reaches the same number)."""
+        return self.policy.n_updates + self.policy.n_relabels
+
+    @property
     def pending_rows(self) -> int:
         return len(self._rows)
 

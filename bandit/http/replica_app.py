@@ -102,10 +102,8 @@ class ReplicaGroup(RequestGroup):
             replica.appended()
             return results, None
         except Exception as exc:  # nothing of the group counts
-            replica.rollback(exc)
-            if isinstance(exc, StorageError):
-                replica.degraded = str(exc)
-            else:
+            replica.rollback(exc)  # a StorageError marks it degraded
+            if not isinstance(exc, StorageError):
                 log.exception("a request group failed")
             return [exc] * len(requests), exc
 

@@ -2,8 +2,9 @@
 
 Many replicas run behind any load balancer (docs/architecture.md, "Scale-out"). Each one:
 
-* decides with :class:`~bandit.core.decider.Decider` (the engine's own code: features, salted
-  hash, holdout, guardrails, ``policy.act``) on the newest model the trainer published;
+* decides with a :class:`~bandit.core.decider.Decider` (the engine's own part: features,
+  salted hash, holdout, guardrails, ``policy.act``) on the newest model the trainer published,
+  logging into a :class:`BusLog` (the group's pending entry) instead of the SQLite store;
 * counts frequency caps in Redis (the visitor's capped decisions, written in the same MULTI
   as the group's log entry) and reads today's spend from the trainer;
 * logs each request group as one bus entry, and answers only once Redis acknowledged it
@@ -31,6 +32,7 @@ from bandit.core.decider import Decider
 from bandit.core.guardrails import Guardrails, SharedSpend
 from bandit.core.model import make_policy, mismatch, policy_from_state
 from bandit.core.pacing import decode as decode_price
+from bandit.core.unit_of_work import PolicyDraws, UnitOfWork
 from bandit.scaleout.records import BusDecision
 
 log = logging.getLogger("cartwheel.replica")
@@ -59,8 +61,37 @@ def read_snapshot_bytes(meta: bytes, state: bytes) -> tuple[dict, dict[str, np.n
         return json.loads(meta), {k: f[k] for k in f.files}
 
 
-class Replica(Decider):
-    """The deciding part of the engine over the bus (see the module docstring).
+class PublishedModel:
+    """The model a replica decides with (a :class:`~bandit.core.decider.Model`)."""
+
+    def __init__(self, policy, action_ids: list[str], model_version: int):
+        self.policy, self.action_ids, self.model_version = policy, action_ids, model_version
+        self.index = {a: i for i, a in enumerate(action_ids)}
+
+
+class BusLog:
+    """A replica's log sink and its group's storage: the open group's decisions and cap
+    records, appended to the bus as one entry by the request group (then :meth:`commit`)."""
+
+    def __init__(self, cap_windows: list[tuple[int, float, set]]):
+        self.cap_windows = cap_windows
+        self.decisions: list[BusDecision] = []
+        self.caps: list[tuple] = []
+
+    def append(self, events, eligible, learn_rows) -> None:
+        self.decisions.extend(BusDecision.of(e, ids) for e, ids in zip(events, eligible))
+        for i, window, covered in self.cap_windows:
+            self.caps.extend((i, e.visitor_hash, e.event_id, e.ts, window)
+                             for e in events if e.action in covered)
+
+    def commit(self) -> None:  # the entry was appended: what it held is done
+        self.decisions, self.caps = [], []
+
+    rollback = commit  # nothing of the group is appended: drop it all the same
+
+
+class Replica:
+    """A decider over the bus (see the module docstring).
 
     Parameters
     ----------
@@ -77,24 +108,24 @@ class Replica(Decider):
         self.config, self.salt, self.clock = config, salt, clock
         self.name = name or f"{os.uname().nodename}-{os.getpid()}"
         self.space = config.feature_space()
-        self._init_decider(config)
         self.caps = PrefetchedCaps()
         self.guardrails = Guardrails(config, self.caps, spend=SharedSpend(config.budget))
         self._cap_windows = [(i, cap.window_s, {a.id for a in config.actions if cap.covers(a)})
                              for i, cap in enumerate(config.caps)]
         self._seeds = np.random.SeedSequence(seed)
-        self.decided_total = 0
         #: the trainer's incentive price, as last published with the spend (None: no pacing)
         self.pacing_price = None
-        self._last_ts = float("-inf")
-        self._pending: list[BusDecision] = []
-        self._pending_caps: list[tuple] = []
-        self._group: dict | None = None
-        self.degraded: str | None = None
+        self.log = BusLog(self._cap_windows)
+        self.work = UnitOfWork(self.log, [])
+        self.decider = Decider(config, self.space, salt, self.guardrails,
+                               model=lambda: self.model, price=lambda: self.pacing_price,
+                               work=self.work, sink=self.log, commit=self._refuse_commit,
+                               recover=self._recover, clock=clock)
+        self.work.parts += [self.decider, PolicyDraws(lambda: self.model)]
         self.loaded_at = self.clock()
         self._loaded: tuple[dict, dict] | None = None
-        self._install(make_policy(config, self.space, list(self.action_ids), self._next_seed()),
-                      list(self.action_ids), 0)
+        self.model = PublishedModel(make_policy(config, self.space, list(config.action_ids),
+                                                self._next_seed()), list(config.action_ids), 0)
 
     def set_shared(self, day_start: float, spent: float, pacing: bytes = b"") -> None:
         """Today's spend and the incentive price as the trainer last published them."""
@@ -105,14 +136,41 @@ class Replica(Decider):
             log.warning("ignoring the trainer's pacing price: %s", exc)
             self.pacing_price = None
 
+    # ------------------------------------------------------------------ deciding
+    def decide(self, visitor_id: str, context: dict, eligible=None, *, now: float | None = None,
+               commit: bool = False, explain: bool = False):
+        """Decide for one visitor into the open bus entry (:meth:`Decider.decide`)."""
+        return self.decider.decide(visitor_id, context, eligible, now=now, commit=commit,
+                                   explain=explain)
+
+    def decide_batch(self, requests, *, now: float | None = None, commit: bool = False):
+        """Decide a request group into the open bus entry (:meth:`Decider.decide_batch`)."""
+        return self.decider.decide_batch(requests, now=now, commit=commit)
+
+    @property
+    def model_version(self) -> int:
+        return self.model.model_version
+
+    @property
+    def policy(self):
+        return self.model.policy
+
+    @property
+    def decided_total(self) -> int:
+        return self.decider.decided_total
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the bus cannot be written, while it cannot (the health check says so)."""
+        return self.work.degraded
+
+    @degraded.setter
+    def degraded(self, why: str | None) -> None:
+        self.work.degraded = why
+
     # ------------------------------------------------------------------ the model
     def _next_seed(self) -> np.random.SeedSequence:
         return self._seeds.spawn(1)[0]
-
-    def _install(self, policy, action_ids: list[str], version: int) -> None:
-        self.policy, self.policy_actions = policy, action_ids
-        self.policy_index = {a: i for i, a in enumerate(action_ids)}
-        self.model_version = version
 
     def build(self, meta: dict, state: dict):
         """The policy a published snapshot holds (call off the event loop), or a ValueError
@@ -130,7 +188,7 @@ class Replica(Decider):
     def swap(self, built, meta: dict, state: dict) -> None:
         """Decide with ``built`` (from :meth:`build`) from the next request group on."""
         policy, action_ids = built
-        self._install(policy, action_ids, int(meta["model_version"]))
+        self.model = PublishedModel(policy, action_ids, int(meta["model_version"]))
         self._loaded = (meta, state)
         self.loaded_at = self.clock()
 
@@ -139,45 +197,31 @@ class Replica(Decider):
         (a replica never learns, so only a bad load can get here)."""
         log.error("the model is not finite (%s); loading the last published model again", why)
         if self._loaded is None:
-            self._install(make_policy(self.config, self.space, list(self.action_ids),
-                                      self._next_seed()), list(self.action_ids), 0)
+            self.model = PublishedModel(make_policy(self.config, self.space,
+                                                    list(self.config.action_ids),
+                                                    self._next_seed()),
+                                        list(self.config.action_ids), 0)
         else:
             meta, state = self._loaded
             self.swap(self.build(meta, state), meta, state)
 
     # ------------------------------------------------------------------ request groups
-    def begin_group(self) -> None:
-        if self._group is None:
-            self._group = {"decided": self.decided_total, "last_ts": self._last_ts,
-                           "rng": self.policy.rng.bit_generator.state, "policy": self.policy}
-
-    def rollback(self, cause: BaseException | None = None) -> None:
-        """Drop the open group: what it logged (not appended yet) and its draws."""
-        self._pending, self._pending_caps = [], []
-        group, self._group = self._group, None
-        if group is not None:
-            self.decided_total, self._last_ts = group["decided"], group["last_ts"]
-            if group["policy"] is self.policy:
-                self.policy.rng.bit_generator.state = group["rng"]
-
-    def commit(self) -> None:
+    @staticmethod
+    def _refuse_commit() -> None:
         raise RuntimeError("a replica's groups are appended to the bus: decide with "
                            "commit=False and append take()")
 
+    def rollback(self, cause: BaseException | None = None) -> None:
+        """Drop the open group: what it logged (not appended yet) and its draws."""
+        self.work.rollback(cause)
+
     def take(self) -> tuple[list[BusDecision], list[tuple]]:
         """The open group's decisions and cap records, for one bus entry."""
-        return self._pending, self._pending_caps
+        return self.log.decisions, self.log.caps
 
     def appended(self) -> None:
         """The bus acknowledged the group's entry."""
-        self._pending, self._pending_caps, self._group = [], [], None
-        self.degraded = None
-
-    def _append(self, events, eligible, learn_rows) -> None:
-        self._pending.extend(BusDecision.of(e, ids) for e, ids in zip(events, eligible))
-        for i, window, covered in self._cap_windows:
-            self._pending_caps.extend((i, e.visitor_hash, e.event_id, e.ts, window)
-                                      for e in events if e.action in covered)
+        self.work.commit()
 
     def cap_queries(self, visitor_hashes: list[str], now: float) -> list[tuple[int, str, float]]:
         """The Redis cap counts a group of these visitors needs (see :meth:`set_caps`)."""

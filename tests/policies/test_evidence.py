@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
-from policies import _evidence, _pooled
+from policies import _pooled
 from policies._evidence import (
     SCALES,
     best_scales,

@@ -185,9 +185,9 @@ def test_a_snapshot_with_relabels_waiting_for_their_rows_restores_exactly(tmp_pa
             engine.record_outcome(d.event_id, True, float(rng.uniform(10, 300)))
     # a periodic snapshot that comes now (one retried after a busy writer does) holds them
     assert engine.learner.meta()["deferred_relabels"]
-    engine._snapshots.wait()
-    engine._snapshots.submit(engine.snapshot_dir, *engine.snapshot_contents())
-    engine._snapshots.wait()
+    engine.keeper.writer.wait()
+    engine.keeper.writer.submit(engine.snapshot_dir, *engine.snapshot_contents())
+    engine.keeper.writer.wait()
     shutil.copytree(tmp_path / "data", tmp_path / "copy", ignore=shutil.ignore_patterns("lock"))
     engine.close()
     restored = Engine.open(config, tmp_path / "copy", seed=0, clock=clock)  # newest snapshot

@@ -84,7 +84,7 @@ def test_features_too_wide_for_the_policies_are_refused_before_any_matrix_is_bui
     doc["features"]["device"]["categories"] = [f"c{i}" for i in range(MAX_DIM - width)]
     assert parse_config(doc).feature_space().dim == MAX_DIM
     doc["features"]["device"]["categories"].append("one_more")
-    with pytest.raises(ConfigError, match=f"513 numbers per visitor.*'device' alone takes"):
+    with pytest.raises(ConfigError, match="513 numbers per visitor.*'device' alone takes"):
         parse_config(doc)
     doc["features"]["device"]["categories"] = [f"p{i}" for i in range(100_000)]
     with pytest.raises(ConfigError, match="'device' alone takes 100,001"):

@@ -261,7 +261,7 @@ def test_a_forgetting_policy_learns_at_close_and_restarts_exactly(tmp_path, cloc
     engine.flush()
     learned = engine.store.db.execute("SELECT COUNT(*) FROM closed WHERE learned = 1").fetchone()[0]
     assert engine.update_count == learned > 0
-    engine._snapshots.wait()
+    engine.keeper.writer.wait()
     state = engine.policy.get_state()
     engine.store.db.close()  # a crash: no final snapshot
     engine._lock.release()  # what the kernel does when the process dies

@@ -213,7 +213,7 @@ def test_the_engine_prices_incentives_when_spend_runs_ahead_and_replays_it_after
     assert mu > 0 and price.price == mu  # ... so incentives have a price (profit: scale 1)
     assert set(price.costs) == set(engine.config.action_ids)
     assert price.costs["none"] == 0 and price.costs["discount_10"] > price.costs["discount_5"]
-    ts = engine._last_ts
+    ts = engine.decider.last_ts
     engine.close()
     again = Engine.open(engine.config, tmp_path, seed=0, clock=Clock(ts))
     # the price is a function of the log's spend per step: replayed exactly; the mean costs
