@@ -19,8 +19,8 @@ from bandit.store.events import EventStore
 async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth: bool = True,
                         timeout: float = 0.5, poll_s: float = 1.0, announce=print) -> None:
     """Serve decisions as one replica of the shop on ``bus_url`` until SIGTERM/SIGINT."""
-    from bandit.http import app as server
-    from bandit.http.replica_app import make_replica_app
+    from bandit.http.app import make_app
+    from bandit.http.routes import METRICS
     from bandit.scaleout.replica import Replica, refresh
 
     config = load_config(config_path)
@@ -35,7 +35,7 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
         raise
     token, source = serving.outcome_token(
         config, auth, lambda: (shared_token, "shared by the shop's processes on the bus"))
-    app = make_replica_app(replica, bus, token=token, poll_s=poll_s)
+    app = make_app(replica, bus=bus, token=token, poll_s=poll_s)
 
     def ready(url: str) -> None:
         auth_line = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
@@ -44,8 +44,7 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
                  f"{replica.model_version} (bus {bus_url})\n  {auth_line}\n  API: "
                  f"{url}/openapi.json   metrics: {url}/metrics", flush=True)
 
-    await run_site(app, host, port, ready,
-                   on_malformed=app[server.METRICS].malformed_http.inc)
+    await run_site(app, host, port, ready, on_malformed=app[METRICS].malformed_http.inc)
 
 
 async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
@@ -53,7 +52,8 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
     """Run the shop's trainer on ``bus_url`` until SIGTERM/SIGINT; its store, report and
     metrics are served on ``host:port`` (no decide or outcome route)."""
     from bandit.core.engine import Engine
-    from bandit.http import app as server
+    from bandit.http.app import make_app
+    from bandit.http.routes import METRICS
     from bandit.scaleout.trainer import Trainer, TrainerMetrics
 
     config = load_config(config_path)
@@ -79,8 +79,8 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
         # the report, the segments and the dashboard are the shop's figures: the shop's token
         token, source = serving.outcome_token(
             config, True, lambda: (shared_token, "shared by the shop's processes on the bus"))
-        app = server.make_app(engine, token=token, trainer=trainer)
-        TrainerMetrics(trainer, app[server.METRICS].registry)
+        app = make_app(engine, token=token, trainer=trainer)
+        TrainerMetrics(trainer, app[METRICS].registry)
 
         def ready(url: str) -> None:
             announce(f"cartwheel trainer of shop {config.name!r} at {url} (bus {bus_url}): "
@@ -90,8 +90,7 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
                      f"  dashboard: {dashboard.link(url, token)}\n  report: "
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
-        await run_site(app, host, port, ready,
-                       on_malformed=app[server.METRICS].malformed_http.inc)
+        await run_site(app, host, port, ready, on_malformed=app[METRICS].malformed_http.inc)
     finally:
         engine.close()
         await bus.close()

@@ -18,7 +18,7 @@ async def drive_groups(groups, world: World, *, after_batch=None, visitors: int 
                        rate: float = 10.0, seed: int = 0, batch_size: int = 100) -> RunResult:
     """:func:`simulator.worlds.online.drive` through the request groups of a deployment: one process's
     (:class:`bandit.http.serving.RequestGroup` of an engine) or decide replicas'
-    (:class:`bandit.http.replica_app.ReplicaGroup`), the same traffic either way.
+    (:class:`bandit.http.replica_role.ReplicaGroup`), the same traffic either way.
 
     Each mini-batch's visitors go round robin to ``groups``, after the orders due by the
     batch's end are reported through them; then ``await after_batch()`` (one process: expiry;

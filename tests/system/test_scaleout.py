@@ -18,7 +18,7 @@ import simulator
 from bandit import Engine
 from bandit.domain.errors import BusConfigError, BusUnavailableError
 from bandit.http import api
-from bandit.http.replica_app import ReplicaGroup
+from bandit.http.replica_role import ReplicaGroup
 from bandit.http.serving import RequestGroup
 from bandit.scaleout.bus import RedisBus
 from bandit.scaleout.replica import Replica, refresh

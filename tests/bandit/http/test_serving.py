@@ -81,7 +81,7 @@ def test_a_lone_request_waits_a_few_loop_passes_not_a_timer(tmp_path):
     """Counted in event-loop passes, not in wall-clock time (which a loaded machine stretches):
     a group closes after two passes that brought no new request."""
     from bandit.http import api
-    from bandit.http.app import RequestGroup
+    from bandit.http.serving import RequestGroup
 
     engine = CountingEngine(shop(), tmp_path, seed=0)
     group = RequestGroup(engine)
@@ -105,7 +105,7 @@ def test_expiry_never_commits_a_request_group_behind_its_back(tmp_path):
     # used to commit that write itself, so the group saw its writer as rolled back and
     # answered 503 for an outcome that was stored (seen in CI with a 1 s window under load)
     from bandit.http import api
-    from bandit.http.app import expire_slice
+    from bandit.http.engine_role import expire_slice
     from bandit.http.serving import RequestGroup
 
     engine = Engine(shop(holdout={"fraction": 0.0}, attribution={"window_s": 1.0}), tmp_path,

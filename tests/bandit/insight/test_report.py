@@ -12,7 +12,7 @@ from engine_helpers import Clock, shop
 from scipy import stats
 
 from bandit import Engine
-from bandit.http.app import SingleFlight
+from bandit.http.serving import SingleFlight
 from bandit.insight.report import build_report
 from bandit.insight.stats import welch_interval
 

@@ -1,7 +1,8 @@
-"""``cartwheel serve --role decide``: the HTTP endpoint of a decide replica.
+"""``cartwheel serve --role decide``: the decide replica's role of the one app
+(:func:`bandit.http.app.make_app` with a bus).
 
-The same routes, request shapes and errors as the single process (``bandit.http.app``'s
-handlers), with a :class:`ReplicaGroup` in place of the engine's request group: a group's
+The same routes, request shapes and errors as the single process (:mod:`bandit.http.routes`),
+with a :class:`ReplicaGroup` in place of the engine's request group: a group's
 decisions and outcomes become one bus entry, answered once Redis acknowledged it; with Redis
 down, every request of the group answers 503 within the bus timeout. Outcomes answer
 ``accepted`` (durable in the stream); whether one was unknown, late or a conflict the trainer
@@ -21,11 +22,10 @@ from bandit.domain.errors import StorageError
 from bandit.domain.outcomes import check_outcome
 from bandit.domain.privacy import hash_visitor
 from bandit.http import api
-from bandit.http import app as server
-from bandit.http.auth import TOKEN
 from bandit.http.metrics import ReplicaMetrics
 from bandit.http.responses import error_response
-from bandit.http.serving import LoopLag, RequestGroup, VisitorLimit, answer
+from bandit.http.routes import ENGINE, METRICS, decide, metrics, openapi, outcome
+from bandit.http.serving import LoopLag, RequestGroup, answer
 from bandit.scaleout.records import BusEntry, BusOutcome, encode_entry
 from bandit.scaleout.replica import follow_snapshots
 
@@ -109,7 +109,7 @@ class ReplicaGroup(RequestGroup):
 
 
 async def healthz(request: web.Request) -> web.Response:
-    replica = request.app[server.ENGINE]
+    replica = request.app[ENGINE]
     healthy = replica.degraded is None
     if not healthy:  # while degraded, one round trip says whether the bus answers again
         try:
@@ -131,23 +131,20 @@ async def report(request: web.Request) -> web.Response:
                          "trainer (GET /v1/report on cartwheel train's --port)")
 
 
-def make_replica_app(replica, bus, *, token: str | None, poll_s: float = 1.0
-                     ) -> web.Application:
-    """The aiohttp application of a decide replica."""
+ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
+          ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+          ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi))
+ENDPOINTS = tuple(path for _, path, _ in ROUTES)
+
+
+def decide_replica(app: web.Application, replica, bus, poll_s: float = 1.0):
+    """Fill ``app`` for a decide replica's role; returns its request group, routes and
+    background tasks (following published models and the shared spend)."""
     config = replica.config
-    max_body = config.server.max_body_bytes
-    app = web.Application(client_max_size=max_body + 1)
-    metrics = ReplicaMetrics(replica, server.ENDPOINTS)
-    app[server.ENGINE], app[BUS], app[TOKEN] = replica, bus, token
-    app[server.MAX_BODY], app[server.METRICS] = max_body, metrics
-    app[server.GROUP] = ReplicaGroup(replica, bus, on_close=metrics.group_size.observe,
-                                     on_append=metrics.bus_latency.observe)
-    app[server.LIMIT] = VisitorLimit(config.server.visitor_rate, config.server.visitor_burst)
-    app[server.OPENAPI] = api.encode(api.openapi(title=f"cartwheel: {config.name} (replica)"))
-    server.add_routes(app, (
-        ("POST", "/v1/decide", server.decide), ("POST", "/v1/outcome", server.outcome),
-        ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
-        ("GET", "/metrics", server.metrics), ("GET", "/openapi.json", server.openapi)))
+    metrics = app[METRICS] = ReplicaMetrics(replica, ENDPOINTS)
+    app[BUS] = bus
+    group = ReplicaGroup(replica, bus, on_close=metrics.group_size.observe,
+                         on_append=metrics.bus_latency.observe)
 
     async def background(app):
         def failed(exc):
@@ -172,5 +169,4 @@ def make_replica_app(replica, bus, *, token: str | None, poll_s: float = 1.0
             task.cancel()
         await bus.close()
 
-    app.cleanup_ctx.append(background)
-    return app
+    return group, ROUTES, background

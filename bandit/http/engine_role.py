@@ -1,0 +1,163 @@
+"""The engine's roles: one process that decides, learns and reports (``cartwheel serve``), and
+the trainer (``cartwheel train``: report, health and metrics; decisions and outcomes go to the
+replicas). Requests that arrive close together form a :class:`~bandit.http.serving.RequestGroup`:
+its decisions are made by one ``Engine.decide_batch`` (one policy call, one insert), and all of
+its writes share one SQLite commit, after which, and only then, they are answered (acknowledged
+means durable). A group whose commit fails answers 503 with ``Retry-After`` for all of it, and
+nothing of it is stored (every 200 is stored, every 5xx is not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+
+from bandit.http import api
+from bandit.http import dashboard_routes as dashboard_server
+from bandit.http.metrics import EngineMetrics
+from bandit.http.routes import (
+    DECIDING,
+    ENGINE,
+    METRICS,
+    REPORT,
+    TRAINER,
+    decide,
+    metrics,
+    openapi,
+    outcome,
+)
+from bandit.http.segments_cache import SegmentsCache
+from bandit.http.serving import LoopLag, RequestGroup, SingleFlight
+from bandit.insight.report import build_report, with_engine, with_spend
+from bandit.store.events import EventStore
+
+log = logging.getLogger("cartwheel.server")
+
+
+def _report_computer(engine):
+    """The report from the log, on a connection of its own (read-only), so that it can run on
+    a thread: SQLite aggregates without holding the GIL and decisions go on meanwhile."""
+    path, margin = engine.store.path, engine.config.objective.margin
+
+    def compute():
+        store = EventStore.read_only(path)
+        try:
+            return build_report(store, margin)
+        finally:
+            store.close()
+
+    return compute
+
+
+async def report(request: web.Request) -> web.Response:
+    denied = dashboard_server.refused(request)
+    if denied is not None:
+        return denied
+    engine = request.app[ENGINE]
+    # today's spend and the model are engine state: read here, on the loop
+    rep = with_engine(with_spend(await request.app[REPORT](), engine.guardrails.spend), engine)
+    return web.Response(content_type="application/json", body=api.encode(rep.to_dict()))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    # while degraded, one tiny write says whether the store can write again (the server then
+    # recovers by itself, also with no traffic)
+    healthy = engine.degraded is None or engine.probe()
+    reason = engine.degraded
+    body = {"status": "ok", "model_version": engine.model_version,
+            "update_count": engine.update_count, "pending_events": engine.open_events,
+            "shop": engine.config.name}
+    trainer = request.app.get(TRAINER)
+    if trainer is not None:  # the trainer also needs the bus it reads from
+        body.update(role="train", bus_offset=trainer.offset, lag_entries=trainer.backlog[0],
+                    lag_seconds=trainer.backlog[1])
+        if healthy and trainer.bus_error is not None:
+            healthy, reason = False, trainer.bus_error
+    if not healthy:
+        body["status"], body["reason"] = "degraded", reason
+    return web.Response(status=200 if healthy else 503, content_type="application/json",
+                        body=api.encode(body), headers=None if healthy else {"Retry-After": "1"})
+
+
+ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
+          ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+          ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi),
+          *dashboard_server.ROUTES)
+ENDPOINTS = tuple(path for _, path, _ in ROUTES)
+
+
+EXPIRY_SLICE_S = 0.003  # aim for each expiry slice (VW learns every event it closes)
+
+
+def expire_slice(engine, size: int) -> int | None:
+    """Close up to ``size`` expired events, or None (nothing done) while a request group has
+    writes staged: expiry commits, and committing another group's writes behind its back
+    would make that group's writers look rolled back (503) although they were stored."""
+    if engine.group_open:
+        return None
+    return engine.expire(limit=size)
+
+
+async def _background(app: web.Application):
+    """While serving: expire events past their window, in slices sized so that each takes
+    about ``EXPIRY_SLICE_S`` with requests served between them (after a long stop, or at a
+    high decision rate, there can be many to close at once), and measure event-loop lag."""
+    engine = app[ENGINE]
+    every = min(5.0, max(0.5, engine.config.attribution.window_s / 100))
+
+    async def expire():
+        size = 200
+        while True:
+            await asyncio.sleep(every)
+            try:
+                while True:
+                    started = time.perf_counter()
+                    closed = expire_slice(engine, size)
+                    if closed is None:
+                        break  # a request group is writing: next time
+                    took = time.perf_counter() - started
+                    if closed:  # the next slice as large as fits the aim (1..2000 events)
+                        size = max(1, min(2000, int(closed * EXPIRY_SLICE_S / max(took, 1e-6))))
+                    if closed < size:
+                        break
+                    await asyncio.sleep(0)
+            except Exception:
+                log.exception("expiry failed; will retry")
+
+    tasks = [asyncio.create_task(expire()),
+             asyncio.create_task(LoopLag(app[METRICS].loop_lag.observe).run())]
+    yield
+    for task in tasks:
+        task.cancel()
+
+
+async def _training(app: web.Application):
+    """The trainer's loop (``cartwheel train``) instead of the expiry slices: it ingests,
+    expires and publishes (bandit.scaleout.trainer)."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(app[TRAINER].run(stop)),
+             asyncio.create_task(LoopLag(app[METRICS].loop_lag.observe).run())]
+    yield
+    stop.set()
+    tasks[1].cancel()
+    try:
+        await asyncio.wait_for(tasks[0], 10.0)  # the step under way finishes its commit
+    except asyncio.TimeoutError:
+        log.warning("the trainer's step did not finish in 10 s; what it read is read again")
+
+
+def one_process(app: web.Application, engine, trainer=None):
+    """Fill ``app`` for the engine's role (the trainer's with ``trainer``); returns the role's
+    routes and its background task (an aiohttp cleanup context)."""
+    app[METRICS] = EngineMetrics(engine, ENDPOINTS)
+    app[REPORT] = SingleFlight(_report_computer(engine))
+    app[dashboard_server.SEGMENTS] = SegmentsCache(engine)
+    app[TRAINER] = trainer
+    group = RequestGroup(engine, on_close=app[METRICS].group_size.observe)
+    if trainer is None:
+        return group, ROUTES, _background
+    return group, tuple(r for r in ROUTES if r[1] not in DECIDING), _training
