@@ -2,8 +2,9 @@
 
 One source for what a shop reads about its configuration: the example shop
 (``bandit/config/example_shop.toml``, every key with a comment) gives each table's prose and each
-key's example and meaning, and the config's own records give the defaults, so the page cannot
-drift from either (``tests/test_docs.py`` checks ``docs/configuration.md`` is current).
+key's example and meaning, and the declarative schema (:mod:`bandit.config.schema`) gives the
+defaults and what each setting expects, so the page cannot drift from either
+(``tests/test_docs.py`` checks ``docs/configuration.md`` is current).
 
     python -m bandit.config.reference > docs/configuration.md
 
@@ -14,16 +15,26 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from importlib import resources
 
-from bandit.config.shop import Attribution, Holdout, Server, Storage
+import msgspec
+
+from bandit.config.schema import (
+    Attribution,
+    Holdout,
+    Policy,
+    Privacy,
+    Server,
+    Shop,
+    Storage,
+    describe,
+)
 from bandit.domain.objective import Objective
 
-#: the tables whose omitted keys take a record's defaults
-DEFAULTS = {"holdout": Holdout, "attribution": Attribution, "storage": Storage,
-            "server": Server, "objective": Objective}
+#: the settings tables of the declarative schema
+SCHEMA = {"shop": Shop, "objective": Objective, "policy": Policy, "holdout": Holdout,
+          "attribution": Attribution, "storage": Storage, "server": Server, "privacy": Privacy}
 _HEADER = re.compile(r"^\[\[?([A-Za-z0-9_.]+)\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*(?:#\s?(.*))?$")
 
@@ -80,10 +91,10 @@ def sections(text: str) -> list[tuple[str, list[str], dict[str, tuple[str, str]]
 
 
 def _default(table: str, key: str) -> str:
-    record = DEFAULTS.get(table)
-    fields = {f.name: f for f in dataclasses.fields(record)} if record else {}
+    record = SCHEMA.get(table)
+    fields = {f.name: f for f in msgspec.structs.fields(record)} if record else {}
     field = fields.get(key)
-    if field is None or field.default is dataclasses.MISSING:
+    if field is None or field.default is msgspec.NODEFAULT:
         return ""
     value = field.default
     if value is None or value == ():
@@ -100,17 +111,20 @@ def render() -> str:
            "A shop is one TOML file (`cartwheel init` writes a commented one; `cartwheel serve "
            "--config FILE` reads it). Every key is checked at start: a typo or a wrong type stops "
            "cartwheel with a message naming the key. The default column gives what a left-out key "
-           "means where the shop's records set one.", ""]
+           "means, from the declarative schema (`bandit/config/schema.py`).", ""]
     for table, prose, keys in sections(text):
         title = "top level" if not table else f"`[{table}]`"
         out += [f"## {title}", ""]
         if prose:
             out += [" ".join(prose), ""]
-        out += ["| key | example | default | meaning |", "|---|---|---|---|"]
+        out += ["| key | example | default | accepts | meaning |", "|---|---|---|---|---|"]
+        record = SCHEMA.get(table)
         for key, (value, meaning) in keys.items():
+            accepts = (describe(record, key) if record and key in record.__struct_fields__
+                       else "")
             example = value.replace("|", "\\|")
             out.append(f"| `{key}` | `{example}` | {_default(table, key)} | "
-                       f"{meaning.replace('|', '/')} |")
+                       f"{accepts.replace('|', '/')} | {meaning.replace('|', '/')} |")
         out.append("")
     out += ["## The whole file", "", "```toml", text.rstrip(), "```", ""]
     return "\n".join(out)

@@ -19,13 +19,25 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import msgspec
+
 import policies
+from bandit.config.schema import (
+    Attribution,
+    Holdout,
+    Policy,
+    Privacy,
+    Server,
+    Shop,
+    Storage,
+    describe,
+    read_table,
+)
 from bandit.config.tables import (
     Table,
     parse_action,
@@ -36,62 +48,11 @@ from bandit.config.tables import (
 )
 from bandit.domain.errors import ConfigError
 from bandit.domain.features import Feature, FeatureSpace
-from bandit.domain.objective import OBJECTIVES, Objective
+from bandit.domain.objective import Objective
 from bandit.domain.records import ACTION_KINDS, Action
 from bandit.domain.rules import Budget, Cap, Rule, statically_empty
 
 SCHEMA_VERSION = 1
-#: the longest attribution window: a longer one keeps decisions open for months (a window in
-#: milliseconds by mistake would leave a non-additive policy never learning)
-MAX_WINDOW_S = 90 * 86400.0
-#: the largest request body the endpoint may accept (a decide or outcome body is a few KB)
-MAX_BODY_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Holdout:
-    """Share of visitors that always get ``control`` (sticky per hashed visitor)."""
-
-    fraction: float = 0.05
-    control: str = "none"
-
-
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    """How long an event waits for a conversion, and what it earns if none comes."""
-
-    window_s: float = 86400.0
-    default_reward: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Storage:
-    """Where and how durably events and snapshots are kept."""
-
-    path: str = "cartwheel-data"
-    synchronous: str = "normal"
-    snapshot_every_updates: int = 5000
-    snapshot_every_s: float = 300.0
-
-
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """HTTP settings; the token may also come from ``CARTWHEEL_TOKEN``.
-
-    ``allowed_origins``: web origins (``"https://shop.example"``) whose pages may call
-    ``POST /v1/decide`` from the browser (CORS), or ``("*",)`` for any; empty: none.
-    ``visitor_rate`` / ``visitor_burst``: decisions per second one visitor id may ask for in
-    the long run, and at once (a token bucket; 429 beyond); 0 turns the limit off.
-    """
-
-    token: str | None = None
-    max_body_bytes: int = 64 * 1024
-    allowed_origins: tuple[str, ...] = ()
-    visitor_rate: float = 5.0
-    visitor_burst: int = 30
 
 
 @dataclass(frozen=True)
@@ -101,19 +62,19 @@ class ShopConfig:
     name: str
     actions: tuple[Action, ...]
     features: tuple[Feature, ...]
-    objective: Objective = Objective()
-    policy_spec: str = "linucb"
-    holdout: Holdout = Holdout()
-    attribution: Attribution = Attribution()
-    storage: Storage = Storage()
-    server: Server = Server()
-    currency: str = "EUR"
-    salt: str | None = None
-    rules: tuple[Rule, ...] = ()
-    caps: tuple[Cap, ...] = ()
-    budget: Budget | None = None
-    source: str = "<default>"
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    objective: Objective
+    policy_spec: str
+    holdout: Holdout
+    attribution: Attribution
+    storage: Storage
+    server: Server
+    currency: str
+    salt: str | None
+    rules: tuple[Rule, ...]
+    caps: tuple[Cap, ...]
+    budget: Budget | None
+    source: str
+    raw: dict = field(repr=False, compare=False)
 
     @property
     def action_ids(self) -> tuple[str, ...]:
@@ -169,28 +130,18 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     root = Table(data, "", source)
     root.get("schema_version", int, SCHEMA_VERSION, check=lambda v: v == SCHEMA_VERSION,
              expect=f"{SCHEMA_VERSION}")
-    shop = root.table("shop")
-    name = shop.get("name", str, "shop")
-    currency = shop.get("currency", str, "EUR")
-    shop.done()
 
-    obj = root.table("objective")
-    objective = Objective(
-        obj.get("kind", str, "profit", check=lambda v: v in OBJECTIVES, expect=f"one of {OBJECTIVES}"),
-        obj.get("margin", float, 0.35, check=lambda v: 0 < v <= 1, expect="a margin in (0, 1]"),
-        obj.get("max_order_value", float, 100_000.0, check=lambda v: 0 < v < 1e15,
-                expect="an amount > 0 (the largest order the shop can take)"),
-        obj.get("reward_clip", float, 3.0, check=lambda v: v >= 0,
-                expect="a multiple >= 0 of a typical conversion's reward (0: no clipping)"))
-    obj.done()
+    def settings(cls, name):
+        root.used.add(name)
+        return read_table(cls, data.get(name, {}), name, source)
 
-    pol = root.table("policy")
-    policy_spec = pol.get("spec", str, "linucb")
+    shop = settings(Shop, "shop")
+    objective = settings(Objective, "objective")
+    policy_spec = settings(Policy, "policy").spec
     try:
         policies.check_spec(policy_spec)
     except ValueError as exc:
-        pol.fail("spec", str(exc))
-    pol.done()
+        _fail(source, "policy.spec", str(exc))
 
     if "actions" not in data:
         raise ConfigError(f"{source}: [[actions]] is missing: declare at least one action",
@@ -205,7 +156,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     try:  # now that the actions are known, what the policy's constructor refuses
         policies.check_spec(policy_spec, action_ids=ids)
     except ValueError as exc:
-        pol.fail("spec", str(exc))
+        _fail(source, "policy.spec", str(exc))
 
     if "features" not in data:
         raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",
@@ -217,49 +168,20 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     except ValueError as exc:
         raise ConfigError(f"{source}: features: {exc}", field="features") from None
 
-    hold = root.table("holdout")
-    holdout = Holdout(
-        hold.get("fraction", float, 0.05, check=lambda v: 0 <= v < 1, expect="a fraction in [0, 1)"),
-        hold.get("control", str, ids[0] if "none" not in ids else "none",
-                 check=lambda v: v in ids, expect=f"one of the action ids {ids}"))
-    hold.done()
-
-    att = root.table("attribution")
-    attribution = Attribution(
-        att.get("window_s", float, 86400.0, check=lambda v: 0 < v <= MAX_WINDOW_S,
-                expect=f"seconds > 0, at most 90 days ({MAX_WINDOW_S:.0f})"),
-        att.get("default_reward", float, 0.0,
-                check=lambda v: abs(v) <= objective.max_order_value,
-                expect="a reward no larger than one order's (|reward| <= [objective] "
-                       "max_order_value)"))
-    att.done()
-
-    sto = root.table("storage")
-    storage = Storage(
-        sto.get("path", str, "cartwheel-data"),
-        sto.get("synchronous", str, "normal", check=lambda v: v in ("normal", "full"),
-                expect="normal or full"),
-        sto.get("snapshot_every_updates", int, 5000, check=lambda v: v > 0, expect="an integer > 0"),
-        sto.get("snapshot_every_s", float, 300.0, check=lambda v: v > 0, expect="seconds > 0"))
-    sto.done()
-
-    srv = root.table("server")
-    server = Server(
-        srv.get("token", str, None),
-        srv.get("max_body_bytes", int, 64 * 1024, check=lambda v: 1024 <= v <= MAX_BODY_BYTES,
-                expect=f"an integer in [1024, {MAX_BODY_BYTES}] (16 MiB)"),
-        tuple(srv.get("allowed_origins", list, [], check=lambda v: all(
-            isinstance(o, str) and (o == "*" or _ORIGIN.fullmatch(o)) for o in v),
-            expect='a list of origins like "https://shop.example" (scheme, host, optional '
-                   'port; no path), or ["*"]')),
-        srv.get("visitor_rate", float, 5.0, check=lambda v: v >= 0,
-                expect="decisions per second >= 0 (0: no limit)"),
-        srv.get("visitor_burst", int, 30, check=lambda v: v >= 1, expect="an integer >= 1"))
-    srv.done()
-
-    priv = root.table("privacy")
-    salt = priv.get("salt", str, None)
-    priv.done()
+    holdout = settings(Holdout, "holdout")
+    if holdout.control is None:
+        holdout = msgspec.structs.replace(holdout, control="none" if "none" in ids else ids[0])
+    elif holdout.control not in ids:
+        _fail(source, "holdout.control", f"expected one of the action ids {ids}, got "
+                                         f"{holdout.control!r}")
+    attribution = settings(Attribution, "attribution")
+    if not abs(attribution.default_reward) <= objective.max_order_value:
+        _fail(source, "attribution.default_reward",
+              f"expected {describe(Attribution, 'default_reward')}, got "
+              f"{attribution.default_reward!r}")
+    storage = settings(Storage, "storage")
+    server = settings(Server, "server")
+    salt = settings(Privacy, "privacy").salt
 
     keys = {f.name for f in features}
     by_name = {f.name: f for f in features}
@@ -280,10 +202,14 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
                 "linucb, lints, egreedy or profit, or pacing = \"none\" (the hard stop only)",
                 field="budget.pacing")
     root.done()
-    return ShopConfig(name=name, actions=actions, features=features, objective=objective,
+    return ShopConfig(name=shop.name, actions=actions, features=features, objective=objective,
                       policy_spec=policy_spec, holdout=holdout, attribution=attribution,
-                      storage=storage, server=server, currency=currency, salt=salt,
+                      storage=storage, server=server, currency=shop.currency, salt=salt,
                       rules=rules, caps=caps, budget=budget, source=source, raw=copy.deepcopy(data))
+
+
+def _fail(source: str, key: str, message: str):
+    raise ConfigError(f"{source}: {key}: {message}", field=key)
 
 
 def load_config(path: str | Path | None = None) -> ShopConfig:

@@ -18,9 +18,11 @@ computed from the action (percent of the order and/or a fixed amount).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
+import msgspec
 import numpy as np
+from msgspec import Meta
 
 #: conversions whose median sets the clipping scale before the running mean takes over
 WARMUP = 20
@@ -31,29 +33,23 @@ EVIDENCE = 1000
 OBJECTIVES = ("conversion", "revenue", "profit")
 
 
-@dataclass(frozen=True, slots=True)
-class Objective:
-    """An objective kind and, for profit, the gross margin on merchandise.
+class Objective(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An objective kind and, for profit, the gross margin on merchandise: the shop's
+    ``[objective]`` table (its bounds are checked when a config is read,
+    :func:`bandit.config.schema.read_table`).
 
     ``max_order_value``: outcomes above it are refused (a typo or an attack, not an order).
     ``reward_clip``: how many times a typical conversion's reward one conversion may teach at
     most (see :class:`RewardClip`); 0 turns clipping off.
     """
 
-    kind: str = "profit"
-    margin: float = 0.35
-    max_order_value: float = 100_000.0
-    reward_clip: float = 3.0
-
-    def __post_init__(self):
-        if self.kind not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.kind!r}")
-        if not 0.0 < self.margin <= 1.0:
-            raise ValueError(f"margin must be in (0, 1], got {self.margin!r}")
-        if not 0.0 < self.max_order_value < 1e15:
-            raise ValueError(f"max_order_value must be in (0, 1e15), got {self.max_order_value!r}")
-        if not 0.0 <= self.reward_clip:
-            raise ValueError(f"reward_clip must be >= 0, got {self.reward_clip!r}")
+    kind: Annotated[Literal["conversion", "revenue", "profit"], Meta(
+        description=f"one of {OBJECTIVES}")] = "profit"
+    margin: Annotated[float, Meta(gt=0, le=1, description="a margin in (0, 1]")] = 0.35
+    max_order_value: Annotated[float, Meta(gt=0, lt=1e15, description=(
+        "an amount > 0 (the largest order the shop can take)"))] = 100_000.0
+    reward_clip: Annotated[float, Meta(ge=0, description=(
+        "a multiple >= 0 of a typical conversion's reward (0: no clipping)"))] = 3.0
 
     def reward(self, converted, order_value, incentive_cost):
         """Reward of one outcome or of arrays of outcomes (vectorized)."""
