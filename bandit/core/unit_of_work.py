@@ -90,7 +90,9 @@ class UnitOfWork:
 
 class PolicyDraws:
     """The policy's random state as a part: a rolled-back group leaves no draw behind (the
-    next group draws what it would have drawn). ``model`` is called for the current one."""
+    next group draws what it would have drawn). ``model`` is called for the current one; a
+    model swapped in since the checkpoint keeps its own state (the old one is put back into
+    the old policy, which nothing decides with any more)."""
 
     def __init__(self, model):
         self.model = model
@@ -100,7 +102,7 @@ class PolicyDraws:
         return policy, policy.rng.bit_generator.state
 
     def restore(self, token) -> None:
-        if token is not None and token[0] is self.model().policy:  # not a model swapped since
+        if token is not None:
             token[0].rng.bit_generator.state = token[1]
 
 

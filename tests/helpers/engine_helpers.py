@@ -6,6 +6,7 @@ import copy
 import tomllib
 from importlib import resources
 
+from bandit import Engine
 from bandit.config.shop import parse_config
 
 _DEFAULT = tomllib.loads(resources.files("bandit.config").joinpath("default_shop.toml").read_text())
@@ -38,3 +39,29 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+
+#: a context of the default shop that fills every feature
+CTX = {"device": "mobile", "traffic_source": "paid_search", "returning": False,
+       "pages_viewed": 3, "cart_value": 40.0, "page_type": "cart", "hour": 20,
+       "region": "north", "channel": "web"}
+
+
+def open_engine(tmp_path, clock, **sections):
+    sections.setdefault("holdout", {"fraction": 0.0})
+    return Engine.open(shop(**sections), tmp_path / "data", seed=0, clock=clock)
+
+
+def closed_row(engine, event_id):
+    return engine.store.db.execute(
+        "SELECT reason, reward, learned, cost FROM closed WHERE event_id = ?", (event_id,)).fetchone()
+
+
+def traffic(engine, n, rng, clock):
+    """``n`` decisions, 30% converting, one second apart, committed at the end."""
+    for i in range(n):
+        d = engine.decide(f"v{rng.integers(1e9)}", CTX, commit=False)
+        engine.record_outcome(d.event_id, bool(rng.random() < 0.3), float(rng.uniform(10, 90)),
+                              commit=False)
+        clock.t += 1
+    engine.commit()
