@@ -80,21 +80,34 @@ def test_a_target_that_never_meets_the_log_has_value_zero_and_no_spread():
 
 
 def test_self_normalization_with_small_weights():
-    # total weight 0.4 (below 1) and mean weight 0.08: the self-normalized forms divide by them
-    small = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.2, 0.8], [1.0, 0.0]])
-    w = np.array([0.0, 0.0, 0.0, 0.4, 0.0])
+    # total weight 0.65 (below 1) and mean weight 0.13: the self-normalized forms divide by them
+    small = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.2, 0.8], [0.8, 0.2]])
+    w = np.array([0.0, 0.0, 0.0, 0.4, 0.25])
+    z = 1.959963984540054
     snips = estimate("snips", R, A, P, small)
-    assert snips.value == pytest.approx(0.0)  # the one weighted row has reward 0
-    phi = 0.0 + w * (R - 0.0) / w.mean()
-    half = 1.959963984540054 * phi.std(ddof=1) / np.sqrt(5)
-    assert (snips.lower, snips.upper) == pytest.approx((-half, half))
+    value = (w * R).sum() / w.sum()  # 0.75 / 0.65
+    phi = value + w * (R - value) / w.mean()
+    assert snips.value == pytest.approx(value) and value > 1
+    assert snips.upper - snips.value == pytest.approx(z * phi.std(ddof=1) / np.sqrt(5))
+    assert snips.ess == pytest.approx(w.sum() ** 2 / (w**2).sum())
     sndr = estimate("sndr", R, A, P, small, q_hat=Q)
     d = (small * Q).sum(axis=1)
     e = R - Q[np.arange(5), A]
     c = (w * e).sum() / w.sum()
     phi = d.mean() + c + (d - d.mean()) + w * (e - c) / w.mean()
     assert sndr.value == pytest.approx(d.mean() + c)
-    assert sndr.upper - sndr.value == pytest.approx(1.959963984540054 * phi.std(ddof=1) / 5**0.5)
+    assert sndr.upper - sndr.value == pytest.approx(z * phi.std(ddof=1) / np.sqrt(5))
+
+
+def test_a_row_sum_within_a_millionth_of_one_is_a_distribution():
+    nearly = TARGET.copy()
+    nearly[0] = [0.8 + 5e-7, 0.2]  # rounding in a caller's softmax
+    assert np.isfinite(estimate("ips", R, A, P, nearly).value)
+
+
+def test_the_estimate_names_its_method():
+    assert estimate("dr", R, A, P, TARGET, q_hat=Q).method == "dr"
+    assert estimate("snips", R, A, P, TARGET).method == "snips"
 
 
 def test_unsupported_mass_counts_actions_tried_once_and_warns_above_one_percent():
@@ -106,8 +119,16 @@ def test_unsupported_mass_counts_actions_tried_once_and_warns_above_one_percent(
         got = estimate("ips", rewards, actions, p, exactly)  # exactly 1%: no warning
     assert got.unsupported_mass == pytest.approx(0.01)
     above = np.tile([0.89, 0.09, 0.02], (100, 1))
-    with pytest.warns(UserWarning, match="2.0% of its probability on actions the logger never"):
+    with pytest.warns(UserWarning, match="2.0% of its probability on actions the logger never "
+                      "tried: no estimator can see their rewards; IPS-type values count them "
+                      "as 0 and DM/DR extrapolate the reward model") as caught:
         assert estimate("ips", rewards, actions, p, above).unsupported_mass == pytest.approx(0.02)
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+    with warnings.catch_warnings():  # one row: its unsupported mass is exactly 0.01
+        warnings.simplefilter("error")
+        one = estimate("ips", np.ones(1), np.zeros(1, dtype=int), np.full(1, 0.5),
+                       np.array([[0.99, 0.0, 0.01]]))
+    assert one.unsupported_mass == 0.01
 
 
 def test_the_default_switch_threshold_is_ten():
@@ -136,6 +157,29 @@ def test_without_q_hat_the_model_is_cross_fitted_with_the_given_seed_and_folds()
         estimate("dr", r, a, p, target, q_hat=cross_fit(X, a, r, 2, folds=2, seed=0)).value)
 
 
+def test_a_model_factory_fits_the_reward_model():
+    class Mean:  # a regressor that predicts the mean reward of what it was fitted on
+        def fit(self, X, y):
+            self.mean = float(np.mean(y))
+
+        def predict(self, X):
+            return np.full(len(X), self.mean)
+
+    rng = np.random.default_rng(4)
+    n = 40
+    X, a = rng.normal(size=(n, 2)), rng.integers(0, 2, n)
+    r, p, target = rng.normal(size=n) + a, np.full(n, 0.5), np.tile([0.5, 0.5], (n, 1))
+    q = cross_fit(X, a, r, 2, model=Mean)
+    got = estimate("dm", r, a, p, target, X=X, model=Mean)
+    assert got.value == pytest.approx(estimate("dm", r, a, p, target, q_hat=q).value)
+    assert got.value != pytest.approx(estimate("dm", r, a, p, target, X=X).value)
+
+
+def test_a_bootstrap_of_switch_dr_keeps_its_threshold():
+    got = estimate("switch-dr", R, A, P, TARGET, q_hat=Q, tau=1.6, bootstrap=50, seed=0)
+    assert got.value == pytest.approx(5.5 / 5) and got.lower <= got.upper
+
+
 def test_a_bootstrap_resamples_rows_with_their_model_values():
     rng = np.random.default_rng(1)
     n = 40
@@ -151,6 +195,19 @@ def test_a_bootstrap_resamples_rows_with_their_model_values():
     assert (got.lower, got.upper) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])))
     assert got.interval == "bootstrap-300"
     assert estimate("ips", r, a, p, target).interval == "influence"
+
+
+def test_a_difference_of_one_row_has_no_interval_and_of_no_weight_no_sample():
+    one = difference("ips", R[:1], A[:1], P[:1], TARGET[:1], np.eye(2)[[1]])
+    assert (one.lower, one.upper) == (-np.inf, np.inf)
+    two = difference("ips", R[:2], A[:2], P[:2], TARGET[:2], np.eye(2)[[1, 0]])
+    assert np.isfinite(two.upper)
+    never = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    assert difference("ips", R, A, P, never, never).ess == 0.0
+    small = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.2, 0.8], [0.8, 0.2]])
+    w = 2 * np.array([0.0, 0.0, 0.0, 0.4, 0.25])  # both targets' weights, summed
+    assert difference("ips", R, A, P, small, small).ess == pytest.approx(
+        w.sum() ** 2 / (w**2).sum())
 
 
 def test_a_difference_reports_its_diagnostics():
