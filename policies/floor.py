@@ -3,15 +3,12 @@
 Why: so that any log a policy writes can be evaluated off-policy. By default the floor is an
 exploration *budget*: ``f = min(0.005, 0.04 / k)`` over the ``k`` eligible actions of a row:
 0.5% each for up to 8 actions, and never more than 4% of traffic forced to explore however
-many actions a shop has (a fixed 0.5% each would force 10% with 20 actions). Measured before choosing it (paired over 12 seeds): halving the earlier 1%
-each moved linucb's captured gain in the simulated shop by -1.0 ± 1.8 points at 50,000
-visitors, +0.2 ± 1.2 at 200,000 and +0.1 ± 1.9 over random shops (no measurable cost), and
-gained 3.5 points on the bake-off's 10-class digits and 0.3-0.4 on 2-class breast cancer,
-where every forced draw is a wrong answer. ``floor=x`` in a spec fixes ``f = min(x, 1 / k)``
-instead. A policy class may keep another default (``floor_max``, ``floor_budget``): egreedy
-keeps the earlier 1% each, at most 8%, because its only other exploration is its uniform
-epsilon share, and on the drift world the halved floor cost it -3.6 ± 2.4 points of captured
-gain over 300,000 visitors (12 paired seeds; no epsilon from 5% to 12% made that up). The
+many actions a shop has (a fixed 0.5% each would force 10% with 20 actions); halving the
+earlier 1% cost linucb nothing measurable in the simulated shops and helped on classification
+data, where every forced draw is a wrong answer (docs/policies.md). ``floor=x`` in a spec fixes
+``f = min(x, 1 / k)`` instead. A policy class may keep another default (``floor_max``,
+``floor_budget``): egreedy keeps the earlier 1% each, at most 8%, because its only other
+exploration is its uniform epsilon share, which the halved floor left short after a drift. The
 trade-off: a smaller floor explores less but makes off-policy estimates noisier (importance
 weights up to ``1 / f``: 200 at the default).
 

@@ -162,7 +162,7 @@ class LinTS(LinearPolicy):
     ``v`` scales the posterior spread. The textbook ``v = 1`` over-explores on noisy shop
     rewards (profit per visitor has a standard deviation several times its mean); ``v = 0.25``
     is the default, in line with the common practice of shrinking the posterior (Chapelle & Li,
-    2011). The README's simulation table shows both.
+    2011). The simulation results page shows both (docs/results/simulate_200k.md).
     """
 
     exact_probabilities = False

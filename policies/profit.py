@@ -32,24 +32,18 @@ one model), after a warm-up of ``warmup`` rows per action. Order values are far 
 the log scale than the zero-inflated reward, so the value part needs far fewer conversions.
 
 With the logistic model each part's bound is taken through its link instead (``scores``). It
-learns the default shop better (ahead of linucb by 4-5 points of captured gain in the last
-quarter of 200,000 visitors, and by 7 over 1,000,000) but explores longer at first, so over
-50,000-200,000 visitors it is level with linucb and behind the linear model on random shops
-(the README's "Learning the structure of profit" has the figures): ``linear`` stays the
-default. Through the engine, which learns a non-additive policy's decisions in decision order
-once they have closed, it learns one attribution window late (README).
+learns the default shop better but explores longer at first, so ``linear`` stays the default
+(docs/results/profit_learning.md). Through the engine, which learns a non-additive policy's
+decisions in decision order once they have closed, it learns one attribution window late.
 
 ``bonus=ridge`` keeps the logistic model's means but explores by the delta-method error of a
-linear probability model learned beside it (``_scores_with_ridge_bonus``): on 20 random shops
-+5.6 ± 1.7 points over linucb at 200,000 visitors, level on the default shop there and
-+2.9 ± 0.9 ahead of it at 400,000 (README).
+linear probability model learned beside it (``_scores_with_ridge_bonus``).
 
 ``value_spread=auto`` chooses each action's order-value spread by the evidence
 (``policies._evidence``) as sales arrive: an upsell whose order values depart gets its own
-model, actions that do not stay pooled. With ``conversion=logistic,bonus=ridge`` it is ahead
-of linucb by 4.8 ± 0.9 points on the default shop at 200,000 visitors, 9.5 ± 1.3 on 20 random
-shops and 11.9 ± 1.5 at 1,000,000 (README); for the linear conversion model it changed nothing
-measurable, so the default stays 0.3.
+model, actions that do not stay pooled. ``profit:conversion=logistic,bonus=ridge,
+value_spread=auto`` is the recommended spec for profit and revenue objectives (docs/policies.md
+gives the measured reasons); for the linear conversion model the default stays 0.3.
 
 Outcomes come as ``update(..., converted=, order_values=, costs=)``; a scalar-only update (a log
 that kept only rewards) is read back through the objective: converted where the reward is
@@ -77,7 +71,7 @@ from .objective import ObjectiveSpec, Outcomes
 from .registry import register
 
 #: defaults by conversion model: the logistic posterior's prior precision and exploration were
-#: set on the default shop (README, "Learning the structure of profit")
+#: set on the default shop (docs/results/profit_learning.md)
 DEFAULTS = {"logistic": {"lam": 4.0, "alpha": 1.5}, "linear": {"lam": 1.0, "alpha": 1.0}}
 
 
@@ -211,7 +205,7 @@ class ProfitPolicy(Policy):
         taken through its link, ``sigmoid(l + alpha sd_l) (h exp(mu + alpha sd_mu + s^2/2) - f)``
         (the lower bound of ``p`` where the value part is a loss): the delta method's bonus
         ``p (1 - p) sd_l`` shrinks with ``p``, so an action estimated unlikely would earn less
-        exploration than its logit's uncertainty warrants (measured: README)."""
+        exploration than its logit's uncertainty warrants."""
         if not self.logistic:
             mean, se = self.means_and_se(X)
             return mean + self.alpha * se
@@ -230,7 +224,7 @@ class ProfitPolicy(Policy):
         standard errors of the linear probability model learned beside it (its pooled
         residual sd x ridge width: uncertainty in reward units, as linucb has it). The
         posterior's own bounds explore longer at first; this bonus keeps the linear model's
-        pace while the logistic model supplies the means (README)."""
+        pace while the logistic model supplies the means."""
         mean, se = self._combined(X, sigmoid(self.conv.logits(X)),
                                   self.conv_ridge.noise_sd() * self.conv_ridge.widths(X),
                                   np.clip(self.conv_ridge.means(X), 0.0, 1.0))

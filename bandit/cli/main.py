@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--ignore-unknown-keys", action="store_true",
                      help="leave out context keys the schema does not declare (with --log)")
     seg.add_argument("--depth", type=int, default=3, choices=range(1, 9), metavar="{1..8}",
-                     help="tree depth (deeper: more faithful, less readable; see README)")
+                     help="tree depth (deeper: more faithful, less readable; see docs/insight.md)")
     seg.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
     seg.add_argument("--seed", type=int, default=0, help="seed of the replay-trained policy")
     seg.add_argument("--json", metavar="FILE", help="also write the segments as JSON")

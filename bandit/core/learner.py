@@ -9,8 +9,7 @@ the policy's seed) only, never of wall-clock time or of how busy the machine is:
   ("held") until the joiner's watermark passes them. Learning them as they close would teach
   a conversion (closed minutes after its decision) a whole attribution window before the
   non-conversions decided beside it (closed when the window ends): the model's recent rows
-  would be conversions, and in the first window nothing else (README, "Non-additive
-  policies learn in decision order"). The order is then a function of the log alone, so a
+  would be conversions, and in the first window nothing else (docs/results/learning_order.md). The order is then a function of the log alone, so a
   restore re-learns the same sequence; snapshots record the held closings.
 * Additive policies (linear, bts) learn each randomized decision at once with the default
   reward ("provisional" rows) and relabel it when it closes. Provisional rows are applied in

@@ -57,7 +57,7 @@ class Comparison:
         return cls(**{**data, "rows": rows, "curve_visitors": tuple(data["curve_visitors"])})
 
     def format(self) -> str:
-        """A plain-text table for terminals and the README."""
+        """A plain-text table for terminals and the results pages."""
         head = (f"scenario {self.scenario}, objective {self.objective}, {self.visitors:,} visitors "
                 f"x {self.seeds} seeds\n"
                 f"oracle {self.oracle_value:.4f}/visitor, uniform {self.uniform_value:.4f}/visitor; "
