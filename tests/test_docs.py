@@ -57,3 +57,23 @@ def test_the_results_pages_are_generated_from_the_benchmark_results():
     for table in (ROOT / "benchmarks" / "results").glob("*.txt"):
         page = (ROOT / "docs" / "results" / f"{table.stem}.md").read_text()
         assert table.read_text().rstrip() in page, table.name
+
+
+def test_the_readmes_python_snippet_runs(tmp_path):
+    snippet = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", snippet + "\nprint('captured', "
+                           "round(result.captured_gain, 3))"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 0.0 < float(done.stdout.split("captured")[-1]) < 1.0
+    assert (tmp_path / "cartwheel-data" / "events.sqlite3").exists()  # Engine.open()'s default
+
+
+def test_every_command_of_the_readmes_tour_exists():
+    commands = re.findall(r"`?cartwheel (\w+)", README)
+    assert {"serve", "init", "simulate", "export", "replay", "report", "segments",
+            "policies"} <= set(commands)
+    for command in set(commands):
+        done = subprocess.run([sys.executable, "-m", "bandit.cli", command, "--help"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
