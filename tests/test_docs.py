@@ -70,7 +70,7 @@ def test_the_readmes_python_snippet_runs(tmp_path):
 
 
 def test_every_command_of_the_readmes_tour_exists():
-    commands = re.findall(r"`?cartwheel (\w+)", README)
+    commands = re.findall(r"(?:^|`|&& )cartwheel (\w+)", README, re.M)
     assert {"serve", "init", "simulate", "export", "replay", "report", "segments",
             "policies"} <= set(commands)
     for command in set(commands):
