@@ -195,25 +195,3 @@ def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
     True
     """
     return _keyed_hash(outcome_id, salt, b"outcome-id")
-
-
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,14}")  # too short for an IBAN, no @ + : or card
-
-
-def check_outcome_id(outcome_id: str) -> None:
-    """Raise :class:`PersonalDataError` when an outcome id looks like personal data (an
-    e-mail address as the order key, say): it would be hashed, but refusing says why.
-
-    Order numbers are often plain digits, so a bare digit run is not taken for a phone number
-    here (unlike in a context value); a Luhn-valid card number, a ``+`` phone number, an
-    e-mail, an IP address or an IBAN is.
-
-    >>> check_outcome_id("10004567"), check_outcome_id("order-2024-000123")
-    (None, None)
-    """
-    if _PLAIN_ID.fullmatch(outcome_id):  # the common case, checked at once
-        return
-    kind = _first_kind(outcome_id, _kind_in_text)
-    if kind is not None:
-        raise PersonalDataError(f"outcome_id looks like personal data ({kind}); send the "
-                                "shop's order number or another opaque id", field="outcome_id")

@@ -111,15 +111,11 @@ def test_valid_range_refuses_and_stays_out_of_the_schema_hash():
 
 def test_opaque_hex_ids_are_not_taken_for_cards_or_ibans():
     # lower-case hex ids (hashes, UUIDs, event ids) hold Luhn-valid digit runs ~0.4% of the
-    # time and pass the IBAN checksum ~0.05%: 50,000 seeded ones, none may be refused, while
-    # the real forms still are
-    from bandit.domain.privacy import check_outcome_id
-
+    # time and pass the IBAN checksum ~0.05%: 50,000 seeded ones as context values, none may
+    # be refused, while the real forms still are
     rng = np.random.default_rng(7)
     ids = [rng.bytes(16).hex() for _ in range(50_000)]
     assert [i for i in ids if looks_personal_value(i) is not None] == []
-    for i in ids[:2000]:
-        check_outcome_id(i)
     for real, kind in (("4111111111111111", "card"), ("4111-1111-1111-1111", "card"),
                        ("DE89370400440532013000", "IBAN"), ("card:4111111111111111", "card")):
         assert kind in looks_personal_value(real)
