@@ -45,8 +45,9 @@ class Engine:
     """Decides, records outcomes, learns and persists. Use from one thread (or one event loop).
 
     A wiring of parts (docs/architecture.md, "The engine"): a :class:`Decider` that logs into
-    the SQLite :class:`EventStore`, a :class:`Joiner` that closes events, a :class:`Learner` that
-    holds the policy, and the :class:`UnitOfWork` that makes each request group all or nothing.
+    the SQLite :class:`EventStore` (the engine's :meth:`append` is its sink), a :class:`Joiner`
+    that closes events, a :class:`ModelKeeper` that holds the learner and its policy, and the
+    :class:`UnitOfWork` that makes each request group all or nothing.
 
     Open it with :meth:`open`. ``decide`` and ``record_outcome`` commit before they return unless
     called with ``commit=False``, in which case the caller must call :meth:`commit` before it
