@@ -114,3 +114,74 @@ def test_reward_arithmetic_per_objective(tmp_path, clock, kind, expected):
     engine.record_outcome(d.event_id, True, 120.0)
     reason, reward, _, cost = closed_row(engine, d.event_id)
     assert cost == pytest.approx(12.0) and reward == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("group, randomized, learned", [
+    ("treatment", True, True), ("treatment", False, False), ("holdout", True, False),
+    ("holdout", False, False)])
+def test_only_randomized_treatment_decisions_are_learnable(group, randomized, learned):
+    from bandit.core.joiner import learnable
+    from bandit.store.rows import StoredDecision
+
+    decision = StoredDecision(1, "e", 0.0, "h", {}, ("none",), "none", 0.5, group, 0, randomized)
+    assert learnable(decision) is learned
+
+
+def test_conflicts_and_unknown_events_name_the_field(tmp_path, clock):
+    from bandit.domain.errors import OutcomeConflictError
+
+    engine = open_engine(tmp_path, clock)
+    a, b = engine.decide("va", CTX), engine.decide("vb", CTX)
+    engine.record_outcome(a.event_id, False, 0.0, "order-1")
+    with pytest.raises(OutcomeConflictError, match="already used for another event") as err:
+        engine.record_outcome(b.event_id, False, 0.0, "order-1")
+    assert err.value.field == "outcome_id"
+    with pytest.raises(UnknownEventError, match="unknown event") as err:
+        engine.record_outcome("f" * 32, True, 1.0)
+    assert err.value.field == "event_id"
+
+
+def test_an_expired_event_closes_with_nothing_bought_and_its_closing_carries_the_cost(
+        tmp_path, clock):
+    from bandit.core.joiner import Joiner
+
+    engine = open_engine(tmp_path, clock)
+    expired = engine.decide("v1", CTX, eligible=["discount_10"])
+    sold = engine.decide("v2", CTX, eligible=["discount_5", "discount_10"])  # randomized
+    cost = engine.actions[sold.action].cost_pct / 100 * 120.0
+    closings = []
+    joiner = Joiner(engine.store, engine.config.attribution, engine.config.objective,
+                    engine.actions, closings.extend)
+    joiner.outcome(sold.event_id, True, 120.0, None, clock.t)
+    joiner.expire(clock.t + 86400 + 1)
+    row = engine.store.db.execute("SELECT converted, order_value, cost, reason FROM closed "
+                                  "WHERE event_id = ?", (expired.event_id,)).fetchone()
+    assert row == (0, 0.0, 0.0, "expired")
+    # the sale teaches with its parts; the forced decision that expired teaches nothing
+    assert [(c.decision.event_id, c.converted, c.order_value, c.cost) for c in closings] == [
+        (sold.event_id, True, 120.0, pytest.approx(cost))]
+    engine.store.rollback()
+
+
+def test_a_rolled_back_closing_is_not_counted(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    d = engine.decide("v1", CTX)
+    before = (engine.joiner.closed_total, engine.joiner.closed_through, engine.open_events)
+    engine.begin_group()
+    engine.record_outcome(d.event_id, True, 50.0, commit=False)
+    assert engine.joiner.closed_total == before[0] + 1 and engine.open_events == before[2] - 1
+    engine.rollback()
+    assert (engine.joiner.closed_total, engine.joiner.closed_through,
+            engine.open_events) == before
+    engine.record_outcome(d.event_id, True, 50.0)
+    assert engine.open_events == before[2] - 1 and engine.joiner.closed_total == before[0] + 1
+
+
+def test_expiry_of_more_than_one_chunk_closes_them_all(tmp_path, clock):
+    engine = open_engine(tmp_path, clock)
+    n = 10_050  # the joiner reads open events 10,000 at a time
+    results = engine.decide_batch([(f"v{i}", CTX, None) for i in range(n)])
+    assert not any(isinstance(r, Exception) for r in results)
+    clock.t += 86400 + 1
+    assert engine.expire() == n
+    assert engine.open_events == 0 and engine.store.count("closed") == n
