@@ -78,6 +78,7 @@ def test_a_segment_is_exactly_what_its_rule_selects():
     assert (covered == 1).all()  # the leaves partition the visitors
 
 
+@pytest.mark.slow
 def test_uplift_intervals_cover_the_true_segment_uplift():
     """30 seeded logs of 20,000 uniformly logged visitors (conversion, eligibility varies per
     visitor, so propensities differ), segments of the oracle policy; the truth per segment is
