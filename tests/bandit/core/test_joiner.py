@@ -92,8 +92,23 @@ def test_unknown_and_closed_events_are_distinct_errors(tmp_path, clock):
         engine.record_outcome("nope", True, 1.0)
     d = engine.decide("v1", CTX)
     engine.record_outcome(d.event_id, True, 10.0)
-    with pytest.raises(ClosedEventError, match="already closed"):
+    with pytest.raises(ClosedEventError, match="already closed") as err:
         engine.record_outcome(d.event_id, True, 10.0, "new-id")
+    assert err.value.field == "event_id"
+
+
+def test_an_outcome_counts_up_to_the_end_of_its_window_inclusive(tmp_path, clock):
+    # the same test as expiry's: at exactly decided + window_s the window is still open
+    from bandit.domain.errors import WindowClosedError
+
+    engine = open_engine(tmp_path, clock)
+    window = engine.config.attribution.window_s
+    on_time, late = engine.decide("v1", CTX, now=1000.0), engine.decide("v2", CTX, now=1000.0)
+    assert engine.record_outcome(on_time.event_id, True, 10.0, now=1000.0 + window) == "recorded"
+    with pytest.raises(WindowClosedError, match="attribution window of 86400 s has closed; "
+                                                "the outcome was not recorded") as err:
+        engine.record_outcome(late.event_id, True, 10.0, now=1000.0 + window + 0.001)
+    assert err.value.field == "event_id"
 
 
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "12", True])
@@ -133,7 +148,9 @@ def test_conflicts_and_unknown_events_name_the_field(tmp_path, clock):
     engine = open_engine(tmp_path, clock)
     a, b = engine.decide("va", CTX), engine.decide("vb", CTX)
     engine.record_outcome(a.event_id, False, 0.0, "order-1")
-    with pytest.raises(OutcomeConflictError, match="already used for another event") as err:
+    with pytest.raises(OutcomeConflictError, match="this outcome_id was already used for "
+                                                   "another event; each order needs its own "
+                                                   "id") as err:
         engine.record_outcome(b.event_id, False, 0.0, "order-1")
     assert err.value.field == "outcome_id"
     with pytest.raises(UnknownEventError, match="unknown event") as err:
