@@ -202,3 +202,23 @@ def test_expiry_of_more_than_one_chunk_closes_them_all(tmp_path, clock):
     clock.t += 86400 + 1
     assert engine.expire() == n
     assert engine.open_events == 0 and engine.store.count("closed") == n
+
+
+def test_an_order_for_an_action_no_longer_configured_costs_nothing(tmp_path, clock):
+    # the action's cost is not known any more: the sale is recorded at its order value alone
+    from engine_helpers import shop_doc
+
+    from bandit import Engine
+    from bandit.config.shop import parse_config
+
+    engine = open_engine(tmp_path, clock)
+    d = engine.decide("v1", CTX, eligible=["discount_10"])
+    engine.close()
+    doc = shop_doc(holdout={"fraction": 0.0})
+    doc["actions"] = [a for a in doc["actions"] if a["id"] != "discount_10"]
+    engine = Engine.open(parse_config(doc), tmp_path / "data", clock=clock)
+    assert engine.record_outcome(d.event_id, True, 100.0) == "recorded"
+    reason, reward, _, cost = closed_row(engine, d.event_id)
+    assert (reason, cost) == ("converted", 0.0)
+    assert reward == pytest.approx(engine.config.objective.margin * 100.0)
+    engine.close()
