@@ -24,7 +24,7 @@ import numpy as np
 
 from bandit.core.explain import explain_row
 from bandit.domain.errors import CartwheelError
-from bandit.domain.privacy import hash_visitor
+from bandit.domain.privacy import check_visitor_id, hash_visitor
 from bandit.domain.records import Decision, LoggedEvent
 from policies import NonFiniteStateError
 
@@ -205,6 +205,7 @@ class Decider:
                 if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
                     raise CartwheelError(f"visitor_id must be a non-empty string of at most "
                                          f"{MAX_VISITOR_ID} characters", field="visitor_id")
+                check_visitor_id(visitor_id)
                 x, stored = self.space.normalize_row(context)
                 ids = self.eligibility(eligible)
             except CartwheelError as exc:

@@ -195,3 +195,30 @@ def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
     True
     """
     return _keyed_hash(outcome_id, salt, b"outcome-id")
+
+
+_SEPARATED_PHONE = re.compile(r"^\s*\(?\d[\d()]*[\s\-./()][\d\s\-./()]*\d\s*$")
+
+
+def check_visitor_id(visitor_id: str) -> None:
+    """Raise :class:`PersonalDataError` when a visitor id looks like an e-mail address or a
+    phone number (``+`` and digits, or digits with phone separators), the ids a shop might send
+    by mistake instead of an opaque one. An all-digit id without ``+`` (a numeric customer id)
+    is accepted: it is stored only as a keyed hash.
+
+    >>> check_visitor_id("12345678"), check_visitor_id("v-42"), check_visitor_id("9f0c2a")
+    (None, None, None)
+    >>> check_visitor_id("+49 170 1234567")
+    Traceback (most recent call last):
+    ...
+    bandit.domain.errors.PersonalDataError: visitor_id looks like a phone number; send an opaque id (a random cookie value, or your customer number)
+    """
+    if _EMAIL.search(visitor_id):
+        kind = "an e-mail address"
+    elif _PLUS_PHONE.search(visitor_id) or (
+            _SEPARATED_PHONE.match(visitor_id) and 8 <= sum(c.isdigit() for c in visitor_id) <= 15):
+        kind = "a phone number"
+    else:
+        return
+    raise PersonalDataError(f"visitor_id looks like {kind}; send an opaque id (a random cookie "
+                            "value, or your customer number)", field="visitor_id")
