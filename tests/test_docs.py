@@ -37,6 +37,11 @@ def test_the_site_builds_strictly(tmp_path):
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "site" / "configuration" / "index.html").exists()
+    # nothing is fetched from a CDN when the site is read (no web fonts, no remote scripts)
+    for page in (tmp_path / "site").rglob("*.html"):
+        text = page.read_text()
+        assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, page
+        assert not re.search(r"<script[^>]+src=\"https?://", text), page
 
 
 def test_the_configuration_reference_is_generated_from_the_example_shop():
