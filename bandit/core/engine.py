@@ -144,12 +144,6 @@ class Engine:
         (:meth:`Decider.decide_batch`)."""
         return self.decider.decide_batch(requests, now=now, commit=commit)
 
-    def eligibility(self, eligible):
-        return self.decider.eligibility(eligible)
-
-    def in_holdout(self, visitor_hash: str) -> bool:
-        return self.decider.in_holdout(visitor_hash)
-
     def stamp(self, ts: float) -> float:
         """The time a decision is logged at (never before the last one)."""
         return self.decider.stamp(ts)
