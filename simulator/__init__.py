@@ -1,4 +1,4 @@
-"""Worlds to learn in, and (in ``ope``/``replay``) estimators to judge policies from logs."""
+"""Worlds to learn in (``worlds``), and estimators to judge policies from logs (``evaluation``)."""
 
 from simulator.worlds.runner import RunResult, run
 from simulator.worlds.scenarios import SCENARIOS, make_world
