@@ -118,11 +118,29 @@ _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 
 
+def config_error(source: str, key: str, message: str) -> ConfigError:
+    """The config's one error shape: ``file: dotted.key: message``, with the key as its field."""
+    return ConfigError(f"{source}: {key}: {message}", field=key)
+
+
+def unknown_key(key: str, known) -> str:
+    """What an unknown key's error says, with the closest known key when there is one."""
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key ({hint}`cartwheel init` writes a commented example of every key)"
+
+
+def shown(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (an error repeats what it names, not a
+    whole pasted list)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def read_table(cls: type, data, path: str, source: str):
     """``data`` (a parsed TOML table) as ``cls``, or a :class:`ConfigError` naming the key."""
     def fail(key: str | None, message: str):
-        dotted = f"{path}.{key}" if key and path else (key or path)
-        raise ConfigError(f"{source}: {dotted}: {message}", field=dotted)
+        raise config_error(source, f"{path}.{key}" if key and path else (key or path), message)
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: [{path}] must be a table", field=path)
@@ -132,15 +150,12 @@ def read_table(cls: type, data, path: str, source: str):
         text = str(exc)
         unknown = _UNKNOWN.search(text)
         if unknown:
-            close = difflib.get_close_matches(unknown.group(1), cls.__struct_fields__, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            fail(unknown.group(1), f"unknown key ({hint}`cartwheel init` writes a commented "
-                                   "example of every key)")
+            fail(unknown.group(1), unknown_key(unknown.group(1), cls.__struct_fields__))
         missing = _MISSING.search(text)
         key = missing.group(1) if missing else (_AT.search(text) or [None, None])[1]
         if key is None or key not in cls.__struct_fields__:
             fail(None, text)
-        fail(key, f"expected {describe(cls, key)}, got {_shown(data.get(key))}")
+        fail(key, f"expected {describe(cls, key)}, got {shown(data.get(key))}")
     for key in cls.__struct_fields__:  # TOML has nan and inf: settings are finite
         number = getattr(value, key)
         if isinstance(number, float) and not math.isfinite(number):
@@ -155,8 +170,3 @@ def describe(cls: type, key: str) -> str:
         if isinstance(meta, Meta) and meta.description:
             return meta.description
     return "a value of the documented type"
-
-
-def _shown(value, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

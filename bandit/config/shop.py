@@ -35,6 +35,7 @@ from bandit.config.schema import (
     Server,
     Shop,
     Storage,
+    config_error,
     describe,
     read_table,
 )
@@ -141,7 +142,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     try:
         policies.check_spec(policy_spec)
     except ValueError as exc:
-        _fail(source, "policy.spec", str(exc))
+        raise config_error(source, "policy.spec", str(exc))
 
     if "actions" not in data:
         raise ConfigError(f"{source}: [[actions]] is missing: declare at least one action",
@@ -156,7 +157,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     try:  # now that the actions are known, what the policy's constructor refuses
         policies.check_spec(policy_spec, action_ids=ids)
     except ValueError as exc:
-        _fail(source, "policy.spec", str(exc))
+        raise config_error(source, "policy.spec", str(exc))
 
     if "features" not in data:
         raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",
@@ -172,13 +173,13 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     if holdout.control is None:
         holdout = msgspec.structs.replace(holdout, control="none" if "none" in ids else ids[0])
     elif holdout.control not in ids:
-        _fail(source, "holdout.control", f"expected one of the action ids {ids}, got "
-                                         f"{holdout.control!r}")
+        raise config_error(source, "holdout.control",
+                           f"expected one of the action ids {ids}, got {holdout.control!r}")
     attribution = settings(Attribution, "attribution")
     if not abs(attribution.default_reward) <= objective.max_order_value:
-        _fail(source, "attribution.default_reward",
-              f"expected {describe(Attribution, 'default_reward')}, got "
-              f"{attribution.default_reward!r}")
+        raise config_error(source, "attribution.default_reward",
+                           f"expected {describe(Attribution, 'default_reward')}, got "
+                           f"{attribution.default_reward!r}")
     storage = settings(Storage, "storage")
     server = settings(Server, "server")
     salt = settings(Privacy, "privacy").salt
@@ -207,9 +208,6 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
                       storage=storage, server=server, currency=shop.currency, salt=salt,
                       rules=rules, caps=caps, budget=budget, source=source, raw=copy.deepcopy(data))
 
-
-def _fail(source: str, key: str, message: str):
-    raise ConfigError(f"{source}: {key}: {message}", field=key)
 
 
 def load_config(path: str | Path | None = None) -> ShopConfig:

@@ -7,6 +7,7 @@ import difflib
 import math
 from typing import Any
 
+from bandit.config.schema import config_error, shown, unknown_key
 from bandit.domain.errors import ConfigError
 from bandit.domain.features import (
     UNKNOWN,
@@ -33,7 +34,7 @@ class Table:
         return f"{self.path}.{key}" if self.path else key
 
     def fail(self, key: str, message: str):
-        raise ConfigError(f"{self.source}: {self._key(key)}: {message}", field=self._key(key))
+        raise config_error(self.source, self._key(key), message)
 
     def get(self, key: str, kind: type | tuple, default: Any = ..., *, check=None, expect=""):
         self.used.add(key)
@@ -46,11 +47,11 @@ class Table:
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            self.fail(key, f"expected {expect or _kind_name(kind)}, got {_shown(value)}")
+            self.fail(key, f"expected {expect or _kind_name(kind)}, got {shown(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(key, f"must be a finite number, got {value!r}")
         if check is not None and not check(value):
-            self.fail(key, f"expected {expect}, got {_shown(value)}")
+            self.fail(key, f"expected {expect}, got {shown(value)}")
         return value
 
     def table(self, key: str) -> "Table":
@@ -60,17 +61,7 @@ class Table:
     def done(self):
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            close = difflib.get_close_matches(unknown[0], self.used, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            self.fail(unknown[0], f"unknown key ({hint}`cartwheel init` writes a commented "
-                                  "example of every key)")
-
-
-def _shown(value, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters (an error repeats what it names, not a
-    whole pasted list)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+            self.fail(unknown[0], unknown_key(unknown[0], self.used))
 
 
 def _kind_name(kind) -> str:
