@@ -197,9 +197,6 @@ def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
     return _keyed_hash(outcome_id, salt, b"outcome-id")
 
 
-_SEPARATED_PHONE = re.compile(r"^\s*\(?\d[\d()]*[\s\-./()][\d\s\-./()]*\d\s*$")
-
-
 def check_visitor_id(visitor_id: str) -> None:
     """Raise :class:`PersonalDataError` when a visitor id looks like an e-mail address or a
     phone number (``+`` and digits, or digits with phone separators), the ids a shop might send
@@ -215,8 +212,9 @@ def check_visitor_id(visitor_id: str) -> None:
     """
     if _EMAIL.search(visitor_id):
         kind = "an e-mail address"
-    elif _PLUS_PHONE.search(visitor_id) or (
-            _SEPARATED_PHONE.match(visitor_id) and 8 <= sum(c.isdigit() for c in visitor_id) <= 15):
+    elif _PLUS_PHONE.search(visitor_id) or (  # a bare digit run is a customer number
+            _BARE_PHONE.match(visitor_id) and not visitor_id.strip().isdigit()
+            and 8 <= sum(c.isdigit() for c in visitor_id) <= 15):
         kind = "a phone number"
     else:
         return
