@@ -45,12 +45,13 @@ from bandit.config.tables import (
     parse_budget,
     parse_caps,
     parse_feature,
+    parse_placement,
     parse_rule,
 )
-from bandit.domain.errors import ConfigError
+from bandit.domain.errors import ConfigError, UnknownPlacementError
 from bandit.domain.features import Feature, FeatureSpace
 from bandit.domain.objective import Objective
-from bandit.domain.records import ACTION_KINDS, Action
+from bandit.domain.records import ACTION_KINDS, DEFAULT_PLACEMENT, Action, Placement
 from bandit.domain.rules import Budget, Cap, Rule, statically_empty
 
 SCHEMA_VERSION = 1
@@ -76,10 +77,36 @@ class ShopConfig:
     budget: Budget | None
     source: str
     raw: dict = field(repr=False, compare=False)
+    #: the decision points, in config order; a config without ``[[placements]]`` has one,
+    #: ``"default"``, holding every action
+    placements: tuple[Placement, ...] = ()
 
     @property
     def action_ids(self) -> tuple[str, ...]:
         return tuple(a.id for a in self.actions)
+
+    @property
+    def placement_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.placements)
+
+    @property
+    def declares_placements(self) -> bool:
+        """Whether the config has ``[[placements]]`` (then a request must name one)."""
+        return "placements" in self.raw
+
+    def placement(self, placement_id: str | None) -> Placement:
+        """The placement a request names (None: the shop's only one, when it declares none);
+        :class:`UnknownPlacementError` (field ``placement``) listing the shop's placements."""
+        if placement_id is None and not self.declares_placements:
+            return self.placements[0]
+        for p in self.placements:
+            if p.id == placement_id:
+                return p
+        if placement_id is None:
+            raise UnknownPlacementError(f"placement is required: this shop decides at "
+                                        f"{list(self.placement_ids)}", field="placement")
+        raise UnknownPlacementError(f"unknown placement {str(placement_id)[:64]!r}; this shop's "
+                          f"placements: {list(self.placement_ids)}", field="placement")
 
     def action_index(self, action_id: str) -> int:
         """Index of an action id (ValueError naming the known ids when absent)."""
@@ -202,11 +229,36 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
                 f"policy's choice, and {cls.name} does not choose by estimated rewards; use "
                 "linucb, lints, egreedy or profit, or pacing = \"none\" (the hard stop only)",
                 field="budget.pacing")
+    placements = _placements(root, ids, policy_spec, holdout.control)
     root.done()
     return ShopConfig(name=shop.name, actions=actions, features=features, objective=objective,
                       policy_spec=policy_spec, holdout=holdout, attribution=attribution,
                       storage=storage, server=server, currency=shop.currency, salt=salt,
-                      rules=rules, caps=caps, budget=budget, source=source, raw=copy.deepcopy(data))
+                      rules=rules, caps=caps, budget=budget, source=source, raw=copy.deepcopy(data),
+                      placements=placements)
+
+
+def _placements(root: Table, ids: list[str], spec: str, control: str) -> tuple[Placement, ...]:
+    """``[[placements]]``, or the one implicit placement of a config without them."""
+    if "placements" not in root.data:
+        root.used.add("placements")
+        return (Placement(DEFAULT_PLACEMENT, tuple(ids), spec, control),)
+    raw = root.get("placements", list, expect="an array of tables [[placements]]")
+    if not raw:
+        root.fail("placements", "is empty: declare at least one [[placements]] table, or "
+                                "none at all (then every action is decided at one placement)")
+
+    def check(own_spec, action_ids):
+        policies.check_spec(own_spec, action_ids=action_ids)
+
+    placements = tuple(parse_placement(Table(p, f"placements[{i}]", root.source), ids, spec,
+                                       control, check) for i, p in enumerate(raw))
+    seen = [p.id for p in placements]
+    if len(set(seen)) != len(seen):
+        dup = next(i for i in seen if seen.count(i) > 1)
+        raise ConfigError(f"{root.source}: placements: id {dup!r} appears twice",
+                          field="placements")
+    return placements
 
 
 

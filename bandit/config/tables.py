@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from typing import Any
 
 from bandit.config.schema import config_error, shown, unknown_key
@@ -17,7 +18,7 @@ from bandit.domain.features import (
     Feature,
     Numeric,
 )
-from bandit.domain.records import ACTION_KINDS, Action
+from bandit.domain.records import ACTION_KINDS, ACTIVATIONS, Action, Placement
 from bandit.domain.rules import EFFECTS, OPERATORS, Budget, Cap, Condition, Rule
 
 
@@ -87,6 +88,46 @@ def parse_action(t: Table) -> Action:
                       expect=f"a non-empty string of at most {MAX_ACTION_ID} characters")
     t.done()
     return Action(action_id, kind, cost_pct, cost_fixed, attributes)
+
+
+#: a placement id names a snapshot folder and a metrics label: a short name, not a text
+PLACEMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+def parse_placement(t: Table, ids: list[str], spec: str, control: str | None,
+                    check_spec) -> Placement:
+    """One ``[[placements]]`` table; ``spec`` and ``control`` are the shop's defaults
+    (``[policy] spec``, ``[holdout] control``), ``check_spec(spec, action_ids)`` raises
+    ValueError for a spec the placement's actions refuse."""
+    pid = t.get("id", str, check=lambda v: PLACEMENT_ID.fullmatch(v) is not None,
+                expect="1-32 letters, digits, '_' or '-', starting with a letter or digit")
+    actions = t.get("actions", list, expect="a non-empty list of action ids")
+    unknown = [a for a in actions if a not in ids]
+    if unknown or not actions:
+        t.fail("actions", f"unknown action {unknown[0]!r}; known: {ids}" if unknown else
+               "is empty: list at least one action id")
+    if len(set(actions)) != len(actions):
+        t.fail("actions", f"{next(a for a in actions if actions.count(a) > 1)!r} is listed twice")
+    chosen = set(actions)
+    actions = tuple(a for a in ids if a in chosen)  # the shop's order: masks are in it
+    own_spec = t.get("spec", str, spec)
+    try:
+        check_spec(own_spec, list(actions))
+    except ValueError as exc:
+        t.fail("spec", str(exc))
+    if "control" in t.data:
+        own_control = t.get("control", str, check=lambda v: v in chosen,
+                            expect=f"one of this placement's actions {list(actions)}")
+    elif control in chosen:
+        own_control = control
+    else:
+        t.fail("control", f"is required here: the holdout's control {control!r} is not one of "
+                          f"this placement's actions {list(actions)}; name the action its "
+                          "holdout visitors get here")
+    activation = t.get("activation", str, "immediate", check=lambda v: v in ACTIVATIONS,
+                       expect=" or ".join(map(repr, ACTIVATIONS)))
+    t.done()
+    return Placement(pid, actions, own_spec, own_control, activation == "deferred")
 
 
 def parse_feature(name: str, t: Table) -> Feature:

@@ -8,6 +8,10 @@ UnitOfWork`, the log sink (the engine's SQLite store or a replica's bus entry), 
 and how to recover a damaged model. Every request of a batch is judged alone, a visitor asking
 twice in one batch is decided in rounds so that frequency caps count the earlier choice, and
 the batch's decisions are logged with one append.
+
+A request names its placement (docs/architecture.md, "Placements"); each placement has its own
+model, asked once per batch for its rows. Rules, caps, the budget and the holdout span all of
+them.
 """
 
 from __future__ import annotations
@@ -24,12 +28,11 @@ import numpy as np
 
 from bandit.core.explain import explain_row
 from bandit.domain.errors import CartwheelError
-from bandit.domain.privacy import check_visitor_id, hash_visitor
-from bandit.domain.records import Decision, LoggedEvent
+from bandit.domain.privacy import check_visitor, hash_visitor
+from bandit.domain.records import Decision, LoggedEvent, Placement
 from policies import NonFiniteStateError
 
 log = logging.getLogger("cartwheel.engine")
-MAX_VISITOR_ID = 256
 
 
 def new_event_ids(n: int) -> list[str]:
@@ -55,6 +58,9 @@ class _Batch:
     learn_rows: list = field(default_factory=list)  # (x, action, p, mask) of randomized rows
     explain: list[bool] = field(default_factory=list)  # rows that asked for reasons
     reasons: dict = field(default_factory=dict)  # row -> (reasons, runner-up) or (None, why)
+    placements: list[Placement] = field(default_factory=list)
+    deferred: list[bool] = field(default_factory=list)  # waits for activate
+    versions: list[int] = field(default_factory=list)  # the model version each row saw
 
 
 class Model(Protocol):
@@ -71,9 +77,9 @@ class Model(Protocol):
 
 class LogSink(Protocol):
     def append(self, events: list[LoggedEvent], eligible: list[tuple[str, ...]],
-               learn_rows: list) -> None:
-        """Write a batch's decisions into the open group (learning ``learn_rows`` at commit,
-        where the sink learns)."""
+               learn_rows: dict[str, list]) -> None:
+        """Write a batch's decisions into the open group (learning ``learn_rows``, per
+        placement, at commit, where the sink learns)."""
 
 
 class Decider:
@@ -84,7 +90,8 @@ class Decider:
     config, space, salt, guardrails
         The shop, its feature space, the visitor-hash key and the rules, caps and budget.
     model : callable
-        Returns the current :class:`Model` (it may be swapped or rebuilt between batches).
+        Returns the current :class:`Model` of a placement id (it may be swapped or rebuilt
+        between batches).
     price : callable
         Returns the incentive price to apply now (:class:`bandit.core.pacing.PacingPrice`) or
         None.
@@ -102,7 +109,7 @@ class Decider:
         Decisions logged so far.
     """
 
-    def __init__(self, config, space, salt: bytes, guardrails, *, model: Callable[[], Model],
+    def __init__(self, config, space, salt: bytes, guardrails, *, model: Callable[[str], Model],
                  price: Callable, work, sink: LogSink, commit: Callable[[], None],
                  recover: Callable[[str], None], clock: Callable[[], float],
                  last_ts: float = float("-inf"), decided_total: int = 0):
@@ -113,7 +120,6 @@ class Decider:
         self.actions = {a.id: a for a in config.actions}
         self.action_ids = config.action_ids
         self._action_index = {a: i for i, a in enumerate(self.action_ids)}
-        self._control = config.holdout.control
         self._config_mask = functools.lru_cache(maxsize=4096)(self._mask_of)
 
     def checkpoint(self) -> tuple[int, float]:
@@ -124,40 +130,52 @@ class Decider:
         if token is not None:
             self.decided_total, self.last_ts = token
 
-    def eligibility(self, eligible: Sequence[str] | None) -> tuple[str, ...]:
-        """Validated eligible action ids (all configured actions when None)."""
+    def eligibility(self, eligible: Sequence[str] | None,
+                    placement: Placement | None = None) -> tuple[str, ...]:
+        """Validated eligible action ids (all of the placement's actions when None)."""
+        placement = placement or self.config.placements[0]
         if eligible is None:
-            return self.action_ids
+            return placement.actions
         if isinstance(eligible, str) or not isinstance(eligible, Sequence):
             raise CartwheelError("eligible must be a list of action ids", field="eligible")
         unknown = [a for a in eligible if not isinstance(a, str) or a not in self.actions]
         if unknown:
             raise CartwheelError(f"unknown action {str(unknown[0])[:64]!r} in eligible; known: "
                                  f"{list(self.action_ids)}", field="eligible")
+        elsewhere = [a for a in eligible if a not in placement.actions]
+        if elsewhere:
+            raise CartwheelError(f"action {elsewhere[0]!r} is not decided at placement "
+                                 f"{placement.id!r}; its actions: {list(placement.actions)}",
+                                 field="eligible")
         if not eligible:
             raise CartwheelError("eligible is empty: list at least one action id",
                                  field="eligible")
         chosen = set(eligible)
-        return tuple(a for a in self.action_ids if a in chosen)
+        return tuple(a for a in placement.actions if a in chosen)
 
     def in_holdout(self, visitor_hash: str) -> bool:
         """Sticky holdout assignment from the salted visitor hash."""
         return int(visitor_hash[:8], 16) / 2**32 < self.config.holdout.fraction
 
     def decide(self, visitor_id: str, context: dict, eligible: Sequence[str] | None = None, *,
-               now: float | None = None, commit: bool = True, explain: bool = False) -> Decision:
+               now: float | None = None, commit: bool = True, explain: bool = False,
+               placement: str | None = None, activate: bool | None = None) -> Decision:
         """Choose an intervention for one visitor and log it (committed before returning);
-        ``explain``: add the reasons (:mod:`bandit.core.explain`, never stored)."""
-        result = self.decide_batch([(visitor_id, context, eligible, explain)], now=now,
-                                   commit=commit)[0]
+        ``explain``: add the reasons (:mod:`bandit.core.explain`, never stored);
+        ``placement`` and ``activate`` as in :meth:`decide_batch`."""
+        result = self.decide_batch([(visitor_id, context, eligible, explain, placement,
+                                     activate)], now=now, commit=commit)[0]
         if isinstance(result, Exception):
             raise result
         return result
 
     def decide_batch(self, requests: Sequence[tuple], *, now: float | None = None,
                      commit: bool = True) -> list[Decision | Exception]:
-        """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request
-        (a fourth element, true, asks for the decision's reasons).
+        """Decide for many visitors at once: ``(visitor_id, context, eligible)`` per request,
+        then optionally ``explain`` (true: add the decision's reasons), ``placement`` (an id;
+        None: the shop's only one) and ``activate`` (False: deferred until
+        :meth:`~bandit.core.engine.Engine.activate`; True: shown now; None: as the placement
+        says).
 
         One policy call and one insert for the whole batch. Every request is judged alone: one
         that fails validation (or breaks anything else) gets its error in its slot and does
@@ -170,7 +188,7 @@ class Decider:
             events = self._decide_admitted(batch, ts)
             for j, (i, e) in enumerate(zip(batch.rows, events)):
                 results[i] = Decision(e.event_id, e.action, e.probability, e.group,
-                                      e.model_version, e.randomized)
+                                      e.model_version, e.randomized, e.placement, e.deferred)
                 if batch.explain[j]:
                     results[i] = self._with_reasons(results[i], batch, j)
             if commit:
@@ -184,9 +202,8 @@ class Decider:
             self.work.begin()
             eligible = list(batch.eligible)
             try:
-                model = self.model()
-                self._choose(batch, ts, model)
-                return self._log(batch, ts, model.model_version)
+                self._choose(batch, ts)
+                return self._log(batch, ts)
             except NonFiniteStateError as exc:
                 self.work.rollback()  # the group's other writes fail too: their writers retry
                 if attempt == 2:
@@ -200,14 +217,13 @@ class Decider:
     def _admit(self, requests: Sequence[tuple], results: list) -> "_Batch":
         """Validate and encode each request; a refused one gets its error in ``results``."""
         batch = _Batch()
-        for i, (visitor_id, context, eligible, *explain) in enumerate(requests):
+        for i, (visitor_id, context, eligible, *more) in enumerate(requests):
+            explain, placement_id, activate = (*more, None, None, None)[:3]
             try:
-                if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
-                    raise CartwheelError(f"visitor_id must be a non-empty string of at most "
-                                         f"{MAX_VISITOR_ID} characters", field="visitor_id")
-                check_visitor_id(visitor_id)
+                check_visitor(visitor_id)
+                placement = self.config.placement(placement_id)
                 x, stored = self.space.normalize_row(context)
-                ids = self.eligibility(eligible)
+                ids = self.eligibility(eligible, placement)
             except CartwheelError as exc:
                 results[i] = exc
                 continue
@@ -220,21 +236,26 @@ class Decider:
             batch.X.append(x)
             batch.eligible.append(ids)
             batch.hashes.append(hash_visitor(visitor_id, self.salt))
-            batch.explain.append(bool(explain and explain[0]))
+            batch.explain.append(bool(explain))
+            batch.placements.append(placement)
+            batch.deferred.append(placement.deferred if activate is None else not activate)
         return batch
 
-    def _choose(self, batch: "_Batch", ts: float, model: Model) -> None:
-        """Fill ``batch.chosen``: the control for the holdout, forced actions where rules or
-        guardrails force one, and policy calls for the rest (guardrails narrow eligible).
+    def _choose(self, batch: "_Batch", ts: float) -> None:
+        """Fill ``batch.chosen``: the placement's control for the holdout, forced actions where
+        rules or guardrails force one, and one policy call per placement for the rest
+        (guardrails narrow eligible).
 
         A visitor asking more than once in one batch is decided in rounds, so that frequency
-        caps count the choices made for them earlier in the batch."""
-        batch.chosen = [(self._control, 1.0)] * len(batch.rows)
+        caps count the choices made for them earlier in the batch (deferred ones count only
+        once activated, so not here)."""
+        batch.chosen = [(p.control, 1.0) for p in batch.placements]
         batch.treated = [not self.in_holdout(h) for h in batch.hashes]
-        batch.learn_rows = []
+        batch.learn_rows = {}
+        batch.versions = [self.model(p.id).model_version for p in batch.placements]
         rows = [j for j, treated in enumerate(batch.treated) if treated]
         if not (self.guardrails.caps and len(set(batch.hashes[j] for j in rows)) < len(rows)):
-            self._choose_round(batch, rows, ts, None, model)
+            self._choose_round(batch, rows, ts, None)
             return
         earlier: dict[str, list[str]] = {}
         while rows:
@@ -242,36 +263,44 @@ class Decider:
             for j in rows:
                 (later if batch.hashes[j] in seen else this).append(j)
                 seen.add(batch.hashes[j])
-            self._choose_round(batch, this, ts, earlier, model)
+            self._choose_round(batch, this, ts, earlier)
             for j in this:
-                earlier.setdefault(batch.hashes[j], []).append(batch.chosen[j][0])
+                if not batch.deferred[j]:
+                    earlier.setdefault(batch.hashes[j], []).append(batch.chosen[j][0])
             rows = later
 
-    def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier,
-                      model: Model) -> None:
+    def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier) -> None:
         if self.guardrails.active and rows:
             free = []
             for j, elig in zip(rows, self.guardrails.eligibility(
                     [batch.hashes[j] for j in rows], [batch.contexts[j] for j in rows],
-                    [batch.eligible[j] for j in rows], ts, earlier)):
+                    [batch.eligible[j] for j in rows], ts, earlier,
+                    [batch.placements[j].control for j in rows])):
                 batch.eligible[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
                 if elig.forced is not None:
                     batch.chosen[j] = (elig.forced, 1.0)
                 else:
                     free.append(j)
             rows = free
-        if not rows:
-            return
+        at: dict[str, list[int]] = {}
+        for j in rows:
+            at.setdefault(batch.placements[j].id, []).append(j)
+        for placement_id, placed in at.items():
+            self._ask_model(batch, placed, self.model(placement_id))
+
+    def _ask_model(self, batch: "_Batch", rows: list[int], model: Model) -> None:
+        """One policy call for the batch's free rows at one placement."""
         X = np.array([batch.X[j] for j in rows])
         mask = np.array([self._policy_mask(batch.eligible[j], model) for j in rows])
         pacing = self.price()
         prices = None if pacing is None else pacing.prices(model.policy, X, model.action_ids)
         actions, probs = model.policy.act(X, mask, prices)
+        learn_rows = batch.learn_rows.setdefault(batch.placements[rows[0]].id, [])
         for r, j in enumerate(rows):
             action, p = int(actions[r]), float(probs[r])
             batch.chosen[j] = (model.action_ids[action], p)
-            if p < 1.0:
-                batch.learn_rows.append((X[r], action, p, mask[r]))
+            if p < 1.0 and not batch.deferred[j]:  # deferred: learned at close, if activated
+                learn_rows.append((X[r], action, p, mask[r]))
         asked = [r for r, j in enumerate(rows) if batch.explain[j]]
         if asked:  # only rows that asked pay for it (off by default)
             self._explain(batch, [rows[r] for r in asked], X[asked], mask[asked],
@@ -299,7 +328,7 @@ class Decider:
                          "a rule or guardrail chose this action, not the policy")
         return replace(decision, reasons_unavailable=why)
 
-    def _log(self, batch: "_Batch", ts: float, version: int) -> list[LoggedEvent]:
+    def _log(self, batch: "_Batch", ts: float) -> list[LoggedEvent]:
         """Append the batch's decisions to the store (one insert).
 
         Logged times never go back (a clock the OS steps back is held at the last time until
@@ -310,10 +339,12 @@ class Decider:
             event_id=event_id, visitor_hash=visitor_hash, context=context,
             mask=self._config_mask(ids), action_index=self._action_index[action], action=action,
             probability=probability, group="treatment" if treated else "holdout",
-            model_version=version, randomized=probability < 1.0, ts=ts)
-            for event_id, visitor_hash, context, ids, (action, probability), treated in zip(
+            model_version=version, randomized=probability < 1.0, ts=ts, placement=placement.id,
+            deferred=deferred)
+            for event_id, visitor_hash, context, ids, (action, probability), treated, placement,
+            deferred, version in zip(
                 new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
-                batch.chosen, batch.treated)]
+                batch.chosen, batch.treated, batch.placements, batch.deferred, batch.versions)]
         self.sink.append(events, batch.eligible, batch.learn_rows)
         self.decided_total += len(events)
         return events

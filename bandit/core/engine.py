@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from bandit.config.shop import ShopConfig, load_config
-from bandit.core.decider import MAX_VISITOR_ID, Decider, new_event_ids  # noqa: F401 (re-exported)
+from bandit.core.decider import Decider, new_event_ids  # noqa: F401 (re-exported)
 from bandit.core.guardrails import Guardrails
 from bandit.core.joiner import Closing, Joiner
-from bandit.core.keeper import ModelKeeper
+from bandit.core.keeper import ModelKeeper, snapshot_folder
+from bandit.core.model import pack_models
 from bandit.core.pacing import Pacer, PacingPrice
 from bandit.core.unit_of_work import PolicyDraws, Staged, UnitOfWork
 from bandit.domain.errors import CartwheelError, StorageError
-from bandit.domain.outcomes import check_outcome
+from bandit.domain.outcomes import check_outcome, check_redeemed
+from bandit.domain.privacy import check_visitor, hash_visitor
 from bandit.store.datadir import DataDirLock
 from bandit.store.events import SCHEMA_VERSION, EventStore
 from bandit.store.migration import migrate
@@ -48,6 +50,9 @@ class Engine:
     the SQLite :class:`EventStore` (the engine's :meth:`append` is its sink), a :class:`Joiner`
     that closes events, a :class:`ModelKeeper` that holds the learner and its policy, and the
     :class:`UnitOfWork` that makes each request group all or nothing.
+
+    A shop with placements has one model per placement (a keeper each, ``keepers``); the
+    properties ``learner``, ``policy`` and ``model_version`` are those of its first placement.
 
     Open it with :meth:`open`. ``decide`` and ``record_outcome`` commit before they return unless
     called with ``commit=False``, in which case the caller must call :meth:`commit` before it
@@ -90,17 +95,24 @@ class Engine:
                              self._closed, on_cost=lambda ts, cost: self._staged_costs.append(
                                  (ts, cost)))
         self.work = UnitOfWork(self.store, [])
-        self.keeper = ModelKeeper(config, self.space, self.store, self.snapshot_dir, self.seed,
-                                  self.clock, lambda: self.joiner.closed_through)
-        self.keeper.build(fresh)
+        #: one model keeper per placement, in config order (each its own snapshot folder)
+        self.keepers = {p.id: ModelKeeper(
+            config, self.space, self.store, snapshot_folder(self.snapshot_dir, p.id),
+            None if self.seed is None else self.seed + i, self.clock,
+            lambda: self.joiner.closed_through, p) for i, p in enumerate(config.placements)}
+        for keeper in self.keepers.values():
+            keeper.build(fresh)
+        self.keeper = next(iter(self.keepers.values()))
         self.decider = Decider(
-            config, self.space, self.salt, self.guardrails, model=lambda: self.keeper.learner,
+            config, self.space, self.salt, self.guardrails,
+            model=lambda placement: self.keepers[placement].learner,
             price=lambda: self.pacing_price, work=self.work, sink=self,
-            commit=self.commit, recover=self.keeper.recover, clock=self.clock,
+            commit=self.commit, recover=self._recover, clock=self.clock,
             last_ts=self.store.last_decision_ts() or float("-inf"),
             decided_total=self.store.count("decisions"))
-        self.work.parts += [self.decider, self.joiner, self._staged_costs, self.keeper,
-                            PolicyDraws(lambda: self.keeper.learner)]
+        self.work.parts += [self.decider, self.joiner, self._staged_costs]
+        for keeper in self.keepers.values():
+            self.work.parts += [keeper, PolicyDraws(lambda k=keeper: k.learner)]
         #: the budget's shadow price (None: no pacing), replayed from the log's spend
         self.pacer = Pacer.start(config, self.guardrails.spend, self.store, self.decider.last_ts)
 
@@ -134,10 +146,12 @@ class Engine:
 
     # ------------------------------------------------------------------ deciding
     def decide(self, visitor_id: str, context: dict, eligible=None, *, now: float | None = None,
-               commit: bool = True, explain: bool = False):
-        """Choose an intervention for one visitor and log it (:meth:`Decider.decide`)."""
+               commit: bool = True, explain: bool = False, placement: str | None = None,
+               activate: bool | None = None):
+        """Choose an intervention for one visitor at ``placement`` and log it
+        (:meth:`Decider.decide`)."""
         return self.decider.decide(visitor_id, context, eligible, now=now, commit=commit,
-                                   explain=explain)
+                                   explain=explain, placement=placement, activate=activate)
 
     def decide_batch(self, requests, *, now: float | None = None, commit: bool = True):
         """Decide for many visitors with one policy call and one insert
@@ -208,13 +222,20 @@ class Engine:
 
     @property
     def model_version(self) -> int:
-        """Changes applied to the model (:attr:`Learner.model_version`)."""
-        return self.learner.model_version
+        """Changes applied to the models, summed over placements (:attr:`Learner.model_version`;
+        a decision logs its own placement's)."""
+        return sum(k.learner.model_version for k in self.keepers.values())
 
     @property
     def update_count(self) -> int:
-        """Decisions learned: applied updates plus provisional ones waiting for the next batch."""
-        return self.policy.n_updates + self.learner.pending_rows
+        """Decisions learned (at every placement): applied updates plus provisional ones
+        waiting for the next batch."""
+        return sum(k.learner.policy.n_updates + k.learner.pending_rows
+                   for k in self.keepers.values())
+
+    def model(self, placement: str):
+        """The learner of ``placement`` (its ``policy``, ``action_ids``, ``model_version``)."""
+        return self.keepers[self.config.placement(placement).id].learner
 
     @property
     def last_learned_seq(self) -> int:
@@ -228,16 +249,48 @@ class Engine:
     # ------------------------------------------------------------------ outcomes
     def record_outcome(self, event_id: str, converted: bool, order_value: float = 0.0,
                        outcome_id: str | None = None, *, now: float | None = None,
-                       commit: bool = True) -> str:
+                       commit: bool = True, redeemed=None) -> str:
         """Join an outcome to its decision: "recorded" or "duplicate" (see the joiner).
 
-        ``outcome_id`` is stored as its keyed hash only (idempotency without the id)."""
+        ``outcome_id`` is stored as its keyed hash only (idempotency without the id);
+        ``redeemed``: the incentives the order used (None: the decision's, if any)."""
         key = check_outcome(event_id, converted, order_value, outcome_id,
                             self.config.objective, self.salt)
+        used = check_redeemed(redeemed, self.action_ids)
+        at = self.clock() if now is None else now
+        return self._write(lambda: self.joiner.outcome(event_id, converted, order_value, key,
+                                                       at, used), commit)
+
+    def record_order(self, visitor_id: str, converted: bool, order_value: float = 0.0,
+                     outcome_id: str | None = None, *, now: float | None = None,
+                     commit: bool = True, redeemed=None) -> tuple[str, int]:
+        """An order sent by visitor id, attributed to each of the visitor's open (and active)
+        decisions inside their window, at every placement (:meth:`Joiner.order`): ("recorded",
+        N), ("duplicate", 0) or ("unattributed", 0)."""
+        check_visitor(visitor_id)
+        key = check_outcome("order", converted, order_value, outcome_id, self.config.objective,
+                            self.salt)
+        used = check_redeemed(redeemed, self.action_ids)
+        at = self.clock() if now is None else now
+        visitor = hash_visitor(visitor_id, self.salt)
+        return self._write(lambda: self.joiner.order(visitor, converted, order_value, key, at,
+                                                     used), commit)
+
+    def activate(self, event_id: str, *, now: float | None = None, commit: bool = True) -> str:
+        """A deferred decision was shown: from now on it is learned, capped and charged
+        (:meth:`Joiner.activate`): "activated" or "duplicate"."""
+        if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
+            raise CartwheelError("event_id must be the event id a decision returned",
+                                 field="event_id")
+        at = self.clock() if now is None else now
+        return self._write(lambda: self.joiner.activate(event_id, at), commit)
+
+    def _write(self, write, commit: bool):
+        """Run a joiner write in the open group (a refused one leaves the group's other
+        writes standing; anything else rolls the group back) and commit if asked."""
         self.begin_group()
         try:
-            status = self.joiner.outcome(event_id, converted, order_value, key,
-                                         self.clock() if now is None else now)
+            status = write()
         except StorageError as exc:
             self.rollback(exc)
             raise
@@ -263,21 +316,31 @@ class Engine:
         self.commit()
         return closed
 
-    def append(self, events, eligible, learn_rows) -> None:
-        """The decider's log sink: the store, learning ``learn_rows`` at commit with the rest
-        of the group (one batched update)."""
+    def append(self, events, eligible, learn_rows: dict[str, list]) -> None:
+        """The decider's log sink: the store, learning ``learn_rows`` (per placement) at
+        commit with the rest of the group (one batched update per placement)."""
         seq = self.store.add_decisions(events, eligible)
-        self.learner.stage_decisions(learn_rows, seq)
+        for placement, keeper in self.keepers.items():  # every decision up to seq is staged
+            keeper.learner.stage_decisions(learn_rows.get(placement, []), seq)
 
     def append_decisions(self, events: list, eligible: list[tuple[str, ...]],
-                         learn_rows: list) -> None:
+                         learn_rows: dict[str, list]) -> None:
         """Log decisions made elsewhere (a replica's, read from the bus by the trainer's
         :class:`~bandit.scaleout.ingest.Ingester`) in the open group, as :meth:`decide` would."""
         self.append(events, eligible, learn_rows)
         self.decider.decided_total += len(events)
 
     def _closed(self, closings: list[Closing]) -> None:
-        self.learner.stage_closings(closings)
+        for closing in closings:
+            keeper = self.keepers.get(closing.decision.placement)
+            if keeper is not None:  # a placement the config no longer has learns nothing
+                keeper.learner.stage_closings([closing])
+
+    def _recover(self, why: str) -> None:
+        """A model turned non-finite: rebuild the ones that are (all, if none says so)."""
+        broken = [k for k in self.keepers.values() if not k.learner.healthy()]
+        for keeper in broken or self.keepers.values():
+            keeper.recover(why)
 
     # ------------------------------------------------------------------ request groups
     def begin_group(self) -> None:
@@ -300,7 +363,8 @@ class Engine:
         last_ts = self.decider.last_ts
         if self.pacer is not None and last_ts > float("-inf"):
             self.pacer.advance(last_ts)  # what it reads is committed now
-        self.keeper.committed()
+        for keeper in self.keepers.values():
+            keeper.committed()
 
     def probe(self) -> bool:
         """While degraded: whether the store can write again (one committed write the size
@@ -323,18 +387,24 @@ class Engine:
         """Commit pending writes and apply pending provisional updates now (before inspecting
         the model, for instance)."""
         self.commit()
-        self.learner.flush()
+        for keeper in self.keepers.values():
+            keeper.learner.flush()
 
     # ------------------------------------------------------------------ persistence
     def snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
-        """A copy of the model's state and its metadata (:meth:`ModelKeeper.contents`)."""
-        return self.keeper.contents()
+        """A copy of every placement's model state and metadata as one snapshot (what the
+        trainer publishes; :func:`~bandit.core.model.pack_models`)."""
+        return pack_models({pid: k.contents() for pid, k in self.keepers.items()},
+                           {"config_hash": self.config.config_hash(),
+                            "schema_hash": self.config.schema_hash(),
+                            "model_version": self.model_version})
 
     def snapshot(self) -> Path:
-        """Write an atomic snapshot of the model now (after committing pending writes) and
-        return its path once it is on disk."""
+        """Write an atomic snapshot of every placement's model now (after committing pending
+        writes) and return the first placement's path once all are on disk."""
         self.flush()
-        return self.keeper.write_snapshot()
+        paths = [keeper.write_snapshot() for keeper in self.keepers.values()]
+        return paths[0]
 
     def close(self) -> Path | None:
         """Commit, snapshot and release the data directory; return the final snapshot's path.
@@ -348,7 +418,8 @@ class Engine:
             log.error("closing without a final snapshot: %s", exc)
             self.rollback()
             final = None
-        self.keeper.close()
+        for keeper in self.keepers.values():
+            keeper.close()
         self.store.close()
         self._lock.release()
         return final

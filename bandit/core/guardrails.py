@@ -135,18 +135,23 @@ class Guardrails:
 
     def eligibility(self, visitor_hashes: list[str], contexts: list[dict],
                     requested: list[tuple[str, ...]], now: float,
-                    earlier: dict[str, list[str]] | None = None) -> list[Eligibility]:
+                    earlier: dict[str, list[str]] | None = None,
+                    controls: list[str] | None = None) -> list[Eligibility]:
         """Eligibility of a batch of requests (one cap query for all of them); ``earlier``:
-        actions already chosen per visitor in this request group (they count for caps)."""
+        actions already chosen per visitor in this request group (they count for caps);
+        ``controls``: per request, what it gets when nothing is eligible (its placement's
+        control; the holdout's by default)."""
         reached = (self.caps.reached(self.store, visitor_hashes, now, earlier) if self.caps
                    else [()] * len(visitor_hashes))
         broke = self.spend.exhausted(now)
         result = []
-        for context, wanted, caps_reached in zip(contexts, requested, reached):
+        controls = controls or [self.control] * len(visitor_hashes)
+        for context, wanted, caps_reached, control in zip(contexts, requested, reached,
+                                                          controls):
             mask = [a in wanted for a in self.ids]
             for removes in caps_reached:
                 mask = [m and not r for m, r in zip(mask, removes)]
             if broke:
                 mask = [m and not a.costed for m, a in zip(mask, self.actions)]
-            result.append(apply_rules(self.config.rules, context, mask, self.ids, self.control))
+            result.append(apply_rules(self.config.rules, context, mask, self.ids, control))
         return result

@@ -10,8 +10,16 @@ already used for another event raises :class:`OutcomeConflictError`; a new outco
 closed event raises :class:`ClosedEventError`, for an unknown event :class:`UnknownEventError`.
 ``outcome_id`` reaches the joiner as its keyed hash (the store never sees the id itself).
 
+An order sent by visitor id (:meth:`Joiner.order`) is attributed to every decision of that
+visitor still open inside its window, at every placement: a visitor who saw three decisions
+before buying gets all three credited. Deferred decisions (docs/architecture.md, "Placements")
+count only once activated: an order by visitor skips the others, an outcome by event id for one
+is refused (:class:`InactiveEventError`), and one never activated closes unlearned ("inactive")
+when its window passes. ``redeemed`` names the incentives an order actually used: only those
+are charged (to the event's profit and the budget).
+
 Closing writes one ``closed`` row; the ``learn`` callback receives the closed events that feed
-the model (randomized treatment decisions) in ``closed.seq`` order.
+the model (randomized treatment decisions, activated when deferred) in ``closed.seq`` order.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from dataclasses import dataclass
 from bandit.config.shop import Attribution
 from bandit.domain.errors import (
     ClosedEventError,
+    InactiveEventError,
     OutcomeConflictError,
     UnknownEventError,
     WindowClosedError,
@@ -29,6 +38,10 @@ from bandit.domain.errors import (
 from bandit.domain.objective import Objective
 from bandit.domain.records import Action
 from bandit.store.events import EventStore, StoredDecision
+
+#: an order sent by visitor id closes at most this many of the visitor's newest open decisions
+#: (a crawler reusing one id must not make one order a scan of its history)
+MAX_ORDER_EVENTS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,53 +74,106 @@ class Joiner:
         self._advance_watermark()
 
     def outcome(self, event_id: str, converted: bool, order_value: float,
-                outcome_id: str | None, now: float) -> str:
+                outcome_id: str | None, now: float, redeemed: frozenset | None = None) -> str:
         """Record an outcome checked by :func:`check_outcome`; returns "recorded" or
         "duplicate"."""
-        decided_at, closed, seen_for = self.store.lookup(event_id, outcome_id)
-        if seen_for is not None:
-            if seen_for == event_id:
+        state = self.store.lookup(event_id, outcome_id)
+        if state.seen_by_order:  # this order came by visitor id already
+            return "duplicate"
+        if state.seen_for is not None:
+            if state.seen_for == event_id:
                 return "duplicate"
             raise OutcomeConflictError("this outcome_id was already used for another event; "
                                        "each order needs its own id", field="outcome_id")
-        if decided_at is None:
+        if state.decided_at is None:
             raise UnknownEventError(f"unknown event {event_id!r}", field="event_id")
-        if closed:
+        if state.closed:
             raise ClosedEventError(f"event {event_id!r} is already closed; its reward was learned",
                                    field="event_id")
+        self._check_window(event_id, state.decided_at, now, "the outcome was not recorded")
+        if state.deferred and not state.activated:
+            raise InactiveEventError(
+                f"event {event_id!r} was decided at a deferred placement and never activated: "
+                "POST /v1/activate when it is shown, or send the order by visitor_id (which "
+                "skips decisions never shown)", field="event_id")
+        self.store.add_outcome(event_id, now, converted, float(order_value), outcome_id)
+        if converted:  # only now is the decision itself needed (most outcomes do not convert)
+            self._convert(self.store.decision(event_id), now, float(order_value), redeemed)
+        return "recorded"
+
+    def order(self, visitor_hash: str, converted: bool, order_value: float,
+              outcome_id: str | None, now: float, redeemed: frozenset | None = None
+              ) -> tuple[str, int]:
+        """Record an order sent by visitor id: ("recorded", decisions it closed), ("duplicate",
+        0) for an ``outcome_id`` seen before, or ("unattributed", 0) when the visitor has no
+        open decision inside its window (recorded all the same, so a retry is a duplicate and
+        never attributed late)."""
+        if outcome_id is not None and self.store.order_seen(outcome_id):
+            return "duplicate", 0
+        found = self.store.visitor_open(visitor_hash, now - self.attribution.window_s,
+                                        MAX_ORDER_EVENTS)
+        self.store.add_order(outcome_id, now, converted, float(order_value),
+                             [d.event_id for d in found])
+        if not found:
+            return "unattributed", 0
+        if converted:
+            for d in found:  # the order counts once per visitor in the report: 1/N each
+                self._convert(d, now, float(order_value), redeemed, share=1.0 / len(found))
+        return "recorded", len(found)
+
+    def activate(self, event_id: str, now: float) -> str:
+        """A deferred decision was shown: "activated", or "duplicate" when it was already
+        active (activated before, or not deferred)."""
+        state = self.store.lookup(event_id, None)
+        if state.decided_at is None:
+            raise UnknownEventError(f"unknown event {event_id!r}", field="event_id")
+        if not state.deferred or state.activated:
+            return "duplicate"
+        if state.closed:
+            raise ClosedEventError(f"event {event_id!r} is already closed", field="event_id")
+        self._check_window(event_id, state.decided_at, now,
+                           "it was not activated and closes unlearned")
+        self.store.add_activation(event_id, now)
+        return "activated"
+
+    def _check_window(self, event_id: str, decided_at: float, now: float, what: str) -> None:
         if decided_at < now - self.attribution.window_s:  # the same test as expiry's
             raise WindowClosedError(
                 f"event {event_id!r}: its attribution window of {self.attribution.window_s:g} s "
-                "has closed; the outcome was not recorded", field="event_id")
-        self.store.add_outcome(event_id, now, converted, float(order_value), outcome_id)
-        if converted:  # only now is the decision itself needed (most outcomes do not convert)
-            decision = self.store.decision(event_id)
-            action = self.actions.get(decision.action)
-            cost = action.incentive_cost(order_value) if action is not None else 0.0
-            reward = float(self.objective.reward(True, order_value, cost))
-            self._close(decision, now, "converted", True, float(order_value), cost, reward)
-            if self.on_cost is not None and cost:
-                self.on_cost(now, cost)
-        return "recorded"
+                f"has closed; {what}", field="event_id")
+
+    def _convert(self, decision: StoredDecision, now: float, order_value: float,
+                 redeemed: frozenset | None, share: float = 1.0) -> None:
+        """Close ``decision`` with a conversion; its incentive is charged unless ``redeemed``
+        says the order did not use it."""
+        action = self.actions.get(decision.action)
+        charged = action is not None and (redeemed is None or action.id in redeemed)
+        cost = action.incentive_cost(order_value) if charged else 0.0
+        reward = float(self.objective.reward(True, order_value, cost))
+        self._close(decision, now, "converted", True, order_value, cost, reward, share=share)
+        if self.on_cost is not None and cost:
+            self.on_cost(now, cost)
 
     def expire(self, now: float, limit: int | None = None) -> int:
         """Close open events whose attribution window ended before ``now``, oldest first:
-        every one of them, or at most ``limit`` (call again while it returns ``limit``)."""
+        every one of them, or at most ``limit`` (call again while it returns ``limit``).
+        A deferred decision never activated closes "inactive", unlearned."""
         cutoff = now - self.attribution.window_s
         total, after = 0, self._watermark
         upto = self.store.last_seq_before(cutoff, after)  # once: nothing older is logged now
         while (limit is None or total < limit) and after < upto:
             chunk = 10_000 if limit is None else min(10_000, limit - total)
             batch = self.store.expired(cutoff, after, upto, chunk)
-            closings = [self._close(d, now, "expired", False, 0.0, 0.0,
-                                    self.attribution.default_reward, defer=True) for d in batch]
+            closings = [self._close(d, now, "expired" if active else "inactive", False, 0.0,
+                                    0.0, self.attribution.default_reward, defer=True,
+                                    active=active) for d, active in batch]
             learned = [c for c in closings if c is not None]
             if learned:
                 self.learn(learned)
             total += len(batch)
             if len(batch) < chunk:
                 break
-            after = batch[-1].seq  # everything open and expired up to here is closed now
+            after = batch[-1][0].seq  # everything open and expired up to here is closed now
         self._advance_watermark()
         return total
 
@@ -131,11 +197,12 @@ class Joiner:
         self._watermark = (oldest - 1) if oldest is not None else self.store.max_seq("decisions")
 
     def _close(self, decision: StoredDecision, now: float, reason: str, converted: bool,
-               order_value: float, cost: float, reward: float, defer: bool = False):
-        learn = learnable(decision)
+               order_value: float, cost: float, reward: float, defer: bool = False,
+               active: bool = True, share: float = 1.0):
+        learn = active and learnable(decision)
         self.closed_total += 1
         seq = self.store.add_closed(decision.event_id, now, reason, converted, order_value, cost,
-                                    reward, learn)
+                                    reward, learn, share)
         closing = Closing(seq, decision, reward, converted, order_value, cost)
         if not learn:
             return None

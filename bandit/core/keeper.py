@@ -2,9 +2,10 @@
 commit, rebuilt when it turns non-finite, and snapshotted on a schedule (docs/architecture.md,
 "Persistence").
 
-:class:`ModelKeeper` owns the :class:`~bandit.core.learner.Learner` (which holds the policy) and
-replaces it whole when the model is rebuilt, so the other parts ask the keeper for the current
-one. As a request group's part it drops what a rolled-back group staged for learning.
+:class:`ModelKeeper` owns the :class:`~bandit.core.learner.Learner` (which holds the policy) of
+one placement and replaces it whole when the model is rebuilt, so the other parts ask the keeper
+for the current one. An engine has one keeper per placement, each with its own snapshot folder
+(:func:`snapshot_folder`). As a request group's part it drops what a rolled-back group staged for learning.
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ from bandit.core.joiner import Closing, learnable
 from bandit.core.learner import Learner
 from bandit.core.model import restore
 from bandit.domain.errors import CartwheelError
+from bandit.domain.records import DEFAULT_PLACEMENT, Placement
 from bandit.store.events import SCHEMA_VERSION
 from bandit.store.snapshots import SnapshotWriter, write_snapshot
 
 log = logging.getLogger("cartwheel.engine")
+
+
+def snapshot_folder(snapshots: Path, placement_id: str) -> Path:
+    """Where a placement's snapshots live: ``snapshots/`` itself for the default placement
+    (as before placements existed), ``snapshots/placement-<id>/`` for the others."""
+    if placement_id == DEFAULT_PLACEMENT:
+        return snapshots
+    return snapshots / f"placement-{placement_id}"
 
 
 class ModelKeeper:
@@ -40,13 +50,15 @@ class ModelKeeper:
         Seconds since the epoch (snapshot cadence and provisional learning).
     closed_through : callable
         Every decision up to this seq has closed (the joiner's watermark).
+    placement : Placement
+        Whose model this is (its actions, its spec).
     """
 
     def __init__(self, config, space, store, snapshot_dir: Path, seed, clock: Callable,
-                 closed_through: Callable[[], int]):
+                 closed_through: Callable[[], int], placement: Placement):
         self.config, self.space, self.store = config, space, store
         self.snapshot_dir, self.seed, self.clock = snapshot_dir, seed, clock
-        self.closed_through = closed_through
+        self.closed_through, self.placement = closed_through, placement
         self.writer = SnapshotWriter()  # the snapshot thread
         self.learner: Learner
 
@@ -55,7 +67,7 @@ class ModelKeeper:
         """The newest usable snapshot (``skip`` passes over newer ones) plus what the log
         holds after it: at start, after a crash, and when a model turned non-finite."""
         restored = restore(self.config, self.space, self.store, self.snapshot_dir, self.seed,
-                           fresh, skip)
+                           fresh, skip, self.placement)
         self.learner = Learner(
             restored.policy, restored.action_ids, self.space,
             self.config.attribution.default_reward, self.config.objective.reward_clip,
@@ -63,12 +75,15 @@ class ModelKeeper:
             last_decision_seq=restored.last_decision_seq,
             first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state,
             deferred=restored.deferred, held=restored.held)
-        store = self.store
+        store, pid = self.store, self.placement.id
         self.learner.relearn(
-            lambda after: (d for d in store.decisions(after) if learnable(d)),
+            # deferred decisions are never learned provisionally (bandit.core.learner)
+            lambda after: (d for d in store.decisions(after, pid)
+                           if learnable(d) and not d.deferred),
             lambda after: (Closing(e.seq, e.decision, e.reward, e.converted, e.order_value,
                                    e.cost)
-                           for e in store.closed_events(after, learned_only=True)),
+                           for e in store.closed_events(after, learned_only=True,
+                                                        placement=pid)),
             store.max_seq("decisions"), store.closed_at, self.closed_through())
         self._snapshot_at = ((self.learner.policy.n_updates if restored.from_snapshot else 0),
                              self.clock())
@@ -136,6 +151,7 @@ class ModelKeeper:
             "store_schema_version": SCHEMA_VERSION, "config_hash": config.config_hash(),
             "schema_hash": config.schema_hash(), "policy_spec": policy.spec,
             "action_ids": list(learner.action_ids), "update_count": policy.n_updates,
+            "placement": self.placement.id,
             "model_version": learner.model_version, **learner.meta()}
 
     def write_snapshot(self) -> Path:

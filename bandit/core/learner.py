@@ -19,6 +19,11 @@ the policy's seed) only, never of wall-clock time or of how busy the machine is:
   ``A`` lacks ``x x'``): it is applied right after the row's batch. Snapshots record such
   waiting relabels (closing seq and learned reward), so a restore re-applies them after
   re-learning their rows.
+* A deferred decision (a placement that waits for ``activate``) is never learned
+  provisionally: nothing says it was shown until it is activated, and one never activated is
+  never learned at all. Once activated and closed it is learned with one ``update`` of its
+  final reward, additive policies included (for sums, the same end state as provisional then
+  relabel).
 * Everything a request group asks to learn is staged and applied only after its commit
   succeeded (:meth:`apply`); a failed commit discards it (:meth:`discard`), so the model never
   holds what the log does not.
@@ -222,8 +227,13 @@ class Learner:
             return
         rewards = self.clip(np.array([c.reward for c in closings]),
                             np.array([c.converted for c in closings]))
+        shown_late = [i for i, c in enumerate(closings) if c.decision.deferred]
+        if shown_late:  # no provisional row to relabel: learned once, now
+            self._update([closings[i] for i in shown_late], rewards[shown_late])
         now = []
         for i in np.flatnonzero(rewards != self.default):
+            if closings[i].decision.deferred:
+                continue
             if closings[i].decision.seq <= self.last_decision_seq:
                 now.append(i)
             else:  # a relabel never reaches the sums before its own row: it waits
@@ -239,11 +249,14 @@ class Learner:
         while self._held and self._held[0][0] <= closed_through:
             ready.append(heapq.heappop(self._held)[1])
         for chunk in in_chunks(ready):
-            rewards = self.clip(np.array([c.reward for c in chunk]),
-                                np.array([c.converted for c in chunk]))
-            X, actions, propensities, mask = self.batch([c.decision for c in chunk])
-            self.policy.update(X, actions, rewards, propensities, mask, **outcomes(chunk))
+            self._update(chunk, self.clip(np.array([c.reward for c in chunk]),
+                                          np.array([c.converted for c in chunk])))
         return len(ready)
+
+    def _update(self, closings, rewards: np.ndarray) -> None:
+        """Learn ``closings`` with their (clipped) ``rewards`` in one update."""
+        X, actions, propensities, mask = self.batch([c.decision for c in closings])
+        self.policy.update(X, actions, rewards, propensities, mask, **outcomes(closings))
 
     def relearn(self, decisions: Callable, closings: Callable, upto_seq: int,
                 closed_at: Callable = None, closed_through: int = 0) -> None:

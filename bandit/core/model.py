@@ -1,8 +1,10 @@
 """Building the engine's policy, and restoring it from the newest snapshot that still fits.
 
-A snapshot fits when the feature schema and the policy spec are unchanged; actions added to the
-config since are appended (what was learned about the others is kept), actions removed stay in
-the model but are never eligible again. A snapshot that does not fit is refused, or with
+Each placement has a model of its own (docs/architecture.md, "Placements"), over its actions and
+with its spec; its snapshot metadata names it (``placement``; snapshots written before
+placements belong to ``"default"``). A snapshot fits when the feature schema and the placement's
+policy spec are unchanged; actions added to the placement since are appended (what was learned
+about the others is kept), actions removed stay in the model but are never eligible again. A snapshot that does not fit is refused, or with
 ``fresh`` replaced by a new model that learns only from events logged after the restart.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 
 import policies
 from bandit.domain.errors import SnapshotMismatchError
+from bandit.domain.records import DEFAULT_PLACEMENT, Placement
 from bandit.store.snapshots import snapshots
 
 log = logging.getLogger("cartwheel.model")
@@ -58,15 +61,22 @@ def objective_spec(config, action_ids: Sequence[str]) -> policies.ObjectiveSpec:
         cost_fixed=[a.cost_fixed if a else 0.0 for a in costed])
 
 
+def snapshot_placement(meta: dict) -> str:
+    """The placement a snapshot's model decides at."""
+    return meta.get("placement", DEFAULT_PLACEMENT)
+
+
 def policy_from_state(config, space, state: dict, meta: dict, seed):
     """The policy a snapshot's ``state`` and ``meta`` hold, grown by the actions the config
-    added since, and the action id of each of its columns. Raises ValueError, KeyError or
-    TypeError when the state does not load."""
+    added to its placement since, and the action id of each of its columns. Raises
+    ValueError, KeyError or TypeError when the state does not load."""
     old_ids = list(meta["action_ids"])
     # the snapshot's own spec: replay may load a snapshot of another policy than the config's
     policy = make_policy(config, space, old_ids, seed, meta.get("policy_spec"))
     policy.set_state(state)
-    added = [a for a in config.action_ids if a not in old_ids]
+    pid = snapshot_placement(meta)
+    now = next((p.actions for p in config.placements if p.id == pid), ())
+    added = [a for a in now if a not in old_ids]
     if added:
         policy.add_actions(len(added), action_ids=added,
                            action_features=make_policy(config, space, added, None).action_features)
@@ -74,31 +84,40 @@ def policy_from_state(config, space, state: dict, meta: dict, seed):
     return policy, old_ids + added
 
 
-def mismatch(config, meta: dict) -> str | None:
-    """Why a snapshot no longer fits ``config``, or None."""
+def mismatch(config, meta: dict, placement: Placement | None = None) -> str | None:
+    """Why a snapshot no longer fits ``placement`` of ``config`` (its first by default), or
+    None."""
+    placement = placement or config.placements[0]
     if meta.get("schema_hash") != config.schema_hash():
         return "the feature schema changed since the last snapshot"
-    if meta.get("policy_spec") != policies.make(config.policy_spec, n_actions=1,
+    if snapshot_placement(meta) != placement.id:
+        return (f"the snapshot is of placement {snapshot_placement(meta)!r}, not "
+                f"{placement.id!r}")
+    if meta.get("policy_spec") != policies.make(placement.spec, n_actions=1,
                                                 n_features=1).spec:
-        return (f"the policy changed from {meta.get('policy_spec')!r} to "
-                f"{config.policy_spec!r}")
+        where = "" if placement.id == DEFAULT_PLACEMENT else f" at placement {placement.id!r}"
+        return (f"the policy{where} changed from {meta.get('policy_spec')!r} to "
+                f"{placement.spec!r}")
     return None
 
 
 def restore(config, space, store, snapshot_dir, seed, fresh: bool,
-            skip: int = 0) -> Restored:
+            skip: int = 0, placement: Placement | None = None) -> Restored:
     """The newest usable snapshot's policy, or a new one (see module docstring).
 
     Unreadable or non-finite snapshots, and ones whose state does not load, are skipped with
     a warning (bandit.store.snapshots); ``skip`` passes over that many usable ones too (the engine
     asks for an older one when the model turned non-finite since). Only the newest usable
-    snapshot is checked against the config: an older one never overrides a mismatch."""
-    ids = list(config.action_ids)
+    snapshot is checked against the config: an older one never overrides a mismatch.
+    ``placement``: whose model (the config's first by default)."""
+    placement = placement or config.placements[0]
+    ids = list(placement.actions)
+    spec = placement.spec
     checked = False
     for marker, state, meta in snapshots(snapshot_dir):
         if not checked:
             checked = True
-            problem = mismatch(config, meta)
+            problem = mismatch(config, meta, placement)
             if problem:
                 if not fresh:
                     raise SnapshotMismatchError(
@@ -124,6 +143,34 @@ def restore(config, space, store, snapshot_dir, seed, fresh: bool,
     if fresh:
         # events logged under the old schema may not encode any more: learn only new ones
         last = store.max_seq("decisions")
-        return Restored(make_policy(config, space, ids, seed), ids, store.max_seq("closed"),
-                        last, last)
-    return Restored(make_policy(config, space, ids, seed), ids)
+        return Restored(make_policy(config, space, ids, seed, spec), ids,
+                        store.max_seq("closed"), last, last)
+    return Restored(make_policy(config, space, ids, seed, spec), ids)
+
+
+def pack_models(contents: dict[str, tuple[dict, dict]], meta: dict) -> tuple[dict, dict]:
+    """Every placement's (state, metadata) as one snapshot (the model the trainer publishes):
+    state keys prefixed ``<placement>/``, metadata ``meta`` plus ``placements``.
+
+    >>> state, meta = pack_models({"cart": ({"theta": np.zeros(2)}, {"placement": "cart"})}, {})
+    >>> sorted(state), sorted(unpack_models(state, meta))
+    (['cart/theta'], ['cart'])
+    """
+    state = {f"{pid}/{key}": value for pid, (part, _) in contents.items()
+             for key, value in part.items()}
+    return state, {**meta, "placements": {pid: m for pid, (_, m) in contents.items()}}
+
+
+def unpack_models(state: dict, meta: dict) -> dict[str, tuple[dict, dict]]:
+    """A packed snapshot's (state, metadata) per placement; a snapshot of one model (written
+    before placements) is the default placement's. Raises KeyError or TypeError when the
+    metadata does not describe the state."""
+    if "placements" not in meta:
+        return {snapshot_placement(meta): (state, meta)}
+    out = {}
+    for pid, part_meta in meta["placements"].items():
+        prefix = f"{pid}/"
+        out[str(pid)] = ({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                         {**part_meta, "config_hash": meta.get("config_hash"),
+                          "schema_hash": part_meta.get("schema_hash", meta.get("schema_hash"))})
+    return out

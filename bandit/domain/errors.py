@@ -101,3 +101,15 @@ class BusConfigError(CartwheelError):
     """This process's config differs from the one the other processes on the bus run."""
 
     code = "bus_config_mismatch"
+
+
+class UnknownPlacementError(CartwheelError):
+    """A decide request names no placement, or one the shop does not have (HTTP 400)."""
+
+    code = "unknown_placement"
+
+
+class InactiveEventError(ClosedEventError):
+    """An outcome for a deferred decision that was never activated (HTTP 409)."""
+
+    code = "not_activated"

@@ -55,3 +55,26 @@ def check_order(converted, order_value, objective: Objective) -> None:
         raise CartwheelError(f"order_value must be a number in [0, {limit:g}] "
                              f"([objective] max_order_value), got {order_value!r}",
                              field="order_value")
+
+
+def check_redeemed(redeemed, action_ids) -> frozenset | None:
+    """The incentives an order used (``redeemed``: a list of action ids, or None for "every
+    attributed incentive"), refused (:class:`CartwheelError`, field ``redeemed``) unless each
+    is one of the shop's ``action_ids``.
+
+    >>> sorted(check_redeemed(["discount_5"], ("none", "discount_5")))
+    ['discount_5']
+    >>> check_redeemed(["coupon"], ("none",))
+    Traceback (most recent call last):
+    ...
+    bandit.domain.errors.CartwheelError: redeemed: unknown action 'coupon'; known: ['none']
+    """
+    if redeemed is None:
+        return None
+    if isinstance(redeemed, str) or not isinstance(redeemed, (list, tuple)):
+        raise CartwheelError("redeemed must be a list of action ids", field="redeemed")
+    unknown = [a for a in redeemed if not isinstance(a, str) or a not in action_ids]
+    if unknown:
+        raise CartwheelError(f"redeemed: unknown action {str(unknown[0])[:64]!r}; known: "
+                             f"{list(action_ids)}", field="redeemed")
+    return frozenset(redeemed)

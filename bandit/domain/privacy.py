@@ -20,7 +20,7 @@ import re
 import unicodedata
 import urllib.parse
 
-from bandit.domain.errors import PersonalDataError
+from bandit.domain.errors import CartwheelError, PersonalDataError
 
 # Tokens of a key (split on _, -, . and camelCase) that name personal data, and what they are.
 _PERSONAL_KEY_TOKENS = {
@@ -195,6 +195,20 @@ def hash_outcome_id(outcome_id: str, salt: bytes) -> str:
     True
     """
     return _keyed_hash(outcome_id, salt, b"outcome-id")
+
+
+#: the longest visitor id a request may send
+MAX_VISITOR_ID = 256
+
+
+def check_visitor(visitor_id) -> None:
+    """Refuse a visitor id that is not a non-empty string of at most :data:`MAX_VISITOR_ID`
+    characters, or that looks like personal data (:func:`check_visitor_id`); the one check of
+    decide and of an order sent by visitor id."""
+    if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= MAX_VISITOR_ID:
+        raise CartwheelError(f"visitor_id must be a non-empty string of at most "
+                             f"{MAX_VISITOR_ID} characters", field="visitor_id")
+    check_visitor_id(visitor_id)
 
 
 def check_visitor_id(visitor_id: str) -> None:

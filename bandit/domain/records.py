@@ -17,6 +17,10 @@ from typing import Literal
 
 ACTION_KINDS = ("none", "banner", "incentive", "upsell", "cross_sell")
 Group = Literal["treatment", "holdout"]
+#: the placement of a shop that declares none: every action, decided at one point
+DEFAULT_PLACEMENT = "default"
+#: ``activation`` values: learned as soon as decided, or only once the page says it was shown
+ACTIVATIONS = ("immediate", "deferred")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,32 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class Placement:
+    """A decision point of the storefront (a cart slot, an exit pop-up): its own actions and
+    its own model (docs/architecture.md, "Placements").
+
+    Parameters
+    ----------
+    id : str
+        Named by decide requests and carried by every decision record.
+    actions : tuple of str
+        The shop's action ids decided here (a subset, in the shop's order).
+    spec : str
+        The policy spec of this placement's model.
+    control : str
+        What its holdout visitors (and a request nothing is eligible for) get here.
+    deferred : bool
+        Whether its decisions are learned, capped and charged only once activated (shown).
+    """
+
+    id: str
+    actions: tuple[str, ...]
+    spec: str
+    control: str
+    deferred: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What ``Engine.decide`` returns to the caller."""
 
@@ -63,6 +93,9 @@ class Decision:
     group: Group
     model_version: int
     randomized: bool
+    placement: str = DEFAULT_PLACEMENT
+    #: logged but waiting for ``activate`` before it is learned, capped or charged
+    deferred: bool = False
     #: only when asked for (``explain``): why this action beat ``reasons_versus``
     #: (:mod:`bandit.core.explain`), or why there is no such reason; never stored
     reasons: tuple | None = None
@@ -86,7 +119,8 @@ class LoggedEvent:
     """The full decision record the store keeps and estimators read.
 
     ``mask`` holds the eligibility of every action (in config order) at decision time and
-    ``probability`` the probability with which ``action_index`` was drawn from that eligible set.
+    ``probability`` the probability with which ``action_index`` was drawn from that eligible set
+    (the eligible actions are always actions of the decision's ``placement``).
     """
 
     event_id: str
@@ -100,3 +134,5 @@ class LoggedEvent:
     model_version: int
     randomized: bool
     ts: float
+    placement: str = DEFAULT_PLACEMENT
+    deferred: bool = False

@@ -3,7 +3,7 @@
 >>> decode_decide(b'{"visitor_id": "v1", "context": {"device": "mobile"}}').visitor_id
 'v1'
 >>> sorted(openapi()["paths"])
-['/', '/healthz', '/login', '/metrics', '/openapi.json', '/v1/decide', '/v1/outcome', '/v1/report', '/v1/segments']
+['/', '/healthz', '/login', '/metrics', '/openapi.json', '/v1/activate', '/v1/decide', '/v1/outcome', '/v1/report', '/v1/segments']
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
     eligible: list[str] | None = None
     #: add ``reasons``: the features that moved the chosen action above the runner-up
     explain: bool = False
+    #: where on the site (required when the shop declares placements)
+    placement: str | None = None
+    #: false: log now, learn only after ``POST /v1/activate``; true: shown now; absent: as
+    #: the placement's ``activation`` says
+    activate: bool | None = None
 
 
 class Reason(msgspec.Struct):
@@ -41,21 +46,44 @@ class DecideResponse(msgspec.Struct, omit_defaults=True):
     probability: float
     group: str
     model_version: int
+    placement: str
+    #: true when the decision waits for ``POST /v1/activate``
+    deferred: bool = False
     reasons: list[Reason] | None | msgspec.UnsetType = msgspec.UNSET
     reasons_versus: str | None | msgspec.UnsetType = msgspec.UNSET
     reasons_unavailable: str | None | msgspec.UnsetType = msgspec.UNSET
 
 
-class OutcomeRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Report what a visitor did after a decision."""
+class OutcomeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Report what a visitor did: after one decision (``event_id``), or an order of a visitor
+    (``visitor_id``: every open decision of theirs is credited); exactly one of the two."""
 
-    event_id: str
     converted: bool
+    event_id: str | None = None
+    visitor_id: str | None = None
     order_value: float = 0.0
     outcome_id: str | None = None
+    #: the incentives the order used (action ids): only those are charged
+    redeemed: list[str] | None = None
 
 
-class OutcomeResponse(msgspec.Struct):
+class OutcomeResponse(msgspec.Struct, omit_defaults=True):
+    """``recorded``, ``duplicate``, ``unattributed`` (by visitor: nothing open) or, at a
+    decide replica, ``accepted``; ``events``: the decisions an order by visitor closed."""
+
+    status: str
+    events: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A deferred decision was shown to the visitor."""
+
+    event_id: str
+
+
+class ActivateResponse(msgspec.Struct):
+    """``activated``, ``duplicate`` (already active) or, at a decide replica, ``accepted``."""
+
     status: str
 
 
@@ -71,15 +99,16 @@ class ErrorResponse(msgspec.Struct):
 
 decode_decide = msgspec.json.Decoder(DecideRequest).decode
 decode_outcome = msgspec.json.Decoder(OutcomeRequest).decode
+decode_activate = msgspec.json.Decoder(ActivateRequest).decode
 encode = msgspec.json.Encoder().encode
 
 
 def openapi(title: str = "cartwheel", version: str = "0.1.0") -> dict:
     """The OpenAPI 3.1 description, generated from the Structs above."""
-    (decide_req, decide_res, outcome_req, outcome_res, error), components = \
-        msgspec.json.schema_components(
-            [DecideRequest, DecideResponse, OutcomeRequest, OutcomeResponse, ErrorResponse],
-            ref_template="#/components/schemas/{name}")
+    (decide_req, decide_res, outcome_req, outcome_res, activate_req, activate_res, error), \
+        components = msgspec.json.schema_components(
+            [DecideRequest, DecideResponse, OutcomeRequest, OutcomeResponse, ActivateRequest,
+             ActivateResponse, ErrorResponse], ref_template="#/components/schemas/{name}")
 
     def body(schema):
         return {"required": True, "content": {"application/json": {"schema": schema}}}
@@ -100,10 +129,18 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0") -> dict:
             "/v1/outcome": {"post": {
                 "summary": "Report an outcome (bearer token when configured)",
                 "requestBody": body(outcome_req),
-                "responses": {"200": answer(outcome_res, "recorded or duplicate"), **errors,
+                "responses": {"200": answer(outcome_res, "recorded, duplicate or unattributed"),
+                              **errors,
                               "401": answer(error, "missing or wrong bearer token"),
                               "404": answer(error, "unknown event"),
-                              "409": answer(error, "event already closed")}}},
+                              "409": answer(error, "event already closed, past its window, "
+                                                   "or deferred and never activated")}}},
+            "/v1/activate": {"post": {
+                "summary": "A deferred decision was shown: learn it from now on",
+                "requestBody": body(activate_req),
+                "responses": {"200": answer(activate_res, "activated or duplicate"), **errors,
+                              "404": answer(error, "unknown event"),
+                              "409": answer(error, "its window passed")}}},
             "/v1/report": {"get": {
                 "summary": "KPIs per group and action, uplift with CIs, uplift over time, "
                            "action mix, spend and the model (token or session cookie when "

@@ -24,6 +24,7 @@ from bandit.http.routes import (
     METRICS,
     REPORT,
     TRAINER,
+    activate,
     decide,
     metrics,
     openapi,
@@ -84,7 +85,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
-          ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+          ("POST", "/v1/activate", activate), ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi),
           *dashboard_server.ROUTES)
 ENDPOINTS = tuple(path for _, path, _ in ROUTES)

@@ -19,12 +19,17 @@ class RequestMetrics:
     def __init__(self, config, grouped: str, endpoints: tuple[str, ...]):
         self.registry = CollectorRegistry()
         self.decisions = Counter("cartwheel_decisions", "Decisions made",
-                                 ["action", "group"], registry=self.registry)
+                                 ["placement", "action", "group"], registry=self.registry)
         # children looked up once: labels() takes a lock and a dict lookup on every call
-        self.decided = {(a, g): self.decisions.labels(a, g)
-                        for a in config.action_ids for g in ("treatment", "holdout")}
-        self.outcomes = Counter("cartwheel_outcomes", "Outcomes received by status",
+        self.decided = {(p.id, a, g): self.decisions.labels(p.id, a, g)
+                        for p in config.placements for a in p.actions
+                        for g in ("treatment", "holdout")}
+        self.outcomes = Counter("cartwheel_outcomes", "Outcomes received by status "
+                                "(unattributed: an order by visitor with nothing open)",
                                 ["status"], registry=self.registry)
+        self.activations = Counter("cartwheel_activations", "Activations of deferred "
+                                   "decisions received, by status", ["status"],
+                                   registry=self.registry)
         self.latency = Histogram("cartwheel_request_seconds", "Request latency", ["endpoint"],
                                  registry=self.registry,
                                  buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1))
@@ -53,7 +58,8 @@ class EngineMetrics(RequestMetrics):
               registry=self.registry).set_function(lambda: engine.open_events)
         Gauge("cartwheel_held_closings", "Closed events a non-additive policy holds until every "
               "earlier decision has closed (it learns in decision order)",
-              registry=self.registry).set_function(lambda: engine.learner.held)
+              registry=self.registry).set_function(
+            lambda: sum(k.learner.held for k in engine.keepers.values()))
         Gauge("cartwheel_storage_degraded", "1 while the event log cannot be written",
               registry=self.registry).set_function(lambda: engine.degraded is not None)
         if engine.config.budget is not None:

@@ -3,10 +3,15 @@
 
 The same routes, request shapes and errors as the single process (:mod:`bandit.http.routes`),
 with a :class:`ReplicaGroup` in place of the engine's request group: a group's
-decisions and outcomes become one bus entry, answered once Redis acknowledged it; with Redis
-down, every request of the group answers 503 within the bus timeout. Outcomes answer
-``accepted`` (durable in the stream); whether one was unknown, late or a conflict the trainer
-finds out, and counts (``cartwheel_trainer_outcomes``). Reports come from the trainer.
+decisions, outcomes and activations become one bus entry, answered once Redis acknowledged it;
+with Redis down, every request of the group answers 503 within the bus timeout. Outcomes and
+activations answer ``accepted`` (durable in the stream); whether one was unknown, late or a
+conflict, and how many decisions an order by visitor closed, the trainer finds out and counts
+(``cartwheel_trainer_outcomes``). Reports come from the trainer.
+
+A deferred decision counts toward a replica's frequency caps from when it is decided (the
+replica that takes its activation does not know its visitor): caps on replicas are the stricter
+for it, never looser.
 """
 
 from __future__ import annotations
@@ -17,16 +22,16 @@ import time
 
 from aiohttp import web
 
-from bandit.core.decider import MAX_VISITOR_ID
-from bandit.domain.errors import StorageError
-from bandit.domain.outcomes import check_outcome
-from bandit.domain.privacy import hash_visitor
+from bandit.domain.privacy import MAX_VISITOR_ID
+from bandit.domain.errors import CartwheelError, StorageError
+from bandit.domain.outcomes import check_outcome, check_redeemed
+from bandit.domain.privacy import check_visitor, hash_visitor
 from bandit.http import api
 from bandit.http.metrics import ReplicaMetrics
 from bandit.http.responses import error_response
-from bandit.http.routes import ENGINE, METRICS, decide, metrics, openapi, outcome
+from bandit.http.routes import ENGINE, METRICS, activate, decide, metrics, openapi, outcome
 from bandit.http.serving import LoopLag, RequestGroup, answer
-from bandit.scaleout.records import BusEntry, BusOutcome, encode_entry
+from bandit.scaleout.records import BusActivation, BusEntry, BusOutcome, encode_entry
 from bandit.scaleout.replica import follow_snapshots
 
 log = logging.getLogger("cartwheel.replica")
@@ -44,16 +49,34 @@ class ReplicaGroup(RequestGroup):
         self._busy = False
         self._flushing: asyncio.Task | None = None
 
-    async def outcome(self, req: api.OutcomeRequest) -> str:
+    async def outcome(self, req: api.OutcomeRequest) -> tuple[str, None]:
+        """The outcome goes into the group's entry; the trainer joins it (by visitor: to the
+        visitor's open decisions it holds), so how many it closes is not known here."""
         replica = self.engine
-        key = check_outcome(req.event_id, req.converted, req.order_value, req.outcome_id,
-                            replica.config.objective, replica.salt)
-        record = BusOutcome(req.event_id, replica.clock(), req.converted,
-                            float(req.order_value), key)
+        visitor = None
+        if req.visitor_id is not None:
+            check_visitor(req.visitor_id)
+            visitor = hash_visitor(req.visitor_id, replica.salt)
+        key = check_outcome(req.event_id or "order", req.converted, req.order_value,
+                            req.outcome_id, replica.config.objective, replica.salt)
+        redeemed = check_redeemed(req.redeemed, replica.config.action_ids)
+        await self._write(BusOutcome(req.event_id or "", replica.clock(), req.converted,
+                                     float(req.order_value), key, visitor,
+                                     None if redeemed is None else sorted(redeemed)))
+        return "accepted", None
+
+    async def activate(self, req: api.ActivateRequest) -> str:
+        if not req.event_id or len(req.event_id) > 64:
+            raise CartwheelError("event_id must be the event id a decision returned",
+                                 field="event_id")
+        await self._write(BusActivation(req.event_id, self.engine.clock()))
+        return "accepted"
+
+    async def _write(self, record) -> None:
+        """Add ``record`` to the group's entry; done once Redis acknowledged it."""
         future = self._join()
         self._writers.append((future, record))
         await future
-        return "accepted"
 
     def _close(self) -> None:
         if self._busy:  # stays open: the running append closes it when it is done
@@ -95,8 +118,10 @@ class ReplicaGroup(RequestGroup):
             decisions, caps = replica.take()
             if decisions or records:
                 started = time.perf_counter()
-                await self.bus.append(encode_entry(BusEntry(decisions, records, replica.name)),
-                                      caps)
+                outcomes = [r for r in records if isinstance(r, BusOutcome)]
+                shown = [r for r in records if isinstance(r, BusActivation)]
+                await self.bus.append(encode_entry(BusEntry(decisions, outcomes, replica.name,
+                                                            shown)), caps)
                 if self.on_append is not None:
                     self.on_append(time.perf_counter() - started)
             replica.appended()
@@ -132,7 +157,7 @@ async def report(request: web.Request) -> web.Response:
 
 
 ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
-          ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+          ("POST", "/v1/activate", activate), ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi))
 ENDPOINTS = tuple(path for _, path, _ in ROUTES)
 

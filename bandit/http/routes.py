@@ -1,5 +1,5 @@
 """What every role of the endpoint shares: the app's keys, the one error shape, body checks,
-``POST /v1/decide`` and ``POST /v1/outcome`` over a role's request group, ``/metrics``,
+``POST /v1/decide``, ``/v1/outcome`` and ``/v1/activate`` over a role's request group, ``/metrics``,
 ``/openapi.json``, and routing with CORS (docs/architecture.md, "The endpoint").
 
 Every request body is validated by msgspec; every error, whatever raised it, leaves as
@@ -43,7 +43,9 @@ REPORT = web.AppKey("report", object)
 LIMIT = web.AppKey("limit", object)
 TRAINER = web.AppKey("trainer", object)
 ROUTES = web.AppKey("routes", tuple)  # the role's (method, path, handler) triples
-DECIDING = ("/v1/decide", "/v1/outcome")
+DECIDING = ("/v1/decide", "/v1/outcome", "/v1/activate")
+#: what pages call: CORS from ``[server] allowed_origins``
+FROM_PAGES = ("/v1/decide", "/v1/activate")
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
 
 
@@ -121,8 +123,9 @@ async def decide(request: web.Request) -> web.Response:
     if isinstance(req.visitor_id, str):  # a bad id is the engine's to refuse (400)
         request.app[LIMIT].check(req.visitor_id, time.monotonic())
     d = await request.app[GROUP].decide(req)
-    request.app[METRICS].decided[d.action, d.group].inc()
-    answer = api.DecideResponse(d.event_id, d.action, d.probability, d.group, d.model_version)
+    request.app[METRICS].decided[d.placement, d.action, d.group].inc()
+    answer = api.DecideResponse(d.event_id, d.action, d.probability, d.group, d.model_version,
+                                d.placement, d.deferred)
     if req.explain:
         answer.reasons = (None if d.reasons is None else
                           [api.Reason(r.feature, r.value, r.contribution) for r in d.reasons])
@@ -140,10 +143,25 @@ async def outcome(request: web.Request) -> web.Response:
                       "<token>' with the shop's token (serve prints it at start)",
                       "Authorization")
     req = api.decode_outcome(await _body(request))
-    status = await request.app[GROUP].outcome(req)
+    if (req.event_id is None) == (req.visitor_id is None):
+        raise CartwheelError("send exactly one of event_id (an outcome of that decision) or "
+                             "visitor_id (an order: every open decision of the visitor is "
+                             "credited)", field="event_id" if req.event_id else "visitor_id")
+    status, events = await request.app[GROUP].outcome(req)
     request.app[METRICS].outcomes.labels(status).inc()
+    answer = api.OutcomeResponse(status)
+    if events is not None:
+        answer.events = events
+    return web.Response(content_type="application/json", body=api.encode(answer))
+
+
+async def activate(request: web.Request) -> web.Response:
+    """A page showed a deferred decision (open like decide: pages call it)."""
+    req = api.decode_activate(await _body(request))
+    status = await request.app[GROUP].activate(req)
+    request.app[METRICS].activations.labels(status).inc()
     return web.Response(content_type="application/json",
-                        body=api.encode(api.OutcomeResponse(status)))
+                        body=api.encode(api.ActivateResponse(status)))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -172,7 +190,7 @@ def add_routes(app: web.Application, routes) -> None:
     cors = Cors(app[ENGINE].config.server.allowed_origins)
     for method, path, handler in routes:
         guarded = _guarded(path, handler)
-        if path == "/v1/decide" and cors.origins:
+        if path in FROM_PAGES and cors.origins:
             guarded = cors.wrap(guarded)
             app.router.add_route("OPTIONS", path, cors.preflight)
         # GET routes answer HEAD too (load balancers' health checks)

@@ -50,13 +50,28 @@ class RequestGroup:
     def decide(self, req: api.DecideRequest) -> asyncio.Future:
         """Future of the :class:`~bandit.domain.records.Decision` for ``req``, after the commit."""
         future = self._join()
-        self._decides.append(((req.visitor_id, req.context, req.eligible, req.explain), future))
+        self._decides.append(((req.visitor_id, req.context, req.eligible, req.explain,
+                               req.placement, req.activate), future))
         return future
 
-    async def outcome(self, req: api.OutcomeRequest) -> str:
-        """Record an outcome in the open group; its status once the group is committed."""
-        status = self.engine.record_outcome(req.event_id, req.converted, req.order_value,
-                                            req.outcome_id, commit=False)
+    async def outcome(self, req: api.OutcomeRequest) -> tuple[str, int | None]:
+        """Record an outcome (for an event, or an order by visitor) in the open group; its
+        status, and the decisions an order by visitor closed, once the group is committed."""
+        engine = self.engine
+        if req.visitor_id is not None:
+            status, events = engine.record_order(req.visitor_id, req.converted, req.order_value,
+                                                 req.outcome_id, commit=False,
+                                                 redeemed=req.redeemed)
+        else:
+            status, events = engine.record_outcome(req.event_id, req.converted, req.order_value,
+                                                   req.outcome_id, commit=False,
+                                                   redeemed=req.redeemed), None
+        await self.committed()
+        return status, events
+
+    async def activate(self, req: api.ActivateRequest) -> str:
+        """Activate a deferred decision in the open group; its status once committed."""
+        status = self.engine.activate(req.event_id, commit=False)
         await self.committed()
         return status
 

@@ -3,7 +3,7 @@
 :class:`Ingester` is the trainer's part beside its :class:`bandit.core.engine.Engine`
 (docs/architecture.md, "Scale-out"): it holds the engine and feeds it. A batch of bus entries is one request group of the engine: the decisions go into
 the store as the engine's own would (``INSERT`` of the ones not seen before: a repeated entry
-is harmless), outcomes go through the same joiner, and the stream offset of the last entry is
+is harmless), activations and outcomes (by event or by visitor) go through the same joiner, and the stream offset of the last entry is
 written in the same transaction, so that after a crash the trainer reads on exactly where its
 store ends. The joiner, learning and snapshots then run unchanged.
 """
@@ -19,7 +19,7 @@ import msgspec
 from bandit.core.joiner import learnable
 from bandit.domain.errors import ClosedEventError, UnknownEventError
 from bandit.domain.records import LoggedEvent
-from bandit.scaleout.records import BusDecision, BusOutcome, decode_entry
+from bandit.scaleout.records import BusActivation, BusDecision, BusOutcome, decode_entry
 
 log = logging.getLogger("cartwheel.trainer")
 OFFSET_KEY = "bus_offset"
@@ -34,6 +34,7 @@ class IngestCounts:
     duplicates: int = 0  # decisions or outcomes seen before (a repeated append)
     malformed: int = 0  # entries or records this trainer cannot read (logged, passed over)
     outcomes: Counter = field(default_factory=Counter)  # by status or error code
+    activations: Counter = field(default_factory=Counter)  # by status or error code
 
 
 class Ingester:
@@ -66,9 +67,11 @@ class Ingester:
                               entry_id, exc)
                     continue
                 run.extend(entry.decisions)
-                if entry.outcomes:  # an outcome may close a decision of an earlier entry
+                if entry.outcomes or entry.activations:  # for decisions of earlier entries
                     self._ingest_decisions(run, counts)
                     run = []
+                    for activation in entry.activations:  # shown before it was bought
+                        self._ingest_activation(activation, counts)
                     for outcome in entry.outcomes:
                         self._ingest_outcome(outcome, counts)
             self._ingest_decisions(run, counts)
@@ -88,10 +91,11 @@ class Ingester:
         for d in decisions:
             if d.event_id in known:
                 counts.duplicates += 1
-            elif d.action not in engine.actions or not set(d.eligible) <= engine.actions.keys():
+            elif d.placement not in engine.keepers or not (
+                    {d.action, *d.eligible} <= set(engine.config.placement(d.placement).actions)):
                 counts.malformed += 1
-                log.error("decision %s names an action this config lacks; passed over",
-                          d.event_id)
+                log.error("decision %s names a placement or action this config lacks; passed "
+                          "over", d.event_id)
             else:
                 known.add(d.event_id)
                 fresh.append(d)
@@ -102,22 +106,36 @@ class Ingester:
             # the log stays in time order (expiry relies on it): replicas' clocks interleave
             events.append(LoggedEvent(d.event_id, d.visitor_hash, d.context, (), 0, d.action,
                                       d.probability, d.group, d.model_version, d.randomized,
-                                      engine.stamp(d.ts)))
-        learn = [d for d in fresh if learnable(d)]
-        rows = []
-        if learn and engine.learner.provisional:
-            X, actions, propensities, mask = engine.learner.batch(learn)
-            rows = list(zip(X, actions, propensities, mask))
+                                      engine.stamp(d.ts), d.placement, d.deferred))
+        rows = {}
+        for placement, keeper in engine.keepers.items():
+            learn = [d for d in fresh if d.placement == placement and learnable(d)
+                     and not d.deferred]
+            if learn and keeper.learner.provisional:
+                X, actions, propensities, mask = keeper.learner.batch(learn)
+                rows[placement] = list(zip(X, actions, propensities, mask))
         engine.append_decisions(events, [tuple(d.eligible) for d in fresh], rows)
         counts.decisions += len(events)
+
+    def _ingest_activation(self, a: BusActivation, counts: IngestCounts) -> None:
+        try:
+            status = self.engine.joiner.activate(a.event_id, a.ts)
+        except (UnknownEventError, ClosedEventError) as exc:  # 404 / 409 on one process
+            status = exc.code
+        counts.activations[status] += 1
 
     def _ingest_outcome(self, o: BusOutcome, counts: IngestCounts) -> None:
         if not 0 <= o.order_value <= self.engine.config.objective.max_order_value:
             counts.malformed += 1
             return
+        redeemed = None if o.redeemed is None else frozenset(o.redeemed)
         try:
-            status = self.engine.joiner.outcome(o.event_id, o.converted, o.order_value, o.outcome_key,
-                                         o.ts)
+            if o.visitor_hash is not None:
+                status, _ = self.engine.joiner.order(o.visitor_hash, o.converted, o.order_value,
+                                                     o.outcome_key, o.ts, redeemed)
+            else:
+                status = self.engine.joiner.outcome(o.event_id, o.converted, o.order_value,
+                                                    o.outcome_key, o.ts, redeemed)
         except (UnknownEventError, ClosedEventError) as exc:  # 404 / 409 on one process
             status = exc.code
         counts.outcomes[status] += 1

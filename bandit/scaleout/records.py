@@ -31,30 +31,45 @@ class BusDecision(msgspec.Struct, array_like=True, frozen=True):
     group: str
     model_version: int
     randomized: bool
+    # entries of a release before placements lack the two: the default placement, active
+    placement: str = "default"
+    deferred: bool = False
 
     @classmethod
     def of(cls, event: LoggedEvent, eligible: tuple[str, ...]) -> "BusDecision":
         return cls(event.event_id, event.ts, event.visitor_hash, event.context, list(eligible),
                    event.action, event.probability, event.group, event.model_version,
-                   event.randomized)
+                   event.randomized, event.placement, event.deferred)
 
 
 class BusOutcome(msgspec.Struct, array_like=True, frozen=True):
-    """An outcome a replica accepted (checked; ``outcome_key`` is the keyed hash of the id)."""
+    """An outcome a replica accepted (checked; ``outcome_key`` is the keyed hash of the id):
+    for one event, or (``event_id`` empty, ``visitor_hash`` given) an order sent by visitor
+    id; ``redeemed`` the incentives the order used (None: every attributed one)."""
 
     event_id: str
     ts: float
     converted: bool
     order_value: float
     outcome_key: str | None = None
+    visitor_hash: str | None = None
+    redeemed: list[str] | None = None
+
+
+class BusActivation(msgspec.Struct, array_like=True, frozen=True):
+    """A deferred decision the page showed (``POST /v1/activate`` at a replica)."""
+
+    event_id: str
+    ts: float
 
 
 class BusEntry(msgspec.Struct, array_like=True, frozen=True):
-    """One request group of one replica: its decisions, then its outcomes."""
+    """One request group of one replica: its decisions, then its outcomes and activations."""
 
     decisions: list[BusDecision]
     outcomes: list[BusOutcome]
     replica: str = ""
+    activations: list[BusActivation] = []
 
 
 encode_entry = msgspec.msgpack.Encoder().encode

@@ -30,7 +30,7 @@ import numpy as np
 
 from bandit.core.decider import Decider
 from bandit.core.guardrails import Guardrails, SharedSpend
-from bandit.core.model import make_policy, mismatch, policy_from_state
+from bandit.core.model import make_policy, mismatch, policy_from_state, unpack_models
 from bandit.core.pacing import decode as decode_price
 from bandit.core.unit_of_work import PolicyDraws, UnitOfWork
 from bandit.scaleout.records import BusDecision
@@ -62,7 +62,8 @@ def read_snapshot_bytes(meta: bytes, state: bytes) -> tuple[dict, dict[str, np.n
 
 
 class PublishedModel:
-    """The model a replica decides with (a :class:`~bandit.core.decider.Model`)."""
+    """The model a replica decides with at one placement (a
+    :class:`~bandit.core.decider.Model`)."""
 
     def __init__(self, policy, action_ids: list[str], model_version: int):
         self.policy, self.action_ids, self.model_version = policy, action_ids, model_version
@@ -118,14 +119,24 @@ class Replica:
         self.log = BusLog(self._cap_windows)
         self.work = UnitOfWork(self.log, [])
         self.decider = Decider(config, self.space, salt, self.guardrails,
-                               model=lambda: self.model, price=lambda: self.pacing_price,
+                               model=lambda placement: self.models[placement],
+                               price=lambda: self.pacing_price,
                                work=self.work, sink=self.log, commit=self._refuse_commit,
                                recover=self._recover, clock=clock)
-        self.work.parts += [self.decider, PolicyDraws(lambda: self.model)]
         self.loaded_at = self.clock()
         self._loaded: tuple[dict, dict] | None = None
-        self.model = PublishedModel(make_policy(config, self.space, list(config.action_ids),
-                                                self._next_seed()), list(config.action_ids), 0)
+        #: the version of the published snapshot decided with (0: none yet)
+        self.model_version = 0
+        #: per placement, the model decided with
+        self.models = self._untrained()
+        self.work.parts += [self.decider] + [
+            PolicyDraws(lambda pid=pid: self.models[pid]) for pid in config.placement_ids]
+
+    def _untrained(self) -> dict[str, PublishedModel]:
+        """What a replica decides with before the trainer published a model."""
+        return {p.id: PublishedModel(make_policy(self.config, self.space, list(p.actions),
+                                                 self._next_seed(), p.spec), list(p.actions), 0)
+                for p in self.config.placements}
 
     def set_shared(self, day_start: float, spent: float, pacing: bytes = b"") -> None:
         """Today's spend and the incentive price as the trainer last published them."""
@@ -138,18 +149,20 @@ class Replica:
 
     # ------------------------------------------------------------------ deciding
     def decide(self, visitor_id: str, context: dict, eligible=None, *, now: float | None = None,
-               commit: bool = False, explain: bool = False):
+               commit: bool = False, explain: bool = False, placement: str | None = None,
+               activate: bool | None = None):
         """Decide for one visitor into the open bus entry (:meth:`Decider.decide`)."""
         return self.decider.decide(visitor_id, context, eligible, now=now, commit=commit,
-                                   explain=explain)
+                                   explain=explain, placement=placement, activate=activate)
 
     def decide_batch(self, requests, *, now: float | None = None, commit: bool = False):
         """Decide a request group into the open bus entry (:meth:`Decider.decide_batch`)."""
         return self.decider.decide_batch(requests, now=now, commit=commit)
 
     @property
-    def model_version(self) -> int:
-        return self.model.model_version
+    def model(self) -> PublishedModel:
+        """The first placement's model."""
+        return self.models[self.config.placement_ids[0]]
 
     @property
     def policy(self):
@@ -172,23 +185,32 @@ class Replica:
     def _next_seed(self) -> np.random.SeedSequence:
         return self._seeds.spawn(1)[0]
 
-    def build(self, meta: dict, state: dict):
-        """The policy a published snapshot holds (call off the event loop), or a ValueError
-        saying why it does not fit this replica."""
+    def build(self, meta: dict, state: dict) -> dict[str, tuple]:
+        """Each placement's policy that a published snapshot holds (call off the event loop),
+        or a ValueError saying why it does not fit this replica."""
         if meta.get("config_hash") != self.config.config_hash():
             raise ValueError(f"it was made with config hash {meta.get('config_hash')}, this "
                              f"replica runs {self.config.config_hash()}")
-        problem = mismatch(self.config, meta)
-        if problem:
-            raise ValueError(problem)
-        policy, action_ids = policy_from_state(self.config, self.space, state, meta, None)
-        policy.rng = np.random.default_rng(self._next_seed())
-        return policy, action_ids
+        parts = unpack_models(state, meta)
+        built = {}
+        for placement in self.config.placements:
+            if placement.id not in parts:
+                raise ValueError(f"it has no model of placement {placement.id!r}")
+            part_state, part_meta = parts[placement.id]
+            problem = mismatch(self.config, part_meta, placement)
+            if problem:
+                raise ValueError(problem)
+            policy, action_ids = policy_from_state(self.config, self.space, part_state,
+                                                   part_meta, None)
+            policy.rng = np.random.default_rng(self._next_seed())
+            built[placement.id] = PublishedModel(policy, action_ids,
+                                                 int(part_meta["model_version"]))
+        return built
 
-    def swap(self, built, meta: dict, state: dict) -> None:
+    def swap(self, built: dict, meta: dict, state: dict) -> None:
         """Decide with ``built`` (from :meth:`build`) from the next request group on."""
-        policy, action_ids = built
-        self.model = PublishedModel(policy, action_ids, int(meta["model_version"]))
+        self.models = built
+        self.model_version = int(meta["model_version"])
         self._loaded = (meta, state)
         self.loaded_at = self.clock()
 
@@ -197,10 +219,7 @@ class Replica:
         (a replica never learns, so only a bad load can get here)."""
         log.error("the model is not finite (%s); loading the last published model again", why)
         if self._loaded is None:
-            self.model = PublishedModel(make_policy(self.config, self.space,
-                                                    list(self.config.action_ids),
-                                                    self._next_seed()),
-                                        list(self.config.action_ids), 0)
+            self.models, self.model_version = self._untrained(), 0
         else:
             meta, state = self._loaded
             self.swap(self.build(meta, state), meta, state)

@@ -7,15 +7,18 @@ tables hold what every report figure is a function of (docs/architecture.md, "Re
 aggregates"):
 
 * ``visitor_totals(grp, visitor_hash, n, c, r, k)``: per visitor (the unit of randomization
-  between treatment and holdout) their decisions, conversions, revenue and incentive cost;
+  between treatment and holdout) their decisions, conversions, revenue and incentive cost; an
+  order sent by visitor id that closed N decisions adds ``1/N`` of its conversion and revenue
+  per decision (``closed.share``), so it counts once per visitor;
 * ``moment_totals(grp, visitors, n, c, r, k, nn, cc, rr, kk, rk, cn, rc)``: per group, the
   sums over its visitors of those totals, their squares and cross products (the Welch and
   delta-method intervals need nothing else; profit ``m r - k`` is expanded at read time, so
   a changed margin needs no rebuild), kept by triggers on ``visitor_totals``: a visitor's
   change from ``old`` to ``new`` adds ``new - old`` (``new**2 - old**2``);
-* ``action_totals(grp, action, decisions, conversions, revenue, cost, rr, kk, rk)``: per
-  action, per-decision sums (an action is drawn per decision, so a decision is its unit);
-* ``hourly(hour, grp, action, <the same sums>)``: per hour of the *decision*
+* ``action_totals(grp, placement, action, decisions, conversions, revenue, cost, rr, kk, rk)``:
+  per placement and action, per-decision sums (an action is drawn per decision, so a decision
+  is its unit; an order closing decisions at two placements converts both);
+* ``hourly(hour, grp, placement, action, <the same sums>)``: per hour of the *decision*
   (``floor(ts / 3600)``), for uplift over time and the action mix.
 
 The store folds the rows of each transaction in right before it commits (:func:`fold`: a few
@@ -31,7 +34,8 @@ import sqlite3
 
 #: meta key whose presence says the aggregates are installed and filled
 META_KEY = "aggregates"
-VERSION = "1"
+#: 2: per placement, and orders by visitor counted once (a version-1 store is folded again)
+VERSION = "2"
 #: meta key: "decisions_seq closed_seq" up to which the log is folded into the aggregates
 FOLDED_KEY = "aggregates_folded"
 
@@ -48,11 +52,11 @@ CREATE TABLE IF NOT EXISTS moment_totals (
     nn REAL NOT NULL, cc REAL NOT NULL, rr REAL NOT NULL, kk REAL NOT NULL, rk REAL NOT NULL,
     cn REAL NOT NULL, rc REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS action_totals (
-    grp TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
-    PRIMARY KEY (grp, action)) WITHOUT ROWID;
+    grp TEXT NOT NULL, placement TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
+    PRIMARY KEY (grp, placement, action)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hourly (
-    hour INTEGER NOT NULL, grp TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
-    PRIMARY KEY (hour, grp, action)) WITHOUT ROWID;
+    hour INTEGER NOT NULL, grp TEXT NOT NULL, placement TEXT NOT NULL, action TEXT NOT NULL,
+    {_SUMS}, PRIMARY KEY (hour, grp, placement, action)) WITHOUT ROWID;
 """
 
 # a visitor's first row adds one visitor; each later change adds new - old
@@ -89,11 +93,11 @@ DECISION_FOLDS = [
     *(f"INSERT INTO {table} SELECT {keys}, COUNT(*), 0, 0, 0, 0, 0, 0 FROM decisions "
       f"WHERE seq > :a AND seq <= :b GROUP BY {keys} "
       "ON CONFLICT DO UPDATE SET decisions = decisions + excluded.decisions"
-      for table, keys in (("action_totals", "grp, action"),
-                          ("hourly", "CAST(ts / 3600 AS INTEGER), grp, action")))]
+      for table, keys in (("action_totals", "grp, placement, action"),
+                          ("hourly", "CAST(ts / 3600 AS INTEGER), grp, placement, action")))]
 CLOSED_FOLDS = [
-    f"INSERT INTO visitor_totals SELECT d.grp, d.visitor_hash, 0, SUM(c.converted), SUM({_R}), "
-    f"SUM(c.cost) {_CLOSINGS} GROUP BY d.grp, d.visitor_hash "
+    f"INSERT INTO visitor_totals SELECT d.grp, d.visitor_hash, 0, SUM(c.converted * c.share), "
+    f"SUM({_R} * c.share), SUM(c.cost) {_CLOSINGS} GROUP BY d.grp, d.visitor_hash "
     "ON CONFLICT DO UPDATE SET c = c + excluded.c, r = r + excluded.r, k = k + excluded.k",
     *(f"INSERT INTO {table} SELECT {keys}, 0, SUM(c.converted), SUM({_R}), SUM(c.cost), "
       f"SUM(({_R}) * ({_R})), SUM(c.cost * c.cost), SUM({_R} * c.cost) {_CLOSINGS} "
@@ -101,8 +105,9 @@ CLOSED_FOLDS = [
       "conversions = conversions + excluded.conversions, revenue = revenue + excluded.revenue, "
       "cost = cost + excluded.cost, rr = rr + excluded.rr, kk = kk + excluded.kk, "
       "rk = rk + excluded.rk"
-      for table, keys in (("action_totals", "d.grp, d.action"),
-                          ("hourly", "CAST(d.ts / 3600 AS INTEGER), d.grp, d.action")))]
+      for table, keys in (("action_totals", "d.grp, d.placement, d.action"),
+                          ("hourly", "CAST(d.ts / 3600 AS INTEGER), d.grp, d.placement, "
+                                     "d.action")))]
 
 
 def folded(db: sqlite3.Connection) -> tuple[int, int]:
@@ -137,6 +142,10 @@ def install(db: sqlite3.Connection) -> int:
     rolls it all back: never half-filled). Returns how many decisions were backfilled."""
     if installed(db):
         return 0
+    # an older version's tables are dropped and folded again from the log
+    for table in ("visitor_totals", "moment_totals", "action_totals", "hourly"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")  # its triggers go with it
+    db.execute("DELETE FROM meta WHERE key = ?", (FOLDED_KEY,))
     # not executescript, which would commit: one statement at a time, in the transaction
     for statement in _split(_TABLES + _MOMENT_TRIGGERS):
         db.execute(statement)
@@ -168,18 +177,34 @@ def moment_rows(db: sqlite3.Connection, margin: float) -> list[tuple]:
         {"m": margin}).fetchall()
 
 
-def action_rows(db: sqlite3.Connection) -> list[tuple]:
-    """(group, action, decisions, conversions, revenue, cost, rr, kk, rk) per group and action."""
-    return db.execute("SELECT grp, action, decisions, conversions, revenue, cost, rr, kk, rk "
-                      "FROM action_totals ORDER BY grp, action").fetchall()
+_SUM_COLS = ("SUM(decisions), SUM(conversions), SUM(revenue), SUM(cost), SUM(rr), SUM(kk), "
+             "SUM(rk)")
 
 
-def hourly_rows(db: sqlite3.Connection, since_hour: int) -> list[tuple]:
+def action_rows(db: sqlite3.Connection, placement: str | None = None) -> list[tuple]:
+    """(group, action, decisions, conversions, revenue, cost, rr, kk, rk) per group and action,
+    at one ``placement`` or summed over all."""
+    where, params = ("WHERE placement = ?", (placement,)) if placement is not None else ("", ())
+    return db.execute(f"SELECT grp, action, {_SUM_COLS} FROM action_totals {where} "
+                      "GROUP BY grp, action ORDER BY grp, action", params).fetchall()
+
+
+def placement_ids(db: sqlite3.Connection) -> list[str]:
+    """The placements the log has decisions at."""
+    return [r[0] for r in db.execute("SELECT DISTINCT placement FROM action_totals "
+                                     "ORDER BY placement")]
+
+
+def hourly_rows(db: sqlite3.Connection, since_hour: int,
+                placement: str | None = None) -> list[tuple]:
     """(hour, group, action, decisions, conversions, revenue, cost, rr, kk, rk) of every hour
-    from ``since_hour`` on, in hour order (a range of the primary key)."""
-    return db.execute("SELECT hour, grp, action, decisions, conversions, revenue, cost, rr, kk, "
-                      "rk FROM hourly WHERE hour >= ? ORDER BY hour, grp, action",
-                      (since_hour,)).fetchall()
+    from ``since_hour`` on, in hour order (a range of the primary key), at one ``placement``
+    or summed over all."""
+    where = "hour >= ?" + ("" if placement is None else " AND placement = ?")
+    params = (since_hour,) if placement is None else (since_hour, placement)
+    return db.execute(f"SELECT hour, grp, action, {_SUM_COLS} FROM hourly WHERE {where} "
+                      "GROUP BY hour, grp, action ORDER BY hour, grp, action",
+                      params).fetchall()
 
 
 def last_hour(db: sqlite3.Connection) -> int | None:

@@ -29,10 +29,11 @@ from bandit.store import queries as store_queries
 from bandit.store import schema as store_schema
 from bandit.store import v1 as store_v1
 from bandit.store.rows import (
-    CLOSED_JOIN,
     DECISION_COLS,
+    LEGACY_DECISION_COLS,
     ClosedEvent,
     StoredDecision,
+    closed_join,
     closed_of,
     decision_of,
     eligible_json,
@@ -44,6 +45,7 @@ from bandit.store.wal import Checkpointer
 # the background checkpoint is asked for after this many rows (SQLite's own default is after
 # 1000 WAL pages; a decision row with the caps index dirties one or two pages)
 CHECKPOINT_ROWS = 1000
+_TABLES = ("decisions", "outcomes", "closed", "activations", "orders")
 log = logging.getLogger("cartwheel.store")
 
 
@@ -70,6 +72,7 @@ class EventStore:
             self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
                                       isolation_level=None, check_same_thread=False)
             self.schema_version = self._check_version(self.get_meta("schema_version"))
+            self._columns(store_schema.columns(self.db, "decisions"))
             return
         try:
             self._open_writable(synchronous, visitor_index, background_checkpoints)
@@ -90,6 +93,11 @@ class EventStore:
         version = self.get_meta("schema_version")
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif version == "2":  # install() added what schema 3 adds: nothing else changes
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                            (str(SCHEMA_VERSION),))
+            version = str(SCHEMA_VERSION)
+        self._columns(store_schema.columns(self.db, "decisions"))
         #: an older version is readable as it is; the engine migrates it (bandit.store.migration)
         self.schema_version = self._check_version(version)
         if not store_aggregates.installed(self.db):  # new, or written by an older cartwheel
@@ -106,6 +114,12 @@ class EventStore:
             self._checkpointer.start()
             # a store dropped without close() must not leave its thread and connection behind
             weakref.finalize(self, self._checkpointer.stop, wait=False)
+
+    def _columns(self, present: set[str]) -> None:
+        """The decision columns to read: a store written before placements (opened read-only,
+        so not upgraded) reads as if every decision was made at the default placement."""
+        self._decision_cols = DECISION_COLS if "placement" in present else LEGACY_DECISION_COLS
+        self._closed_join = closed_join(self._decision_cols)
 
     @classmethod
     def read_only(cls, path: str | Path) -> "EventStore":
@@ -214,9 +228,11 @@ class EventStore:
         self._begin(len(events))
         self._run(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
-            "probability, grp, model_version, randomized) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "probability, grp, model_version, randomized, placement, deferred) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(e.event_id, e.ts, e.visitor_hash, encode(e.context), eligible_json(ids),
-              e.action, e.probability, e.group, e.model_version, int(e.randomized))
+              e.action, e.probability, e.group, e.model_version, int(e.randomized),
+              e.placement, int(e.deferred))
              for e, ids in zip(events, eligible)], many=True)
         return self.max_seq("decisions")
 
@@ -227,19 +243,41 @@ class EventStore:
                         "VALUES (?,?,?,?,?)", (outcome_id, event_id, ts, int(converted), order_value))
 
     def add_closed(self, event_id: str, ts: float, reason: str, converted: bool,
-                   order_value: float, cost: float, reward: float, learned: bool) -> int:
+                   order_value: float, cost: float, reward: float, learned: bool,
+                   share: float = 1.0) -> int:
         """Record that an event closed; returns its ``closed.seq`` (the learning order)."""
         self._begin()
         cur = self._run(
             "INSERT INTO closed (event_id, ts, reason, converted, order_value, cost, reward, "
-            "learned) VALUES (?,?,?,?,?,?,?,?)",
-            (event_id, ts, reason, int(converted), order_value, cost, reward, int(learned)))
+            "learned, share) VALUES (?,?,?,?,?,?,?,?,?)",
+            (event_id, ts, reason, int(converted), order_value, cost, reward, int(learned),
+             share))
         return int(cur.lastrowid)
+
+    def add_activation(self, event_id: str, ts: float) -> None:
+        """A deferred decision was shown (it carries the decision's visitor and action)."""
+        self._begin()
+        self._run("INSERT INTO activations (event_id, ts, visitor_hash, action) SELECT "
+                  "event_id, ?, visitor_hash, action FROM decisions WHERE event_id = ?",
+                  (ts, event_id))
+
+    def add_order(self, outcome_id: str | None, ts: float, converted: bool, order_value: float,
+                  event_ids: list[str]) -> None:
+        """An order sent by visitor id: its record, and one outcome row (without an id) per
+        decision it was attributed to."""
+        self._begin(1 + len(event_ids))
+        self._run("INSERT INTO orders (outcome_id, ts, converted, order_value, events) "
+                  "VALUES (?,?,?,?,?)", (outcome_id, ts, int(converted), order_value,
+                                         len(event_ids)))
+        if event_ids:
+            self._run("INSERT INTO outcomes (outcome_id, event_id, ts, converted, order_value) "
+                      "VALUES (NULL,?,?,?,?)",
+                      [(e, ts, int(converted), order_value) for e in event_ids], many=True)
 
     # ------------------------------------------------------------ reads
     def decision(self, event_id: str) -> StoredDecision | None:
-        row = self.db.execute(f"SELECT {DECISION_COLS} FROM decisions d WHERE d.event_id = ?",
-                              (event_id,)).fetchone()
+        row = self.db.execute(f"SELECT {self._decision_cols} FROM decisions d "
+                              "WHERE d.event_id = ?", (event_id,)).fetchone()
         return None if row is None else decision_of(row)
 
     def known_event_ids(self, event_ids: list[str]) -> set[str]:
@@ -252,16 +290,20 @@ class EventStore:
                 part))
         return found
 
-    def lookup(self, event_id: str, outcome_id: str | None
-               ) -> tuple[float | None, bool, str | None]:
-        """(the event's decision time or None when unknown, whether it is closed, the event id
-        that ``outcome_id`` was recorded for or None) in one query."""
-        row = self.db.execute(
-            "SELECT (SELECT d.ts FROM decisions d WHERE d.event_id = q.eid), "
-            "EXISTS (SELECT 1 FROM closed c WHERE c.event_id = q.eid), "
-            "(SELECT o.event_id FROM outcomes o WHERE o.outcome_id = q.oid) "
-            "FROM (SELECT ? AS eid, ? AS oid) q", (event_id, outcome_id)).fetchone()
-        return row[0], bool(row[1]), row[2]
+    def lookup(self, event_id: str, outcome_id: str | None) -> store_queries.EventState:
+        """The event's state and where ``outcome_id`` was used, in one query
+        (:func:`bandit.store.queries.event_state`)."""
+        return store_queries.event_state(self.db, event_id, outcome_id)
+
+    def order_seen(self, outcome_id: str) -> bool:
+        """Whether ``outcome_id`` was recorded already (by visitor or for an event)."""
+        return store_queries.order_seen(self.db, outcome_id)
+
+    def visitor_open(self, visitor_hash: str, since: float, limit: int) -> list[StoredDecision]:
+        """The visitor's decisions made at or after ``since`` that are still open and active
+        (a deferred one only once activated), oldest first, at most ``limit`` (the newest)."""
+        return [decision_of(r) for r in store_queries.visitor_open(
+            self.db, self._decision_cols, visitor_hash, since, limit)]
 
     def spend_buckets(self, since: float, bucket_s: float) -> list[tuple[int, float]]:
         """Incentive cost of conversions closed at or after ``since``, summed per bucket of
@@ -271,15 +313,17 @@ class EventStore:
             "cost > 0 AND ts >= ? GROUP BY b", (bucket_s, since))]
 
     def expired(self, cutoff: float, after_seq: int, upto_seq: int,
-                limit: int = 10_000) -> list[StoredDecision]:
+                limit: int = 10_000) -> list[tuple[StoredDecision, bool]]:
         """Open decisions made before ``cutoff`` with ``after_seq < seq <= upto_seq``, oldest
-        first. ``upto_seq`` is :meth:`last_seq_before` ``cutoff``: the log is in time order,
-        so the events still inside their window, however many, are never scanned."""
+        first, each with whether it is active (a deferred one: activated). ``upto_seq`` is
+        :meth:`last_seq_before` ``cutoff``: the log is in time order, so the events still
+        inside their window, however many, are never scanned."""
         rows = self.db.execute(
-            f"SELECT {DECISION_COLS} FROM decisions d WHERE d.seq > ? AND d.seq <= ? AND "
-            "d.ts < ? AND NOT EXISTS (SELECT 1 FROM closed c WHERE c.event_id = d.event_id) "
-            "ORDER BY d.seq LIMIT ?", (after_seq, upto_seq, cutoff, limit)).fetchall()
-        return [decision_of(r) for r in rows]
+            f"SELECT {self._decision_cols}, {store_queries.ACTIVE} FROM decisions d "
+            "WHERE d.seq > ? AND d.seq <= ? AND d.ts < ? AND NOT EXISTS "
+            "(SELECT 1 FROM closed c WHERE c.event_id = d.event_id) ORDER BY d.seq LIMIT ?",
+            (after_seq, upto_seq, cutoff, limit)).fetchall()
+        return [(decision_of(r), bool(r[-1])) for r in rows]
 
     def last_seq_before(self, cutoff: float, after_seq: int = 0) -> int:
         """The largest seq (at least ``after_seq``) of a decision made before ``cutoff``, by
@@ -312,12 +356,15 @@ class EventStore:
             "WHERE c.event_id = d.event_id) ORDER BY d.seq LIMIT 1", (after_seq,)).fetchone()
         return None if row is None else int(row[0])
 
-    def closed_events(self, after_seq: int = 0, learned_only: bool = False
-                      ) -> Iterator[ClosedEvent]:
-        """Closed events joined with their decisions, in ``closed.seq`` order."""
-        query = (f"{CLOSED_JOIN} WHERE c.seq > ?"
-                 + (" AND c.learned = 1" if learned_only else "") + " ORDER BY c.seq")
-        for row in self.db.execute(query, (after_seq,)):
+    def closed_events(self, after_seq: int = 0, learned_only: bool = False,
+                      placement: str | None = None) -> Iterator[ClosedEvent]:
+        """Closed events joined with their decisions (of one ``placement``, or all), in
+        ``closed.seq`` order."""
+        query = (f"{self._closed_join} WHERE c.seq > ?"
+                 + (" AND c.learned = 1" if learned_only else "")
+                 + (" AND d.placement = ?" if placement is not None else "") + " ORDER BY c.seq")
+        params = (after_seq,) if placement is None else (after_seq, placement)
+        for row in self.db.execute(query, params):
             yield closed_of(row)
 
     def closed_at(self, seqs: list[int]) -> list[ClosedEvent]:
@@ -325,7 +372,7 @@ class EventStore:
         found = {}
         for chunk in range(0, len(seqs), 500):
             part = seqs[chunk:chunk + 500]
-            query = f"{CLOSED_JOIN} WHERE c.seq IN ({', '.join('?' * len(part))})"
+            query = f"{self._closed_join} WHERE c.seq IN ({', '.join('?' * len(part))})"
             for row in self.db.execute(query, part):
                 found[row[0]] = closed_of(row)
         return [found[s] for s in seqs]
@@ -339,10 +386,16 @@ class EventStore:
         self._need_aggregates()
         return store_aggregates.moment_rows(self.db, margin)
 
-    def action_sums(self) -> list[tuple]:
-        """Per group and action, per-decision sums (the aggregates)."""
+    def action_sums(self, placement: str | None = None) -> list[tuple]:
+        """Per group and action, per-decision sums (the aggregates), at one ``placement`` or
+        over all."""
         self._need_aggregates()
-        return store_aggregates.action_rows(self.db)
+        return store_aggregates.action_rows(self.db, placement)
+
+    def placement_ids(self) -> list[str]:
+        """The placements the log holds decisions at (the aggregates)."""
+        self._need_aggregates()
+        return store_aggregates.placement_ids(self.db)
 
     def _need_aggregates(self) -> None:
         if not store_aggregates.installed(self.db):
@@ -350,10 +403,11 @@ class EventStore:
                                "report aggregates yet: start `cartwheel serve` (or any "
                                "command that opens it for writing) once to build them")
 
-    def hourly(self, since_hour: int) -> list[tuple]:
-        """Per-decision sums per hour, group and action from ``since_hour`` on."""
+    def hourly(self, since_hour: int, placement: str | None = None) -> list[tuple]:
+        """Per-decision sums per hour, group and action from ``since_hour`` on (at one
+        ``placement``, or over all)."""
         self._need_aggregates()
-        return store_aggregates.hourly_rows(self.db, since_hour)
+        return store_aggregates.hourly_rows(self.db, since_hour, placement)
 
     def last_hour(self) -> int | None:
         """The newest hour (``floor(ts / 3600)``) with a decision, from the aggregates."""
@@ -363,13 +417,17 @@ class EventStore:
     def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
         return store_queries.decisions_with_rewards(self.db, after_seq)
 
-    def decisions(self, after_seq: int = 0) -> Iterator[StoredDecision]:
-        for row in self.db.execute(f"SELECT {DECISION_COLS} FROM decisions d WHERE d.seq > ? "
-                                   "ORDER BY d.seq", (after_seq,)):
+    def decisions(self, after_seq: int = 0, placement: str | None = None
+                  ) -> Iterator[StoredDecision]:
+        """Decisions after ``after_seq`` (of one ``placement``, or all), in log order."""
+        where = "d.seq > ?" + ("" if placement is None else " AND d.placement = ?")
+        params = (after_seq,) if placement is None else (after_seq, placement)
+        for row in self.db.execute(f"SELECT {self._decision_cols} FROM decisions d WHERE "
+                                   f"{where} ORDER BY d.seq", params):
             yield decision_of(row)
 
     def count(self, table: str) -> int:
-        if table not in ("decisions", "outcomes", "closed"):
+        if table not in _TABLES:
             raise ValueError(f"unknown table {table!r}")
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
@@ -379,6 +437,6 @@ class EventStore:
         return self.max_seq("decisions") - self.max_seq("closed")
 
     def max_seq(self, table: str) -> int:
-        if table not in ("decisions", "outcomes", "closed"):
+        if table not in _TABLES:
             raise ValueError(f"unknown table {table!r}")
         return int(self.db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0])

@@ -27,6 +27,8 @@ class StoredDecision:
     group: str
     model_version: int
     randomized: bool
+    placement: str = "default"
+    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +46,16 @@ class ClosedEvent:
 
 
 DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligible, d.action, "
-                 "d.probability, d.grp, d.model_version, d.randomized")
-#: a closed event joined with its decision (``closed c JOIN decisions d``), for :func:`closed_of`
-CLOSED_JOIN = ("SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, c.reward, "
-               f"{DECISION_COLS} FROM closed c JOIN decisions d "
-               "ON d.event_id = c.event_id")
+                 "d.probability, d.grp, d.model_version, d.randomized, d.placement, d.deferred")
+#: the same columns of a store written before placements (read-only: it cannot be upgraded)
+LEGACY_DECISION_COLS = DECISION_COLS.replace("d.placement, d.deferred", "'default', 0")
+
+
+def closed_join(decision_cols: str = DECISION_COLS) -> str:
+    """A closed event joined with its decision (``closed c JOIN decisions d``), for
+    :func:`closed_of`."""
+    return ("SELECT c.seq, c.ts, c.reason, c.converted, c.order_value, c.cost, c.reward, "
+            f"{decision_cols} FROM closed c JOIN decisions d ON d.event_id = c.event_id")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -60,7 +67,8 @@ def eligible_json(ids: tuple[str, ...]) -> bytes:
 def decision_of(row) -> StoredDecision:
     """A row of ``DECISION_COLS`` as a :class:`StoredDecision`."""
     return StoredDecision(row[0], row[1], row[2], row[3], decode(row[4]),
-                          tuple(decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]))
+                          tuple(decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]),
+                          row[11], bool(row[12]))
 
 
 def closed_of(row) -> ClosedEvent:

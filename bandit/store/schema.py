@@ -1,21 +1,31 @@
 """The event log's SQLite schema: its tables, their columns and the indexes a query needs.
 
-Schema (``SCHEMA_VERSION`` 2; the log tables below are append-only, their rows never updated
+Schema (``SCHEMA_VERSION`` 3; the log tables below are append-only, their rows never updated
 or deleted; the report's aggregate tables in :mod:`bandit.store.aggregates` are derived from
 them and updated by the fold before each commit):
 
 * ``meta(key, value)``: schema version and the generated privacy salt.
 * ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
-  model_version, randomized)``: one row per ``decide``; ``context`` is the JSON context,
+  model_version, randomized, placement, deferred)``: one row per ``decide``; ``placement`` is
+  the decision point it was made at (``"default"`` in a shop without placements) and
+  ``deferred`` says it waits for an ``activations`` row before it is learned, capped or charged; ``context`` is the JSON context,
   ``eligible`` the JSON list of eligible action ids, ``probability`` the probability with which
   ``action`` was drawn from them; only the salted visitor hash is stored, and the context as
   the model sees it (:meth:`bandit.domain.features.FeatureSpace.normalize_row`: undeclared categories
   as the unknown marker, numbers clipped, cyclic values modulo their period).
 * ``outcomes(seq, outcome_id, event_id, ts, converted, order_value)``: every reported outcome;
   ``outcome_id`` is the keyed hash of the shop's id, unique when given (idempotency).
-* ``closed(seq, event_id, ts, reason, converted, order_value, cost, reward, learned)``: one row
-  per event whose attribution ended (``reason`` = converted | expired); ``learned`` says whether
-  the reward fed the model (randomized treatment decisions only). Replaying ``learned`` rows in
+* ``activations(seq, event_id, ts, visitor_hash, action)``: a deferred decision the page showed
+  (``POST /v1/activate``), once; its visitor and action are the decision's, so frequency caps
+  count it from then on with an index of its own.
+* ``orders(seq, outcome_id, ts, converted, order_value, events)``: an order sent by visitor id
+  (``outcome_id`` its keyed hash, unique when given) and how many open decisions it closed; the
+  ``outcomes`` rows it wrote, one per decision, carry no id of their own.
+* ``closed(seq, event_id, ts, reason, converted, order_value, cost, reward, learned, share)``:
+  one row per event whose attribution ended (``reason`` = converted | expired | inactive, the
+  last for a deferred decision never activated); ``learned`` says whether the reward fed the
+  model (randomized treatment decisions only); ``share`` is 1/N when an order by visitor closed
+  N decisions (the report counts that order once per visitor). Replaying ``learned`` rows in
   ``seq`` order after a snapshot's ``last_learned_seq`` restores the model exactly.
 
 ``seq`` is the rowid: rows are never deleted, so it only grows (no AUTOINCREMENT, whose
@@ -27,9 +37,10 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
-#: versions this code reads; a writable open of an older one is migrated by the engine
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: versions this code reads; a writable open of an older one is migrated (2 -> 3 by
+#: :func:`install`, which only adds columns and tables; 1 by the engine, bandit.store.migration)
+READABLE_VERSIONS = (1, 2, 3)
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,21 +56,48 @@ CREATE TABLE IF NOT EXISTS closed (
     seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
     reason TEXT NOT NULL, converted INTEGER NOT NULL, order_value REAL NOT NULL,
     cost REAL NOT NULL, reward REAL NOT NULL, learned INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS activations (
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
+    visitor_hash TEXT NOT NULL, action TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    seq INTEGER PRIMARY KEY, outcome_id TEXT UNIQUE, ts REAL NOT NULL,
+    converted INTEGER NOT NULL, order_value REAL NOT NULL, events INTEGER NOT NULL);
 """
+#: columns schema 3 added to tables of schema 1 and 2 (``ALTER TABLE ... ADD COLUMN`` with a
+#: default: SQLite changes no row for it, so the upgrade costs nothing on a large log)
+ADDED_COLUMNS = (("decisions", "placement", "TEXT NOT NULL DEFAULT 'default'"),
+                 ("decisions", "deferred", "INTEGER NOT NULL DEFAULT 0"),
+                 ("closed", "share", "REAL NOT NULL DEFAULT 1.0"))
 
 
 def install(db: sqlite3.Connection, visitor_index: bool) -> None:
     """Create the tables if missing and bring the indexes to what this shop's queries need."""
     db.executescript(TABLES)
+    for table, column, kind in ADDED_COLUMNS:
+        if column not in columns(db, table):
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     # stores made by 0.1.0 before this change carry two indexes no query uses; every
     # commit paid a page write for each
     db.execute("DROP INDEX IF EXISTS decisions_ts")
     db.execute("DROP INDEX IF EXISTS outcomes_event")
     # frequency caps count a visitor's decisions of some actions in a window (bounded by
-    # LIMIT: see store_queries.CapCounts); shops without caps need not pay for the index
+    # LIMIT: see store_queries.CapCounts); shops without caps need not pay for the index.
+    # ``deferred`` makes it cover the count (a deferred decision counts once activated)
     db.execute("DROP INDEX IF EXISTS decisions_visitor")  # (visitor_hash, ts): older
+    db.execute("DROP INDEX IF EXISTS decisions_visitor_action")  # without deferred: older
     if visitor_index:
-        db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_action "
-                   "ON decisions(visitor_hash, action, ts)")
+        db.execute("CREATE INDEX IF NOT EXISTS decisions_caps "
+                   "ON decisions(visitor_hash, action, ts, deferred)")
+        db.execute("CREATE INDEX IF NOT EXISTS activations_caps "
+                   "ON activations(visitor_hash, action, ts)")
     else:
-        db.execute("DROP INDEX IF EXISTS decisions_visitor_action")
+        db.execute("DROP INDEX IF EXISTS decisions_caps")
+        db.execute("DROP INDEX IF EXISTS activations_caps")
+    # an order sent by visitor id closes that visitor's open decisions: found by this index
+    # (the caps' index orders a visitor's rows by action first, so a window is not a range)
+    db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_ts ON decisions(visitor_hash, ts)")
+
+
+def columns(db: sqlite3.Connection, table: str) -> set[str]:
+    """The column names ``table`` has."""
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}

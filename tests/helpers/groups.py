@@ -68,6 +68,7 @@ async def drive_groups(groups, world: World, *, after_batch=None, visitors: int 
 
 async def _report(group, event_id: str, value: float) -> None:
     try:  # one process refuses an order after its window (409); a replica accepts it and
-        await group.outcome(api.OutcomeRequest(event_id, True, value))  # the trainer drops it
+        await group.outcome(api.OutcomeRequest(
+            event_id=event_id, converted=True, order_value=value))  # the trainer drops it
     except ClosedEventError:
         pass

@@ -15,6 +15,7 @@ import simulator
 from bandit import Engine
 from bandit.domain.errors import CartwheelError, OutcomeConflictError, WindowClosedError
 from bandit.domain.privacy import hash_outcome_id
+from bandit.store.schema import SCHEMA_VERSION
 from simulator.worlds.online import drive
 
 CTX = {"device": "mobile", "cart_value": 40.0, "page_type": "cart", "hour": 13}
@@ -147,7 +148,7 @@ def test_a_store_of_the_previous_release_migrates(tmp_path, caplog):
         engine = Engine.open(config, data, seed=0, clock=Clock(1_700_005_000.0))
     assert any("migrated" in r.getMessage() for r in caplog.records)
     s = engine.store
-    assert s.get_meta("schema_version") == "2"
+    assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert {t: s.count(t) for t in before} == before  # no row gained or lost
     raw = b"".join(p.read_bytes() for p in data.glob("events.sqlite3*"))
     for leak in (b"Jane Doe", b"Baker", b"4111111111111111", b"newsletter-42", b"order-0"):
@@ -186,7 +187,7 @@ def test_a_snapshot_with_relabels_waiting_for_their_rows_restores_exactly(tmp_pa
     # a periodic snapshot that comes now (one retried after a busy writer does) holds them
     assert engine.learner.meta()["deferred_relabels"]
     engine.keeper.writer.wait()
-    engine.keeper.writer.submit(engine.snapshot_dir, *engine.snapshot_contents())
+    engine.keeper.writer.submit(engine.snapshot_dir, *engine.keeper.contents())
     engine.keeper.writer.wait()
     shutil.copytree(tmp_path / "data", tmp_path / "copy", ignore=shutil.ignore_patterns("lock"))
     engine.close()

@@ -76,9 +76,10 @@ def test_groups_are_ingested_exactly_once_and_the_model_is_a_relearn_of_the_log(
                     # opaque order ids (an event id's 32 hex digits can look like a card
                     # number to the personal-data check, which then refuses it)
                     st = await asyncio.gather(*[group.outcome(api.OutcomeRequest(
-                        d.event_id, True, float(rng.uniform(10, 90)),
-                        f"order-{round_}-{g}-{k}")) for k, d in enumerate(buys)])
-                    assert set(st) <= {"accepted"}
+                        event_id=d.event_id, converted=True,
+                        order_value=float(rng.uniform(10, 90)),
+                        outcome_id=f"order-{round_}-{g}-{k}")) for k, d in enumerate(buys)])
+                    assert set(st) <= {("accepted", None)}
                     acked_outcomes += [d.event_id for d in buys]
                 s.clock.t += 1.0
                 await s.drain()
@@ -105,7 +106,8 @@ def test_a_repeated_entry_is_ingested_once(tmp_path, redis_server):
             group = s.groups[0]
             ds = await asyncio.gather(*[group.decide(api.DecideRequest(f"v{i}", CTX))
                                         for i in range(30)])
-            await group.outcome(api.OutcomeRequest(ds[0].event_id, True, 40.0, "o-1"))
+            await group.outcome(api.OutcomeRequest(
+                event_id=ds[0].event_id, converted=True, order_value=40.0, outcome_id="o-1"))
             raw = [e for _, e in await s.bus.read("0-0", 100)]
             for entry in raw:  # the same bytes appended twice more
                 await s.bus.append(entry, [])
@@ -130,7 +132,8 @@ def test_the_published_model_reaches_replicas_and_names_itself_in_decisions(
                 for group in s.groups:
                     ds = await asyncio.gather(*[group.decide(api.DecideRequest(f"v{i}", CTX))
                                                 for i in range(100)])
-                    await asyncio.gather(*[group.outcome(api.OutcomeRequest(d.event_id, True, 50.0))
+                    await asyncio.gather(*[group.outcome(api.OutcomeRequest(
+                        event_id=d.event_id, converted=True, order_value=50.0))
                                            for d in ds[:20]])
                 s.clock.t += 2.0
                 await s.drain()
@@ -238,7 +241,8 @@ def test_with_redis_down_decide_fails_fast_and_nothing_changes(tmp_path):
             with pytest.raises(BusUnavailableError):
                 await group.decide(api.DecideRequest("v1", CTX))
             with pytest.raises(BusUnavailableError):
-                await group.outcome(api.OutcomeRequest("e", True, 1.0))
+                await group.outcome(api.OutcomeRequest(
+                    event_id="e", converted=True, order_value=1.0))
             assert time.monotonic() - started < 5.0  # bounded by the bus timeout, no hang
             assert replica.degraded is not None and replica.decided_total == 1
             assert replica.policy.rng.bit_generator.state == rng_state
@@ -330,7 +334,8 @@ async def _pay_incentives(s: Shop, costed: set, n: int) -> None:
     ds = await asyncio.gather(*[group.decide(api.DecideRequest(f"v{i}", CTX))
                                 for i in range(200)])
     for d in [d for d in ds if d.action in costed][:n]:
-        await group.outcome(api.OutcomeRequest(d.event_id, True, 100.0))
+        await group.outcome(api.OutcomeRequest(
+            event_id=d.event_id, converted=True, order_value=100.0))
     await s.drain()
 
 

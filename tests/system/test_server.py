@@ -29,7 +29,7 @@ AUTH = {"Authorization": "Bearer s3cret"}
 def test_decide_outcome_report_round_trip(server):
     status, d = server.post("/v1/decide", {"visitor_id": "v-1", "context": CTX})
     assert status == 200 and set(d) == {"event_id", "action", "probability", "group",
-                                        "model_version"}
+                                        "model_version", "placement"}
     assert 0 < d["probability"] <= 1 and d["group"] in ("treatment", "holdout")
     status, o = server.post("/v1/outcome", {"event_id": d["event_id"], "converted": True,
                                             "order_value": 59.9, "outcome_id": "ord-1"}, AUTH)

@@ -102,7 +102,8 @@ def test_over_http_reasons_only_when_asked_and_never_stored(tmp_path):
                                          "order_value": 20.0 + i})
         status, plain = srv.post("/v1/decide", {"visitor_id": "p", "context": CTX})
         assert status == 200 and sorted(plain) == ["action", "event_id", "group",
-                                                   "model_version", "probability"]
+                                                   "model_version", "placement",
+                                                   "probability"]
         seen = {"treatment": 0, "holdout": 0}
         for i in range(60):
             status, d = srv.post("/v1/decide", {"visitor_id": f"e{i}", "context": CTX,

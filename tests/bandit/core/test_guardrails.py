@@ -159,8 +159,13 @@ def test_cap_counts_read_a_bounded_index_range_whatever_the_history(tmp_path):
                                                       params)]
     searches = [step for step in plan if "decisions" in step]
     assert len(searches) == 2
-    assert all("COVERING INDEX decisions_visitor_action (visitor_hash=? AND action=? AND ts>?)"
+    assert all("COVERING INDEX decisions_caps (visitor_hash=? AND action=? AND ts>?)"
                in step for step in searches), plan
+    # activated deferred decisions are counted from their own index, the same way
+    shown = [step for step in plan if "activations" in step]
+    assert len(shown) == 2
+    assert all("COVERING INDEX activations_caps (visitor_hash=? AND action=? AND ts>?)"
+               in step for step in shown), plan
     assert "LIMIT 2" in query.sql(1) and "LIMIT 1" in query.sql(1)
     # and the caps still hold over a long history of one id
     shown = [engine.decide("crawler", {}, ["none", "discount_10", "discount_5"]).action

@@ -115,13 +115,14 @@ def test_expiry_never_commits_a_request_group_behind_its_back(tmp_path):
     group = RequestGroup(engine)
 
     async def scenario():
-        pending = asyncio.ensure_future(group.outcome(api.OutcomeRequest(d.event_id, True, 50.0)))
+        pending = asyncio.ensure_future(group.outcome(api.OutcomeRequest(
+            event_id=d.event_id, converted=True, order_value=50.0)))
         await asyncio.sleep(0)  # the outcome is written into the open group ...
         assert engine.group_open
         assert expire_slice(engine, 200) is None  # ... so expiry waits
         return await pending
 
-    assert asyncio.run(scenario()) == "recorded"
+    assert asyncio.run(scenario()) == ("recorded", None)
     assert not engine.group_open and expire_slice(engine, 200) == 1  # then it closes `old`
     assert engine.store.count("closed") == 2 and old.event_id
     engine.close()
@@ -150,17 +151,20 @@ def test_a_write_rolled_back_by_a_siblings_storage_fault_is_not_acknowledged(tmp
     group = RequestGroup(engine)
 
     async def scenario():
-        one = asyncio.ensure_future(group.outcome(api.OutcomeRequest(first.event_id, True, 50.0)))
+        one = asyncio.ensure_future(group.outcome(api.OutcomeRequest(
+            event_id=first.event_id, converted=True, order_value=50.0)))
         await asyncio.sleep(0)  # the first outcome is written into the open group
         assert engine.group_open
-        two = asyncio.ensure_future(group.outcome(api.OutcomeRequest(second.event_id, True, 5.0)))
-        three = asyncio.ensure_future(group.outcome(api.OutcomeRequest(third.event_id, True, 9.0)))
+        two = asyncio.ensure_future(group.outcome(api.OutcomeRequest(
+            event_id=second.event_id, converted=True, order_value=5.0)))
+        three = asyncio.ensure_future(group.outcome(api.OutcomeRequest(
+            event_id=third.event_id, converted=True, order_value=9.0)))
         return await asyncio.gather(one, two, three, return_exceptions=True)
 
     one, two, three = asyncio.run(scenario())
     assert isinstance(two, StorageError) and "full" in str(two.__cause__)
     assert isinstance(one, StorageError), f"the first outcome was answered {one!r}"
-    assert three == "recorded"
+    assert three == ("recorded", None)
     stored = [row[0] for row in db.execute("SELECT event_id FROM outcomes")]
     assert stored == [third.event_id]
     engine.close()

@@ -75,11 +75,12 @@ def test_only_indexes_that_queries_use(tmp_path):
             "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
 
     with_caps = EventStore(tmp_path / "a.sqlite3", visitor_index=True)
-    assert indexes(with_caps) == {"decisions_visitor_action"}
+    assert indexes(with_caps) == {"decisions_caps", "activations_caps", "decisions_visitor_ts"}
     with_caps.close()
-    # caps switched off in the config: the index goes, commits stop paying for it
+    # caps switched off in the config: their indexes go, commits stop paying for them; orders
+    # sent by visitor id keep theirs
     without = EventStore(tmp_path / "a.sqlite3", visitor_index=False)
-    assert indexes(without) == set()
+    assert indexes(without) == {"decisions_visitor_ts"}
     without.close()
 
 
@@ -89,13 +90,13 @@ def test_a_read_only_store_beside_the_writer_changes_nothing(tmp_path):
     reader = EventStore.read_only(tmp_path / "e.sqlite3")
     assert reader.count("decisions") == 100
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        reader.db.execute("DROP INDEX decisions_visitor_action")
+        reader.db.execute("DROP INDEX decisions_caps")
     with pytest.raises(StorageError, match="readonly"):
         reader.add_decisions(_decisions(1), [("none", "a")])
     reader.close()
     # the caps index of the serving process is still there
     assert writer.db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = "
-                             "'decisions_visitor_action'").fetchone()[0] == 1
+                             "'decisions_caps'").fetchone()[0] == 1
     writer.close()
 
 
