@@ -114,8 +114,11 @@ def replay(args) -> int:
     if str(args.log).endswith(".parquet") or args.format == "parquet":
         need("pyarrow")
     config = load_config(args.config)
+    # each placement has its own actions and model: a log is replayed at one of them
+    placement = config.placement(args.placement)
     data, report = read_log_with_progress(args.log, config, args.format,
-                                       "ignore" if args.ignore_unknown_keys else "refuse")
+                                          "ignore" if args.ignore_unknown_keys else "refuse",
+                                          placement.id)
     print(report.summary(), file=sys.stderr)
     snapshots = []
     for directory in args.snapshot or []:
@@ -123,16 +126,16 @@ def replay(args) -> int:
         if snap is None:
             raise ValueError(f"no snapshot in {directory}")
         state, meta = snap
-        if tuple(meta["action_ids"]) != config.action_ids:
-            raise ValueError(f"snapshot in {directory} has actions {meta['action_ids']}, the "
-                             f"config has {list(config.action_ids)}")
+        if tuple(meta["action_ids"]) != placement.actions:
+            raise ValueError(f"snapshot in {directory} has actions {meta['action_ids']}, "
+                             f"placement {placement.id!r} has {list(placement.actions)}")
         policy, _ = policy_from_state(config, config.feature_space(), state, meta, None)
         snapshots.append((f"snapshot:{directory}", policy))
     if not specs and not snapshots:
         raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
     results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
                        snapshots=snapshots, action_features=config.action_features()[0],
-                       objective=objective_spec(config, config.action_ids))
+                       objective=objective_spec(config, placement.actions))
     evaluable = data.evaluable()
     print(f"log: {len(data):,} decisions, {len(evaluable):,} randomized; logging policy's own "
           f"value {evaluable.logging_value:.4f} per decision")
@@ -172,11 +175,34 @@ def export(args) -> int:
     if fmt == "parquet":
         need("pyarrow")
     config = load_config(args.config)
-    data, report = read_log_with_progress(args.data_dir, config, "sqlite", "refuse")
+    placement = None if args.placement is None else config.placement(args.placement).id
+    if fmt == "dsjson" and placement is None and config.declares_placements:
+        raise CartwheelError("DSJSON has no field for the placement: export one placement "
+                             f"at a time with --placement (this shop's: "
+                             f"{list(config.placement_ids)})")
+    data, report = read_log_with_progress(args.data_dir, config, "sqlite", "refuse",
+                                          placement)
     print(report.summary(), file=sys.stderr)
     rows = write_log(data, out, fmt)
-    print(f"wrote {rows:,} closed decisions to {out} ({fmt})")
+    at = "" if placement is None else f" at placement {placement}"
+    print(f"wrote {rows:,} closed decisions{at} to {out} ({fmt})")
     return 0
+
+
+def _kpi_table(title: str, rows: dict, unit: str | None, per: str) -> None:
+    """One block of ``cartwheel report``: a row of KPIs per group or action."""
+    width = max([len(title), *map(len, rows)])
+    short = per[:3]  # vis, dec
+    print(f"{title:{width}s} {unit or '':>9s} {'decisions':>10s} {'conv rate':>10s} "
+          f"{'AOV':>8s} {'revenue/' + short:>12s} {'profit/' + short:>11s} "
+          f"{'cost/' + short:>9s}")
+    for name, k in sorted(rows.items()):
+        count = f"{k[unit]:9,d}" if unit else " " * 9
+        print(f"{name:{width}s} {count} {k['decisions']:10,d} "
+              f"{k['conversion_rate']:10.2%} {k['aov']:8.2f} "
+              f"{k['revenue_per_' + per]:12.3f} {k['profit_per_' + per]:11.3f} "
+              f"{k['cost_per_' + per]:9.3f}")
+    print()
 
 
 def report(args) -> int:
@@ -192,22 +218,16 @@ def report(args) -> int:
     # read-only: a report beside a running server must not touch its store
     store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
     report = build_report(store, config.objective.margin, alpha=args.alpha,
-                          spend=SpendTracker(store, config.budget))
+                          spend=SpendTracker(store, config.budget),
+                          placements=config.placement_ids)
     # groups per visitor (the unit of the holdout's randomization), actions per decision
-    for title, rows, unit, per in (("group", report.groups, "visitors", "visitor"),
-                                   ("action", report.actions, None, "decision")):
-        width = max([len(title), *map(len, rows)])
-        short = per[:3]  # vis, dec
-        print(f"{title:{width}s} {unit or '':>9s} {'decisions':>10s} {'conv rate':>10s} "
-              f"{'AOV':>8s} {'revenue/' + short:>12s} {'profit/' + short:>11s} "
-              f"{'cost/' + short:>9s}")
-        for name, k in sorted(rows.items()):
-            count = f"{k[unit]:9,d}" if unit else " " * 9
-            print(f"{name:{width}s} {count} {k['decisions']:10,d} "
-                  f"{k['conversion_rate']:10.2%} {k['aov']:8.2f} "
-                  f"{k['revenue_per_' + per]:12.3f} {k['profit_per_' + per]:11.3f} "
-                  f"{k['cost_per_' + per]:9.3f}")
-        print()
+    tables = [("group", report.groups, "visitors", "visitor"),
+              ("action", report.actions, None, "decision")]
+    if config.declares_placements:
+        tables += [(f"at {pid}", part["actions"], None, "decision")
+                   for pid, part in report.placements.items()]
+    for title, rows, unit, per in tables:
+        _kpi_table(title, rows, unit, per)
     if report.uplift:
         print(f"uplift of treatment over holdout ({report.confidence:.0%} intervals; "
               "Welch over visitors, delta method for ratios)")

@@ -9,13 +9,14 @@ from pathlib import Path
 from bandit.domain.errors import CartwheelError
 
 
-def _snapshot_policy(config, data_dir: Path):
-    """(policy, its action ids, model version) of the newest snapshot in ``data_dir``, or
-    None when there is none."""
+def _snapshot_policy(config, data_dir: Path, placement: str = "default"):
+    """(policy, its action ids, model version) of the newest snapshot of ``placement`` in
+    ``data_dir``, or None when there is none."""
+    from bandit.core.keeper import snapshot_folder
     from bandit.core.model import policy_from_state
     from bandit.store.snapshots import latest_snapshot
 
-    snap = latest_snapshot(data_dir / "snapshots")
+    snap = latest_snapshot(snapshot_folder(data_dir / "snapshots", placement))
     if snap is None:
         return None
     state, meta = snap
@@ -32,29 +33,34 @@ def compute(args, config):
     model snapshot over its newest decisions, or of a policy trained by replay on ``--log``."""
     from bandit.insight import segments_source
 
+    placement = config.placement(getattr(args, "placement", None))
+    at = f" at placement {placement.id}" if config.declares_placements else ""
     if getattr(args, "log", None):
         from bandit.cli.progress import read_log_with_progress
 
         data, loaded = read_log_with_progress(args.log, config, args.format,
-                                           "ignore" if args.ignore_unknown_keys else "refuse")
+                                              "ignore" if args.ignore_unknown_keys else "refuse",
+                                              placement.id)
         print(loaded.summary(), file=sys.stderr)
-        policy, ids = segments_source.trained_by_replay(config, data, seed=args.seed)
+        policy, ids = segments_source.trained_by_replay(config, data, seed=args.seed,
+                                                        spec=placement.spec)
         return segments_source.for_data(config, data, policy, ids, depth=args.depth,
-                                        alpha=args.alpha), f"{config.policy_spec} trained by " \
-                                                           f"replay on {args.log}"
+                                        alpha=args.alpha, control=placement.control), \
+            f"{placement.spec} trained by replay on {args.log}{at}"
     data_dir = _data_dir(args, config)
     store = data_dir / "events.sqlite3"
     if not store.exists():
         raise FileNotFoundError(2, "no event log (serve writes one; or give --log)", str(store))
-    found = _snapshot_policy(config, data_dir)
+    found = _snapshot_policy(config, data_dir, placement.id)
     if found is None:
         raise CartwheelError(f"no model snapshot in {data_dir / 'snapshots'} yet (serve "
                              "writes one as it learns and when it stops); or give --log LOG "
                              "to train a policy by replay")
     policy, ids, version, _ = found
     return segments_source.for_store(config, store, policy, ids, depth=args.depth,
-                                     alpha=args.alpha, model_version=version), \
-        f"{config.policy_spec} (snapshot, model version {version})"
+                                     alpha=args.alpha, model_version=version,
+                                     placement=placement.id, control=placement.control), \
+        f"{placement.spec} (snapshot, model version {version}){at}"
 
 
 def print_segments(result, source: str) -> None:

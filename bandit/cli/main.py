@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--ignore-unknown-keys", action="store_true",
                      help="leave out context keys the shop's schema does not declare (counted "
                           "in the summary) instead of refusing those rows")
+    rep.add_argument("--placement", metavar="ID",
+                     help="replay the decisions made at this placement, over its actions "
+                          "(required when the shop declares [[placements]])")
     rep.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -149,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--data-dir", default="cartwheel-data", help="the engine's data dir")
     exp.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
     exp.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    exp.add_argument("--placement", metavar="ID",
+                     help="only the decisions made at this placement, over its actions "
+                          "(default: every placement, each row naming its own)")
     exp.set_defaults(func=commands.export)
 
     rpt = sub.add_parser(
@@ -188,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--log's format (default: from the file name)")
     seg.add_argument("--ignore-unknown-keys", action="store_true",
                      help="leave out context keys the schema does not declare (with --log)")
+    seg.add_argument("--placement", metavar="ID",
+                     help="the model of this placement, over the decisions made there "
+                          "(required when the shop declares [[placements]])")
     seg.add_argument("--depth", type=int, default=3, choices=range(1, 9), metavar="{1..8}",
                      help="tree depth (deeper: more faithful, less readable; see docs/insight.md)")
     seg.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")

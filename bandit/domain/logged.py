@@ -36,6 +36,8 @@ class LoggedData:
     randomized: np.ndarray
     ts: np.ndarray
     contexts: list | None = field(default=None, repr=False)
+    #: where each decision was made (placement ids), when the log says
+    placements: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -47,7 +49,8 @@ class LoggedData:
         return LoggedData(self.action_ids, self.X[idx], self.mask[idx], self.actions[idx],
                           self.propensities[idx], self.rewards[idx], self.randomized[idx],
                           self.ts[idx], None if self.contexts is None
-                          else [self.contexts[i] for i in idx])
+                          else [self.contexts[i] for i in idx],
+                          None if self.placements is None else self.placements[idx])
 
     def evaluable(self) -> "LoggedData":
         """Only randomized decisions: forced ones carry no information about other actions."""

@@ -98,7 +98,8 @@ async def segments(request: web.Request) -> web.Response:
     denied = refused(request)
     if denied is not None:
         return denied
-    result = await request.app[SEGMENTS]()
+    # ?placement=ID: that placement's model (the shop's first by default)
+    result = await request.app[SEGMENTS](request.query.get("placement"))
     return web.Response(content_type="application/json", body=api.encode(result.to_dict()))
 
 

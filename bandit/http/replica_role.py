@@ -22,10 +22,9 @@ import time
 
 from aiohttp import web
 
-from bandit.domain.privacy import MAX_VISITOR_ID
 from bandit.domain.errors import CartwheelError, StorageError
 from bandit.domain.outcomes import check_outcome, check_redeemed
-from bandit.domain.privacy import check_visitor, hash_visitor
+from bandit.domain.privacy import MAX_VISITOR_ID, check_visitor, hash_visitor
 from bandit.http import api
 from bandit.http.metrics import ReplicaMetrics
 from bandit.http.responses import error_response

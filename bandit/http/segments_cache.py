@@ -11,33 +11,39 @@ from bandit.insight.segments import DEFAULT_DEPTH, Segments
 
 
 class SegmentsCache:
-    """``GET /v1/segments`` for one engine: recomputed when the model changed and the last
-    summary is ``max_age_s`` old (a tree over 50,000 visitors takes about a second), on a
-    worker thread from a copy of the model, one computation at a time."""
+    """``GET /v1/segments`` for one engine: per placement, recomputed when its model changed
+    and the last summary is ``max_age_s`` old (a tree over 50,000 visitors takes about a
+    second), on a worker thread from a copy of the model, one computation at a time."""
 
     def __init__(self, engine, max_age_s: float = 60.0, depth: int = DEFAULT_DEPTH):
         self.engine, self.max_age_s, self.depth = engine, max_age_s, depth
-        self._result: tuple[int, float, Segments] | None = None
+        self._results: dict[str, tuple[int, float, Segments]] = {}
         self._flight = SingleFlight(self._compute)
 
-    async def __call__(self) -> Segments:
+    async def __call__(self, placement_id: str | None = None) -> Segments:
+        """The segments of a placement's model (the first placement's by default; an unknown
+        one raises :class:`~bandit.domain.errors.UnknownPlacementError`)."""
         engine = self.engine
-        version = engine.model_version
-        if self._result is not None:
-            seen, at, result = self._result
+        placement = (engine.config.placements[0] if placement_id is None
+                     else engine.config.placement(placement_id))
+        learner = engine.keepers[placement.id].learner
+        version = learner.model_version
+        if placement.id in self._results:
+            seen, at, result = self._results[placement.id]
             if seen == version or time.monotonic() - at < self.max_age_s:
                 return result
         if self._flight.running:
             return await self._flight()
         # the copy is taken here, on the loop: learning cannot change it midway
-        state, ids = engine.policy.get_state(), list(engine.policy_actions)
-        result = await self._flight(state, ids, version)
-        self._result = (version, time.monotonic(), result)
+        state, ids = learner.policy.get_state(), list(learner.action_ids)
+        result = await self._flight(placement, state, ids, version)
+        self._results[placement.id] = (version, time.monotonic(), result)
         return result
 
-    def _compute(self, state: dict, ids: list[str], version: int) -> Segments:
+    def _compute(self, placement, state: dict, ids: list[str], version: int) -> Segments:
         config = self.engine.config
-        policy = make_policy(config, config.feature_space(), ids, 0)
+        policy = make_policy(config, config.feature_space(), ids, 0, placement.spec)
         policy.set_state(state)
-        return segments_source.for_store(config, self.engine.store.path, policy, ids, depth=self.depth,
-                         model_version=version)
+        return segments_source.for_store(config, self.engine.store.path, policy, ids,
+                                         depth=self.depth, model_version=version,
+                                         placement=placement.id, control=placement.control)

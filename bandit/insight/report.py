@@ -72,6 +72,9 @@ class Report:
     model: dict | None = None
     shop: str | None = None
     currency: str | None = None
+    #: per placement id (every configured one, also before any data): ``{"actions": KPIs per
+    #: action}`` of the decisions made there
+    placements: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,19 +147,21 @@ def moments(store, margin: float) -> dict[str, Moments]:
             for key, count, *sums in store.group_moments(margin)}
 
 
-def action_kpis(store, margin: float) -> dict[str, dict]:
-    """KPIs per action over all its decisions, treatment and holdout (the control's holdout
-    decisions included): per decision, the unit an action is drawn for."""
+def action_kpis(store, margin: float, placement: str | None = None) -> dict[str, dict]:
+    """KPIs per action over all its decisions (at one ``placement``, or all), treatment and
+    holdout (the control's holdout decisions included): per decision, the unit an action is
+    drawn for (an order sent by visitor id converts each decision it closed)."""
     sums: dict[str, Sums] = {}
-    for _, action, *row in store.action_sums():
+    for _, action, *row in store.action_sums(placement):
         sums.setdefault(action, Sums()).add(*row)
     return {a: s.kpis(margin) for a, s in sorted(sums.items())}
 
 
 def build_report(store, margin: float, alpha: float = 0.05, spend=None,
-                 now: float | None = None) -> Report:
+                 now: float | None = None, placements=()) -> Report:
     """Compute the report from an :class:`~bandit.store.EventStore` (``spend``: the engine's
-    :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend).
+    :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend; ``placements``:
+    the shop's placement ids, reported also before any decision was made there).
 
     Every figure is read from the store's incrementally kept aggregates
     (:mod:`bandit.store_aggregates`), so the cost is O(groups + actions + hours shown),
@@ -182,7 +187,10 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         actions=action_kpis(store, margin),
         uplift=tuple(asdict(u) for u in uplift), pending_events=store.open_count(),
         confidence=1 - alpha, generated_at=time.time(),
-        timeline=timeline(store, margin, alpha)), spend, now)
+        timeline=timeline(store, margin, alpha),
+        placements={p: {"actions": action_kpis(store, margin, p)}
+                    for p in dict.fromkeys([*placements, *store.placement_ids()])}),
+        spend, now)
 
 
 def with_spend(report: Report, spend, now: float | None = None) -> Report:

@@ -33,10 +33,11 @@ def policy_probabilities(policy, policy_ids, data, chunk: int = 5000) -> np.ndar
     return out
 
 
-def trained_by_replay(config, data, seed: int = 0, batch: int = 100):
-    """The config's policy learned from ``data``'s randomized rows in log order, in batches
-    as the engine learns (logged propensities; rewards as logged). Returns (policy, ids)."""
-    policy = make_policy(config, config.feature_space(), data.action_ids, seed)
+def trained_by_replay(config, data, seed: int = 0, batch: int = 100, spec: str | None = None):
+    """The config's policy (or ``spec``: a placement's) learned from ``data``'s randomized
+    rows in log order, in batches as the engine learns (logged propensities; rewards as
+    logged). Returns (policy, ids)."""
+    policy = make_policy(config, config.feature_space(), data.action_ids, seed, spec)
     learn = data.evaluable()
     for s in range(0, len(learn), batch):
         rows = slice(s, s + batch)
@@ -46,23 +47,29 @@ def trained_by_replay(config, data, seed: int = 0, batch: int = 100):
 
 
 def for_data(config, data, policy, policy_ids, *, depth: int = segments.DEFAULT_DEPTH,
-             alpha: float = 0.05, model_version: int | None = None) -> segments.Segments:
+             alpha: float = 0.05, model_version: int | None = None,
+             control: str | None = None) -> segments.Segments:
+    """Segments of ``policy`` over ``data`` (uplift against ``control``: the holdout's, or a
+    placement's)."""
     if len(data) == 0:
         return segments.unavailable("no closed decisions yet: segments appear once visitors "
                                     "have been decided for and their outcomes joined",
                                     model_version=model_version)
     return segments.find(data, policy_probabilities(policy, policy_ids, data),
-                         config.feature_space(), config.holdout.control, depth=depth,
+                         config.feature_space(), control or config.holdout.control, depth=depth,
                          alpha=alpha, objective=config.objective.kind,
                          model_version=model_version)
 
 
-def for_store(config, store_path, policy, policy_ids, *, tail: int = TAIL, **kw):
-    """Segments of ``policy`` over the newest ``tail`` decisions of the event store."""
+def for_store(config, store_path, policy, policy_ids, *, tail: int = TAIL,
+              placement: str | None = None, **kw):
+    """Segments of ``policy`` over the newest ``tail`` decisions of the event store (those
+    made at ``placement``, when given)."""
     from bandit.store.logread import read_log
 
     try:
-        data, _ = read_log(store_path, config, "sqlite", unknown_keys="ignore", tail=tail)
+        data, _ = read_log(store_path, config, "sqlite", unknown_keys="ignore", tail=tail,
+                           placement=placement)
     except ValueError:  # nothing closed yet (read_log refuses a log without a usable row)
         return for_data(config, [], policy, policy_ids, **kw)
     return for_data(config, data, policy, policy_ids, **kw)

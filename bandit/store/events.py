@@ -415,7 +415,9 @@ class EventStore:
         return store_aggregates.last_hour(self.db)
 
     def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
-        return store_queries.decisions_with_rewards(self.db, after_seq)
+        return store_queries.decisions_with_rewards(
+            self.db, after_seq, "d.placement" if self._decision_cols == DECISION_COLS
+            else "'default'")
 
     def decisions(self, after_seq: int = 0, placement: str | None = None
                   ) -> Iterator[StoredDecision]:

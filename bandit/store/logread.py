@@ -17,7 +17,12 @@ reward         the reward, or instead: ``converted`` (bool) and ``order_value`` 
                turned into a reward with the shop's objective and the action's cost (both:
                they must agree)
 randomized     bool, optional (default: probability < 1); forced decisions are not evaluable
+placement      string, optional (default: ``"default"``): where on the site it was decided
 =============  =========================================================================
+
+Read for one placement (``placement=``), a log's rows at other placements are passed over
+(counted) and the actions are that placement's; read for all, the actions are the shop's.
+A deferred decision never activated (closed "inactive") was never shown: passed over, counted.
 
 Bad rows (missing or out-of-range probability, unknown action, action not eligible, a context
 that does not fit the schema, a reward no order could make - beyond the shop's
@@ -43,6 +48,7 @@ from bandit.config.shop import ShopConfig
 from bandit.domain.errors import CartwheelError
 from bandit.domain.logged import LoggedData
 from bandit.domain.outcomes import check_order
+from bandit.domain.records import DEFAULT_PLACEMENT
 from bandit.store.events import EventStore
 
 FORMATS = ("sqlite", "jsonl", "parquet", "dsjson")
@@ -55,6 +61,9 @@ class LoadReport:
 
     read: int = 0
     pending: int = 0
+    #: rows at another placement than the one read, and deferred decisions never shown
+    elsewhere: int = 0
+    inactive: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
     ignored_keys: dict[str, int] = field(default_factory=dict)  # key -> rows it was left out of
 
@@ -63,9 +72,11 @@ class LoadReport:
         return len(self.problems)
 
     def summary(self, show: int = 10) -> str:
-        lines = [f"read {self.read} rows: {self.read - self.bad - self.pending} usable, "
-                 f"{self.bad} refused" + (f", {self.pending} still open (no reward yet)"
-                                          if self.pending else "")]
+        usable = self.read - self.bad - self.pending - self.elsewhere - self.inactive
+        lines = [f"read {self.read} rows: {usable} usable, {self.bad} refused"
+                 + (f", {self.pending} still open (no reward yet)" if self.pending else "")
+                 + (f", {self.elsewhere} at other placements" if self.elsewhere else "")
+                 + (f", {self.inactive} deferred and never shown" if self.inactive else "")]
         lines += [f"  line {n}: {why}" for n, why in self.problems[:show]]
         if self.bad > show:
             lines.append(f"  ... and {self.bad - show} more")
@@ -91,14 +102,18 @@ def detect_format(path: Path) -> str:
 class _Builder:
     """Validates records one by one and stacks the good ones."""
 
-    def __init__(self, config: ShopConfig, report: LoadReport, unknown_keys: str = "refuse"):
+    def __init__(self, config: ShopConfig, report: LoadReport, unknown_keys: str = "refuse",
+                 placement: str | None = None):
         if unknown_keys not in ("refuse", "ignore"):
             raise ValueError(f"unknown_keys is 'refuse' or 'ignore', not {unknown_keys!r}")
         self.config, self.report = config, report
         self.ignore_unknown = unknown_keys == "ignore"
         self.space = config.feature_space()
         self.keys = frozenset(self.space.keys)
-        self.ids = config.action_ids
+        self.placement = placement
+        self.ids = (config.action_ids if placement is None
+                    else config.placement(placement).actions)
+        self._actions = {a.id: a for a in config.actions}
         self.index = {a: i for i, a in enumerate(self.ids)}
         self._all = tuple(range(len(self.ids)))
         #: the largest |reward| one order can make (a bigger one is a unit or typing error,
@@ -110,6 +125,10 @@ class _Builder:
 
     def add(self, line: int, rec: dict) -> None:
         self.report.read += 1
+        if self.placement is not None and isinstance(rec, dict) and rec.get(
+                "placement", DEFAULT_PLACEMENT) != self.placement:
+            self.report.elsewhere += 1
+            return
         try:
             self.rows.append((line, *self._row(rec)))
         except (CartwheelError, ValueError, TypeError, KeyError) as exc:
@@ -163,15 +182,18 @@ class _Builder:
         randomized = rec.get("randomized", p < 1)
         if not isinstance(randomized, bool):
             raise ValueError(f"randomized must be true or false, got {randomized!r}")
+        placement = rec.get("placement", DEFAULT_PLACEMENT)
+        if not isinstance(placement, str):
+            raise ValueError(f"placement must be a string, got {placement!r}")
         return (eligible, self.index[action], float(p), reward, randomized,
-                _timestamp(rec.get("ts")), context)
+                _timestamp(rec.get("ts")), placement, context)
 
     def _earned(self, converted, value, action) -> float:
         """The reward an outcome earns under the shop's objective (refused by the outcome
         endpoint's rule first)."""
         value = 0.0 if value is None else value  # not converted: no order to value
         check_order(converted, value, self.config.objective)
-        cost = self.config.actions[self.index[action]].incentive_cost(float(value))
+        cost = self._actions[action].incentive_cost(float(value))
         return float(self.config.objective.reward(converted, float(value), cost))
 
     def _eligible(self, eligible) -> tuple[int, ...]:
@@ -212,7 +234,7 @@ class _Builder:
                                  "still open (an event closes when its conversion arrives or "
                                  "its attribution window ends)")
             raise ValueError("no usable rows in the log\n" + self.report.summary())
-        _, eligible, a, p, r, rand, ts, ctx = zip(*rows)
+        _, eligible, a, p, r, rand, ts, placements, ctx = zip(*rows)
         # one mask row per distinct eligible set, then one gather
         distinct: dict[tuple[int, ...], int] = {}
         which = [distinct.setdefault(e, len(distinct)) for e in eligible]
@@ -222,12 +244,12 @@ class _Builder:
         mask = table[which]
         return LoggedData(self.ids, np.vstack([x for _, x in parts]), mask,
                           np.array(a, dtype=np.intp), np.array(p), np.array(r), np.array(rand),
-                          np.array(ts), list(ctx))
+                          np.array(ts), list(ctx), np.array(placements, dtype=object))
 
 
 def read_log(path, config: ShopConfig, fmt: str | None = None,
-             unknown_keys: str = "refuse", progress=None, *, tail: int | None = None
-             ) -> tuple[LoggedData, LoadReport]:
+             unknown_keys: str = "refuse", progress=None, *, tail: int | None = None,
+             placement: str | None = None) -> tuple[LoggedData, LoadReport]:
     """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`.
 
     ``unknown_keys``: a row whose context has a key the shop's schema does not declare is
@@ -235,14 +257,15 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
     in the report (``"ignore"``: logs from another system often carry extra fields).
     ``progress(n)`` is told every few thousand rows read (a progress bar's ``update``).
     ``tail``: of an event store, read only its last ``tail`` decisions (by log order; the
-    newest traffic, at a cost independent of the log's size).
+    newest traffic, at a cost independent of the log's size). ``placement``: read only the
+    decisions made there, over its actions (see the module docstring).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {FORMATS}")
     report = LoadReport()
-    builder = _Builder(config, report, unknown_keys)
+    builder = _Builder(config, report, unknown_keys, placement)
     seen = 0
     if tail is not None and fmt != "sqlite":
         raise ValueError("tail reads the end of an event store only (format sqlite)")
@@ -322,14 +345,18 @@ def _records_sqlite(path, config, report, tail: int | None = None):
     try:
         after = 0 if tail is None else max(0, store.max_seq("decisions") - tail)
         for (seq, event_id, ts, context, eligible, action, p, randomized, grp,
-             reward) in store.decisions_with_rewards(after):
-            if reward is None:  # read, but not usable yet (and not refused)
+             reward, placement, reason) in store.decisions_with_rewards(after):
+            if reward is None or reason == "inactive":  # read, not usable (not refused)
                 report.read += 1
-                report.pending += 1
+                if reward is None:
+                    report.pending += 1
+                else:
+                    report.inactive += 1
                 continue
             yield seq, {"event_id": event_id, "ts": ts, "context": _decode(context),
                         "eligible": _decode(eligible), "action": action, "probability": p,
-                        "reward": reward, "randomized": bool(randomized) and grp == "treatment"}
+                        "reward": reward, "randomized": bool(randomized) and grp == "treatment",
+                        "placement": placement}
     finally:
         store.close()
 

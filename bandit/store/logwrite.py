@@ -23,11 +23,15 @@ from bandit.store.logread import detect_format
 def records(data: LoggedData) -> list[dict]:
     """The rows of ``data`` as JSON-ready dicts (the JSON Lines schema above)."""
     ids = data.action_ids
-    return [{"ts": float(data.ts[i]), "context": data.contexts[i] if data.contexts else {},
+    rows = [{"ts": float(data.ts[i]), "context": data.contexts[i] if data.contexts else {},
              "eligible": [ids[k] for k in np.flatnonzero(data.mask[i])],
              "action": ids[int(data.actions[i])], "probability": float(data.propensities[i]),
              "reward": float(data.rewards[i]), "randomized": bool(data.randomized[i])}
             for i in range(len(data))]
+    if data.placements is not None:
+        for row, placement in zip(rows, data.placements):
+            row["placement"] = str(placement)
+    return rows
 
 
 def write_log(data: LoggedData, path, fmt: str | None = None) -> int:

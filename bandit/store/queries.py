@@ -60,13 +60,17 @@ class CapCounts:
                           self.params(visitor_hashes, since)).fetchall()
 
 
-def decisions_with_rewards(db: sqlite3.Connection, after_seq: int = 0) -> Iterator[tuple]:
+def decisions_with_rewards(db: sqlite3.Connection, after_seq: int = 0,
+                           placement_col: str = "d.placement") -> Iterator[tuple]:
     """(seq, event_id, ts, context JSON, eligible JSON, action, probability, randomized, grp,
-    reward or None while open) of every decision after ``after_seq``, in log order."""
+    reward or None while open, placement, why it closed or None) of every decision after
+    ``after_seq``, in log order (``placement_col``: ``'default'`` for a store written before
+    placements)."""
     yield from db.execute(
         "SELECT d.seq, d.event_id, d.ts, d.context, d.eligible, d.action, d.probability, "
-        "d.randomized, d.grp, c.reward FROM decisions d LEFT JOIN closed c "
-        "ON c.event_id = d.event_id WHERE d.seq > ? ORDER BY d.seq", (after_seq,))
+        f"d.randomized, d.grp, c.reward, {placement_col}, c.reason FROM decisions d "
+        "LEFT JOIN closed c ON c.event_id = d.event_id WHERE d.seq > ? ORDER BY d.seq",
+        (after_seq,))
 
 
 class EventState(NamedTuple):
