@@ -277,13 +277,16 @@ class Engine:
                                                      used), commit)
 
     def activate(self, event_id: str, *, now: float | None = None, commit: bool = True) -> str:
-        """A deferred decision was shown: from now on it is learned, capped and charged
-        (:meth:`Joiner.activate`): "activated" or "duplicate"."""
+        """A deferred decision is shown: from now on it is learned, capped and charged
+        (:meth:`Joiner.activate`): "activated", "duplicate", or "capped" (the visitor reached
+        a frequency cap since: the page must not show it)."""
         if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
             raise CartwheelError("event_id must be the event id a decision returned",
                                  field="event_id")
         at = self.clock() if now is None else now
-        return self._write(lambda: self.joiner.activate(event_id, at), commit)
+        return self._write(lambda: self.joiner.activate(
+            event_id, at, lambda d, t: self.guardrails.capped(d.visitor_hash, d.action, t)),
+            commit)
 
     def _write(self, write, commit: bool):
         """Run a joiner write in the open group (a refused one leaves the group's other

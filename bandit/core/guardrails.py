@@ -133,6 +133,15 @@ class Guardrails:
     def active(self) -> bool:
         return bool(self.config.rules or self.config.caps or self.config.budget)
 
+    def capped(self, visitor_hash: str, action: str, now: float) -> bool:
+        """Whether showing ``action`` to the visitor now would break a frequency cap they
+        have reached (a deferred decision asked to be activated)."""
+        if self.caps is None:
+            return False
+        k = self.ids.index(action) if action in self.ids else None
+        reached = self.caps.reached(self.store, [visitor_hash], now)[0]
+        return k is not None and any(removes[k] for removes in reached)
+
     def eligibility(self, visitor_hashes: list[str], contexts: list[dict],
                     requested: list[tuple[str, ...]], now: float,
                     earlier: dict[str, list[str]] | None = None,

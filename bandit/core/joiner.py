@@ -121,9 +121,12 @@ class Joiner:
                 self._convert(d, now, float(order_value), redeemed, share=1.0 / len(found))
         return "recorded", len(found)
 
-    def activate(self, event_id: str, now: float) -> str:
-        """A deferred decision was shown: "activated", or "duplicate" when it was already
-        active (activated before, or not deferred)."""
+    def activate(self, event_id: str, now: float,
+                 capped: Callable[[StoredDecision, float], bool] | None = None) -> str:
+        """A deferred decision is to be shown: "activated", "duplicate" when it was already
+        active (activated before, or not deferred), or "capped" when ``capped(decision,
+        now)`` says showing it now would break a frequency cap the visitor reached since it
+        was decided (then it is not shown, and closes unlearned when its window passes)."""
         state = self.store.lookup(event_id, None)
         if state.decided_at is None:
             raise UnknownEventError(f"unknown event {event_id!r}", field="event_id")
@@ -133,6 +136,8 @@ class Joiner:
             raise ClosedEventError(f"event {event_id!r} is already closed", field="event_id")
         self._check_window(event_id, state.decided_at, now,
                            "it was not activated and closes unlearned")
+        if capped is not None and capped(self.store.decision(event_id), now):
+            return "capped"
         self.store.add_activation(event_id, now)
         return "activated"
 

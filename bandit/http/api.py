@@ -82,7 +82,9 @@ class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ActivateResponse(msgspec.Struct):
-    """``activated``, ``duplicate`` (already active) or, at a decide replica, ``accepted``."""
+    """``activated`` or ``duplicate`` (already active): show it; ``capped`` (the visitor
+    reached a frequency cap since the decision): do not show it; at a decide replica,
+    ``accepted``."""
 
     status: str
 
@@ -138,7 +140,8 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0") -> dict:
             "/v1/activate": {"post": {
                 "summary": "A deferred decision was shown: learn it from now on",
                 "requestBody": body(activate_req),
-                "responses": {"200": answer(activate_res, "activated or duplicate"), **errors,
+                "responses": {"200": answer(activate_res, "activated, duplicate or capped"),
+                              **errors,
                               "404": answer(error, "unknown event"),
                               "409": answer(error, "its window passed")}}},
             "/v1/report": {"get": {

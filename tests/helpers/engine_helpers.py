@@ -65,3 +65,19 @@ def traffic(engine, n, rng, clock):
                               commit=False)
         clock.t += 1
     engine.commit()
+
+
+#: three decision points of the default shop: a product page, the cart, an exit pop-up shown
+#: only on exit intent (deferred: learned once the page says it was shown)
+PLACEMENTS = [
+    {"id": "product", "actions": ["none", "banner_brand", "upsell_bundle", "cross_sell"]},
+    {"id": "cart", "actions": ["none", "free_shipping", "discount_5", "discount_10"]},
+    {"id": "exit", "actions": ["none", "banner_urgency", "discount_5"],
+     "activation": "deferred"},
+]
+
+
+def placement_shop(**sections):
+    """The default shop with :data:`PLACEMENTS`."""
+    sections.setdefault("placements", copy.deepcopy(PLACEMENTS))
+    return shop(**sections)
