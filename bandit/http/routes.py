@@ -150,7 +150,7 @@ async def outcome(request: web.Request) -> web.Response:
     status, events = await request.app[GROUP].outcome(req)
     request.app[METRICS].outcomes.labels(status).inc()
     answer = api.OutcomeResponse(status)
-    if events is not None:
+    if events is not None and status != "duplicate":  # a duplicate closed nothing now
         answer.events = events
     return web.Response(content_type="application/json", body=api.encode(answer))
 
