@@ -25,12 +25,21 @@ def relearned(data_dir: Path, config) -> Engine:
 
 
 def assert_same_model(engine: Engine, other: Engine) -> None:
+    """Every placement's model of ``engine`` equals ``other``'s (which is closed after)."""
     engine.flush()
     other.flush()
-    mine, theirs = engine.policy.get_state(), other.policy.get_state()
+    assert list(engine.keepers) == list(other.keepers)
+    for placement in engine.keepers:
+        assert_same_policy(engine.keepers[placement].learner.policy,
+                           other.keepers[placement].learner.policy, placement)
+    assert engine.update_count == other.update_count
+    other.close()
+
+
+def assert_same_policy(policy, other, what: str = "") -> None:
+    mine, theirs = policy.get_state(), other.get_state()
     assert sorted(mine) == sorted(theirs)
     for key in mine:  # floats: counts of rank-1 steps since a refactorization are bookkeeping
         if key.startswith("policy.") and mine[key].dtype.kind == "f":
-            np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-9, atol=1e-8, err_msg=key)
-    assert engine.update_count == other.update_count
-    other.close()
+            np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-9, atol=1e-8,
+                                       err_msg=f"{what} {key}")

@@ -13,49 +13,17 @@ from engine_helpers import Clock, shop
 from groups import drive_groups
 from redis_helpers import RedisServer
 from relearn import assert_same_model, relearned
+from scaleout_helpers import Shop, run
 
 import simulator
 from bandit import Engine
 from bandit.domain.errors import BusConfigError, BusUnavailableError
 from bandit.http import api
-from bandit.http.replica_role import ReplicaGroup
 from bandit.http.serving import RequestGroup
 from bandit.scaleout.bus import RedisBus
-from bandit.scaleout.replica import Replica, refresh
-from bandit.scaleout.trainer import Trainer
+from bandit.scaleout.replica import refresh
 
 CTX = {"device": "mobile", "cart_value": 35.0, "traffic_source": "paid"}
-
-
-class Shop:
-    """A trainer and ``n`` replicas of one config on one bus, sharing a settable clock."""
-
-    def __init__(self, url, data_dir, config, n=2, clock=None, publish_every_s=1.0):
-        self.url, self.data_dir, self.config, self.n = url, data_dir, config, n
-        self.clock = clock or Clock()
-        self.publish_every_s = publish_every_s
-
-    async def __aenter__(self):
-        self.bus = RedisBus(self.url, self.config.name)
-        salt, self.token = await self.bus.join(self.config.config_hash(), self.config.source)
-        self.engine = Engine.open(self.config, self.data_dir, seed=0, clock=self.clock, salt=salt)
-        self.trainer = Trainer(self.engine, self.bus, publish_every_s=self.publish_every_s)
-        self.replicas = [Replica(self.config, self.engine.salt, seed=10 + i, clock=self.clock,
-                                 name=f"r{i}") for i in range(self.n)]
-        self.groups = [ReplicaGroup(r, self.bus) for r in self.replicas]
-        return self
-
-    async def __aexit__(self, *exc):
-        self.engine.close()
-        await self.bus.close()
-
-    async def drain(self):
-        while await self.trainer.step(block_ms=None) == self.trainer.batch:
-            pass
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_groups_are_ingested_exactly_once_and_the_model_is_a_relearn_of_the_log(
