@@ -37,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "meets the same visitors for a given seed.",
         formatter_class=_Formatter)
     sim.add_argument("--scenario", default="default",
-                     help="world: default, drift (preferences change mid-run) or random "
-                          "(a different plausible shop per seed)")
+                     help="world: default, drift (preferences change mid-run), random "
+                          "(a different plausible shop per seed) or placements (a visit passes "
+                          "product page, cart and an exit pop-up; each policy learns per "
+                          "placement)")
     sim.add_argument("--policies", default="uniform,egreedy,linucb,lints,bts",
                      help="comma-separated policy specs NAME[:key=value,...]; a key=value token "
                           "belongs to the spec before it (see `cartwheel policies`)")

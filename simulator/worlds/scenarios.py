@@ -1,7 +1,9 @@
-"""Named worlds: ``default``, ``drift`` and ``random`` (a plausible other shop per seed).
+"""Named worlds: ``default``, ``drift``, ``random`` (a plausible other shop per seed) and
+``placements`` (a visit passes three placements: :mod:`simulator.worlds.placements`; with a
+seed, its response rescaled as ``random``'s).
 
 >>> sorted(SCENARIOS)
-['default', 'drift', 'random']
+['default', 'drift', 'placements', 'random']
 """
 
 from __future__ import annotations
@@ -38,7 +40,18 @@ def _random(seed, config):
     return World(config, Response.default(config.action_ids).perturbed(rng), name="random")
 
 
-SCENARIOS = {"default": _default, "drift": _drift, "random": _random}
+def _placements(seed, config):
+    from simulator.worlds.placements import PlacementsWorld, placements_config
+
+    if seed is None:
+        return PlacementsWorld()
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
+    response = Response.default(placements_config().action_ids).perturbed(rng)
+    return PlacementsWorld(response, name=f"placements-{seed}")
+
+
+SCENARIOS = {"default": _default, "drift": _drift, "random": _random,
+             "placements": _placements}
 
 
 def make_world(name: str = "default", seed: int | None = None, config=None, **options) -> World:
