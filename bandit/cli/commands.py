@@ -313,17 +313,18 @@ def policies(args) -> int:
 
 
 def init(args) -> int:
-    from importlib import resources
+    from bandit.config.reference import init_text
 
     path = Path(args.file)
     if path.exists() and not args.force:
         raise CartwheelError(f"{path} exists; choose another FILE or add --force to overwrite it")
-    text = resources.files("bandit.config").joinpath("example_shop.toml").read_text("utf-8")
+    text = init_text()
     path.write_text(text.replace("cartwheel serve --config cartwheel.toml",
                                  f"cartwheel serve --config {path}"))
     print(f"wrote {path}: the example shop, every key commented.\n"
           "edit first: [[actions]] (your interventions and their costs), [features] (the "
-          "context your storefront sends), [objective] margin and max_order_value.\n"
+          "context your storefront sends), [objective] margin and max_order_value; "
+          "[[placements]] (at the end, commented out) when you decide at several places.\n"
           f"then: cartwheel serve --config {path}")
     return 0
 

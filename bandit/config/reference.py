@@ -1,7 +1,9 @@
 """The configuration reference page, generated from the commented file ``cartwheel init`` writes.
 
 One source for what a shop reads about its configuration: the example shop
-(``bandit/config/example_shop.toml``, every key with a comment) gives each table's prose and each
+(``bandit/config/example_shop.toml``, every key with a comment, and
+``bandit/config/example_placements.toml``, which init adds commented out) gives each table's
+prose and each
 key's example and meaning, and the declarative schema (:mod:`bandit.config.schema`) gives the
 defaults and what each setting expects, so the page cannot drift from either
 (``tests/test_docs.py`` checks ``docs/configuration.md`` is current).
@@ -44,6 +46,25 @@ def example_text() -> str:
     return resources.files("bandit.config").joinpath("example_shop.toml").read_text("utf-8")
 
 
+def placements_text() -> str:
+    """The ``[[placements]]`` example (``cartwheel init`` adds it commented out)."""
+    return resources.files("bandit.config").joinpath("example_placements.toml").read_text(
+        "utf-8")
+
+
+def init_text() -> str:
+    """What ``cartwheel init`` writes: the example shop, then the placements example
+    commented out (a shop that decides at several places uncomments it).
+
+    >>> lines = init_text().splitlines()
+    >>> "# [[placements]]" in lines, "[[placements]]" in lines
+    (True, False)
+    """
+    commented = "\n".join(line if line.startswith("#") or not line else f"# {line}"
+                          for line in placements_text().splitlines())
+    return example_text().rstrip() + "\n\n" + commented + "\n"
+
+
 def _table(name: str) -> str:
     head, _, _ = name.partition(".")
     return f"{head}.<name>" if head == "features" and "." in name else name
@@ -66,6 +87,8 @@ def sections(text: str) -> list[tuple[str, list[str], dict[str, tuple[str, str]]
             pending, last_key = [], None
         elif line.startswith("#"):
             comment = line.lstrip("#").strip()
+            if comment.startswith("-" * 10):  # a separator between parts of the file
+                continue
             keys = found[table][1]
             if last_key is not None and raw.startswith(" "):  # a key's comment, continued
                 value, meaning = keys[last_key]
@@ -112,7 +135,7 @@ def render() -> str:
            "--config FILE` reads it). Every key is checked at start: a typo or a wrong type stops "
            "cartwheel with a message naming the key. The default column gives what a left-out key "
            "means, from the declarative schema (`bandit/config/schema.py`).", ""]
-    for table, prose, keys in sections(text):
+    for table, prose, keys in sections(text) + sections(placements_text()):
         title = "top level" if not table else f"`[{table}]`"
         out += [f"## {title}", ""]
         if prose:
@@ -126,7 +149,7 @@ def render() -> str:
             out.append(f"| `{key}` | `{example}` | {_default(table, key)} | "
                        f"{accepts.replace('|', '/')} | {meaning.replace('|', '/')} |")
         out.append("")
-    out += ["## The whole file", "", "```toml", text.rstrip(), "```", ""]
+    out += ["## The whole file", "", "```toml", init_text().rstrip(), "```", ""]
     return "\n".join(out)
 
 

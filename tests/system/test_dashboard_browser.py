@@ -103,7 +103,8 @@ def _open(browser, url: str, width: int = 1280, loaded: bool = True):
             else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("response", lambda r: FETCHED.setdefault(page, {}).__setitem__(
-        r.url.rsplit("/", 1)[-1], r) if r.url.endswith(("/v1/report", "/v1/segments")) else None)
+        r.url.split("?")[0].rsplit("/", 1)[-1], r)
+        if r.url.split("?")[0].endswith(("/v1/report", "/v1/segments")) else None)
     page.goto(url)
     if loaded:
         page.wait_for_selector("body[data-loaded=true]", timeout=20_000)
@@ -226,6 +227,49 @@ def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser
             assert "uplift" not in _check_numbers(page, data)
             assert not problems, problems
             context.close()
+    finally:
+        srv.stop()
+
+
+def test_a_shop_with_placements_shows_each_placements_actions_and_segments(tmp_path, browser):
+    import copy
+
+    from engine_helpers import PLACEMENTS
+
+    srv = Server(tmp_path / "data", config_file(
+        tmp_path, server={"token": TOKEN}, holdout={"fraction": 0.2},
+        attribution={"window_s": 1.0}, placements=copy.deepcopy(PLACEMENTS)))
+    try:
+        rng = np.random.default_rng(2)
+        for i in range(150):
+            ctx = {"device": str(rng.choice(["desktop", "mobile"])),
+                   "cart_value": float(rng.gamma(2, 30))}
+            for placement in ("product", "cart", "exit"):
+                status, d = srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": ctx,
+                                                    "placement": placement, "activate": True})
+                assert status == 200, d
+            if rng.random() < 0.3:
+                srv.post("/v1/outcome", {"visitor_id": f"v{i}", "converted": True,
+                                         "order_value": float(rng.gamma(2, 40))})
+        _settle(srv)
+        context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+        options = page.eval_on_selector_all("#placement option", "os => os.map(o => o.value)")
+        assert options == ["", "product", "cart", "exit"] and page.is_visible("#placement")
+        with page.expect_response(lambda r: r.url.endswith("/v1/segments?placement=cart")):
+            page.select_option("#placement", "cart")
+        page.wait_for_selector("body[data-loaded=true]")  # what it fetched is shown
+        assert page.inner_text("#segments-at") == "at cart"
+        data = _fetched(page)
+        assert set(data["report"]["placements"]["cart"]["actions"]) <= {
+            "none", "free_shipping", "discount_5", "discount_10"}
+        shown = page.eval_on_selector_all("#actions [data-path]", "els => els.map(e => "
+                                          "e.dataset.path)")
+        assert shown and all(p.startswith("report.placements.cart.actions.") for p in shown)
+        assert _check_numbers(page, data) >= {"actions", "kpis"}
+        # the segments the page asked for are the cart model's, over the cart's actions
+        assert FETCHED[page]["segments"].url.endswith("/v1/segments?placement=cart")
+        assert not problems, problems
+        context.close()
     finally:
         srv.stop()
 

@@ -8,6 +8,9 @@
     "#d6409f", "#5b5bd6", "#978365"];
   const SVG = "http://www.w3.org/2000/svg";
   let report = null, segments = null, grain = "day";
+  // the placement the actions table and the segments are shown for ("": all; segments: the
+  // shop's first placement's model)
+  let placement = "";
 
   const fmt = {
     int: (x) => Math.round(x).toLocaleString("en-US"),
@@ -260,12 +263,29 @@
     const fresh = !Object.keys(r.groups).length;
     document.getElementById("empty").hidden = !fresh;
     put("kpis", kpiTable(r.groups, "report.groups", "group", GROUP_COLS));
-    put("actions", kpiTable(r.actions, "report.actions", "action", ACTION_COLS));
+    placementChoice(r);
+    put("actions", placement && r.placements && r.placements[placement]
+      ? kpiTable(r.placements[placement].actions, `report.placements.${placement}.actions`,
+        "action", ACTION_COLS)
+      : kpiTable(r.actions, "report.actions", "action", ACTION_COLS));
+    document.getElementById("segments-at").textContent =
+      placement && !embeddedData ? `at ${placement}` : "";
     put("uplift", upliftTable(r));
     put("uplift-time", ...upliftOverTime(r));
     put("mix", actionMix(r));
     put("spend", spend(r));
     put("segments", segmentsPanel(segments));
+  }
+  // a shop with placements: a choice of where to look (a shop without them has one, "default")
+  function placementChoice(r) {
+    const select = document.getElementById("placement");
+    const ids = Object.keys(r.placements || {});
+    select.hidden = ids.length < 2 && (ids.length === 0 || ids[0] === "default");
+    const options = [["", "all placements"], ...ids.map((id) => [id, id])];
+    if (select.options.length !== options.length) {
+      select.replaceChildren(...options.map(([v, t]) => el("option", { value: v }, t)));
+    }
+    select.value = placement;
   }
   function ago(s) {
     if (s < 120) return `${Math.round(s)} s`;
@@ -281,12 +301,14 @@
   }
   async function refresh(withSegments) {
     const status = document.getElementById("refreshed");
+    document.body.dataset.loaded = "false";  // until what this refresh fetched is shown
     try {
       report = await fetchJson("v1/report");
       render();  // the figures first: segments take longer
       if (withSegments || !segments) {
         try {
-          segments = await fetchJson("v1/segments");
+          segments = await fetchJson(placement
+            ? `v1/segments?placement=${encodeURIComponent(placement)}` : "v1/segments");
         } catch (err) {
           segments = { status: "unavailable", reason: `segments: ${err.message}` };
         }
@@ -299,6 +321,12 @@
     document.body.dataset.loaded = "true";
   }
 
+  document.getElementById("placement").addEventListener("change", (ev) => {
+    placement = ev.target.value;
+    if (!report) return;
+    if (embeddedData) render();  // a shared file has the figures it was written with
+    else refresh(true);
+  });
   document.getElementById("grain").addEventListener("click", (ev) => {
     const g = ev.target.dataset.grain;
     if (!g || !report) return;
@@ -309,7 +337,8 @@
     render();
   });
   const embedded = document.getElementById("cartwheel-data").textContent.trim();
-  if (embedded && embedded !== "/*DATA*/") {  // a shared file (report --html): no refresh
+  const embeddedData = embedded && embedded !== "/*DATA*/";
+  if (embeddedData) {  // a shared file (report --html): no refresh
     const data = JSON.parse(embedded);
     report = data.report;
     segments = data.segments;
