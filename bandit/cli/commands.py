@@ -176,7 +176,9 @@ def replay(args) -> int:
     if not specs and not snapshots:
         raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
     results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
-                       snapshots=snapshots, action_features=config.action_features()[0],
+                       snapshots=snapshots,
+                       action_features=config.action_features()[0][
+                           [config.action_index(a) for a in placement.actions]],
                        objective=objective_spec(config, placement.actions))
     evaluable = data.evaluable()
     print(f"log: {len(data):,} decisions, {len(evaluable):,} randomized; logging policy's own "

@@ -269,7 +269,7 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
     seen = 0
     if tail is not None and fmt != "sqlite":
         raise ValueError("tail reads the end of an event store only (format sqlite)")
-    records = (_records_sqlite(path, config, report, tail) if fmt == "sqlite"
+    records = (_records_sqlite(path, config, report, tail, placement) if fmt == "sqlite"
                else globals()[f"_records_{fmt}"](path, config, report))
     for line, rec in records:
         builder.add(line, rec)
@@ -335,7 +335,8 @@ def _records_parquet(path, config, report):
             yield n, rec
 
 
-def _records_sqlite(path, config, report, tail: int | None = None):
+def _records_sqlite(path, config, report, tail: int | None = None,
+                    placement: str | None = None):
     path = Path(path)
     db_path = path / "events.sqlite3" if path.is_dir() else path
     if not db_path.exists():
@@ -345,7 +346,11 @@ def _records_sqlite(path, config, report, tail: int | None = None):
     try:
         after = 0 if tail is None else max(0, store.max_seq("decisions") - tail)
         for (seq, event_id, ts, context, eligible, action, p, randomized, grp,
-             reward, placement, reason) in store.decisions_with_rewards(after):
+             reward, at, reason) in store.decisions_with_rewards(after):
+            if placement is not None and at != placement:
+                report.read += 1
+                report.elsewhere += 1
+                continue
             if reward is None or reason == "inactive":  # read, not usable (not refused)
                 report.read += 1
                 if reward is None:
@@ -356,7 +361,7 @@ def _records_sqlite(path, config, report, tail: int | None = None):
             yield seq, {"event_id": event_id, "ts": ts, "context": _decode(context),
                         "eligible": _decode(eligible), "action": action, "probability": p,
                         "reward": reward, "randomized": bool(randomized) and grp == "treatment",
-                        "placement": placement}
+                        "placement": at}
     finally:
         store.close()
 

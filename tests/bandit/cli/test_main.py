@@ -139,3 +139,62 @@ def test_help_shows_each_default_once():
         text = subprocess.run([sys.executable, "-m", "bandit.cli", command, "--help"],
                               capture_output=True, text=True, check=True).stdout
         assert text.split("\n\n")[1].strip(), f"{command} has no description"
+
+
+@pytest.fixture
+def placements_dir(tmp_path):
+    """A data dir of a shop with placements: 120 visits with orders by visitor id."""
+    import copy
+
+    import numpy as np
+    from engine_helpers import PLACEMENTS, Clock
+
+    from bandit import Engine
+    from bandit.config.shop import parse_config
+
+    doc = shop_doc(placements=copy.deepcopy(PLACEMENTS), attribution={"window_s": 60.0})
+    (tmp_path / "shop.toml").write_text(_toml(doc))
+    clock = Clock(1_700_000_000.0)
+    engine = Engine.open(parse_config(doc), tmp_path / "data", seed=0, clock=clock)
+    rng = np.random.default_rng(0)
+    for i in range(120):
+        for p in ("product", "cart", "exit"):
+            d = engine.decide(f"v{i}", {"device": "mobile", "cart_value": 40.0}, placement=p)
+            if p == "exit" and i % 2:
+                engine.activate(d.event_id)
+        if rng.random() < 0.3:
+            engine.record_order(f"v{i}", True, 50.0)
+        clock.t += 1
+    clock.t += 120
+    engine.expire()
+    engine.close()
+    return tmp_path
+
+
+def test_export_and_replay_by_placement(capsys, placements_dir):
+    import json
+
+    cfg, data = str(placements_dir / "shop.toml"), str(placements_dir / "data")
+    out = placements_dir / "all.jsonl"
+    code, text, err = run(capsys, "export", "--config", cfg, "--data-dir", data, "--out",
+                          str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # every decision but the 60 pop-ups never shown (closed unlearned, not evaluable)
+    assert code == 0 and len(rows) == 300 and "60 deferred and never shown" in err
+    assert {r["placement"] for r in rows} == {"product", "cart", "exit"}
+    code, text, err = run(capsys, "export", "--config", cfg, "--data-dir", data, "--out",
+                          str(placements_dir / "cart.jsonl"), "--placement", "cart")
+    cart = [json.loads(line) for line in (placements_dir / "cart.jsonl").read_text().splitlines()]
+    assert code == 0 and len(cart) == 120 and {r["placement"] for r in cart} == {"cart"}
+    assert "240 at other placements" in err
+    assert {r["action"] for r in cart} <= {"none", "free_shipping", "discount_5", "discount_10"}
+    one_line_error(*run(capsys, "export", "--config", cfg, "--data-dir", data, "--out",
+                        str(placements_dir / "x.dsjson"))[::2], "--placement")
+    # replay is per placement: its actions, its decisions
+    one_line_error(*run(capsys, "replay", str(out), "--config", cfg)[::2],
+                   "placement is required", "['product', 'cart', 'exit']")
+    code, text, err = run(capsys, "replay", str(out), "--config", cfg, "--placement", "exit",
+                          "--policies", "uniform")
+    assert code == 0 and "log: 60 decisions" in text, (text, err)
+    one_line_error(*run(capsys, "segments", "--config", cfg, "--data-dir", data)[::2],
+                   "placement is required")
