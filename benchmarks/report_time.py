@@ -109,7 +109,7 @@ def main() -> None:
             store = write_log(Path(d) / f"log{n}.sqlite3", n)
             report_ms = median_ms(lambda: build_report(store, MARGIN))
             scan_ms = median_ms(lambda: store.db.execute(FULL_SCAN).fetchall(), reps=3)
-            hours = len(store.hourly(0))
+            hours = len(store.aggregates.hourly(0))
             print(f"{n:10,d} {report_ms:10.2f} {scan_ms:13.1f} {hours:12,d}")
             store.close()
     with_t, without = [], []

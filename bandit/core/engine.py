@@ -28,10 +28,9 @@ from bandit.config.shop import ShopConfig, load_config
 from bandit.core.decider import Decider, new_event_ids  # noqa: F401 (re-exported)
 from bandit.core.guardrails import Guardrails
 from bandit.core.joiner import Closing, Joiner
-from bandit.core.keeper import ModelKeeper, snapshot_folder
-from bandit.core.model import pack_models
 from bandit.core.pacing import Pacer, PacingPrice
-from bandit.core.unit_of_work import PolicyDraws, Staged, UnitOfWork
+from bandit.core.placement_models import PlacementModels
+from bandit.core.unit_of_work import Staged, UnitOfWork
 from bandit.domain.errors import CartwheelError, StorageError
 from bandit.domain.outcomes import check_outcome, check_redeemed
 from bandit.domain.privacy import check_visitor, hash_visitor
@@ -51,8 +50,8 @@ class Engine:
     that closes events, a :class:`ModelKeeper` that holds the learner and its policy, and the
     :class:`UnitOfWork` that makes each request group all or nothing.
 
-    A shop with placements has one model per placement (a keeper each, ``keepers``); the
-    properties ``learner``, ``policy`` and ``model_version`` are those of its first placement.
+    A shop with placements has one model per placement (:class:`PlacementModels`, a keeper
+    each); the properties ``keeper``, ``learner`` and ``policy`` are its first placement's.
 
     Open it with :meth:`open`. ``decide`` and ``record_outcome`` commit before they return unless
     called with ``commit=False``, in which case the caller must call :meth:`commit` before it
@@ -95,24 +94,17 @@ class Engine:
                              self._closed, on_cost=lambda ts, cost: self._staged_costs.append(
                                  (ts, cost)))
         self.work = UnitOfWork(self.store, [])
-        #: one model keeper per placement, in config order (each its own snapshot folder)
-        self.keepers = {p.id: ModelKeeper(
-            config, self.space, self.store, snapshot_folder(self.snapshot_dir, p.id),
-            None if self.seed is None else self.seed + i, self.clock,
-            lambda: self.joiner.closed_through, p) for i, p in enumerate(config.placements)}
-        for keeper in self.keepers.values():
-            keeper.build(fresh)
-        self.keeper = next(iter(self.keepers.values()))
+        #: one model per placement (bandit.core.placement_models)
+        self.models = PlacementModels(config, self.space, self.store, self.snapshot_dir,
+                                      self.seed, self.clock, lambda: self.joiner.closed_through)
+        self.models.build(fresh)
         self.decider = Decider(
-            config, self.space, self.salt, self.guardrails,
-            model=lambda placement: self.keepers[placement].learner,
+            config, self.space, self.salt, self.guardrails, model=self.models.learner,
             price=lambda: self.pacing_price, work=self.work, sink=self,
-            commit=self.commit, recover=self._recover, clock=self.clock,
+            commit=self.commit, recover=self.models.recover, clock=self.clock,
             last_ts=self.store.last_decision_ts() or float("-inf"),
             decided_total=self.store.count("decisions"))
-        self.work.parts += [self.decider, self.joiner, self._staged_costs]
-        for keeper in self.keepers.values():
-            self.work.parts += [keeper, PolicyDraws(lambda k=keeper: k.learner)]
+        self.work.parts += [self.decider, self.joiner, self._staged_costs, *self.models.parts()]
         #: the budget's shadow price (None: no pacing), replayed from the log's spend
         self.pacer = Pacer.start(config, self.guardrails.spend, self.store, self.decider.last_ts)
 
@@ -201,8 +193,18 @@ class Engine:
         return self.decided_total - self.joiner.closed_total
 
     @property
+    def keepers(self) -> dict:
+        """The model keeper of each placement, in config order."""
+        return self.models.keepers
+
+    @property
+    def keeper(self):
+        """The first placement's model keeper."""
+        return self.models.first
+
+    @property
     def learner(self):
-        """The learner holding the policy (the keeper's: rebuilt after a non-finite state)."""
+        """The first placement's learner (the keeper's: rebuilt after a non-finite state)."""
         return self.keeper.learner
 
     @property
@@ -210,36 +212,26 @@ class Engine:
         """The model (the learner's: rebuilt with it after a crash or a non-finite state)."""
         return self.learner.policy
 
-    @property
-    def policy_actions(self) -> list[str]:
-        """The action id of each of the policy's columns (retired actions included)."""
-        return self.learner.action_ids
-
-    @property
-    def policy_index(self) -> dict[str, int]:
-        """The policy's column of each action id."""
-        return self.learner.index
 
     @property
     def model_version(self) -> int:
         """Changes applied to the models, summed over placements (:attr:`Learner.model_version`;
         a decision logs its own placement's)."""
-        return sum(k.learner.model_version for k in self.keepers.values())
+        return self.models.model_version
 
     @property
     def update_count(self) -> int:
         """Decisions learned (at every placement): applied updates plus provisional ones
         waiting for the next batch."""
-        return sum(k.learner.policy.n_updates + k.learner.pending_rows
-                   for k in self.keepers.values())
+        return self.models.update_count
 
     def model(self, placement: str):
         """The learner of ``placement`` (its ``policy``, ``action_ids``, ``model_version``)."""
-        return self.keepers[self.config.placement(placement).id].learner
+        return self.models.learner(self.config.placement(placement).id)
 
     @property
     def last_learned_seq(self) -> int:
-        return self.learner.last_learned_seq
+        return self.models.last_learned_seq
 
     @property
     def provisional(self) -> bool:
@@ -322,9 +314,7 @@ class Engine:
     def append(self, events, eligible, learn_rows: dict[str, list]) -> None:
         """The decider's log sink: the store, learning ``learn_rows`` (per placement) at
         commit with the rest of the group (one batched update per placement)."""
-        seq = self.store.add_decisions(events, eligible)
-        for placement, keeper in self.keepers.items():  # every decision up to seq is staged
-            keeper.learner.stage_decisions(learn_rows.get(placement, []), seq)
+        self.models.stage_decisions(learn_rows, self.store.add_decisions(events, eligible))
 
     def append_decisions(self, events: list, eligible: list[tuple[str, ...]],
                          learn_rows: dict[str, list]) -> None:
@@ -334,16 +324,7 @@ class Engine:
         self.decider.decided_total += len(events)
 
     def _closed(self, closings: list[Closing]) -> None:
-        for closing in closings:
-            keeper = self.keepers.get(closing.decision.placement)
-            if keeper is not None:  # a placement the config no longer has learns nothing
-                keeper.learner.stage_closings([closing])
-
-    def _recover(self, why: str) -> None:
-        """A model turned non-finite: rebuild the ones that are (all, if none says so)."""
-        broken = [k for k in self.keepers.values() if not k.learner.healthy()]
-        for keeper in broken or self.keepers.values():
-            keeper.recover(why)
+        self.models.stage_closings(closings)
 
     # ------------------------------------------------------------------ request groups
     def begin_group(self) -> None:
@@ -366,8 +347,7 @@ class Engine:
         last_ts = self.decider.last_ts
         if self.pacer is not None and last_ts > float("-inf"):
             self.pacer.advance(last_ts)  # what it reads is committed now
-        for keeper in self.keepers.values():
-            keeper.committed()
+        self.models.committed()
 
     def probe(self) -> bool:
         """While degraded: whether the store can write again (one committed write the size
@@ -390,24 +370,19 @@ class Engine:
         """Commit pending writes and apply pending provisional updates now (before inspecting
         the model, for instance)."""
         self.commit()
-        for keeper in self.keepers.values():
-            keeper.learner.flush()
+        self.models.flush()
 
     # ------------------------------------------------------------------ persistence
     def snapshot_contents(self) -> tuple[dict[str, np.ndarray], dict]:
         """A copy of every placement's model state and metadata as one snapshot (what the
         trainer publishes; :func:`~bandit.core.model.pack_models`)."""
-        return pack_models({pid: k.contents() for pid, k in self.keepers.items()},
-                           {"config_hash": self.config.config_hash(),
-                            "schema_hash": self.config.schema_hash(),
-                            "model_version": self.model_version})
+        return self.models.contents()
 
     def snapshot(self) -> Path:
         """Write an atomic snapshot of every placement's model now (after committing pending
         writes) and return the first placement's path once all are on disk."""
         self.flush()
-        paths = [keeper.write_snapshot() for keeper in self.keepers.values()]
-        return paths[0]
+        return self.models.write_snapshots()[0]
 
     def close(self) -> Path | None:
         """Commit, snapshot and release the data directory; return the final snapshot's path.
@@ -421,8 +396,7 @@ class Engine:
             log.error("closing without a final snapshot: %s", exc)
             self.rollback()
             final = None
-        for keeper in self.keepers.values():
-            keeper.close()
+        self.models.close()
         self.store.close()
         self._lock.release()
         return final

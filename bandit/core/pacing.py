@@ -253,7 +253,7 @@ class Pacer:
         mu = self.shadow.mu
         if mu <= 0.0:
             return PacingPrice()
-        costs, aov = action_costs(self.store.action_sums(), self.config.action_ids,
+        costs, aov = action_costs(self.store.aggregates.action_sums(), self.config.action_ids,
                                   self.config.actions)
         scale = (1.0 / aov if aov > 0 else 1.0) if self._conversion else 1.0
         return PacingPrice(price=mu * scale, costs=costs)

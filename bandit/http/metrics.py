@@ -59,7 +59,7 @@ class EngineMetrics(RequestMetrics):
         Gauge("cartwheel_held_closings", "Closed events a non-additive policy holds until every "
               "earlier decision has closed (it learns in decision order)",
               registry=self.registry).set_function(
-            lambda: sum(k.learner.held for k in engine.keepers.values()))
+            lambda: engine.models.held)
         Gauge("cartwheel_storage_degraded", "1 while the event log cannot be written",
               registry=self.registry).set_function(lambda: engine.degraded is not None)
         if engine.config.budget is not None:

@@ -144,7 +144,7 @@ def ratio_interval(t: Moments, h: Moments, y: str, x: str, yx: str,
 def moments(store, margin: float) -> dict[str, Moments]:
     """:class:`Moments` per group."""
     return {key: Moments(count, *map(float, sums))
-            for key, count, *sums in store.group_moments(margin)}
+            for key, count, *sums in store.aggregates.group_moments(margin)}
 
 
 def action_kpis(store, margin: float, placement: str | None = None) -> dict[str, dict]:
@@ -152,7 +152,7 @@ def action_kpis(store, margin: float, placement: str | None = None) -> dict[str,
     holdout (the control's holdout decisions included): per decision, the unit an action is
     drawn for (an order sent by visitor id converts each decision it closed)."""
     sums: dict[str, Sums] = {}
-    for _, action, *row in store.action_sums(placement):
+    for _, action, *row in store.aggregates.action_sums(placement):
         sums.setdefault(action, Sums()).add(*row)
     return {a: s.kpis(margin) for a, s in sorted(sums.items())}
 
@@ -189,7 +189,7 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         confidence=1 - alpha, generated_at=time.time(),
         timeline=timeline(store, margin, alpha),
         placements={p: {"actions": action_kpis(store, margin, p)}
-                    for p in dict.fromkeys([*placements, *store.placement_ids()])}),
+                    for p in dict.fromkeys([*placements, *store.aggregates.placement_ids()])}),
         spend, now)
 
 

@@ -65,11 +65,11 @@ def timeline(store, margin: float, alpha: float = 0.05, hours: int = HOURS_SHOWN
     """``{"hour": [...], "day": [...]}``: the last ``hours`` hours and ``days`` days (UTC)
     that have decisions, ending with the newest decision's hour (the log's time, not the
     clock's: a replayed or exported log shows its own days)."""
-    last = store.last_hour()
+    last = store.aggregates.last_hour()
     if last is None:
         return {"hour": [], "day": []}
     first_day_hour = (last // 24 - days + 1) * 24
-    rows = store.hourly(min(first_day_hour, last - hours + 1))
+    rows = store.aggregates.hourly(min(first_day_hour, last - hours + 1))
     return {"hour": _buckets([r for r in rows if r[0] > last - hours], 1, margin, alpha),
             "day": _buckets([r for r in rows if r[0] >= first_day_hour], 24, margin, alpha)}
 

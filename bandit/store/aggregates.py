@@ -168,6 +168,41 @@ def _split(script: str) -> list[str]:
     return out
 
 
+class Reader:
+    """The report's reads of the aggregates (``EventStore.aggregates``): each refuses a store
+    written by a cartwheel before them, saying how to build them."""
+
+    def __init__(self, db: sqlite3.Connection, path):
+        self.db, self.path = db, path
+
+    def _need(self) -> sqlite3.Connection:
+        if not installed(self.db):
+            raise RuntimeError(f"{self.path} was written by an older cartwheel and has no "
+                               "report aggregates yet: start `cartwheel serve` (or any "
+                               "command that opens it for writing) once to build them")
+        return self.db
+
+    def group_moments(self, margin: float) -> list[tuple]:
+        """Per group, the visitor count and sums over per-visitor totals."""
+        return moment_rows(self._need(), margin)
+
+    def action_sums(self, placement: str | None = None) -> list[tuple]:
+        """Per group and action, per-decision sums, at one ``placement`` or over all."""
+        return action_rows(self._need(), placement)
+
+    def placement_ids(self) -> list[str]:
+        """The placements the log holds decisions at."""
+        return placement_ids(self._need())
+
+    def hourly(self, since_hour: int, placement: str | None = None) -> list[tuple]:
+        """Per-decision sums per hour, group and action from ``since_hour`` on."""
+        return hourly_rows(self._need(), since_hour, placement)
+
+    def last_hour(self) -> int | None:
+        """The newest hour (``floor(ts / 3600)``) with a decision."""
+        return last_hour(self._need())
+
+
 def moment_rows(db: sqlite3.Connection, margin: float) -> list[tuple]:
     """Per group: visitors, then the sums n, c, r, k, p, nn, cc, rr, kk, pp, cn, rc over its
     visitors' totals (``p = margin r - k``)."""

@@ -73,6 +73,8 @@ class EventStore:
                                       isolation_level=None, check_same_thread=False)
             self.schema_version = self._check_version(self.get_meta("schema_version"))
             self._columns(store_schema.columns(self.db, "decisions"))
+            #: the report's aggregates, read (bandit.store.aggregates.Reader)
+            self.aggregates = store_aggregates.Reader(self.db, self.path)
             return
         try:
             self._open_writable(synchronous, visitor_index, background_checkpoints)
@@ -108,6 +110,7 @@ class EventStore:
                 log.warning("%s: report aggregates built from %d logged decisions (once)",
                             self.path, backfilled)
         self._folded = store_aggregates.folded(self.db)
+        self.aggregates = store_aggregates.Reader(self.db, self.path)
         if background_checkpoints:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(self.path)
@@ -377,42 +380,9 @@ class EventStore:
                 found[row[0]] = closed_of(row)
         return [found[s] for s in seqs]
 
-    # ------------------------------------------------------------ aggregates (store_queries)
+    # ------------------------------------------------------------ counting (store_queries)
     def cap_counts(self, query: store_queries.CapCounts, visitor_hashes, since) -> list:
         return query.run(self.db, visitor_hashes, since)
-
-    def group_moments(self, margin: float) -> list[tuple]:
-        """Per group, the visitor count and sums over per-visitor totals (the aggregates)."""
-        self._need_aggregates()
-        return store_aggregates.moment_rows(self.db, margin)
-
-    def action_sums(self, placement: str | None = None) -> list[tuple]:
-        """Per group and action, per-decision sums (the aggregates), at one ``placement`` or
-        over all."""
-        self._need_aggregates()
-        return store_aggregates.action_rows(self.db, placement)
-
-    def placement_ids(self) -> list[str]:
-        """The placements the log holds decisions at (the aggregates)."""
-        self._need_aggregates()
-        return store_aggregates.placement_ids(self.db)
-
-    def _need_aggregates(self) -> None:
-        if not store_aggregates.installed(self.db):
-            raise RuntimeError(f"{self.path} was written by an older cartwheel and has no "
-                               "report aggregates yet: start `cartwheel serve` (or any "
-                               "command that opens it for writing) once to build them")
-
-    def hourly(self, since_hour: int, placement: str | None = None) -> list[tuple]:
-        """Per-decision sums per hour, group and action from ``since_hour`` on (at one
-        ``placement``, or over all)."""
-        self._need_aggregates()
-        return store_aggregates.hourly_rows(self.db, since_hour, placement)
-
-    def last_hour(self) -> int | None:
-        """The newest hour (``floor(ts / 3600)``) with a decision, from the aggregates."""
-        self._need_aggregates()
-        return store_aggregates.last_hour(self.db)
 
     def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
         return store_queries.decisions_with_rewards(

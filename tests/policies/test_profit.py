@@ -164,7 +164,7 @@ def test_the_engine_teaches_profit_the_outcomes_of_its_log(tmp_path, conversion)
     assert sum(e.converted for e in closed) >= 30
     if conversion.startswith("logistic"):
         closed.sort(key=lambda e: e.decision.seq)
-    direct = make_policy(config, engine.space, engine.policy_actions, 0)
+    direct = make_policy(config, engine.space, engine.learner.action_ids, 0)
     X, actions, props, mask = engine.learner.batch([e.decision for e in closed])
     direct.update(X, actions, np.array([e.reward for e in closed]), props, mask,
                   converted=np.array([e.converted for e in closed]),

@@ -65,7 +65,7 @@ def test_a_relabel_never_reaches_the_sums_before_its_row(tmp_path):
     d = engine.decide("v", CTX)
     engine.record_outcome(d.event_id, True, 60.0)
     ridge = engine.policy.ridge
-    k = engine.policy_actions.index(d.action)
+    k = engine.learner.action_ids.index(d.action)
     # the row still waits for its batch, and so does its relabel: nothing half-learned
     assert ridge.counts[k] == 0 and not ridge.b[k].any()
     engine.flush()

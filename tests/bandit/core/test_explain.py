@@ -40,7 +40,7 @@ def test_contributions_add_up_to_the_lead_over_the_runner_up(tmp_path, spec):
         d = engine.decide(f"w{k}", ctx, explain=True)
         assert d.reasons is not None and len(d.reasons) <= 5
         x = np.array(space.normalize_row(ctx)[0])
-        a, b = engine.policy_index[d.action], engine.policy_index[d.reasons_versus]
+        a, b = engine.learner.index[d.action], engine.learner.index[d.reasons_versus]
         theta = policy.ridge.theta
         # the score each policy ranks by: UCB for linucb, the ridge mean for the others
         score = policy.scores(x[None])[0] if spec == "linucb" else x @ theta.T

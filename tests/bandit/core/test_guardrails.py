@@ -113,9 +113,9 @@ def test_no_decision_violates_rules_caps_or_budget(tmp_path_factory, rule_docs, 
         # the logged propensity is over the eligible set the learner saw
         stored = engine.store.decision(d.event_id)
         assert set(stored.eligible) == allowed
-        mask = np.array([[a in allowed for a in engine.policy_actions]])
+        mask = np.array([[a in allowed for a in engine.learner.action_ids]])
         x = engine.space.transform([context])
-        p = engine.policy.probabilities(x, mask)[0, engine.policy_actions.index(d.action)]
+        p = engine.policy.probabilities(x, mask)[0, engine.learner.action_ids.index(d.action)]
         assert d.probability == pytest.approx(p, abs=1e-12)
     engine.close()
 

@@ -74,7 +74,7 @@ def test_a_non_additive_policy_learns_in_decision_order_once_earlier_decisions_c
     assert engine.update_count == 3 and engine.learner.held == 0
     closed = sorted(engine.store.closed_events(learned_only=True), key=lambda e: e.decision.seq)
     assert [e.decision.event_id for e in closed] == ids
-    direct = make_policy(engine.config, engine.space, engine.policy_actions, 0)
+    direct = make_policy(engine.config, engine.space, engine.learner.action_ids, 0)
     X, actions, props, mask = engine.learner.batch([e.decision for e in closed])
     direct.update(X, actions, np.array([e.reward for e in closed]), props, mask,
                   **outcomes(closed))

@@ -219,7 +219,7 @@ def test_the_engine_prices_incentives_when_spend_runs_ahead_and_replays_it_after
     # the price is a function of the log's spend per step: replayed exactly; the mean costs
     # are the log's as of the price's last renewal (here: the restart)
     assert again.pacer.shadow.mu == mu and again.pacing_price.price == price.price
-    costs, _ = pacing.action_costs(again.store.action_sums(), again.config.action_ids,
+    costs, _ = pacing.action_costs(again.store.aggregates.action_sums(), again.config.action_ids,
                                    again.config.actions)
     assert again.pacing_price.costs == costs
     again.close()
@@ -290,8 +290,8 @@ def test_reasons_count_the_price_in_the_lead_over_the_runner_up(tmp_path):
         if d.reasons is None or d.probability < 0.5:
             continue  # the floor's draws are not the policy's choice
         x = np.array(engine.space.normalize_row(ctx)[0])
-        a, b = engine.policy_index[d.action], engine.policy_index[d.reasons_versus]
-        price = np.array([0.6 if k in costed else 0.0 for k in engine.policy_actions])
+        a, b = engine.learner.index[d.action], engine.learner.index[d.reasons_versus]
+        price = np.array([0.6 if k in costed else 0.0 for k in engine.learner.action_ids])
         score = engine.policy.scores(x[None])[0] - price  # what the choice maximized
         assert sum(r.contribution for r in d.reasons) == pytest.approx(score[a] - score[b],
                                                                        abs=1e-9)

@@ -70,10 +70,10 @@ def _equal(kept, scanned, keys: int):
 
 
 def _assert_equal_to_scan(store):
-    _equal(store.group_moments(MARGIN), scan_moments(store.db), 2)
-    _equal(store.action_sums(), store.db.execute(
+    _equal(store.aggregates.group_moments(MARGIN), scan_moments(store.db), 2)
+    _equal(store.aggregates.action_sums(), store.db.execute(
         _SCAN_SUMS.format(keys="d.grp, d.action")).fetchall(), 2)
-    _equal(store.hourly(0), store.db.execute(_SCAN_SUMS.format(
+    _equal(store.aggregates.hourly(0), store.db.execute(_SCAN_SUMS.format(
         keys="CAST(d.ts / 3600 AS INTEGER), d.grp, d.action")).fetchall(), 3)
 
 
@@ -82,11 +82,11 @@ def test_aggregates_follow_the_log_through_rollbacks_and_restarts(tmp_path):
     engine = Engine.open(CONFIG, tmp_path, seed=0, clock=clock)
     _traffic(engine, clock, rng, 1500)
     # a group that is rolled back must leave the aggregates as the log: untouched
-    before = engine.store.group_moments(MARGIN)
+    before = engine.store.aggregates.group_moments(MARGIN)
     for i in range(20):
         engine.decide(f"rolled{i}", {"cart_value": 30.0}, commit=False)
     engine.store.rollback()
-    assert engine.store.group_moments(MARGIN) == before
+    assert engine.store.aggregates.group_moments(MARGIN) == before
     _assert_equal_to_scan(engine.store)  # and the next commit folds from where it was
     engine.close()
     engine = Engine.open(CONFIG, tmp_path, seed=1, clock=clock)
@@ -117,7 +117,7 @@ def test_a_store_from_before_the_aggregates_is_backfilled_once(tmp_path, caplog)
     reader = EventStore.read_only(path)  # a read-only report of it says what to do
     assert not store_aggregates.installed(reader.db)
     with pytest.raises(RuntimeError, match="start `cartwheel serve`"):
-        reader.group_moments(MARGIN)
+        reader.aggregates.group_moments(MARGIN)
     reader.close()
     with caplog.at_level("WARNING"):
         engine = Engine.open(CONFIG, tmp_path, seed=0, clock=clock)
