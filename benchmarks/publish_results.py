@@ -65,6 +65,9 @@ TABLES = {
                      "error and interval coverage of each estimator against the simulated truth"),
     "replay_ranking": ("Ranking policies by replay", "python benchmarks/replay_ranking.py",
                        "whether replay ranks policies as the simulated truth does"),
+    "placements": ("Learning per placement", "python benchmarks/placements.py",
+                   "per-placement learning against the visit's oracle, a joint model, the best "
+                   "fixed combination and the per-placement limit, in the shop with placements"),
     "segments_fidelity": ("How faithful segments are", "python benchmarks/segments_fidelity.py",
                           "how much of the policy's gain a small tree of segments keeps"),
 }
