@@ -34,10 +34,10 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import simulator  # noqa: E402
-from simulator.worlds.placements_run import run_placements  # noqa: E402
+import simulator
+from simulator.worlds.placements_run import run_placements
 
 LEARNERS = ("per-placement:linucb", "joint:linucb", "best-fixed", "equilibrium", "uniform")
 

@@ -46,7 +46,9 @@ def test_a_second_incentive_adds_less_than_the_first(world):
     def conversion(cart, exit_action):
         return world._visit(visits, ["none"] * n, [cart] * n, [exit_action] * n, shown)[0]
 
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    def logit(p):
+        return np.log(p / (1 - p))
+
     base = logit(conversion("none", "none"))
     cart = logit(conversion("discount_10", "none")) - base
     pop = logit(conversion("none", "discount_5")) - base
