@@ -25,6 +25,7 @@ from bandit.http.routes import (
     REPORT,
     TRAINER,
     activate,
+    client_script,
     decide,
     metrics,
     openapi,
@@ -86,7 +87,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
-          ("POST", "/v1/activate", activate), ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+          ("POST", "/v1/activate", activate), ("GET", "/v1/client.js", client_script),
+          ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi),
           *dashboard_server.ROUTES)
 ENDPOINTS = tuple(path for _, path, _ in ROUTES)

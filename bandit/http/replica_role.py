@@ -28,7 +28,16 @@ from bandit.domain.privacy import MAX_VISITOR_ID, check_visitor, hash_visitor
 from bandit.http import api
 from bandit.http.metrics import ReplicaMetrics
 from bandit.http.responses import error_response
-from bandit.http.routes import ENGINE, METRICS, activate, decide, metrics, openapi, outcome
+from bandit.http.routes import (
+    ENGINE,
+    METRICS,
+    activate,
+    client_script,
+    decide,
+    metrics,
+    openapi,
+    outcome,
+)
 from bandit.http.serving import LoopLag, RequestGroup, answer
 from bandit.scaleout.records import BusActivation, BusEntry, BusOutcome, encode_entry
 from bandit.scaleout.replica import follow_snapshots
@@ -156,7 +165,8 @@ async def report(request: web.Request) -> web.Response:
 
 
 ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
-          ("POST", "/v1/activate", activate), ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
+          ("POST", "/v1/activate", activate), ("GET", "/v1/client.js", client_script),
+          ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi))
 ENDPOINTS = tuple(path for _, path, _ in ROUTES)
 

@@ -11,6 +11,7 @@ without a CORS preflight.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -46,6 +47,8 @@ ROUTES = web.AppKey("routes", tuple)  # the role's (method, path, handler) tripl
 DECIDING = ("/v1/decide", "/v1/outcome", "/v1/activate")
 #: what pages call: CORS from ``[server] allowed_origins``
 FROM_PAGES = ("/v1/decide", "/v1/activate")
+#: what pages load (CORS headers for the allowed origins, no preflight)
+FOR_PAGES = ("/v1/client.js",)
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w]*)|unknown field `([^`]+)`|field `([^`]+)`")
 
 
@@ -164,6 +167,31 @@ async def activate(request: web.Request) -> web.Response:
                         body=api.encode(api.ActivateResponse(status)))
 
 
+class ClientScript:
+    """``GET /v1/client.js``: the storefront script (``assets/client.js``), read once, with an
+    ETag (a conditional request answers 304) and a short public cache lifetime, so a shop may
+    also host its own copy (docs/integration.md)."""
+
+    MAX_AGE_S = 300
+
+    def __init__(self):
+        from importlib import resources
+
+        self.body = resources.files("bandit.http").joinpath("assets", "client.js").read_bytes()
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:20] + '"'
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        headers = {"ETag": self.etag, "Cache-Control": f"public, max-age={self.MAX_AGE_S}",
+                   "X-Content-Type-Options": "nosniff"}
+        if self.etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=self.body, content_type="application/javascript",
+                            charset="utf-8", headers=headers)
+
+
+client_script = ClientScript()
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -190,8 +218,9 @@ def add_routes(app: web.Application, routes) -> None:
     cors = Cors(app[ENGINE].config.server.allowed_origins)
     for method, path, handler in routes:
         guarded = _guarded(path, handler)
-        if path in FROM_PAGES and cors.origins:
+        if path in FROM_PAGES + FOR_PAGES and cors.origins:
             guarded = cors.wrap(guarded)
+        if path in FROM_PAGES and cors.origins:
             app.router.add_route("OPTIONS", path, cors.preflight)
         # GET routes answer HEAD too (load balancers' health checks)
         add = app.router.add_get if method == "GET" else app.router.add_post
