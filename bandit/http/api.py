@@ -26,6 +26,8 @@ class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
     #: false: log now, learn only after ``POST /v1/activate``; true: shown now; absent: as
     #: the placement's ``activation`` says
     activate: bool | None = None
+    #: a preview link's token (``POST /v1/preview``): the previewed action, nothing logged
+    preview: str | None = None
 
 
 class Reason(msgspec.Struct):
@@ -49,6 +51,8 @@ class DecideResponse(msgspec.Struct, omit_defaults=True):
     placement: str
     #: true when the decision waits for ``POST /v1/activate``
     deferred: bool = False
+    #: true for a preview link's answer (no event: nothing was logged or learned)
+    preview: bool = False
     reasons: list[Reason] | None | msgspec.UnsetType = msgspec.UNSET
     reasons_versus: str | None | msgspec.UnsetType = msgspec.UNSET
     reasons_unavailable: str | None | msgspec.UnsetType = msgspec.UNSET

@@ -22,7 +22,7 @@ import asyncio
 
 from aiohttp import web
 
-from bandit.http import api
+from bandit.http import api, preview
 from bandit.http.auth import TOKEN
 from bandit.http.engine_role import one_process
 from bandit.http.replica_role import decide_replica
@@ -41,6 +41,7 @@ def make_app(node, *, token: str | None = None, max_body: int | None = None, tra
     # aiohttp's own limit sits above ours so that our check answers with the error shape
     app = web.Application(client_max_size=max_body + 1)
     app[ENGINE], app[TOKEN], app[MAX_BODY] = node, token, max_body
+    app[preview.KEY] = preview.key_of(token)
     app[LIMIT] = VisitorLimit(config.server.visitor_rate, config.server.visitor_burst)
     if bus is None:
         group, routes, background = one_process(app, node, trainer)

@@ -9,7 +9,7 @@ import logging
 
 from aiohttp import web
 
-from bandit.http import api
+from bandit.http import api, preview
 from bandit.http.auth import TOKEN, bearer_authorized
 from bandit.http.dashboard import (
     COOKIE,
@@ -19,6 +19,7 @@ from bandit.http.dashboard import (
     sign_in_page,
 )
 from bandit.http.responses import error_response
+from bandit.http.routes import ENGINE
 
 log = logging.getLogger("cartwheel.dashboard")
 SEGMENTS = web.AppKey("segments", object)
@@ -103,5 +104,22 @@ async def segments(request: web.Request) -> web.Response:
     return web.Response(content_type="application/json", body=api.encode(result.to_dict()))
 
 
+async def create_preview(request: web.Request) -> web.Response:
+    """``POST /v1/preview {"actions": {placement: action}}``: a preview link's token, for
+    whoever may read the dashboard (:mod:`bandit.http.preview`)."""
+    denied = refused(request)
+    if denied is not None:
+        return denied
+    if request.content_type != "application/json":
+        return error_response(415, "unsupported_media_type", "Content-Type must be "
+                              "application/json", "Content-Type")
+    req = preview.decode_request(await request.read())
+    preview.check(request.app[ENGINE].config, req.actions)
+    token, expires = preview.sign(request.app[preview.KEY], req.actions)
+    return web.Response(content_type="application/json", body=api.encode(
+        {"token": token, "expires_at": expires, "query": f"cw_preview={token}"}),
+        headers={"Cache-Control": "no-store"})
+
+
 ROUTES = (("GET", "/", page), ("GET", "/login", login), ("GET", "/logout", logout),
-          ("GET", "/v1/segments", segments))
+          ("GET", "/v1/segments", segments), ("POST", "/v1/preview", create_preview))

@@ -28,7 +28,7 @@ from bandit.domain.errors import (
     UnknownEventError,
     UnsupportedMediaError,
 )
-from bandit.http import api
+from bandit.http import api, preview
 from bandit.http.auth import TOKEN, bearer_authorized
 from bandit.http.metrics import RequestMetrics
 from bandit.http.responses import error_response
@@ -123,6 +123,9 @@ async def _body(request: web.Request) -> bytes:
 
 async def decide(request: web.Request) -> web.Response:
     req = api.decode_decide(await _body(request))
+    if req.preview is not None:  # a preview link: the chosen action, nothing logged
+        answer = preview.decision(request.app[ENGINE].config, request.app[preview.KEY], req)
+        return web.Response(content_type="application/json", body=api.encode(answer))
     if isinstance(req.visitor_id, str):  # a bad id is the engine's to refuse (400)
         request.app[LIMIT].check(req.visitor_id, time.monotonic())
     d = await request.app[GROUP].decide(req)

@@ -214,7 +214,12 @@ def with_engine(report: Report, engine, now: float | None = None) -> Report:
     learned_until = engine.store.closed_ts(engine.last_learned_seq)
     now = time.time() if now is None else now
     price = engine.pacing_price
+    # what each placement may show (the dashboard's preview offers these)
+    placements = {pid: {**part, "choices": list(engine.config.placement(pid).actions)}
+                  if pid in engine.config.placement_ids else part
+                  for pid, part in (report.placements or {}).items()}
     return replace(report, shop=engine.config.name, currency=engine.config.currency,
+                   placements=placements,
                    pacing_price=None if price is None else price.price,
                    model={"version": engine.model_version, "learned_until": learned_until,
                           "age_s": None if learned_until is None else max(0.0, now - learned_until)})

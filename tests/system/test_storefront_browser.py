@@ -303,3 +303,43 @@ def test_the_guides_script_tags_are_the_demo_shops():
     assert "f'<script src=\"{options.cartwheel}/v1/client.js\"{options.extra}></script>'" in shop
     assert ("(f'<script src=\"/js/cartwheel.js\" data-endpoint=\"{options.cartwheel}\"'" in
             shop)
+
+
+def test_a_preview_link_from_the_dashboard_shows_the_chosen_actions_and_logs_nothing(
+        live, browser):
+    shop, srv, tmp = live
+    context, page, seen = open_page(browser)
+    page.goto(srv.url + f"/login?token={TOKEN}")
+    page.wait_for_selector("#preview-create")
+    page.select_option("#preview select[data-placement=product]", "upsell_bundle")
+    page.select_option("#preview select[data-placement=cart]", "discount_10")
+    page.fill("#preview-page", shop.url + "/")
+    page.click("#preview-create")
+    link = page.get_attribute("#preview-link a", "href")
+    assert link.startswith(shop.url + "/?cw_preview=")
+    decided = srv.request("GET", "/healthz")[1]["pending_events"]
+    before = len(closed(tmp / "data"))
+    shopper = browser.new_context()
+    preview_page = shopper.new_page()
+    preview_page.goto(link)
+    ready(preview_page)
+    assert preview_page.get_attribute("#slot-product", "data-action") == "upsell_bundle"
+    preview_page.goto(shop.url + "/cart")  # the link holds for the tab's session
+    ready(preview_page)
+    assert preview_page.get_attribute("#slot-cart", "data-action") == "discount_10"
+    # nothing was logged: no decision opened, none closed
+    assert srv.request("GET", "/healthz")[1]["pending_events"] == decided
+    assert len(closed(tmp / "data")) == before
+    shopper.close()
+    # a forged or damaged token is refused (400, field preview), and previews need read access
+    status, body = srv.post("/v1/decide", {"visitor_id": "v", "placement": "cart",
+                                           "preview": link.split("=", 1)[1][:-2] + "xx"})
+    assert status == 400 and body["error"]["field"] == "preview"
+    status, _ = srv.post("/v1/preview", {"actions": {"cart": "discount_10"}}, {
+        "Content-Type": "application/json"})
+    assert status == 401
+    status, body = srv.post("/v1/preview", {"actions": {"cart": "upsell_bundle"}}, {
+        "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    assert status == 400 and "not decided at placement 'cart'" in body["error"]["message"]
+    assert not seen["problems"], seen["problems"]
+    context.close()

@@ -35,6 +35,19 @@
     signed: data.signed === "required",
   };
   var consented = data.consent !== "required";
+  var preview = previewToken();
+
+  // a preview link (?cw_preview=..., from the dashboard) holds for the tab's session: the
+  // pages then show the previewed actions and cartwheel logs nothing
+  function previewToken() {
+    try {
+      var fromLink = new URLSearchParams(location.search).get("cw_preview");
+      if (fromLink) sessionStorage.setItem("cw_preview", fromLink);
+      return fromLink || sessionStorage.getItem("cw_preview");
+    } catch (e) {
+      return null;
+    }
+  }
 
   function positive(value, fallback) {
     var n = Number(value);
@@ -123,7 +136,7 @@
         if (settings.signed && !token) return resolve(fallback(placement, "signed"));
         var body = { visitor_id: visitorId(), placement: placement, context: context || {} };
         if (token) body.token = token;
-        if (options.preview || data.preview) body.preview = options.preview || data.preview;
+        if (options.preview || preview) body.preview = options.preview || preview;
         if (options.activate !== undefined) body.activate = !!options.activate;
         post("/v1/decide", body, positive(options.timeout, settings.timeout)).then(
           function (d) {

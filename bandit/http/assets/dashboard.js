@@ -264,6 +264,7 @@
     document.getElementById("empty").hidden = !fresh;
     put("kpis", kpiTable(r.groups, "report.groups", "group", GROUP_COLS));
     placementChoice(r);
+    previewPanel(r);
     put("actions", placement && r.placements && r.placements[placement]
       ? kpiTable(r.placements[placement].actions, `report.placements.${placement}.actions`,
         "action", ACTION_COLS)
@@ -275,6 +276,41 @@
     put("mix", actionMix(r));
     put("spend", spend(r));
     put("segments", segmentsPanel(segments));
+  }
+  // a preview link: pick what each placement shows, get a link to the shop's page with a
+  // 15-minute token; the storefront script then shows exactly that and nothing is logged.
+  // Built once (a refresh must not reset the choices); not in a shared file (no server).
+  function previewPanel(r) {
+    const panel = document.getElementById("preview-panel");
+    if (embeddedData || !panel.hidden || !r.placements) return;
+    const ids = Object.keys(r.placements).filter((id) => r.placements[id].choices);
+    if (!ids.length) return;
+    const selects = ids.map((id) => el("select", { "data-placement": id, "aria-label": id },
+      el("option", { value: "" }, "(as decided)"),
+      ...r.placements[id].choices.map((a) => el("option", { value: a }, a))));
+    const page = el("input", { type: "url", id: "preview-page", size: "40",
+      placeholder: "a page of the shop, e.g. https://www.shop.example/" });
+    const out = el("p", { id: "preview-link" });
+    const button = el("button", { type: "button", id: "preview-create" }, "Create preview link");
+    button.addEventListener("click", async () => {
+      const actions = {};
+      for (const s of selects) if (s.value) actions[s.dataset.placement] = s.value;
+      try {
+        const res = await fetch("v1/preview", { method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json" }, body: JSON.stringify({ actions }) });
+        const answer = await res.json();
+        if (!res.ok) throw new Error(answer.error ? answer.error.message : res.status);
+        const base = page.value || location.origin + "/";
+        const href = base + (base.includes("?") ? "&" : "?") + answer.query;
+        out.replaceChildren(el("a", { href, target: "_blank", rel: "noopener" }, href),
+          ` (works for 15 minutes; nothing it shows is logged or learned)`);
+      } catch (err) {
+        out.textContent = `could not create a preview link: ${err.message}`;
+      }
+    });
+    put("preview", ...ids.map((id, i) => el("label", {}, `${id} `, selects[i], " ")),
+      el("p", {}, page, " ", button), out);
+    panel.hidden = false;
   }
   // a shop with placements: a choice of where to look (a shop without them has one, "default")
   function placementChoice(r) {
