@@ -94,6 +94,10 @@ class Server(Settings):
     ``POST /v1/decide`` from the browser (CORS), or ``("*",)`` for any; empty: none.
     ``visitor_rate`` / ``visitor_burst``: decisions per second one visitor id may ask for in
     the long run, and at once (a token bucket; 429 beyond); 0 turns the limit off.
+    ``address_rate`` / ``address_burst``: the same per client address for untrusted calls
+    (pages: decide and activate without the token); the address is the peer's, or the last
+    one a ``trusted_proxies`` peer put in ``X-Forwarded-For``. ``signed_requests``: every
+    untrusted decide carries a token the shop's backend signed (docs/integration.md).
     """
 
     token: Annotated[str | None, Meta(description="a string")] = None
@@ -105,6 +109,12 @@ class Server(Settings):
     visitor_rate: Annotated[float, Meta(ge=0, description=(
         "decisions per second >= 0 (0: no limit)"))] = 5.0
     visitor_burst: Annotated[int, Meta(ge=1, description="an integer >= 1")] = 30
+    address_rate: Annotated[float, Meta(ge=0, description=(
+        "requests per second >= 0 (0: no limit)"))] = 50.0
+    address_burst: Annotated[int, Meta(ge=1, description="an integer >= 1")] = 200
+    trusted_proxies: Annotated[tuple[str, ...], Meta(description=(
+        "a list of IP addresses whose X-Forwarded-For is believed"))] = ()
+    signed_requests: Annotated[bool, Meta(description="true/false")] = False
 
 
 class Privacy(Settings):

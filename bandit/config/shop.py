@@ -80,6 +80,8 @@ class ShopConfig:
     #: the decision points, in config order; a config without ``[[placements]]`` has one,
     #: ``"default"``, holding every action
     placements: tuple[Placement, ...] = ()
+    #: context keys marked ``trusted = true``: with signed requests, only a signed token sets them
+    trusted_features: tuple[str, ...] = ()
 
     @property
     def action_ids(self) -> tuple[str, ...]:
@@ -146,7 +148,8 @@ class ShopConfig:
         return _digest(self.raw)
 
 
-_REFUSAL_KEYS = ("valid_min", "valid_max")
+#: feature keys that do not change what a model sees (refusals, who may set a value)
+_REFUSAL_KEYS = ("valid_min", "valid_max", "trusted")
 
 
 def _digest(obj) -> str:
@@ -190,7 +193,13 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
         raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",
                           field="features")
     feats = root.table("features")
-    features = tuple(parse_feature(k, feats.table(k)) for k in feats.data)
+    features, trusted = [], []
+    for name in feats.data:
+        table = feats.table(name)
+        if isinstance(table.data, dict) and table.get("trusted", bool, False):
+            trusted.append(name)  # taken only from a signed token in signed mode
+        features.append(parse_feature(name, table))
+    features = tuple(features)
     try:
         FeatureSpace(features)
     except ValueError as exc:
@@ -235,7 +244,7 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
                       policy_spec=policy_spec, holdout=holdout, attribution=attribution,
                       storage=storage, server=server, currency=shop.currency, salt=salt,
                       rules=rules, caps=caps, budget=budget, source=source, raw=copy.deepcopy(data),
-                      placements=placements)
+                      placements=placements, trusted_features=tuple(trusted))
 
 
 def _placements(root: Table, ids: list[str], spec: str, control: str) -> tuple[Placement, ...]:

@@ -28,6 +28,8 @@ class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
     activate: bool | None = None
     #: a preview link's token (``POST /v1/preview``): the previewed action, nothing logged
     preview: str | None = None
+    #: the signed token the shop's backend rendered (shops with ``signed_requests``)
+    token: str | None = None
 
 
 class Reason(msgspec.Struct):
@@ -83,6 +85,8 @@ class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A deferred decision was shown to the visitor."""
 
     event_id: str
+    #: the page's signed token (shops with ``signed_requests``)
+    token: str | None = None
 
 
 class ActivateResponse(msgspec.Struct):
@@ -124,14 +128,21 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0") -> dict:
 
     errors = {code: answer(error, text) for code, text in (
         ("400", "invalid request (malformed JSON, wrong types, unknown action, PII, ...)"),
-        ("413", "body larger than the configured limit"))}
+        ("413", "body larger than the configured limit"),
+        ("415", "not application/json, or compressed"),
+        ("429", "too many requests for this visitor or address (Retry-After)"),
+        ("503", "the event log or the bus cannot be written now (Retry-After)"))}
+    untrusted = {"401": answer(error, "signed requests required and the token is missing, "
+                                      "forged or expired"),
+                 "403": answer(error, "eligible sent without the shop's token")}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": {
             "/v1/decide": {"post": {
                 "summary": "Choose an intervention for a visitor", "requestBody": body(decide_req),
-                "responses": {"200": answer(decide_res, "the decision"), **errors}}},
+                "responses": {"200": answer(decide_res, "the decision"), **errors,
+                              **untrusted}}},
             "/v1/outcome": {"post": {
                 "summary": "Report an outcome (bearer token when configured)",
                 "requestBody": body(outcome_req),

@@ -22,11 +22,21 @@ import asyncio
 
 from aiohttp import web
 
-from bandit.http import api, preview
+from bandit.http import api, preview, trust
 from bandit.http.auth import TOKEN
 from bandit.http.engine_role import one_process
 from bandit.http.replica_role import decide_replica
-from bandit.http.routes import ENGINE, GROUP, LIMIT, MAX_BODY, METRICS, OPENAPI, add_routes
+from bandit.http.routes import (
+    ADDRESS_LIMIT,
+    ENGINE,
+    GROUP,
+    LIMIT,
+    MAX_BODY,
+    METRICS,
+    OPENAPI,
+    PROXIES,
+    add_routes,
+)
 from bandit.http.serving import VisitorLimit, run_site
 
 
@@ -42,7 +52,12 @@ def make_app(node, *, token: str | None = None, max_body: int | None = None, tra
     app = web.Application(client_max_size=max_body + 1)
     app[ENGINE], app[TOKEN], app[MAX_BODY] = node, token, max_body
     app[preview.KEY] = preview.key_of(token)
-    app[LIMIT] = VisitorLimit(config.server.visitor_rate, config.server.visitor_burst)
+    server = config.server
+    app[LIMIT] = VisitorLimit(server.visitor_rate, server.visitor_burst)
+    app[ADDRESS_LIMIT] = VisitorLimit(server.address_rate, server.address_burst, field="address",
+                                      what="requests from this address")
+    app[PROXIES] = frozenset(server.trusted_proxies)
+    app[trust.SIGNING_KEY] = trust.signing_key(token)
     if bus is None:
         group, routes, background = one_process(app, node, trainer)
         title = f"cartwheel: {config.name}"

@@ -28,7 +28,7 @@ from bandit.domain.errors import (
     UnknownEventError,
     UnsupportedMediaError,
 )
-from bandit.http import api, preview
+from bandit.http import api, preview, trust
 from bandit.http.auth import TOKEN, bearer_authorized
 from bandit.http.metrics import RequestMetrics
 from bandit.http.responses import error_response
@@ -42,6 +42,8 @@ MAX_BODY = web.AppKey("max_body", int)
 OPENAPI = web.AppKey("openapi", bytes)
 REPORT = web.AppKey("report", object)
 LIMIT = web.AppKey("limit", object)
+ADDRESS_LIMIT = web.AppKey("address_limit", object)
+PROXIES = web.AppKey("proxies", frozenset)
 TRAINER = web.AppKey("trainer", object)
 ROUTES = web.AppKey("routes", tuple)  # the role's (method, path, handler) triples
 DECIDING = ("/v1/decide", "/v1/outcome", "/v1/activate")
@@ -78,6 +80,10 @@ def _guarded(endpoint: str, handler):
         except RateLimitedError as exc:
             response = error_response(429, exc.code, exc.message, exc.field,
                               {"Retry-After": str(exc.retry_after)})
+        except trust.UnsignedError as exc:
+            response = error_response(401, exc.code, exc.message, exc.field)
+        except trust.ForbiddenFieldError as exc:
+            response = error_response(403, exc.code, exc.message, exc.field)
         except UnknownEventError as exc:
             response = error_response(404, exc.code, exc.message, exc.field)
         except ClosedEventError as exc:
@@ -121,10 +127,23 @@ async def _body(request: web.Request) -> bytes:
     return await request.read()
 
 
+def _trusted(request: web.Request) -> bool:
+    """The shop's backend (the bearer token), or anyone when the shop runs without one
+    (``--no-auth``); pages are untrusted (:mod:`bandit.http.trust`)."""
+    token = request.app[TOKEN]
+    trusted = token is None or bearer_authorized(request, token)
+    if not trusted:
+        request.app[ADDRESS_LIMIT].check(trust.client_address(request, request.app[PROXIES]),
+                                         time.monotonic())
+    return trusted
+
+
 async def decide(request: web.Request) -> web.Response:
     req = api.decode_decide(await _body(request))
+    config = request.app[ENGINE].config
+    trust.check_decide(config, request.app[trust.SIGNING_KEY], _trusted(request), req)
     if req.preview is not None:  # a preview link: the chosen action, nothing logged
-        answer = preview.decision(request.app[ENGINE].config, request.app[preview.KEY], req)
+        answer = preview.decision(config, request.app[preview.KEY], req)
         return web.Response(content_type="application/json", body=api.encode(answer))
     if isinstance(req.visitor_id, str):  # a bad id is the engine's to refuse (400)
         request.app[LIMIT].check(req.visitor_id, time.monotonic())
@@ -164,6 +183,8 @@ async def outcome(request: web.Request) -> web.Response:
 async def activate(request: web.Request) -> web.Response:
     """A page showed a deferred decision (open like decide: pages call it)."""
     req = api.decode_activate(await _body(request))
+    trust.check_activate(request.app[ENGINE].config, request.app[trust.SIGNING_KEY],
+                         _trusted(request), req)
     status = await request.app[GROUP].activate(req)
     request.app[METRICS].activations.labels(status).inc()
     return web.Response(content_type="application/json",

@@ -224,8 +224,10 @@ class VisitorLimit:
     (0.0, 0.0)
     """
 
-    def __init__(self, rate: float, burst: int, max_visitors: int = 100_000):
+    def __init__(self, rate: float, burst: int, max_visitors: int = 100_000,
+                 field: str = "visitor_id", what: str = "decisions for this visitor_id"):
         self.rate, self.burst, self.max_visitors = float(rate), float(burst), max_visitors
+        self.field, self.what = field, what  # what the 429 names
         self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()  # tokens, time
 
     def admit(self, visitor_id: str, now: float) -> float:
@@ -242,12 +244,12 @@ class VisitorLimit:
         return wait
 
     def check(self, visitor_id: str, now: float) -> None:
-        """Raise :class:`RateLimitedError` (429) when ``visitor_id`` must wait."""
+        """Raise :class:`RateLimitedError` (429) when ``visitor_id`` (or whatever the limit
+        is keyed by: a client address) must wait."""
         wait = self.admit(visitor_id, now)
         if wait:
-            raise RateLimitedError(f"too many decisions for this visitor_id; retry in "
-                                   f"{math.ceil(wait)} s", field="visitor_id",
-                                   retry_after=math.ceil(wait))
+            raise RateLimitedError(f"too many {self.what}; retry in {math.ceil(wait)} s",
+                                   field=self.field, retry_after=math.ceil(wait))
 
 
 class LoopLag:

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import secrets
 import socket
+import time
 import urllib.error
 import urllib.request
 from importlib import resources
@@ -49,16 +53,41 @@ def send_order(cartwheel: str, token: str, visitor_id: str, order_id: str, total
 # -------------------------------------------------------------------------------------------
 
 
-def page(name: str, options) -> web.Response:
-    """A page of the shop, with the script tag of the chosen mode."""
+# --- signed requests (a shop with [server] signed_requests = true) -------------------------
+def sign_visitor(token: str, visitor_id: str, trusted: dict, ttl_s: float = 3600.0) -> str:
+    """The token a page hands the script (data-token): the visitor id and the context the
+    shop vouches for, signed with a key derived from the shop's token."""
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    key = hmac.new(token.encode(), b"cartwheel signed requests", hashlib.sha256).digest()
+    payload = b64(json.dumps({"v": visitor_id, "c": trusted, "exp": time.time() + ttl_s},
+                             sort_keys=True, separators=(",", ":")).encode())
+    return payload + "." + b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+# -------------------------------------------------------------------------------------------
+
+
+def page(request: web.Request, name: str, options) -> web.Response:
+    """A page of the shop, with the script tag of the chosen mode. Signed mode: the backend
+    sets the visitor's cookie itself and renders a token vouching for it (and for where the
+    visitor came from, which a page could claim falsely)."""
     html = (HERE / "pages" / name).read_text()
+    extra, visitor = options.extra, None
+    if options.signed:
+        visitor = request.cookies.get("cw_vid") or secrets.token_hex(16)
+        source = "email" if request.query.get("utm_medium") == "email" else "direct"
+        signed = sign_visitor(options.token, visitor, {"traffic_source": source})
+        extra += f' data-signed="required" data-token="{signed}"'
     if options.hosted:
         tag = (f'<script src="/js/cartwheel.js" data-endpoint="{options.cartwheel}"'
-               f'{options.extra}></script>')
+               f'{extra}></script>')
     else:
-        tag = f'<script src="{options.cartwheel}/v1/client.js"{options.extra}></script>'
-    return web.Response(text=html.replace("<!--CARTWHEEL-->", tag), content_type="text/html",
-                        headers={"Cache-Control": "no-store"})
+        tag = f'<script src="{options.cartwheel}/v1/client.js"{extra}></script>'
+    response = web.Response(text=html.replace("<!--CARTWHEEL-->", tag), content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
+    if visitor is not None:
+        response.set_cookie("cw_vid", visitor, max_age=30 * 86400, samesite="Lax", path="/")
+    return response
 
 
 def make_app(options) -> web.Application:
@@ -66,10 +95,10 @@ def make_app(options) -> web.Application:
     client = resources.files("bandit.http").joinpath("assets", "client.js").read_bytes()
 
     async def product(request):
-        return page("product.html", options)
+        return page(request, "product.html", options)
 
     async def cart(request):
-        return page("cart.html", options)
+        return page(request, "cart.html", options)
 
     async def script(request):  # the shop's own copy of the client (--hosted)
         return web.Response(body=client, content_type="application/javascript")
@@ -133,6 +162,9 @@ def main(argv=None) -> None:
     parser.add_argument("--token-file", default="cartwheel-storefront-data/token")
     parser.add_argument("--hosted", action="store_true")
     parser.add_argument("--consent-required", action="store_true")
+    parser.add_argument("--signed", action="store_true",
+                        help="sign each visitor's requests (cartwheel with [server] "
+                             "signed_requests = true)")
     parser.add_argument("--timeout", type=int, default=300, help="decide's timeout, ms")
     options = parser.parse_args(argv)
     options.cartwheel = options.cartwheel.rstrip("/")

@@ -127,9 +127,13 @@ def farewell_snapshot(farewell: str) -> tuple[int, Path] | None:
 
 
 def config_file(tmp_path: Path, **sections) -> Path:
-    """Write the default shop with sections updated to a TOML file."""
+    """Write the default shop with sections updated to a TOML file.
+
+    Tests send many decisions from one address (127.0.0.1) without the token, as pages do:
+    the per-address limit is off unless a test sets it (``test_trust.py`` tests it)."""
     from engine_helpers import shop_doc
 
+    sections["server"] = {"address_rate": 0.0, **sections.get("server", {})}
     doc = shop_doc(**sections)
     path = tmp_path / "shop.toml"
     path.write_text(_toml(doc))

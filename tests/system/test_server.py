@@ -69,8 +69,9 @@ def test_outcome_needs_the_token_decide_does_not(server):
     ({"visitor_id": "v", "context": {"email": "a@b.example"}}, 400, "email"),
     ({"visitor_id": "v", "context": {"device": "a@b.example"}}, 400, "device"),
     ({"visitor_id": "v", "context": {"colour": "red"}}, 400, "colour"),
-    ({"visitor_id": "v", "context": {}, "eligible": ["free_lunch"]}, 400, "eligible"),
-    ({"visitor_id": "v", "context": {}, "eligible": []}, 400, "eligible"),
+    # a page (no token) never narrows eligibility: 403 whatever the list
+    ({"visitor_id": "v", "context": {}, "eligible": ["free_lunch"]}, 403, "eligible"),
+    ({"visitor_id": "v", "context": {}, "eligible": ["none"]}, 403, "eligible"),
     ({"visitor_id": "v", "context": {}, "extra": 1}, 400, "extra"),
     ({"visitor_id": "", "context": {}}, 400, "visitor_id"),
     (b'{"visitor_id": "v", "context": {"cart_value": 1e999}}', 400, "context"),
@@ -81,6 +82,18 @@ def test_bad_decide_requests_get_4xx_with_the_error_shape(server, body, status, 
     assert got == status
     assert set(resp["error"]) == {"code", "message", "field"} and resp["error"]["message"]
     assert resp["error"]["field"] == field
+
+
+def test_the_shops_backend_may_pass_eligible_a_page_may_not(server):
+    body = {"visitor_id": "v-trusted", "context": CTX, "eligible": ["discount_5"]}
+    status, d = server.post("/v1/decide", body, AUTH)
+    assert status == 200 and d["action"] in ("discount_5", "none")  # none: the holdout's
+    for bad in (["free_lunch"], []):
+        status, err = server.post("/v1/decide", {**body, "eligible": bad}, AUTH)
+        assert status == 400 and err["error"]["field"] == "eligible"
+    status, err = server.post("/v1/decide", body)
+    assert status == 403 and err["error"]["code"] == "forbidden"
+    assert "Authorization: Bearer" in err["error"]["message"]
 
 
 @pytest.mark.parametrize("body, field", [

@@ -69,9 +69,11 @@ class Shop:
         self.proc.wait(timeout=30)
 
 
-def start_cartwheel(tmp_path: Path, shop_url: str, port: int) -> Server:
+def start_cartwheel(tmp_path: Path, shop_url: str, port: int, signed: bool = False) -> Server:
     """cartwheel serve with the demo's shop.toml, the shop's origin allowed."""
     text = (DEMO / "shop.toml").read_text().replace('"http://localhost:8000"', f'"{shop_url}"')
+    if signed:
+        text = text.replace("signed_requests = false", "signed_requests = true")
     config = tmp_path / "shop.toml"
     config.write_text(text)
     return Server(tmp_path / "data", config, env={"CARTWHEEL_TOKEN": TOKEN},
@@ -116,10 +118,11 @@ def closed(data_dir: Path) -> dict[str, str]:
 
 
 def pair(tmp: Path, *shop_args: str) -> tuple[Shop, Server]:
-    """The demo shop and a cartwheel that allows its origin."""
+    """The demo shop and a cartwheel that allows its origin (signed requests when the shop
+    signs)."""
     port = free_port()
     shop = Shop(f"http://127.0.0.1:{port}", *shop_args)
-    return shop, start_cartwheel(tmp, shop.url, port)
+    return shop, start_cartwheel(tmp, shop.url, port, signed="--signed" in shop_args)
 
 
 @pytest.fixture(scope="module")
@@ -292,54 +295,58 @@ def test_the_guides_order_hooks_are_the_ones_that_run(live):
     assert ran >= {"python", "curl"}  # node too where it is installed (the CI machine's is)
 
 
-def test_the_guides_script_tags_are_the_demo_shops():
-    """The two script tags the guide shows are the ones the demo shop renders (cartwheel's
-    copy, and the shop's own with data-endpoint)."""
+def test_the_guides_script_tags_are_the_ones_the_demo_shop_renders(live):
+    """The two script tags the guide shows (cartwheel's copy, and the shop's own with
+    data-endpoint) are what the demo shop's pages carry, its options aside."""
+    import urllib.request
+
+    shop, srv, _ = live
     guide = (ROOT / "docs" / "integration.md").read_text()
-    shop = (DEMO / "shop.py").read_text()
-    assert '<script src="https://cw.shop.example/v1/client.js"></script>' in guide
-    assert '<script src="/js/cartwheel.js" data-endpoint="https://cw.shop.example"></script>' \
-        in guide
-    assert "f'<script src=\"{options.cartwheel}/v1/client.js\"{options.extra}></script>'" in shop
-    assert ("(f'<script src=\"/js/cartwheel.js\" data-endpoint=\"{options.cartwheel}\"'" in
-            shop)
+    hosted = Shop(srv.url, "--hosted")
+    try:
+        for url, example in (
+                (shop.url, '<script src="https://cw.shop.example/v1/client.js"></script>'),
+                (hosted.url, '<script src="/js/cartwheel.js" data-endpoint='
+                             '"https://cw.shop.example"></script>')):
+            assert example in guide
+            html = urllib.request.urlopen(url + "/", timeout=10).read().decode()
+            tag = re.search(r"<script src=[^>]*cartwheel[^>]*></script>|"
+                            r"<script src=\"[^\"]*/v1/client\.js\"[^>]*></script>", html).group(0)
+            tag = re.sub(r' data-(timeout|consent)="[^"]*"', "", tag)
+            assert tag == example.replace("https://cw.shop.example", srv.url)
+    finally:
+        hosted.stop()
 
 
-def test_a_preview_link_from_the_dashboard_shows_the_chosen_actions_and_logs_nothing(
-        live, browser):
-    shop, srv, tmp = live
-    context, page, seen = open_page(browser)
-    page.goto(srv.url + f"/login?token={TOKEN}")
-    page.wait_for_selector("#preview-create")
-    page.select_option("#preview select[data-placement=product]", "upsell_bundle")
-    page.select_option("#preview select[data-placement=cart]", "discount_10")
-    page.fill("#preview-page", shop.url + "/")
-    page.click("#preview-create")
-    link = page.get_attribute("#preview-link a", "href")
-    assert link.startswith(shop.url + "/?cw_preview=")
-    decided = srv.request("GET", "/healthz")[1]["pending_events"]
-    before = len(closed(tmp / "data"))
-    shopper = browser.new_context()
-    preview_page = shopper.new_page()
-    preview_page.goto(link)
-    ready(preview_page)
-    assert preview_page.get_attribute("#slot-product", "data-action") == "upsell_bundle"
-    preview_page.goto(shop.url + "/cart")  # the link holds for the tab's session
-    ready(preview_page)
-    assert preview_page.get_attribute("#slot-cart", "data-action") == "discount_10"
-    # nothing was logged: no decision opened, none closed
-    assert srv.request("GET", "/healthz")[1]["pending_events"] == decided
-    assert len(closed(tmp / "data")) == before
-    shopper.close()
-    # a forged or damaged token is refused (400, field preview), and previews need read access
-    status, body = srv.post("/v1/decide", {"visitor_id": "v", "placement": "cart",
-                                           "preview": link.split("=", 1)[1][:-2] + "xx"})
-    assert status == 400 and body["error"]["field"] == "preview"
-    status, _ = srv.post("/v1/preview", {"actions": {"cart": "discount_10"}}, {
-        "Content-Type": "application/json"})
-    assert status == 401
-    status, body = srv.post("/v1/preview", {"actions": {"cart": "upsell_bundle"}}, {
-        "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
-    assert status == 400 and "not decided at placement 'cart'" in body["error"]["message"]
-    assert not seen["problems"], seen["problems"]
-    context.close()
+def test_in_signed_mode_the_page_decides_with_its_token_and_a_forged_visitor_is_refused(
+        browser, tmp_path):
+    shop, srv = pair(tmp_path, "--signed")
+    try:
+        context, page, seen = open_page(browser)
+        page.goto(shop.url + "/cart?utm_medium=email")
+        ready(page)
+        assert page.get_attribute("#slot-cart", "data-state") == "decided"
+        vid = {c["name"]: c["value"] for c in context.cookies()}["cw_vid"]  # the backend's
+        (cart,) = [d for d in seen["decided"] if d["placement"] == "cart"]
+        db = sqlite3.connect(f"{(tmp_path / 'data' / 'events.sqlite3').as_uri()}?mode=ro",
+                             uri=True)
+        stored = json.loads(db.execute("SELECT context FROM decisions WHERE event_id = ?",
+                                       (cart["event_id"],)).fetchone()[0])
+        db.close()
+        assert stored["traffic_source"] == "email"  # vouched for by the backend's token
+        # the page's own script cannot decide for another visitor, nor claim a source
+        forged = page.evaluate("""async () => {
+            const token = document.querySelector('script[data-token]').dataset.token;
+            const ask = (body) => fetch(cartwheel.endpoint + '/v1/decide', {method: 'POST',
+                headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})
+                .then((r) => r.status);
+            return [await ask({visitor_id: 'someone-else', placement: 'cart', token}),
+                    await ask({visitor_id: '%s', placement: 'cart', token,
+                               context: {traffic_source: 'affiliate'}}),
+                    await ask({visitor_id: '%s', placement: 'cart'})];
+        }""" % (vid, vid))
+        assert forged == [401, 401, 401]
+        context.close()
+    finally:
+        shop.stop()
+        srv.stop()

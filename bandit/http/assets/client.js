@@ -159,7 +159,9 @@
     return new Promise(function (resolve) {
       if (!eventId) return resolve({ status: "skipped" });
       try {
-        post("/v1/activate", { event_id: eventId },
+        var body = { event_id: eventId };
+        if (options.token || settings.token) body.token = options.token || settings.token;
+        post("/v1/activate", body,
           positive(options.timeout, settings.timeout)).then(
           function (answer) { resolve({ status: answer.status }); },
           function (why) { resolve({ status: why }); });
