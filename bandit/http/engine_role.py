@@ -77,7 +77,8 @@ async def healthz(request: web.Request) -> web.Response:
     trainer = request.app.get(TRAINER)
     if trainer is not None:  # the trainer also needs the bus it reads from
         body.update(role="train", bus_offset=trainer.offset, lag_entries=trainer.backlog[0],
-                    lag_seconds=trainer.backlog[1])
+                    lag_seconds=trainer.backlog[1],
+                    dead_letters=trainer.totals.malformed)
         if healthy and trainer.bus_error is not None:
             healthy, reason = False, trainer.bus_error
     if not healthy:

@@ -12,6 +12,8 @@ Keys, all under ``cartwheel:<shop>:`` (docs/architecture.md, "Scale-out"):
 * ``snapshot`` (hash: ``version``, ``meta``, ``state``) and the ``snapshots`` channel: the
   trainer's newest model; replicas subscribe and also poll (pub/sub drops messages while a
   subscriber is disconnected).
+* ``dead`` (stream): the records the trainer refused (fields ``entry``, ``kind``,
+  ``reason``, ``record``: :mod:`bandit.scaleout.checks`), the newest ``DEAD_LETTERS_KEPT``.
 * ``spend`` (hash: ``day_start``, ``spent``, ``pacing``): today's incentive spend, written by
   the trainer from the events it closed, and the budget's pacing price (JSON of
   :class:`bandit.core.pacing.PacingPrice`; empty without pacing).
@@ -32,6 +34,8 @@ from redis.exceptions import RedisError
 from bandit.domain.errors import BusConfigError, BusUnavailableError
 
 DEFAULT_TIMEOUT_S = 0.5
+#: the dead-letter stream keeps about this many records (the newest)
+DEAD_LETTERS_KEPT = 10_000
 
 
 class RedisBus:
@@ -55,6 +59,7 @@ class RedisBus:
         self.log_key, self.shared_key = prefix + "log", prefix + "shared"
         self.snapshot_key, self.channel = prefix + "snapshot", prefix + "snapshots"
         self.spend_key, self.cap_prefix = prefix + "spend", prefix + "cap:"
+        self.dead_key = prefix + "dead"
         self._pubsub = None  # subscribed on the first wait_for_snapshot
 
     async def _call(self, what: str, awaitable):
@@ -140,6 +145,22 @@ class RedisBus:
         got = await self._call("read", self.redis.xread({self.log_key: after}, count=count,
                                                         block=block_ms))
         return [(i.decode(), f[b"e"]) for _, entries in got for i, f in entries]
+
+    async def dead_letter(self, letters) -> None:
+        """Put refused records (:class:`bandit.scaleout.checks.DeadLetter`) on the dead-letter
+        stream, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for letter in letters:
+                pipe.xadd(self.dead_key, {"entry": letter.entry_id, "kind": letter.kind,
+                                          "reason": letter.reason, "record": letter.record},
+                          maxlen=DEAD_LETTERS_KEPT, approximate=True)
+            await self._call("dead letter", pipe.execute())
+
+    async def dead_letters(self, count: int = 100) -> list[dict]:
+        """The newest dead letters, newest first (for people and tests)."""
+        got = await self._call("dead letters", self.redis.xrevrange(self.dead_key,
+                                                                    count=count))
+        return [{k.decode(): v for k, v in fields.items()} for _, fields in got]
 
     async def trim(self, upto: str) -> int:
         """Drop entries before id ``upto`` (the trainer has committed them)."""

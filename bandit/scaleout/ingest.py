@@ -3,7 +3,9 @@
 :class:`Ingester` is the trainer's part beside its :class:`bandit.core.engine.Engine`
 (docs/architecture.md, "Scale-out"): it holds the engine and feeds it. A batch of bus entries is one request group of the engine: the decisions go into
 the store as the engine's own would (``INSERT`` of the ones not seen before: a repeated entry
-is harmless), activations and outcomes (by event or by visitor) go through the same joiner, and the stream offset of the last entry is
+is harmless), activations and outcomes (by event or by visitor) go through the same joiner,
+after every record passed the checks of :mod:`bandit.scaleout.checks` (one that did not is a
+dead letter, and ingest goes on), and the stream offset of the last entry is
 written in the same transaction, so that after a crash the trainer reads on exactly where its
 store ends. The joiner, learning and snapshots then run unchanged.
 """
@@ -14,12 +16,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-import msgspec
-
 from bandit.core.joiner import learnable
 from bandit.domain.errors import ClosedEventError, UnknownEventError
 from bandit.domain.records import LoggedEvent
-from bandit.scaleout.records import BusActivation, BusDecision, BusOutcome, decode_entry
+from bandit.scaleout.checks import Screened, screen
+from bandit.scaleout.records import BusActivation, BusDecision, BusOutcome
 
 log = logging.getLogger("cartwheel.trainer")
 OFFSET_KEY = "bus_offset"
@@ -32,7 +33,7 @@ class IngestCounts:
     entries: int = 0
     decisions: int = 0
     duplicates: int = 0  # decisions or outcomes seen before (a repeated append)
-    malformed: int = 0  # entries or records this trainer cannot read (logged, passed over)
+    malformed: int = 0  # entries or records refused by the checks (dead letters)
     outcomes: Counter = field(default_factory=Counter)  # by status or error code
     activations: Counter = field(default_factory=Counter)  # by status or error code
 
@@ -48,24 +49,30 @@ class Ingester:
         """Id of the last bus entry the store holds ("0-0": none)."""
         return self.engine.store.get_meta(OFFSET_KEY) or "0-0"
 
+    def screen(self, entries: list[tuple[str, bytes]], now: float | None = None) -> Screened:
+        """Decode and check ``entries`` (:func:`bandit.scaleout.checks.screen`): what may be
+        ingested, and the dead letters."""
+        engine = self.engine
+        return screen(entries, engine.config, engine.space,
+                      engine.clock() if now is None else now)
+
     def ingest(self, entries: list[tuple[str, bytes]]) -> IngestCounts:
-        """Store and learn ``(entry id, bytes)`` entries, in order, as one committed group
-        (raises :class:`~bandit.domain.errors.StorageError` after rolling all of it back)."""
-        counts = IngestCounts(entries=len(entries))
-        if not entries:
+        """Check, store and learn ``(entry id, bytes)`` entries, in order, as one committed
+        group (raises :class:`~bandit.domain.errors.StorageError` after rolling all of it
+        back); refused records are counted (``malformed``), not stored."""
+        return self.ingest_screened(self.screen(entries), entries[-1][0] if entries else None)
+
+    def ingest_screened(self, screened: Screened, last_id: str | None) -> IngestCounts:
+        """Store and learn what passed the checks, and the offset ``last_id`` (the last entry
+        read: refused ones are read too), as one committed group."""
+        counts = IngestCounts(entries=len(screened.entries), malformed=len(screened.dead))
+        if last_id is None:
             return counts
         engine = self.engine
         engine.begin_group()
         try:
             run: list[BusDecision] = []
-            for entry_id, raw in entries:
-                try:
-                    entry = decode_entry(raw)
-                except msgspec.DecodeError as exc:
-                    counts.malformed += 1
-                    log.error("bus entry %s is not a cartwheel entry (%s); passed over",
-                              entry_id, exc)
-                    continue
+            for _, entry in screened.entries:
                 run.extend(entry.decisions)
                 if entry.outcomes or entry.activations:  # for decisions of earlier entries
                     self._ingest_decisions(run, counts)
@@ -75,7 +82,7 @@ class Ingester:
                     for outcome in entry.outcomes:
                         self._ingest_outcome(outcome, counts)
             self._ingest_decisions(run, counts)
-            engine.store.set_meta(OFFSET_KEY, entries[-1][0])
+            engine.store.set_meta(OFFSET_KEY, last_id)
         except Exception as exc:
             engine.rollback(exc)
             raise
@@ -88,14 +95,9 @@ class Ingester:
         engine = self.engine
         known = engine.store.known_event_ids([d.event_id for d in decisions])
         fresh = []
-        for d in decisions:
+        for d in decisions:  # checked already (bandit.scaleout.checks)
             if d.event_id in known:
                 counts.duplicates += 1
-            elif d.placement not in engine.keepers or not (
-                    {d.action, *d.eligible} <= set(engine.config.placement(d.placement).actions)):
-                counts.malformed += 1
-                log.error("decision %s names a placement or action this config lacks; passed "
-                          "over", d.event_id)
             else:
                 known.add(d.event_id)
                 fresh.append(d)
@@ -125,9 +127,6 @@ class Ingester:
         counts.activations[status] += 1
 
     def _ingest_outcome(self, o: BusOutcome, counts: IngestCounts) -> None:
-        if not 0 <= o.order_value <= self.engine.config.objective.max_order_value:
-            counts.malformed += 1
-            return
         redeemed = None if o.redeemed is None else frozenset(o.redeemed)
         try:
             if o.visitor_hash is not None:

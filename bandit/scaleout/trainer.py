@@ -63,7 +63,13 @@ class Trainer:
         entries = await self.bus.read(self.offset, self.batch, block_ms)
         engine = self.engine
         if entries:
-            counts = self.ingester.ingest(entries)
+            screened = self.ingester.screen(entries)
+            if screened.dead:  # on the dead-letter stream before the offset moves past them
+                for letter in screened.dead:
+                    log.error("bus entry %s: %s refused: %s", letter.entry_id, letter.kind,
+                              letter.reason)
+                await self.bus.dead_letter(screened.dead)
+            counts = self.ingester.ingest_screened(screened, entries[-1][0])
             self.offset = entries[-1][0]
             self._count(counts)
         now = engine.clock()
@@ -138,8 +144,9 @@ class TrainerMetrics:
                                registry=registry)
         self.duplicates = Counter("cartwheel_trainer_duplicates", "Decisions and outcomes "
                                   "dropped as already ingested", registry=registry)
-        self.malformed = Counter("cartwheel_trainer_malformed", "Bus entries or records passed "
-                                 "over as unreadable", registry=registry)
+        self.malformed = Counter("cartwheel_trainer_malformed", "Bus entries or records "
+                                 "refused by the checks (on the dead-letter stream)",
+                                 registry=registry)
         self.outcomes = Counter("cartwheel_trainer_outcomes", "Outcomes ingested, by status "
                                 "(recorded, duplicate, unknown_event, event_closed, "
                                 "window_closed, outcome_id_conflict)", ["status"],
