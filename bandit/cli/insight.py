@@ -96,7 +96,7 @@ def segments(args) -> int:
     if args.write_rules:
         if result.status != "ok":
             raise CartwheelError(f"no rules to write: {result.reason}")
-        text = rules_toml(result, args.segment)
+        text = rules_toml(result, args.segment, force=args.force)
         Path(args.write_rules).write_text(text)
         count = text.count("[[rules]]")
         print(f"wrote {count} rule{'s' * (count != 1)} to {args.write_rules}" + (

@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "those whose uplift interval lies above zero)")
     seg.add_argument("--segment", type=int, action="append", metavar="N",
                      help="with --write-rules: write segment N (as listed; repeatable)")
+    seg.add_argument("--force", action="store_true",
+                     help="with --write-rules: write a segment whose interval is not above "
+                          "zero, or that has few data (refused otherwise)")
     seg.set_defaults(func=commands_insight.segments)
 
     pol = sub.add_parser("policies", help="list the registered policies and their parameters")

@@ -294,19 +294,41 @@ def find(data, probabilities: np.ndarray, space, control: str, *, depth: int = D
                     model_version)
 
 
-def rules_toml(segments: Segments, chosen: list[int] | None = None) -> str:
+def unsafe(segment: Segment, control: str) -> str | None:
+    """Why freezing ``segment`` as a rule would be a guess (None: its uplift interval lies
+    above zero, on enough data, for an action other than the control)."""
+    u = segment.uplift
+    if segment.action == control:
+        return f"it prefers the control ({control}): a rule would change nothing"
+    if not u.reliable:
+        return (f"it has too few data ({u.rows:,} rows) for its interval to be trusted "
+                "(few data)")
+    if u.lower is None or u.lower <= 0:
+        return (f"its uplift interval [{_bound(u.lower)}, {_bound(u.upper)}] is not above "
+                "zero: the segment may lose money under the rule")
+    return None
+
+
+def rules_toml(segments: Segments, chosen: list[int] | None = None,
+               force: bool = False) -> str:
     """``[[rules]]`` tables forcing each chosen segment's action (1-based indices; default:
-    every segment whose uplift interval lies above zero and whose action is not the control)."""
+    every segment :func:`unsafe` finds nothing against). A chosen segment that is unsafe is
+    refused (ValueError saying why, in one line) unless ``force``."""
     picked = (chosen if chosen is not None else
-              [i for i, s in enumerate(segments.segments, 1) if s.uplift.lower is not None
-               and s.uplift.lower > 0 and s.action != segments.control])
+              [i for i, s in enumerate(segments.segments, 1)
+               if unsafe(s, segments.control) is None])
+    for i in picked:
+        if not 1 <= i <= len(segments.segments):
+            raise ValueError(f"segment {i} does not exist (1..{len(segments.segments)})")
+        why = unsafe(segments.segments[i - 1], segments.control)
+        if why is not None and not force:
+            raise ValueError(f"segment {i} is not written: {why}; add --force to write it "
+                             "anyway")
     lines = ["# Learned segments frozen as rules (cartwheel segments --write-rules).",
              "# Append to the shop's config (cat this >> shop.toml): each visitor of a segment",
              "# then gets its action outright (p = 1, not randomized: the learner stops",
              "# exploring there). A visitor missing a key of a condition is not matched.", ""]
     for i in picked:
-        if not 1 <= i <= len(segments.segments):
-            raise ValueError(f"segment {i} does not exist (1..{len(segments.segments)})")
         s = segments.segments[i - 1]
         u = s.uplift
         lines += [f"# segment {i}: {s.share:.1%} of traffic; uplift over {s.versus} "

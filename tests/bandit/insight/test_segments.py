@@ -117,7 +117,7 @@ def test_written_rules_load_back_and_force_the_segments_actions(tmp_path):
     result = find(data, _oracle(WORLD, batch), WORLD.space, CONTROL, depth=2)
     chosen = [i for i, s in enumerate(result.segments, 1) if s.action != CONTROL][:2]
     assert chosen
-    text = rules_toml(result, chosen)
+    text = rules_toml(result, chosen, force=True)  # what they force, safe or not
     import tomllib
 
     rules = tomllib.loads(text)["rules"]
@@ -171,13 +171,27 @@ def test_the_segments_command_on_a_data_dir_and_on_an_exported_log(tmp_path, cap
     assert "snapshot, model version" in capsys.readouterr().out
     log = tmp_path / "log.jsonl"
     assert main(["export", "--data-dir", str(tmp_path / "data"), *base, "--out", str(log)]) == 0
-    assert main(["segments", "--log", str(log), *base, "--depth", "2", "--segment", "1",
-                 "--write-rules", str(tmp_path / "rules.toml"),
+    assert main(["segments", "--log", str(log), *base, "--depth", "2",
                  "--json", str(tmp_path / "replayed.json")]) == 0
-    out = capsys.readouterr().out
-    assert "trained by replay" in out and "wrote 1 rule to" in out
+    assert "trained by replay" in capsys.readouterr().out
     replayed = json.loads((tmp_path / "replayed.json").read_text())
     assert replayed["depth"] == 2 and len(replayed["segments"]) <= 4
+    # a segment whose interval is not above zero (or with few data) is refused in one line,
+    # and written only with --force
+    first = replayed["segments"][0]["uplift"]
+    safe = (first["lower"] is not None and first["lower"] > 0 and first["reliable"]
+            and replayed["segments"][0]["action"] != replayed["control"])
+    write = ["segments", "--log", str(log), *base, "--depth", "2", "--segment", "1",
+             "--write-rules", str(tmp_path / "rules.toml")]
+    if not safe:
+        assert main(write) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]  # after the log's summary
+        assert err.startswith("cartwheel segments: error: segment 1 is not written")
+        assert err.endswith("add --force to write it anyway")
+        assert not (tmp_path / "rules.toml").exists()
+        write.append("--force")
+    assert main(write) == 0
+    assert "wrote 1 rule to" in capsys.readouterr().out
     rules = tomllib.loads((tmp_path / "rules.toml").read_text())["rules"]
     parse_config({**shop_doc(), "rules": rules}, source="shop.toml")
     assert rules[0]["then"]["force"] == replayed["segments"][0]["action"]
@@ -255,5 +269,24 @@ def test_segments_and_their_rules_work_for_any_shop_schema(n_actions, kinds, tmp
     covered = sum(members(s.conditions, Z, columns).astype(int) for s in result.segments)
     assert (covered == 1).all()
     chosen = list(range(1, len(result.segments) + 1))
-    rules = tomllib.loads(rules_toml(result, chosen))["rules"]
+    rules = tomllib.loads(rules_toml(result, chosen, force=True))["rules"]
     assert len(parse_config({**doc, "rules": rules}, source="odd.toml").rules) == len(chosen)
+
+
+def test_rules_are_written_only_for_segments_that_win_on_enough_data():
+    from dataclasses import replace
+
+    data, batch = _log(4000, 5)
+    result = find(data, _oracle(WORLD, batch), WORLD.space, CONTROL, depth=2)
+    seg = next(s for s in result.segments if s.action != CONTROL)
+    win = replace(seg, uplift=replace(seg.uplift, lower=0.5, upper=1.5, reliable=True))
+    lose = replace(seg, uplift=replace(seg.uplift, lower=-2.0, upper=-0.5, reliable=True))
+    few = replace(win, uplift=replace(win.uplift, reliable=False))
+    control = replace(win, action=CONTROL)
+    shop = replace(result, segments=(win, lose, few, control))
+    assert rules_toml(shop).count("[[rules]]") == 1  # by default: the winner only
+    assert rules_toml(shop, [1]).count("[[rules]]") == 1
+    for i, why in ((2, "is not above zero"), (3, "too few data"), (4, "prefers the control")):
+        with pytest.raises(ValueError, match=f"segment {i} is not written: .*{why}"):
+            rules_toml(shop, [i])
+        assert rules_toml(shop, [i], force=True).count("[[rules]]") == 1
