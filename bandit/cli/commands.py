@@ -162,6 +162,7 @@ def replay(args) -> int:
                                           "ignore" if args.ignore_unknown_keys else "refuse",
                                           placement.id)
     print(report.summary(), file=sys.stderr)
+    report.require_final()
     snapshots = []
     for directory in args.snapshot or []:
         snap = latest_snapshot(directory)
@@ -220,16 +221,21 @@ def export(args) -> int:
         need("pyarrow")
     config = load_config(args.config)
     placement = None if args.placement is None else config.placement(args.placement).id
+    if fmt == "dsjson" and args.include_open:
+        raise CartwheelError("DSJSON has no field to mark a decision open: export open "
+                             "decisions as .jsonl or .parquet")
     if fmt == "dsjson" and placement is None and config.declares_placements:
         raise CartwheelError("DSJSON has no field for the placement: export one placement "
                              f"at a time with --placement (this shop's: "
                              f"{list(config.placement_ids)})")
     data, report = read_log_with_progress(args.data_dir, config, "sqlite", "refuse",
-                                          placement)
+                                          placement, include_open=args.include_open)
     print(report.summary(), file=sys.stderr)
     rows = write_log(data, out, fmt)
     at = "" if placement is None else f" at placement {placement}"
-    print(f"wrote {rows:,} closed decisions{at} to {out} ({fmt})")
+    opened = 0 if data.open is None else int(data.open.sum())
+    print(f"wrote {rows:,} decisions{at} to {out} ({fmt}): {rows - opened:,} final"
+          + (f", {opened:,} still inside their window (marked open)" if opened else ""))
     return 0
 
 
@@ -264,6 +270,9 @@ def report(args) -> int:
     report = build_report(store, config.objective.margin, alpha=args.alpha,
                           spend=SpendTracker(store, config.budget),
                           placements=config.placement_ids)
+    if report.actions_left_out:
+        print(f"per-action KPIs: {report.actions_left_out:,} decisions whose attribution window "
+              "had not passed at the last expiry are left out (their outcome is not final)\n")
     # groups per visitor (the unit of the holdout's randomization), actions per decision
     tables = [("group", report.groups, "visitors", "visitor"),
               ("action", report.actions, None, "decision")]

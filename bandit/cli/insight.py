@@ -42,6 +42,7 @@ def compute(args, config):
                                               "ignore" if args.ignore_unknown_keys else "refuse",
                                               placement.id)
         print(loaded.summary(), file=sys.stderr)
+        loaded.require_final()
         policy, ids = segments_source.trained_by_replay(config, data, seed=args.seed,
                                                         spec=placement.spec)
         return segments_source.for_data(config, data, policy, ids, depth=args.depth,

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--data-dir", default="cartwheel-data", help="the engine's data dir")
     exp.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
     exp.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    exp.add_argument("--include-open", action="store_true",
+                     help="also write the decisions still inside their attribution window, "
+                          "marked \"open\": true (readers leave them out of estimates)")
     exp.add_argument("--placement", metavar="ID",
                      help="only the decisions made at this placement, over its actions "
                           "(default: every placement, each row naming its own)")

@@ -10,11 +10,12 @@ from tqdm import tqdm
 from bandit.store.logread import count_rows, read_log
 
 
-def read_log_with_progress(path, config, fmt, unknown_keys, placement=None):
+def read_log_with_progress(path, config, fmt, unknown_keys, placement=None,
+                           include_open=False):
     """read_log with a progress bar and ETA on the terminal (large logs take a while)."""
     if not Path(path).exists():
         raise FileNotFoundError(2, "no such log", str(path))
     with tqdm(total=count_rows(path, fmt), unit="row", unit_scale=True, desc="reading log",
               file=sys.stderr, disable=None, leave=False) as bar:
         return read_log(path, config, fmt, unknown_keys=unknown_keys, progress=bar.update,
-                        placement=placement)
+                        placement=placement, include_open=include_open)

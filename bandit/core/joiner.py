@@ -180,6 +180,9 @@ class Joiner:
                 break
             after = batch[-1][0].seq  # everything open and expired up to here is closed now
         self._advance_watermark()
+        # decisions made before the cutoff and closed have a final outcome (the report's
+        # per-action KPIs count only those: bandit.store.aggregates, final_totals)
+        self.store.mark_final(min(upto, self._watermark))
         return total
 
     def checkpoint(self) -> tuple[int, int]:

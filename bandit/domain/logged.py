@@ -38,6 +38,9 @@ class LoggedData:
     contexts: list | None = field(default=None, repr=False)
     #: where each decision was made (placement ids), when the log says
     placements: np.ndarray | None = field(default=None, repr=False)
+    #: True for a decision still inside its attribution window (its reward is what is known
+    #: so far, not final): only ever read with ``include_open``, never for estimates
+    open: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -50,7 +53,8 @@ class LoggedData:
                           self.propensities[idx], self.rewards[idx], self.randomized[idx],
                           self.ts[idx], None if self.contexts is None
                           else [self.contexts[i] for i in idx],
-                          None if self.placements is None else self.placements[idx])
+                          None if self.placements is None else self.placements[idx],
+                          None if self.open is None else self.open[idx])
 
     def evaluable(self) -> "LoggedData":
         """Only randomized decisions: forced ones carry no information about other actions."""

@@ -75,6 +75,9 @@ class Report:
     #: per placement id (every configured one, also before any data): ``{"actions": KPIs per
     #: action}`` of the decisions made there
     placements: dict | None = None
+    #: decisions left out of the per-action KPIs: their outcome is not final yet (inside their
+    #: attribution window at the last expiry; with ``final_only``)
+    actions_left_out: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,12 +150,16 @@ def moments(store, margin: float) -> dict[str, Moments]:
             for key, count, *sums in store.aggregates.group_moments(margin)}
 
 
-def action_kpis(store, margin: float, placement: str | None = None) -> dict[str, dict]:
-    """KPIs per action over all its decisions (at one ``placement``, or all), treatment and
-    holdout (the control's holdout decisions included): per decision, the unit an action is
-    drawn for (an order sent by visitor id converts each decision it closed)."""
+def action_kpis(store, margin: float, placement: str | None = None,
+                final_only: bool = True) -> dict[str, dict]:
+    """KPIs per action over its decisions (at one ``placement``, or all; only those whose
+    outcome is final unless ``final_only`` is false), treatment and holdout (the control's
+    holdout decisions included): per decision, the unit an action is drawn for (an order sent
+    by visitor id converts each decision it closed)."""
     sums: dict[str, Sums] = {}
-    for _, action, *row in store.aggregates.action_sums(placement):
+    rows = (store.aggregates.final_action_sums(placement) if final_only
+            else store.aggregates.action_sums(placement))
+    for _, action, *row in rows:
         sums.setdefault(action, Sums()).add(*row)
     return {a: s.kpis(margin) for a, s in sorted(sums.items())}
 
@@ -161,7 +168,9 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
                  now: float | None = None, placements=()) -> Report:
     """Compute the report from an :class:`~bandit.store.EventStore` (``spend``: the engine's
     :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend; ``placements``:
-    the shop's placement ids, reported also before any decision was made there).
+    the shop's placement ids, reported also before any decision was made there). The
+    per-action KPIs count only decisions whose outcome is final (censoring: a young
+    decision's early conversion must not count before its neighbours' non-conversions).
 
     Every figure is read from the store's incrementally kept aggregates
     (:mod:`bandit.store_aggregates`), so the cost is O(groups + actions + hours shown),
@@ -182,9 +191,12 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         for kpi, y, x, yx in (("conversion_rate", "c", "n", "cn"), ("aov", "r", "c", "rc")):
             rt, rh, diff, lo, hi = ratio_interval(t, h, y, x, yx, alpha)
             uplift.append(Uplift(kpi, rt, rh, diff, lo, hi, diff / rh if rh else None, "delta"))
+    actions = action_kpis(store, margin)
+    left_out = (sum(k["decisions"] for k in action_kpis(store, margin, final_only=False)
+                    .values()) - sum(k["decisions"] for k in actions.values()))
     return with_spend(Report(
         groups={g: asdict(m.kpis()) for g, m in groups.items()},
-        actions=action_kpis(store, margin),
+        actions=actions, actions_left_out=left_out,
         uplift=tuple(asdict(u) for u in uplift), pending_events=store.open_count(),
         confidence=1 - alpha, generated_at=time.time(),
         timeline=timeline(store, margin, alpha),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from bandit.core.model import make_policy
+from bandit.domain.errors import CartwheelError
 from bandit.insight import segments
 
 #: the newest decisions a segment summary looks at (recent traffic; a bounded cost)
@@ -68,8 +69,12 @@ def for_store(config, store_path, policy, policy_ids, *, tail: int = TAIL,
     from bandit.store.logread import read_log
 
     try:
-        data, _ = read_log(store_path, config, "sqlite", unknown_keys="ignore", tail=tail,
-                           placement=placement)
-    except ValueError:  # nothing closed yet (read_log refuses a log without a usable row)
+        data, loaded = read_log(store_path, config, "sqlite", unknown_keys="ignore", tail=tail,
+                                placement=placement)
+    except ValueError:  # nothing final yet (read_log refuses a log without a usable row)
         return for_data(config, [], policy, policy_ids, **kw)
+    try:
+        loaded.require_final()
+    except CartwheelError as exc:  # a young log: its segments would be made of conversions
+        return segments.unavailable(exc.message, model_version=kw.get("model_version"))
     return for_data(config, data, policy, policy_ids, **kw)

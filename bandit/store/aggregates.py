@@ -18,6 +18,11 @@ aggregates"):
 * ``action_totals(grp, placement, action, decisions, conversions, revenue, cost, rr, kk, rk)``:
   per placement and action, per-decision sums (an action is drawn per decision, so a decision
   is its unit; an order closing decisions at two placements converts both);
+* ``final_totals(grp, placement, action, <the same sums>)``: ``action_totals`` of the decisions
+  whose outcome is final (their attribution window has passed and they are closed), folded as
+  expiry moves its final watermark (:meth:`EventStore.mark_final`), so the report's per-action
+  KPIs never count a young decision's early conversion before its neighbours' non-conversions
+  (censoring; docs/offline-evaluation.md);
 * ``hourly(hour, grp, placement, action, <the same sums>)``: per hour of the *decision*
   (``floor(ts / 3600)``), for uplift over time and the action mix.
 
@@ -34,8 +39,11 @@ import sqlite3
 
 #: meta key whose presence says the aggregates are installed and filled
 META_KEY = "aggregates"
-#: 2: per placement, and orders by visitor counted once (a version-1 store is folded again)
-VERSION = "2"
+#: 3: per placement, orders by visitor counted once, final totals (an older store is folded
+#: again)
+VERSION = "3"
+#: meta key: the decisions seq up to which ``final_totals`` holds the log
+FINAL_KEY = "aggregates_final"
 #: meta key: "decisions_seq closed_seq" up to which the log is folded into the aggregates
 FOLDED_KEY = "aggregates_folded"
 
@@ -52,6 +60,9 @@ CREATE TABLE IF NOT EXISTS moment_totals (
     nn REAL NOT NULL, cc REAL NOT NULL, rr REAL NOT NULL, kk REAL NOT NULL, rk REAL NOT NULL,
     cn REAL NOT NULL, rc REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS action_totals (
+    grp TEXT NOT NULL, placement TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
+    PRIMARY KEY (grp, placement, action)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS final_totals (
     grp TEXT NOT NULL, placement TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
     PRIMARY KEY (grp, placement, action)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hourly (
@@ -110,6 +121,34 @@ CLOSED_FOLDS = [
                                      "d.action")))]
 
 
+# decisions ``:a < seq <= :b`` became final: their sums, closed or not (one not closed yet was
+# closed by expiry in this very transaction, or closes with the default: no conversion)
+FINAL_FOLD = (
+    f"INSERT INTO final_totals SELECT d.grp, d.placement, d.action, COUNT(*), "
+    f"COALESCE(SUM(c.converted), 0), COALESCE(SUM({_R}), 0), COALESCE(SUM(c.cost), 0), "
+    f"COALESCE(SUM(({_R}) * ({_R})), 0), COALESCE(SUM(c.cost * c.cost), 0), "
+    f"COALESCE(SUM({_R} * c.cost), 0) FROM decisions d LEFT JOIN closed c "
+    "ON c.event_id = d.event_id WHERE d.seq > :a AND d.seq <= :b "
+    "GROUP BY d.grp, d.placement, d.action ON CONFLICT DO UPDATE SET "
+    "decisions = decisions + excluded.decisions, "
+    "conversions = conversions + excluded.conversions, revenue = revenue + excluded.revenue, "
+    "cost = cost + excluded.cost, rr = rr + excluded.rr, kk = kk + excluded.kk, "
+    "rk = rk + excluded.rk")
+
+
+def final_folded(db: sqlite3.Connection) -> int:
+    """The decisions seq up to which ``final_totals`` holds the log."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (FINAL_KEY,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def fold_final(execute, upto: int, into: int) -> None:
+    """Fold the decisions ``upto < seq <= into`` (now final) into ``final_totals``."""
+    if into > upto:
+        execute(FINAL_FOLD, {"a": upto, "b": into})
+        execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (FINAL_KEY, str(into)))
+
+
 def folded(db: sqlite3.Connection) -> tuple[int, int]:
     """(decisions seq, closed seq) up to which the aggregates hold the log."""
     row = db.execute("SELECT value FROM meta WHERE key = ?", (FOLDED_KEY,)).fetchone()
@@ -143,9 +182,9 @@ def install(db: sqlite3.Connection) -> int:
     if installed(db):
         return 0
     # an older version's tables are dropped and folded again from the log
-    for table in ("visitor_totals", "moment_totals", "action_totals", "hourly"):
+    for table in ("visitor_totals", "moment_totals", "action_totals", "hourly", "final_totals"):
         db.execute(f"DROP TABLE IF EXISTS {table}")  # its triggers go with it
-    db.execute("DELETE FROM meta WHERE key = ?", (FOLDED_KEY,))
+    db.execute("DELETE FROM meta WHERE key IN (?, ?)", (FOLDED_KEY, FINAL_KEY))
     # not executescript, which would commit: one statement at a time, in the transaction
     for statement in _split(_TABLES + _MOMENT_TRIGGERS):
         db.execute(statement)
@@ -194,6 +233,11 @@ class Reader:
         """The placements the log holds decisions at."""
         return placement_ids(self._need())
 
+    def final_action_sums(self, placement: str | None = None) -> list[tuple]:
+        """Per group and action, the sums of the decisions whose outcome is final, at one
+        ``placement`` or over all."""
+        return action_rows(self._need(), placement, table="final_totals")
+
     def hourly(self, since_hour: int, placement: str | None = None) -> list[tuple]:
         """Per-decision sums per hour, group and action from ``since_hour`` on."""
         return hourly_rows(self._need(), since_hour, placement)
@@ -216,11 +260,15 @@ _SUM_COLS = ("SUM(decisions), SUM(conversions), SUM(revenue), SUM(cost), SUM(rr)
              "SUM(rk)")
 
 
-def action_rows(db: sqlite3.Connection, placement: str | None = None) -> list[tuple]:
+def action_rows(db: sqlite3.Connection, placement: str | None = None,
+                table: str = "action_totals") -> list[tuple]:
     """(group, action, decisions, conversions, revenue, cost, rr, kk, rk) per group and action,
-    at one ``placement`` or summed over all."""
+    at one ``placement`` or summed over all (of every decision, or ``table="final_totals"``:
+    of those whose outcome is final)."""
+    if table not in ("action_totals", "final_totals"):
+        raise ValueError(f"not an action table: {table!r}")
     where, params = ("WHERE placement = ?", (placement,)) if placement is not None else ("", ())
-    return db.execute(f"SELECT grp, action, {_SUM_COLS} FROM action_totals {where} "
+    return db.execute(f"SELECT grp, action, {_SUM_COLS} FROM {table} {where} "
                       "GROUP BY grp, action ORDER BY grp, action", params).fetchall()
 
 

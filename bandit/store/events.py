@@ -64,6 +64,9 @@ class EventStore:
         self._checkpointer = None
         self._unchecked_rows = 0  # rows written since the last checkpoint was asked for
         self._folded = None  # (decisions, closed) seq the aggregates hold; None: not kept
+        # decisions seq up to which the final totals hold the log: committed, folded in the
+        # open transaction, and asked for (mark_final)
+        self._final = self._final_target = self._final_committed = 0
         if read_only:  # no schema or index changes, and any write raises
             if not self.path.exists():
                 raise FileNotFoundError(f"no event log at {self.path}: `cartwheel serve "
@@ -110,6 +113,8 @@ class EventStore:
                 log.warning("%s: report aggregates built from %d logged decisions (once)",
                             self.path, backfilled)
         self._folded = store_aggregates.folded(self.db)
+        self._final = self._final_target = store_aggregates.final_folded(self.db)
+        self._final_committed = self._final
         self.aggregates = store_aggregates.Reader(self.db, self.path)
         if background_checkpoints:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
@@ -168,7 +173,7 @@ class EventStore:
             return
         folded = self._fold()
         self._run("COMMIT")
-        self._folded = folded
+        self._folded, self._final_committed = folded, self._final
         if self._checkpointer is not None:
             if self._checkpointer.done:  # copy the rest: the next write restarts the WAL
                 self._checkpointer.done = False
@@ -188,10 +193,21 @@ class EventStore:
         top = (self.max_seq("decisions"), self.max_seq("closed"))
         if top != self._folded:  # a fault rolls back and raises, as any write (_run)
             store_aggregates.fold(self._run, self._folded, top)
+        if self._final_target > self._final:
+            store_aggregates.fold_final(self._run, self._final, self._final_target)
+            self._final = self._final_target  # (a failed commit resets it: rollback)
         return top
+
+    def mark_final(self, seq: int) -> None:
+        """Every decision up to ``seq`` has a final outcome (its window passed and it is
+        closed): folded into the final totals with the group's commit."""
+        if seq > self._final_target:
+            self._begin()  # the fold needs a transaction to commit with, even an empty one
+            self._final_target = seq
 
     def rollback(self) -> None:
         """Drop every write since the last commit (no-op when nothing is pending)."""
+        self._final = self._final_target = self._final_committed
         if self.db.in_transaction:
             try:
                 self.db.execute("ROLLBACK")

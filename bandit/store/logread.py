@@ -24,6 +24,14 @@ Read for one placement (``placement=``), a log's rows at other placements are pa
 (counted) and the actions are that placement's; read for all, the actions are the shop's.
 A deferred decision never activated (closed "inactive") was never shown: passed over, counted.
 
+**Censoring.** A decision of an event store counts only once its outcome is final for every
+decision made beside it: once its attribution window has passed at ``now``, whether or not it
+converted early (a conversion reported early must not enter before the non-conversions decided
+in the same minutes: the estimates of a young log would be made of its conversions). Decisions
+still inside their window are left out and counted (:attr:`LoadReport.pending`); one past its
+window that expiry has not closed yet is final with the default reward. A file row marked
+``"open": true`` (``cartwheel export --include-open``) is left out the same way.
+
 Bad rows (missing or out-of-range probability, unknown action, action not eligible, a context
 that does not fit the schema, a reward no order could make - beyond the shop's
 ``max_order_value`` plus its largest fixed incentive cost, or not finite -, an outcome the
@@ -37,8 +45,9 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
@@ -52,6 +61,9 @@ from bandit.domain.records import DEFAULT_PLACEMENT
 from bandit.store.events import EventStore
 
 FORMATS = ("sqlite", "jsonl", "parquet", "dsjson")
+#: the fewest decisions with a final outcome that replay and segments estimate from, while
+#: others are still inside their window (a young log; a complete one is read as it is)
+MIN_FINAL = 200
 _decode = msgspec.json.Decoder().decode  # several times faster than json.loads
 
 
@@ -60,7 +72,11 @@ class LoadReport:
     """How many rows were read, and which were refused and why (line numbers are 1-based)."""
 
     read: int = 0
+    #: decisions still inside their attribution window (left out: their outcome is not final)
     pending: int = 0
+    window_s: float = 0.0
+    #: when each pending decision was made (to say when they become final)
+    pending_ts: list[float] = field(default_factory=list, repr=False)
     #: rows at another placement than the one read, and deferred decisions never shown
     elsewhere: int = 0
     inactive: int = 0
@@ -71,10 +87,41 @@ class LoadReport:
     def bad(self) -> int:
         return len(self.problems)
 
+    @property
+    def usable(self) -> int:
+        return self.read - self.bad - self.pending - self.elsewhere - self.inactive
+
+    def final_by(self, more: int) -> float | None:
+        """When ``more`` of the pending decisions will have a final outcome (None: fewer
+        are pending)."""
+        if more < 1 or more > len(self.pending_ts):
+            return None
+        return sorted(self.pending_ts)[more - 1] + self.window_s
+
+    def require_final(self, minimum: int = None) -> None:
+        """Refuse (:class:`CartwheelError`) a young log: when decisions are still inside their
+        window and fewer than ``minimum`` have a final outcome, say when enough will."""
+        minimum = MIN_FINAL if minimum is None else minimum
+        if not self.pending or self.usable >= minimum:
+            return
+        when = self.final_by(minimum - self.usable)
+        at = ("" if when is None else
+              f"; {minimum:,} will by {datetime.fromtimestamp(when, timezone.utc):%Y-%m-%d %H:%M}"
+              " UTC: run it again then")
+        raise CartwheelError(
+            f"only {self.usable:,} decisions have a final outcome and {self.pending:,} are "
+            f"still inside their attribution window: estimates from so few would be noise, "
+            f"and from the open ones biased (their conversions are in, their non-conversions "
+            f"not yet){at}")
+
     def summary(self, show: int = 10) -> str:
-        usable = self.read - self.bad - self.pending - self.elsewhere - self.inactive
+        usable = self.usable
+        window = (f"{self.window_s / 3600:g} h" if self.window_s >= 3600
+                  else f"{self.window_s:g} s")
         lines = [f"read {self.read} rows: {usable} usable, {self.bad} refused"
-                 + (f", {self.pending} still open (no reward yet)" if self.pending else "")
+                 + (f", {self.pending:,} still inside their {window} attribution window (left "
+                    f"out: their outcome is not final; estimates use the {usable:,} whose "
+                    "outcome is)" if self.pending else "")
                  + (f", {self.elsewhere} at other placements" if self.elsewhere else "")
                  + (f", {self.inactive} deferred and never shown" if self.inactive else "")]
         lines += [f"  line {n}: {why}" for n, why in self.problems[:show]]
@@ -103,14 +150,14 @@ class _Builder:
     """Validates records one by one and stacks the good ones."""
 
     def __init__(self, config: ShopConfig, report: LoadReport, unknown_keys: str = "refuse",
-                 placement: str | None = None):
+                 placement: str | None = None, keep_open: bool = False):
         if unknown_keys not in ("refuse", "ignore"):
             raise ValueError(f"unknown_keys is 'refuse' or 'ignore', not {unknown_keys!r}")
         self.config, self.report = config, report
         self.ignore_unknown = unknown_keys == "ignore"
         self.space = config.feature_space()
         self.keys = frozenset(self.space.keys)
-        self.placement = placement
+        self.placement, self.keep_open = placement, keep_open
         self.ids = (config.action_ids if placement is None
                     else config.placement(placement).actions)
         self._actions = {a.id: a for a in config.actions}
@@ -125,6 +172,9 @@ class _Builder:
 
     def add(self, line: int, rec: dict) -> None:
         self.report.read += 1
+        if isinstance(rec, dict) and rec.get("open") is True and not self.keep_open:
+            self.report.pending += 1  # exported with --include-open: not final
+            return
         if self.placement is not None and isinstance(rec, dict) and rec.get(
                 "placement", DEFAULT_PLACEMENT) != self.placement:
             self.report.elsewhere += 1
@@ -186,7 +236,7 @@ class _Builder:
         if not isinstance(placement, str):
             raise ValueError(f"placement must be a string, got {placement!r}")
         return (eligible, self.index[action], float(p), reward, randomized,
-                _timestamp(rec.get("ts")), placement, context)
+                _timestamp(rec.get("ts")), placement, rec.get("open") is True, context)
 
     def _earned(self, converted, value, action) -> float:
         """The reward an outcome earns under the shop's objective (refused by the outcome
@@ -230,11 +280,11 @@ class _Builder:
         self.report.problems.sort()
         if not rows:
             if self.report.pending and not self.report.problems:
-                raise ValueError(f"no closed decision in the log yet: {self.report.pending} "
-                                 "still open (an event closes when its conversion arrives or "
-                                 "its attribution window ends)")
+                raise ValueError(f"no decision in the log has a final outcome yet: "
+                                 f"{self.report.pending} still inside their attribution "
+                                 "window (an outcome is final once the window has passed)")
             raise ValueError("no usable rows in the log\n" + self.report.summary())
-        _, eligible, a, p, r, rand, ts, placements, ctx = zip(*rows)
+        _, eligible, a, p, r, rand, ts, placements, is_open, ctx = zip(*rows)
         # one mask row per distinct eligible set, then one gather
         distinct: dict[tuple[int, ...], int] = {}
         which = [distinct.setdefault(e, len(distinct)) for e in eligible]
@@ -244,12 +294,14 @@ class _Builder:
         mask = table[which]
         return LoggedData(self.ids, np.vstack([x for _, x in parts]), mask,
                           np.array(a, dtype=np.intp), np.array(p), np.array(r), np.array(rand),
-                          np.array(ts), list(ctx), np.array(placements, dtype=object))
+                          np.array(ts), list(ctx), np.array(placements, dtype=object),
+                          np.array(is_open) if any(is_open) else None)
 
 
 def read_log(path, config: ShopConfig, fmt: str | None = None,
              unknown_keys: str = "refuse", progress=None, *, tail: int | None = None,
-             placement: str | None = None) -> tuple[LoggedData, LoadReport]:
+             placement: str | None = None, now: float | None = None,
+             include_open: bool = False) -> tuple[LoggedData, LoadReport]:
     """Read a log of any supported format into :class:`LoggedData` plus a :class:`LoadReport`.
 
     ``unknown_keys``: a row whose context has a key the shop's schema does not declare is
@@ -258,18 +310,21 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
     ``progress(n)`` is told every few thousand rows read (a progress bar's ``update``).
     ``tail``: of an event store, read only its last ``tail`` decisions (by log order; the
     newest traffic, at a cost independent of the log's size). ``placement``: read only the
-    decisions made there, over its actions (see the module docstring).
+    decisions made there, over its actions (see the module docstring). ``now`` (default: the
+    clock): the time an event store is censored at; ``include_open``: keep the decisions still
+    inside their window, marked open (``LoggedData.open``; for ``export --include-open``).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {FORMATS}")
     report = LoadReport()
-    builder = _Builder(config, report, unknown_keys, placement)
+    builder = _Builder(config, report, unknown_keys, placement, keep_open=include_open)
     seen = 0
     if tail is not None and fmt != "sqlite":
         raise ValueError("tail reads the end of an event store only (format sqlite)")
-    records = (_records_sqlite(path, config, report, tail, placement) if fmt == "sqlite"
+    records = (_records_sqlite(path, config, report, tail, placement, now, include_open)
+               if fmt == "sqlite"
                else globals()[f"_records_{fmt}"](path, config, report))
     for line, rec in records:
         builder.add(line, rec)
@@ -336,12 +391,15 @@ def _records_parquet(path, config, report):
 
 
 def _records_sqlite(path, config, report, tail: int | None = None,
-                    placement: str | None = None):
+                    placement: str | None = None, now: float | None = None,
+                    include_open: bool = False):
     path = Path(path)
     db_path = path / "events.sqlite3" if path.is_dir() else path
     if not db_path.exists():
         raise ValueError(f"no event store at {db_path}: `cartwheel serve --data-dir DIR` "
                          "writes one")
+    window = report.window_s = config.attribution.window_s
+    cutoff = (time.time() if now is None else now) - window
     store = EventStore.read_only(db_path)
     try:
         after = 0 if tail is None else max(0, store.max_seq("decisions") - tail)
@@ -351,17 +409,25 @@ def _records_sqlite(path, config, report, tail: int | None = None,
                 report.read += 1
                 report.elsewhere += 1
                 continue
-            if reward is None or reason == "inactive":  # read, not usable (not refused)
+            if reason == "inactive":  # deferred and never shown
                 report.read += 1
-                if reward is None:
-                    report.pending += 1
-                else:
-                    report.inactive += 1
+                report.inactive += 1
                 continue
-            yield seq, {"event_id": event_id, "ts": ts, "context": _decode(context),
-                        "eligible": _decode(eligible), "action": action, "probability": p,
-                        "reward": reward, "randomized": bool(randomized) and grp == "treatment",
-                        "placement": at}
+            row = {"event_id": event_id, "ts": ts, "context": _decode(context),
+                   "eligible": _decode(eligible), "action": action, "probability": p,
+                   "randomized": bool(randomized) and grp == "treatment", "placement": at}
+            if not ts < cutoff:  # inside its window: the outcome is not final (censoring)
+                if include_open:  # exported as open, with what is known so far
+                    yield seq, {**row, "reward": config.attribution.default_reward
+                                if reward is None else reward, "open": True}
+                    continue
+                report.read += 1
+                report.pending += 1
+                report.pending_ts.append(ts)
+                continue
+            # past its window: final (not closed yet by expiry: the default reward)
+            yield seq, {**row, "reward": config.attribution.default_reward if reward is None
+                        else reward}
     finally:
         store.close()
 

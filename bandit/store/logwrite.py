@@ -31,6 +31,10 @@ def records(data: LoggedData) -> list[dict]:
     if data.placements is not None:
         for row, placement in zip(rows, data.placements):
             row["placement"] = str(placement)
+    if data.open is not None:  # exported with --include-open: not final, and says so
+        for row, is_open in zip(rows, data.open):
+            if is_open:
+                row["open"] = True
     return rows
 
 

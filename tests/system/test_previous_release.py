@@ -97,8 +97,13 @@ def test_an_old_data_dir_and_config_work_unchanged(old_dir):
 def test_an_untouched_old_store_reads_read_only(old_dir):
     """An export (or replay) of a data dir before any new process opened it for writing."""
     config = load_config(FIXTURE / "shop.toml")
-    data, report = read_log(old_dir, config, "sqlite")
-    assert report.read == 60 and len(data) == 38 and report.pending == 22
+    db = sqlite3.connect(old_dir / "events.sqlite3")
+    stopped = db.execute("SELECT MAX(ts) FROM closed").fetchone()[0]  # its last expiry
+    young = db.execute("SELECT COUNT(*) FROM decisions WHERE ts >= ?",
+                       (stopped - config.attribution.window_s,)).fetchone()[0]
+    db.close()
+    data, report = read_log(old_dir, config, "sqlite", now=stopped)
+    assert report.read == 60 and report.pending == young > 0 and len(data) == 60 - young
     assert set(data.placements) == {"default"}
     assert _counts(old_dir)["decisions"] == 60
     version = sqlite3.connect(old_dir / "events.sqlite3").execute(

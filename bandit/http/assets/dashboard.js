@@ -265,10 +265,16 @@
     put("kpis", kpiTable(r.groups, "report.groups", "group", GROUP_COLS));
     placementChoice(r);
     previewPanel(r);
+    // censoring: a decision counts once its attribution window has passed (its outcome is
+    // final); the young ones are left out, and the page says how many
+    const young = r.actions_left_out ? el("p", { class: "empty" },
+      num("span", r.actions_left_out, "int", "report.actions_left_out"),
+      " decisions still inside their attribution window are left out: their outcome is not " +
+      "final yet") : "";
     put("actions", placement && r.placements && r.placements[placement]
       ? kpiTable(r.placements[placement].actions, `report.placements.${placement}.actions`,
         "action", ACTION_COLS)
-      : kpiTable(r.actions, "report.actions", "action", ACTION_COLS));
+      : kpiTable(r.actions, "report.actions", "action", ACTION_COLS), young);
     document.getElementById("segments-at").textContent =
       placement && !embeddedData ? `at ${placement}` : "";
     put("uplift", upliftTable(r));

@@ -120,14 +120,19 @@ def test_export_follows_the_extension_and_reports_open_events(capsys, tmp_path):
     engine.decide("v", {"device": "mobile"})
     engine.close()
     one_line_error(*run(capsys, "export", "--data-dir", str(tmp_path / "data"), "--out",
-                        str(tmp_path / "a.parquet"))[::2], "1 still open")
+                        str(tmp_path / "a.parquet"))[::2],
+                   "1 still inside their attribution window")
     engine = Engine.open(shop(), tmp_path / "data", seed=0)
     d = engine.decide("w", {"device": "mobile"})
     engine.record_outcome(d.event_id, True, 30.0)
     engine.close()
+    # converted at once, but inside its window: not final (its neighbours may still convert)
+    one_line_error(*run(capsys, "export", "--data-dir", str(tmp_path / "data"), "--out",
+                        str(tmp_path / "a.parquet"))[::2],
+                   "2 still inside their attribution window")
     code, out, _ = run(capsys, "export", "--data-dir", str(tmp_path / "data"), "--out",
-                       str(tmp_path / "a.parquet"))
-    assert code == 0 and "(parquet)" in out
+                       str(tmp_path / "a.parquet"), "--include-open")
+    assert code == 0 and "(parquet): 0 final, 2 still inside their window (marked open)" in out
     assert (tmp_path / "a.parquet").read_bytes()[:4] == b"PAR1"
 
 

@@ -155,7 +155,8 @@ def test_the_report_counts_an_order_once_per_visitor(tmp_path):
     for v in ("anna", "bert"):
         _visit(engine, v, clock)
     engine.record_order("anna", True, 90.0)
-    engine.commit()
+    clock.t += engine.config.attribution.window_s + 1
+    engine.expire()  # per-action KPIs count decisions whose outcome is final
     totals = dict(engine.store.db.execute("SELECT visitor_hash, r FROM visitor_totals"))
     assert totals[hash_visitor("anna", engine.salt)] == pytest.approx(90.0)
     from bandit.insight.report import build_report

@@ -50,6 +50,8 @@ def store_report(tmp_path_factory):
             engine.record_outcome(d.event_id, True, float(rng.gamma(2.0, 30.0)), commit=False)
         clock.t += 1
     engine.commit()
+    clock.t += engine.config.attribution.window_s + 1
+    engine.expire()  # every decision's outcome final: the per-action KPIs count them all
     yield engine.store, build_report(engine.store, MARGIN, alpha=0.1)
     engine.close()
 

@@ -221,8 +221,13 @@ def test_engine_store_is_a_log_and_exports(tmp_path):
         if i % 3 == 0:
             engine.record_outcome(d.event_id, True, 50.0)
     engine.close()
+    # read at the time they were made: every decision is inside its window, none final
+    with pytest.raises(ValueError, match="300 still inside their attribution window"):
+        read_log(tmp_path / "data", CONFIG, now=Clock().t)
+    # read now (their window passed long ago): all final, unconverted ones with the default
     data, report = read_log(tmp_path / "data", CONFIG)
-    assert report.pending == 200 and len(data) == 100
+    assert report.pending == 0 and len(data) == 300
+    assert np.count_nonzero(data.rewards) == 100
     assert (~data.randomized).sum() >= 1  # holdout decisions are there, flagged
     out = tmp_path / "export.parquet"
     proc = subprocess.run([sys.executable, "-m", "bandit.cli", "export", "--format", "parquet",
