@@ -25,6 +25,8 @@ from bandit import Engine
 from bandit.domain.errors import StorageError
 from bandit.http.app import make_app
 
+# the traffic here comes from one address, as a page's would: not held to the per-address limit
+PAGES_UNLIMITED = {"address_rate": 0.0}
 CTX = {"device": "mobile", "cart_value": 40.0, "page_type": "cart", "hour": 13}
 
 
@@ -83,7 +85,7 @@ async def traffic(port: int, n: int, tag: str) -> list[tuple[str, int, dict]]:
 
 
 def test_store_full_mid_traffic_503s_recovers_and_stores_exactly_the_200s(tmp_path):
-    engine = Engine.open(shop(holdout={"fraction": 0.1}), tmp_path / "data", seed=0)
+    engine = Engine.open(shop(server=PAGES_UNLIMITED, holdout={"fraction": 0.1}), tmp_path / "data", seed=0)
     server = InProcessServer(engine)
     answers = asyncio.run(traffic(server.port, 60, "before"))
     db = engine.store.db
@@ -131,7 +133,7 @@ def test_store_full_mid_traffic_503s_recovers_and_stores_exactly_the_200s(tmp_pa
     assert orders == acked_orders
     assert not refused_events & events
     # the model equals a re-learn of the log: nothing rolled back was learned
-    config = shop(holdout={"fraction": 0.1})
+    config = shop(server=PAGES_UNLIMITED, holdout={"fraction": 0.1})
     reopened = Engine.open(config, tmp_path / "data", seed=0)
     assert_same_model(reopened, relearned(tmp_path / "data", config))
     reopened.close()
@@ -147,7 +149,7 @@ def test_a_failed_commit_leaves_engine_memory_as_before(tmp_path):
     """The commit itself fails (the WAL cannot grow: a file-size limit, as a full disk does),
     after the group's rows, outcomes and learning were all staged."""
     clock = Clock()
-    config = shop(holdout={"fraction": 0.0}, attribution={"window_s": 100})
+    config = shop(server=PAGES_UNLIMITED, holdout={"fraction": 0.0}, attribution={"window_s": 100})
     engine = Engine.open(config, tmp_path / "data", seed=0, clock=clock)
     for i in range(100):
         engine.decide(f"v{i}", CTX)
@@ -206,7 +208,7 @@ def _damage(kind: str, newest: Path) -> None:
 @pytest.mark.parametrize("kind", ["truncated", "empty", "nan"])
 def test_a_damaged_newest_snapshot_is_skipped_with_a_warning(tmp_path, kind, caplog):
     clock = Clock()
-    config = shop(holdout={"fraction": 0.1}, attribution={"window_s": 50},
+    config = shop(server=PAGES_UNLIMITED, holdout={"fraction": 0.1}, attribution={"window_s": 50},
                   storage={"snapshot_every_updates": 30})
     engine = Engine.open(config, tmp_path / "data", seed=0, clock=clock)
     rng = np.random.default_rng(1)
@@ -252,7 +254,7 @@ def unwritable(paths):
 
 def test_a_read_only_data_dir_gives_a_clear_error(tmp_path):
     data = tmp_path / "data"
-    engine = Engine.open(shop(), data, seed=0)
+    engine = Engine.open(shop(server=PAGES_UNLIMITED), data, seed=0)
     engine.decide("v", CTX)
     engine.close()
     with unwritable([data, *data.rglob("*")]):
@@ -266,7 +268,7 @@ def test_a_read_only_data_dir_gives_a_clear_error(tmp_path):
 
 
 def test_close_says_when_it_could_not_write_the_final_snapshot(tmp_path, caplog):
-    engine = Engine.open(shop(holdout={"fraction": 0.0}), tmp_path / "data", seed=0)
+    engine = Engine.open(shop(server=PAGES_UNLIMITED, holdout={"fraction": 0.0}), tmp_path / "data", seed=0)
     engine.decide("v", CTX)
     engine.snapshot()
     engine.decide("w", CTX)
@@ -279,14 +281,14 @@ def test_close_says_when_it_could_not_write_the_final_snapshot(tmp_path, caplog)
     assert final is None
     assert any("closing without a final snapshot" in r.getMessage() for r in caplog.records)
     assert sorted(snapshots.iterdir()) == before
-    reopened = Engine.open(shop(holdout={"fraction": 0.0}), tmp_path / "data", seed=0)
+    reopened = Engine.open(shop(server=PAGES_UNLIMITED, holdout={"fraction": 0.0}), tmp_path / "data", seed=0)
     assert reopened.model_version == 2  # the snapshot's 1, and the rest re-learned from the log
     assert reopened.close().parent == snapshots
 
 
 def test_a_model_that_turns_non_finite_is_rebuilt_from_snapshot_and_log(tmp_path, caplog):
     clock = Clock()
-    config = shop(holdout={"fraction": 0.0}, attribution={"window_s": 50},
+    config = shop(server=PAGES_UNLIMITED, holdout={"fraction": 0.0}, attribution={"window_s": 50},
                   storage={"snapshot_every_updates": 50})
     engine = Engine.open(config, tmp_path / "data", seed=0, clock=clock)
     for i in range(200):
@@ -308,9 +310,9 @@ def test_a_model_that_turns_non_finite_is_rebuilt_from_snapshot_and_log(tmp_path
 def test_sigterm_exits_0_while_the_store_cannot_write(tmp_path):
     """A real `cartwheel serve` whose files may not grow (a file-size limit set on the running
     process from outside, as a full disk): 503s, degraded health, and still a clean exit."""
-    from server_helpers import Server, farewell_snapshot
+    from server_helpers import Server, config_file, farewell_snapshot
 
-    srv = Server(tmp_path / "data")
+    srv = Server(tmp_path / "data", config_file(tmp_path))
     for i in range(20):
         assert srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": CTX})[0] == 200
     wal = tmp_path / "data" / "events.sqlite3-wal"

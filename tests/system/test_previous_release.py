@@ -86,7 +86,7 @@ def test_an_old_data_dir_and_config_work_unchanged(old_dir):
 
     report = build_report(engine.store, config.objective.margin, placements=("default",))
     assert list(report.placements) == ["default"]
-    assert sum(k["decisions"] for k in report.actions.values()) == before["decisions"] + 1
+    assert sum(g["decisions"] for g in report.groups.values()) == before["decisions"] + 1
     engine.close()
     # the model restarts from its new snapshot, which names its placement
     again = Engine.open(config, old_dir, seed=0, clock=lambda: t_last + 120)
