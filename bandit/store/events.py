@@ -17,6 +17,7 @@ can write.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import weakref
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from bandit.store import aggregates as store_aggregates
 from bandit.store import queries as store_queries
 from bandit.store import schema as store_schema
 from bandit.store import v1 as store_v1
+from bandit.store.datadir import FILE_MODE, private_dir, private_file
 from bandit.store.rows import (
     DECISION_COLS,
     LEGACY_DECISION_COLS,
@@ -89,7 +91,11 @@ class EventStore:
 
     def _open_writable(self, synchronous: str, visitor_index: bool,
                        background_checkpoints: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        if not self.path.exists():  # SQLite gives its -wal and -shm files the same mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE))
+        for part in ("", "-wal", "-shm"):
+            private_file(self.path.with_name(self.path.name + part))
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")

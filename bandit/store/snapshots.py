@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bandit.store.datadir import FILE_MODE, private_dir
+
 SNAPSHOT_VERSION = 1
 KEEP = 3
 log = logging.getLogger("cartwheel.snapshots")
@@ -29,7 +31,8 @@ log = logging.getLogger("cartwheel.snapshots")
 
 def _fsync_write(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+    with os.fdopen(fd, "wb") as f:
         write(f)
         f.flush()
         os.fsync(f.fileno())
@@ -46,8 +49,7 @@ def _fsync_dir(directory: Path) -> None:
 
 def write_snapshot(directory, state: dict[str, np.ndarray], meta: dict) -> Path:
     """Write one snapshot atomically and prune all but the newest ``KEEP``; returns the JSON path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(Path(directory))
     meta = {**meta, "snapshot_version": SNAPSHOT_VERSION, "written_at": time.time()}
     stem = f"snapshot-{int(meta.get('update_count', 0)):012d}-{time.time_ns()}"
     _fsync_write(directory / f"{stem}.npz", lambda f: np.savez(f, **state))
