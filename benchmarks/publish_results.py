@@ -65,6 +65,9 @@ TABLES = {
                      "error and interval coverage of each estimator against the simulated truth"),
     "replay_ranking": ("Ranking policies by replay", "python benchmarks/replay_ranking.py",
                        "whether replay ranks policies as the simulated truth does"),
+    "blas_threads": ("Fast without tuning", "python benchmarks/blas_threads.py --visitors 10000",
+                     "the policies on a busy machine: the library's own BLAS limit against "
+                     "OPENBLAS_NUM_THREADS=1 and against numpy's default threads"),
     "placements": ("Learning per placement", "python benchmarks/placements.py",
                    "per-placement learning against the visit's oracle, a joint model, the best "
                    "fixed combination and the per-placement limit, in the shop with placements"),

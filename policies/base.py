@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .blas import limit_blas_threads
 from .floor import FLOOR_BUDGET, FLOOR_MAX, apply_floor, floor_per_action
 from .objective import ObjectiveSpec, check_outcomes
 
@@ -91,6 +92,7 @@ class Policy(ABC):
         if int(n_actions) < 1 or int(n_features) < 1:
             raise ValueError(f"{self.name}: need n_actions >= 1 and n_features >= 1, "
                              f"got {n_actions} and {n_features}")
+        limit_blas_threads()  # once per process (policies.blas)
         if floor is not None and not 0.0 <= float(floor) < 1.0:
             raise ValueError(f"{self.name}: floor must be in [0, 1) or None, got {floor!r}")
         self.n_actions, self.n_features = int(n_actions), int(n_features)
