@@ -106,6 +106,9 @@ def make_app(options) -> web.Application:
     async def shop_js(request):
         return web.FileResponse(HERE / "pages" / "shop.js")
 
+    async def shop_css(request):
+        return web.FileResponse(HERE / "pages" / "shop.css")
+
     async def checkout(request):
         form = await request.post()
         visitor = request.cookies.get("cw_vid")
@@ -132,6 +135,7 @@ def make_app(options) -> web.Application:
     app.router.add_get("/cart", cart)
     app.router.add_get("/js/cartwheel.js", script)
     app.router.add_get("/js/shop.js", shop_js)
+    app.router.add_get("/css/shop.css", shop_css)
     app.router.add_post("/checkout", checkout)
     app.router.add_get("/thanks", thanks)
     return app

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -16,25 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_helpers import launch
 from server_helpers import Server, config_file
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'cartwheel[dev]'")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # where the screenshots go: a temporary folder, unless CARTWHEEL_SCREENSHOTS names one (the
 # README's images: CARTWHEEL_SCREENSHOTS=benchmarks/results pytest tests/system/test_dashboard_browser.py)
 SCREENSHOTS = os.environ.get("CARTWHEEL_SCREENSHOTS")
 TOKEN = "dash-s3cret"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PANELS = ("kpis", "uplift", "uplift-time", "mix", "spend", "actions", "segments", "model")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 

@@ -20,14 +20,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from browser_helpers import launch
 from server_helpers import STARTED, Server
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'cartwheel[dev]'")
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "storefront"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = secrets.token_hex(16)
 # where the screenshots go: a temporary folder, unless CARTWHEEL_SCREENSHOTS names one (the
 # guide's images: CARTWHEEL_SCREENSHOTS=docs/images pytest tests/system/test_storefront_browser.py)
@@ -36,10 +34,8 @@ SCREENSHOTS = os.environ.get("CARTWHEEL_SCREENSHOTS")
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
