@@ -113,12 +113,32 @@ decode_activate = msgspec.json.Decoder(ActivateRequest).decode
 encode = msgspec.json.Encoder().encode
 
 
-def openapi(title: str = "cartwheel", version: str = "0.1.0") -> dict:
-    """The OpenAPI 3.1 description, generated from the Structs above."""
+def context_schema(features) -> dict:
+    """The JSON schema of a decide's ``context`` for a shop's features (a category the shop
+    did not declare is accepted, as the unknown one; numbers are finite)."""
+    properties = {}
+    for feature in features:
+        kind = type(feature).__name__
+        if kind == "Categorical":
+            properties[feature.name] = {"type": ["string", "null"],
+                                        "examples": list(feature.categories)}
+        elif kind == "Boolean":
+            properties[feature.name] = {"type": ["boolean", "null"]}
+        else:  # Numeric, Cyclic
+            properties[feature.name] = {"type": ["number", "null"]}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def openapi(title: str = "cartwheel", version: str = "0.1.0", features=None) -> dict:
+    """The OpenAPI 3.1 description, generated from the Structs above (``features``: the
+    shop's, to describe its context keys)."""
     (decide_req, decide_res, outcome_req, outcome_res, activate_req, activate_res, error), \
         components = msgspec.json.schema_components(
             [DecideRequest, DecideResponse, OutcomeRequest, OutcomeResponse, ActivateRequest,
              ActivateResponse, ErrorResponse], ref_template="#/components/schemas/{name}")
+
+    if features is not None:  # the shop's own context keys
+        components["DecideRequest"]["properties"]["context"] = context_schema(features)
 
     def body(schema):
         return {"required": True, "content": {"application/json": {"schema": schema}}}

@@ -65,7 +65,7 @@ def make_app(node, *, token: str | None = None, max_body: int | None = None, tra
         group, routes, background = decide_replica(app, node, bus, poll_s)
         title = f"cartwheel: {config.name} (replica)"
     app[GROUP] = group
-    app[OPENAPI] = api.encode(api.openapi(title=title))
+    app[OPENAPI] = api.encode(api.openapi(title=title, features=config.features))
     add_routes(app, routes)
     app.cleanup_ctx.append(background)
     return app
