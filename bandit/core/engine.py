@@ -32,7 +32,7 @@ from bandit.core.pacing import Pacer, PacingPrice
 from bandit.core.placement_models import PlacementModels
 from bandit.core.unit_of_work import Staged, UnitOfWork
 from bandit.domain.errors import CartwheelError, StorageError
-from bandit.domain.outcomes import check_outcome, check_redeemed
+from bandit.domain.outcomes import check_event_id, check_outcome, check_redeemed
 from bandit.domain.privacy import check_visitor, hash_visitor
 from bandit.store.datadir import DataDirLock
 from bandit.store.events import SCHEMA_VERSION, EventStore
@@ -212,7 +212,6 @@ class Engine:
         """The model (the learner's: rebuilt with it after a crash or a non-finite state)."""
         return self.learner.policy
 
-
     @property
     def model_version(self) -> int:
         """Changes applied to the models, summed over placements (:attr:`Learner.model_version`;
@@ -260,7 +259,7 @@ class Engine:
         decisions inside their window, at every placement (:meth:`Joiner.order`): ("recorded",
         N), ("duplicate", 0) or ("unattributed", 0)."""
         check_visitor(visitor_id)
-        key = check_outcome("order", converted, order_value, outcome_id, self.config.objective,
+        key = check_outcome(None, converted, order_value, outcome_id, self.config.objective,
                             self.salt)
         used = check_redeemed(redeemed, self.action_ids)
         at = self.clock() if now is None else now
@@ -272,9 +271,7 @@ class Engine:
         """A deferred decision is shown: from now on it is learned, capped and charged
         (:meth:`Joiner.activate`): "activated", "duplicate", or "capped" (the visitor reached
         a frequency cap since: the page must not show it)."""
-        if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
-            raise CartwheelError("event_id must be the event id a decision returned",
-                                 field="event_id")
+        check_event_id(event_id)
         at = self.clock() if now is None else now
         return self._write(lambda: self.joiner.activate(
             event_id, at, lambda d, t: self.guardrails.capped(d.visitor_hash, d.action, t)),

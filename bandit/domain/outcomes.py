@@ -14,11 +14,20 @@ from bandit.domain.privacy import hash_outcome_id
 MAX_OUTCOME_ID = 256
 
 
+def check_event_id(event_id) -> None:
+    """Refuse what cannot be an event id (a decision's answer) before looking it up: the one
+    check of outcomes and activations, on one process and on a replica."""
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
+        raise CartwheelError("event_id must be the event id a decision returned",
+                             field="event_id")
+
+
 def check_outcome(event_id, converted, order_value, outcome_id, objective: Objective,
                   salt: bytes) -> str | None:
     """Refuse an outcome that cannot be joined (:class:`CartwheelError` naming the field), before
     anything is written; returns the keyed hash of ``outcome_id`` (None without one). The one
-    check of the engine and of a replica, which takes outcomes for the trainer.
+    check of the engine and of a replica, which takes outcomes for the trainer. ``event_id``
+    None: an order sent by visitor id (the caller checks the visitor id).
 
     An ``outcome_id`` is opaque: only its keyed hash is kept, so it is never refused for its
     form (a long numeric order number passes a card's checksum one time in ten).
@@ -30,9 +39,8 @@ def check_outcome(event_id, converted, order_value, outcome_id, objective: Objec
     ...
     bandit.domain.errors.CartwheelError: order_value must be a number in [0, 100000] ([objective] max_order_value), got nan
     """
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
-        raise CartwheelError("event_id must be the event id a decision returned",
-                             field="event_id")
+    if event_id is not None:
+        check_event_id(event_id)
     check_order(converted, order_value, objective)
     if outcome_id is None:
         return None

@@ -22,8 +22,8 @@ import time
 
 from aiohttp import web
 
-from bandit.domain.errors import CartwheelError, StorageError
-from bandit.domain.outcomes import check_outcome, check_redeemed
+from bandit.domain.errors import StorageError
+from bandit.domain.outcomes import check_event_id, check_outcome, check_redeemed
 from bandit.domain.privacy import MAX_VISITOR_ID, check_visitor, hash_visitor
 from bandit.http import api
 from bandit.http.metrics import ReplicaMetrics
@@ -65,7 +65,7 @@ class ReplicaGroup(RequestGroup):
         if req.visitor_id is not None:
             check_visitor(req.visitor_id)
             visitor = hash_visitor(req.visitor_id, replica.salt)
-        key = check_outcome(req.event_id or "order", req.converted, req.order_value,
+        key = check_outcome(req.event_id, req.converted, req.order_value,
                             req.outcome_id, replica.config.objective, replica.salt)
         redeemed = check_redeemed(req.redeemed, replica.config.action_ids)
         await self._write(BusOutcome(req.event_id or "", replica.clock(), req.converted,
@@ -74,9 +74,7 @@ class ReplicaGroup(RequestGroup):
         return "accepted", None
 
     async def activate(self, req: api.ActivateRequest) -> str:
-        if not req.event_id or len(req.event_id) > 64:
-            raise CartwheelError("event_id must be the event id a decision returned",
-                                 field="event_id")
+        check_event_id(req.event_id)
         await self._write(BusActivation(req.event_id, self.engine.clock()))
         return "accepted"
 
