@@ -23,18 +23,14 @@ bandit.domain.errors.CartwheelError: preview: the link expired; create a new one
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import os
-import time
 
 import msgspec
 from aiohttp import web
 
 from bandit.domain.errors import CartwheelError
 from bandit.http import api
+from bandit.http.sealed import SealError, derive_key, seal, unseal
 
 #: how long a preview link works
 PREVIEW_S = 15 * 60
@@ -44,42 +40,28 @@ KEY = web.AppKey("preview_key", bytes)
 def key_of(token: str | None) -> bytes:
     """The signing key: derived from the shop's token (every process of the shop agrees on
     it), or random for a process without one."""
-    secret = token.encode() if token else os.urandom(32)
-    return hmac.new(secret, b"cartwheel preview links", hashlib.sha256).digest()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return derive_key(token.encode() if token else os.urandom(32), b"cartwheel preview links")
 
 
 def sign(key: bytes, actions: dict[str, str], now: float | None = None) -> tuple[str, float]:
     """A token previewing ``actions`` (placement id -> action id) and when it expires."""
-    expires = (time.time() if now is None else now) + PREVIEW_S
-    payload = _b64(json.dumps({"a": actions, "exp": expires}, sort_keys=True).encode())
-    mac = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-    return f"{payload}.{mac}", expires
+    return seal(key, {"a": actions}, PREVIEW_S, now)
+
+
+_WHY = {"forged": "not a preview link of this shop", "unreadable": "unreadable",
+        "expired": "the link expired; create a new one on the dashboard"}
 
 
 def read(key: bytes, token: str, now: float | None = None) -> dict[str, str]:
     """The actions a token previews (:class:`CartwheelError`, field ``preview``, when it is
     forged, damaged or expired)."""
-    payload, _, mac = token.partition(".")
-    expected = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-    if not mac or not hmac.compare_digest(mac.encode(), expected.encode()):
-        raise CartwheelError("preview: not a preview link of this shop", field="preview")
     try:
-        data = json.loads(_unb64(payload))
-        actions, expires = dict(data["a"]), float(data["exp"])
-    except (ValueError, KeyError, TypeError) as exc:  # signed, so ours: a bug, said plainly
-        raise CartwheelError(f"preview: unreadable ({exc})", field="preview") from None
-    if (time.time() if now is None else now) > expires:
-        raise CartwheelError("preview: the link expired; create a new one on the dashboard",
-                             field="preview")
-    return actions
+        data = unseal(key, token, now)
+        return {str(k): str(v) for k, v in dict(data["a"]).items()}
+    except SealError as exc:
+        raise CartwheelError(f"preview: {_WHY[str(exc)]}", field="preview") from None
+    except (KeyError, TypeError, ValueError):  # signed, so ours: said plainly
+        raise CartwheelError("preview: unreadable", field="preview") from None
 
 
 class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):

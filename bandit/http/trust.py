@@ -21,16 +21,12 @@ hold it (:func:`sign_visitor` is the reference; docs/integration.md has it in No
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import ipaddress
-import json
-import time
 
 from aiohttp import web
 
 from bandit.domain.errors import CartwheelError
+from bandit.http.sealed import SealError, derive_key, seal, unseal
 
 SIGNING_KEY = web.AppKey("signing_key", object)
 
@@ -49,41 +45,29 @@ class ForbiddenFieldError(CartwheelError):
 
 def signing_key(token: str | None) -> bytes | None:
     """The key signed tokens are checked with (None: a shop without a token signs nothing)."""
-    if not token:
-        return None
-    return hmac.new(token.encode(), b"cartwheel signed requests", hashlib.sha256).digest()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return derive_key(token.encode(), b"cartwheel signed requests") if token else None
 
 
 def sign_visitor(shop_token: str, visitor_id: str, trusted: dict, ttl_s: float = 3600.0,
                  now: float | None = None) -> str:
     """A signed token for one visitor (what a shop's backend renders into its pages)."""
-    payload = _b64(json.dumps({"v": visitor_id, "c": trusted,
-                               "exp": (time.time() if now is None else now) + ttl_s},
-                              sort_keys=True, separators=(",", ":")).encode())
-    mac = hmac.new(signing_key(shop_token), payload.encode(), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
+    return seal(signing_key(shop_token), {"v": visitor_id, "c": trusted}, ttl_s, now)[0]
+
+
+_WHY = {"forged": "not signed with this shop's key", "unreadable": "unreadable",
+        "expired": "expired; the page needs a freshly rendered one"}
 
 
 def verify(key: bytes, token: str, now: float | None = None) -> tuple[str, dict]:
     """(visitor id, trusted context) of a signed token; :class:`UnsignedError` when it is
     forged, damaged or expired."""
-    payload, _, mac = token.partition(".")
-    expected = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-    if not mac or not hmac.compare_digest(mac.encode(), expected.encode()):
-        raise UnsignedError("token: not signed with this shop's key", field="token")
     try:
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        visitor, context, expires = str(data["v"]), dict(data["c"]), float(data["exp"])
-    except (ValueError, KeyError, TypeError):
+        data = unseal(key, token, now)
+        return str(data["v"]), dict(data["c"])
+    except SealError as exc:
+        raise UnsignedError(f"token: {_WHY[str(exc)]}", field="token") from None
+    except (KeyError, TypeError, ValueError):
         raise UnsignedError("token: unreadable", field="token") from None
-    if (time.time() if now is None else now) > expires:
-        raise UnsignedError("token: expired; the page needs a freshly rendered one",
-                            field="token")
-    return visitor, context
 
 
 def check_decide(config, key: bytes | None, trusted: bool, req) -> None:
