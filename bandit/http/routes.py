@@ -131,7 +131,13 @@ def _trusted(request: web.Request) -> bool:
     """The shop's backend (the bearer token), or anyone when the shop runs without one
     (``--no-auth``); pages are untrusted (:mod:`bandit.http.trust`)."""
     token = request.app[TOKEN]
-    trusted = token is None or bearer_authorized(request, token)
+    return token is None or bearer_authorized(request, token)
+
+
+def _caller(request: web.Request) -> bool:
+    """Whether the caller is trusted; an untrusted one is counted against its address's limit
+    (429 beyond it)."""
+    trusted = _trusted(request)
     if not trusted:
         request.app[ADDRESS_LIMIT].check(trust.client_address(request, request.app[PROXIES]),
                                          time.monotonic())
@@ -141,7 +147,7 @@ def _trusted(request: web.Request) -> bool:
 async def decide(request: web.Request) -> web.Response:
     req = api.decode_decide(await _body(request))
     config = request.app[ENGINE].config
-    trust.check_decide(config, request.app[trust.SIGNING_KEY], _trusted(request), req)
+    trust.check_decide(config, request.app[trust.SIGNING_KEY], _caller(request), req)
     if req.preview is not None:  # a preview link: the chosen action, nothing logged
         answer = preview.decision(config, request.app[preview.KEY], req)
         return web.Response(content_type="application/json", body=api.encode(answer))
@@ -184,7 +190,7 @@ async def activate(request: web.Request) -> web.Response:
     """A page showed a deferred decision (open like decide: pages call it)."""
     req = api.decode_activate(await _body(request))
     trust.check_activate(request.app[ENGINE].config, request.app[trust.SIGNING_KEY],
-                         _trusted(request), req)
+                         _caller(request), req)
     status = await request.app[GROUP].activate(req)
     request.app[METRICS].activations.labels(status).inc()
     return web.Response(content_type="application/json",

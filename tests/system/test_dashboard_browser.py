@@ -15,23 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_helpers import launch
 from server_helpers import Server, config_file
 
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'cartwheel[dev]'")
 # where the screenshots go: a temporary folder, unless CARTWHEEL_SCREENSHOTS names one (the
 # README's images: CARTWHEEL_SCREENSHOTS=benchmarks/results pytest tests/system/test_dashboard_browser.py)
 SCREENSHOTS = os.environ.get("CARTWHEEL_SCREENSHOTS")
 TOKEN = "dash-s3cret"
 PANELS = ("kpis", "uplift", "uplift-time", "mix", "spend", "actions", "segments", "model")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def _traffic(srv, n: int, seed: int = 0) -> None:

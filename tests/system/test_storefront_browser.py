@@ -20,24 +20,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from browser_helpers import launch
 from server_helpers import STARTED, Server
 
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'cartwheel[dev]'")
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "storefront"
 TOKEN = secrets.token_hex(16)
 # where the screenshots go: a temporary folder, unless CARTWHEEL_SCREENSHOTS names one (the
 # guide's images: CARTWHEEL_SCREENSHOTS=docs/images pytest tests/system/test_storefront_browser.py)
 SCREENSHOTS = os.environ.get("CARTWHEEL_SCREENSHOTS")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def free_port() -> int:
