@@ -45,12 +45,10 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import msgspec
 import numpy as np
 
 from bandit.config.shop import ShopConfig
@@ -58,13 +56,13 @@ from bandit.domain.errors import CartwheelError
 from bandit.domain.logged import LoggedData
 from bandit.domain.outcomes import check_order
 from bandit.domain.records import DEFAULT_PLACEMENT
+from bandit.store import logformats
 from bandit.store.events import EventStore
 
 FORMATS = ("sqlite", "jsonl", "parquet", "dsjson")
 #: the fewest decisions with a final outcome that replay and segments estimate from, while
 #: others are still inside their window (a young log; a complete one is read as it is)
 MIN_FINAL = 200
-_decode = msgspec.json.Decoder().decode  # several times faster than json.loads
 
 
 @dataclass
@@ -323,9 +321,9 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
     seen = 0
     if tail is not None and fmt != "sqlite":
         raise ValueError("tail reads the end of an event store only (format sqlite)")
-    records = (_records_sqlite(path, config, report, tail, placement, now, include_open)
-               if fmt == "sqlite"
-               else globals()[f"_records_{fmt}"](path, config, report))
+    records = (logformats.records_sqlite(path, config, report, tail, placement, now,
+                                         include_open) if fmt == "sqlite"
+               else logformats.READERS[fmt](path, config, report))
     for line, rec in records:
         builder.add(line, rec)
         seen += 1
@@ -360,78 +358,6 @@ def count_rows(path, fmt: str | None = None) -> int | None:
         store.close()
 
 
-def _records_jsonl(path, config, report):
-    with open(path, encoding="utf-8") as f:
-        for n, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                yield n, _decode(text)
-            except (msgspec.DecodeError, RecursionError) as exc:  # nested too deep: one line
-                report.read += 1
-                report.problems.append((n, f"not valid JSON: {exc}"))
-
-
-def _records_parquet(path, config, report):
-    import pyarrow.parquet as pq
-
-    n = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):  # bounded memory
-        for rec in batch.to_pylist():
-            n += 1
-            try:
-                for key in ("context", "eligible"):
-                    if isinstance(rec.get(key), str):
-                        rec[key] = _decode(rec[key])
-            except (msgspec.DecodeError, RecursionError) as exc:
-                report.read += 1
-                report.problems.append((n, f"{key} is not valid JSON: {exc}"))
-                continue
-            yield n, rec
-
-
-def _records_sqlite(path, config, report, tail: int | None = None,
-                    placement: str | None = None, now: float | None = None,
-                    include_open: bool = False):
-    path = Path(path)
-    db_path = path / "events.sqlite3" if path.is_dir() else path
-    if not db_path.exists():
-        raise ValueError(f"no event store at {db_path}: `cartwheel serve --data-dir DIR` "
-                         "writes one")
-    window = report.window_s = config.attribution.window_s
-    cutoff = (time.time() if now is None else now) - window
-    store = EventStore.read_only(db_path)
-    try:
-        after = 0 if tail is None else max(0, store.max_seq("decisions") - tail)
-        for (seq, event_id, ts, context, eligible, action, p, randomized, grp,
-             reward, at, reason) in store.decisions_with_rewards(after):
-            if placement is not None and at != placement:
-                report.read += 1
-                report.elsewhere += 1
-                continue
-            if reason == "inactive":  # deferred and never shown
-                report.read += 1
-                report.inactive += 1
-                continue
-            row = {"event_id": event_id, "ts": ts, "context": _decode(context),
-                   "eligible": _decode(eligible), "action": action, "probability": p,
-                   "randomized": bool(randomized) and grp == "treatment", "placement": at}
-            if not ts < cutoff:  # inside its window: the outcome is not final (censoring)
-                if include_open:  # exported as open, with what is known so far
-                    yield seq, {**row, "reward": config.attribution.default_reward
-                                if reward is None else reward, "open": True}
-                    continue
-                report.read += 1
-                report.pending += 1
-                report.pending_ts.append(ts)
-                continue
-            # past its window: final (not closed yet by expiry: the default reward)
-            yield seq, {**row, "reward": config.attribution.default_reward if reward is None
-                        else reward}
-    finally:
-        store.close()
-
-
 def _timestamp(value) -> float:
     """Seconds since the epoch from a number or an ISO 8601 string (Vowpal Wabbit's and
     Personalizer's DSJSON write ``"2019-09-27T18:46:59.7540000Z"``); missing: 0."""
@@ -445,35 +371,3 @@ def _timestamp(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"ts must be a number or an ISO 8601 string, got {value!r}")
     return float(value)
-
-
-def _records_dsjson(path, config, report):
-    """VW's decision-service JSON: shared features in ``c``, actions in ``c._multi``."""
-    for n, rec in _records_jsonl(path, config, report):
-        try:
-            out = _dsjson_decision(rec)
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
-            report.read += 1
-            report.problems.append((n, "not a DSJSON decision (needs c, c._multi and an "
-                                       f"integer _labelIndex into it): {exc}"))
-            continue
-        yield n, out
-
-
-def _dsjson_decision(rec) -> dict:
-    """One DSJSON line as a log row (the builder then checks it like any other row)."""
-    multi = rec["c"]["_multi"]
-    eligible = [m["id"] for m in multi]
-    index = rec["_labelIndex"]
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(eligible):
-        raise ValueError(f"_labelIndex {index!r} is not one of the {len(eligible)} actions")
-    out = {"event_id": rec.get("EventId"), "ts": rec.get("Timestamp"),
-           "context": {k: v for k, v in rec["c"].items() if k != "_multi"},
-           "eligible": eligible, "action": eligible[index],
-           "probability": rec.get("_label_probability")}
-    if "_label_cost" in rec:
-        cost = rec["_label_cost"]
-        # a cost that is not a number goes on as it is, for the builder to refuse (a bool is
-        # negated like the number it is, as the reader did before it checked types)
-        out["reward"] = -cost if isinstance(cost, (int, float)) else cost
-    return out
