@@ -23,7 +23,7 @@ learner's choices earned.
 >>> import simulator
 >>> world = simulator.make_world("placements")
 >>> r = run_placements(world, "per-placement:egreedy", visitors=400, seed=0)
->>> r.oracle > r.baseline
+>>> bool(r.oracle > r.baseline)
 True
 """
 
