@@ -23,6 +23,7 @@ from bandit.insight.segments import (
     rules_toml,
     simplify,
 )
+from simulator.worlds.runner import streams
 from simulator.worlds.simulated_log import simulate_log
 
 pytest.importorskip("sklearn", reason="segments need scikit-learn ([segments])")
@@ -36,7 +37,7 @@ def _log(n: int, seed: int):
     data = simulate_log(WORLD, policies.make("uniform", n_actions=WORLD.n_actions,
                                              n_features=WORLD.space.dim, seed=seed), n,
                         seed=seed, objective="conversion", keep_contexts=True, batch_size=n)
-    batch = WORLD.visitors(n, simulator.worlds.runner.streams(seed)[0])
+    batch = WORLD.visitors(n, streams(seed)[0])
     assert batch.contexts == data.contexts
     return data, batch
 

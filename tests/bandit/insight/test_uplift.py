@@ -24,12 +24,14 @@ def run_shop(tmp_path, seed, spec):
                          tmp_path / f"s{seed}", seed=seed, clock=Clock())
     rng = np.random.default_rng(seed)
     batch = WORLD.visitors(N, rng)
-    decisions = [engine.decide(f"visitor-{seed}-{i}", ctx) for i, ctx in enumerate(batch.contexts)]
+    requests = [(f"visitor-{seed}-{i}", ctx, None) for i, ctx in enumerate(batch.contexts)]
+    decisions = [d for i in range(0, N, 500) for d in engine.decide_batch(requests[i:i + 500])]
     actions = np.array([WORLD.actions.index(d.action) for d in decisions])
     out = WORLD.outcomes(batch, actions, rng)
     for d, converted, value in zip(decisions, out.converted, out.order_value):
         if converted:
-            engine.record_outcome(d.event_id, True, float(value))
+            engine.record_outcome(d.event_id, True, float(value), commit=False)
+    engine.commit()
     report = build_report(engine.store, engine.config.objective.margin)
     engine.close()
     return {u["kpi"]: u for u in report.uplift}

@@ -8,7 +8,8 @@ seeds is <= 5%. At 50,000 visitors that median is 5-7% depending on the seeds (p
 is mostly 0 with a rare large order, and no estimator averages that noise away faster than
 1/sqrt(n)); the median of 20 is itself noisy, so the error bound is asserted at 200,000 visitors,
 where the expected median is ~2.7% and a 5% failure would be a real bias, not bad luck.
-``benchmarks/ope_accuracy.py`` prints the figures at any size.
+``benchmarks/ope_accuracy.py`` prints the figures at any size. The seeds run on every core
+(:class:`~simulator.worlds.groundtruth.SeedPool`: the same results as one process's).
 """
 
 from __future__ import annotations
@@ -16,21 +17,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import simulator
-from simulator.worlds.groundtruth import ground_truth_setup, run_seeds
+from simulator.worlds.groundtruth import SeedPool
 
 N, N_ERROR, SEEDS = 50_000, 200_000, 100
 
 
 @pytest.fixture(scope="module")
 def setup():
-    world = simulator.make_world()
-    return (world, *ground_truth_setup(world))
+    with SeedPool("default") as pool:
+        yield pool
 
 
 @pytest.mark.slow
 def test_intervals_cover_the_true_value(setup):
-    results = run_seeds(*setup, N, range(SEEDS))
+    results = setup.run(N, range(SEEDS))
     coverage = {k: float(np.mean([c for _, c in v])) for k, v in results.items()}
     for key, value in coverage.items():
         assert 0.88 <= value <= 0.99, (key, coverage)
@@ -38,7 +38,7 @@ def test_intervals_cover_the_true_value(setup):
 
 @pytest.mark.slow
 def test_median_relative_error_at_most_5_percent(setup):
-    results = run_seeds(*setup, N_ERROR, range(1000, 1020))
+    results = setup.run(N_ERROR, range(1000, 1020))
     median = {k: float(np.median([e for e, _ in v])) for k, v in results.items()}
     for key, value in median.items():
         assert value <= 0.05, (key, median)
@@ -55,7 +55,7 @@ def test_ips_dm_and_switch_dr_against_the_truth(setup):
     counts only sampling noise, does not cover the truth (observed 3-13%), and where a logger
     makes weights exceed tau Switch-DR inherits that (observed 13-17% on the egreedy log): a
     known limit of model-based intervals, stated in the README."""
-    results = run_seeds(*setup, N, range(2000, 2020), methods=("ips", "dm", "switch-dr"),
+    results = setup.run(N, range(2000, 2020), methods=("ips", "dm", "switch-dr"),
                         signed=True)
     for (logger, target, method), values in results.items():
         errors, covered = map(np.array, zip(*values))
