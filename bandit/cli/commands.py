@@ -269,7 +269,7 @@ def report(args) -> int:
     store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
     report = build_report(store, config.objective.margin, alpha=args.alpha,
                           spend=SpendTracker(store, config.budget),
-                          placements=config.placement_ids)
+                          placements=config.placement_ids, costed=config.costed_ids)
     if report.actions_left_out:
         print(f"per-action KPIs: {report.actions_left_out:,} decisions whose attribution window "
               "had not passed at the last expiry are left out (their outcome is not final)\n")
@@ -290,6 +290,7 @@ def report(args) -> int:
                   f"{u['upper']:+.4f}]  ({rel}, {u['method']})")
     else:
         print("no uplift yet: both groups need at least two visitors")
+    _action_uplift_table(report.per_action_uplift, report.confidence, config.currency)
     if report.daily_budget is not None:
         plan = ("" if report.spend_target is None
                 else f" (paced: the plan allows {report.spend_target:.2f} by now)")
@@ -309,6 +310,37 @@ def report(args) -> int:
         print(f"wrote {args.html} (the dashboard as one file: open it in a browser)")
     store.close()
     return 0
+
+
+def _action_uplift_table(rows: list[dict], confidence: float, currency: str) -> None:
+    """``per_action_uplift`` as a table: each action against the holdout visitors it would
+    have gone to."""
+    if not rows:
+        print("\nper-action uplift: no visitor's first decision is final yet")
+        return
+
+    def interval(u: dict) -> str:
+        if u["lower"] is None:
+            return "(too few visitors)"
+        return f"[{u['lower']:+.3f}, {u['upper']:+.3f}]"
+
+    print(f"\nper-action uplift (treated visitors drawn the action vs holdout visitors who "
+          f"would have been; {confidence:.0%} intervals)")
+    print(f"  {'placement':12s} {'action':18s} {'treated':>8s} {'holdout':>8s} "
+          f"{'conv. diff':>11s} {'':24s} {'profit/visitor':>14s}")
+    for u in rows:
+        conv, profit = u["conversion_uplift"], u["profit_uplift"]
+        print(f"  {u['placement'][:12]:12s} {u['action'][:18]:18s} "
+              f"{u['treated']['visitors']:8,d} {u['holdout']['visitors']:8,d} "
+              f"{conv['difference']:+11.4f} {interval(conv):24s} "
+              f"{profit['difference']:+14.3f} {interval(profit)}")
+        spent = u["cannibalized_spend"]
+        if spent is not None and spent["spend"] > 0:
+            bounds = ("" if spent["lower"] is None
+                      else f" [{spent['lower']:,.2f}, {spent['upper']:,.2f}]")
+            print(f"  {'':31s} cannibalized spend {spent['total']:,.2f}{bounds} of "
+                  f"{spent['spend']:,.2f} {currency} paid to visitors who would have bought "
+                  "anyway")
 
 
 def policies(args) -> int:

@@ -88,6 +88,12 @@ class ShopConfig:
         return tuple(a.id for a in self.actions)
 
     @property
+    def costed_ids(self) -> frozenset[str]:
+        """The ids of the actions that can cost money (incentives): their spend is budgeted
+        and the report shows how much of it was cannibalized."""
+        return frozenset(a.id for a in self.actions if a.costed)
+
+    @property
     def placement_ids(self) -> tuple[str, ...]:
         return tuple(p.id for p in self.placements)
 

@@ -61,6 +61,20 @@ class _Batch:
     placements: list[Placement] = field(default_factory=list)
     deferred: list[bool] = field(default_factory=list)  # waits for activate
     versions: list[int] = field(default_factory=list)  # the model version each row saw
+    #: per row, a holdout visitor's (action, probability) a treated one would have got
+    would_have: list = field(default_factory=list)
+
+    def draw(self, j: int, action: str, probability: float) -> None:
+        """Row ``j`` drew ``action``: shown to a treated visitor, recorded as the would-have
+        draw of a holdout one (who sees the control)."""
+        if self.treated[j]:
+            self.chosen[j] = (action, probability)
+        else:
+            self.would_have[j] = (action, probability)
+
+    def drawn(self, j: int) -> tuple[str, float]:
+        """Row ``j``'s draw (a holdout row's would-have draw): what frequency caps count."""
+        return self.chosen[j] if self.treated[j] else self.would_have[j]
 
 
 class Model(Protocol):
@@ -246,28 +260,38 @@ class Decider:
         rules or guardrails force one, and one policy call per placement for the rest
         (guardrails narrow eligible).
 
+        A holdout visitor is drawn for all the same (``batch.would_have``): the action a
+        treated visitor would have got, by the same rules, caps, budget and policy call, never
+        shown nor learned (docs/architecture.md, "Holdout"); their logged eligible list stays
+        the one requested.
+
         A visitor asking more than once in one batch is decided in rounds, so that frequency
         caps count the choices made for them earlier in the batch (deferred ones count only
         once activated, so not here)."""
         batch.chosen = [(p.control, 1.0) for p in batch.placements]
         batch.treated = [not self.in_holdout(h) for h in batch.hashes]
+        batch.would_have = [None] * len(batch.rows)
         batch.learn_rows = {}
         batch.versions = [self.model(p.id).model_version for p in batch.placements]
-        rows = [j for j, treated in enumerate(batch.treated) if treated]
-        if not (self.guardrails.caps and len(set(batch.hashes[j] for j in rows)) < len(rows)):
+        requested = list(batch.eligible)
+        rows = list(range(len(batch.rows)))
+        if not (self.guardrails.caps and len(set(batch.hashes)) < len(rows)):
             self._choose_round(batch, rows, ts, None)
-            return
-        earlier: dict[str, list[str]] = {}
-        while rows:
-            seen, this, later = set(), [], []
-            for j in rows:
-                (later if batch.hashes[j] in seen else this).append(j)
-                seen.add(batch.hashes[j])
-            self._choose_round(batch, this, ts, earlier)
-            for j in this:
-                if not batch.deferred[j]:
-                    earlier.setdefault(batch.hashes[j], []).append(batch.chosen[j][0])
-            rows = later
+        else:
+            earlier: dict[str, list[str]] = {}
+            while rows:
+                seen, this, later = set(), [], []
+                for j in rows:
+                    (later if batch.hashes[j] in seen else this).append(j)
+                    seen.add(batch.hashes[j])
+                self._choose_round(batch, this, ts, earlier)
+                for j in this:
+                    if not batch.deferred[j]:
+                        earlier.setdefault(batch.hashes[j], []).append(batch.drawn(j)[0])
+                rows = later
+        for j, treated in enumerate(batch.treated):
+            if not treated:
+                batch.eligible[j] = requested[j]
 
     def _choose_round(self, batch: "_Batch", rows: list[int], ts: float, earlier) -> None:
         if self.guardrails.active and rows:
@@ -275,10 +299,11 @@ class Decider:
             for j, elig in zip(rows, self.guardrails.eligibility(
                     [batch.hashes[j] for j in rows], [batch.contexts[j] for j in rows],
                     [batch.eligible[j] for j in rows], ts, earlier,
-                    [batch.placements[j].control for j in rows])):
+                    [batch.placements[j].control for j in rows],
+                    [not batch.treated[j] for j in rows])):
                 batch.eligible[j] = tuple(a for a, m in zip(self.action_ids, elig.mask) if m)
                 if elig.forced is not None:
-                    batch.chosen[j] = (elig.forced, 1.0)
+                    batch.draw(j, elig.forced, 1.0)
                 else:
                     free.append(j)
             rows = free
@@ -298,10 +323,11 @@ class Decider:
         learn_rows = batch.learn_rows.setdefault(batch.placements[rows[0]].id, [])
         for r, j in enumerate(rows):
             action, p = int(actions[r]), float(probs[r])
-            batch.chosen[j] = (model.action_ids[action], p)
-            if p < 1.0 and not batch.deferred[j]:  # deferred: learned at close, if activated
+            batch.draw(j, model.action_ids[action], p)
+            # deferred: learned at close, if activated; a holdout draw is never learned
+            if p < 1.0 and not batch.deferred[j] and batch.treated[j]:
                 learn_rows.append((X[r], action, p, mask[r]))
-        asked = [r for r, j in enumerate(rows) if batch.explain[j]]
+        asked = [r for r, j in enumerate(rows) if batch.explain[j] and batch.treated[j]]
         if asked:  # only rows that asked pay for it (off by default)
             self._explain(batch, [rows[r] for r in asked], X[asked], mask[asked],
                           actions[asked], None if prices is None else prices[asked], model)
@@ -340,11 +366,13 @@ class Decider:
             mask=self._config_mask(ids), action_index=self._action_index[action], action=action,
             probability=probability, group="treatment" if treated else "holdout",
             model_version=version, randomized=probability < 1.0, ts=ts, placement=placement.id,
-            deferred=deferred)
+            deferred=deferred, would_have_action=None if would_have is None else would_have[0],
+            would_have_probability=None if would_have is None else would_have[1])
             for event_id, visitor_hash, context, ids, (action, probability), treated, placement,
-            deferred, version in zip(
+            deferred, version, would_have in zip(
                 new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
-                batch.chosen, batch.treated, batch.placements, batch.deferred, batch.versions)]
+                batch.chosen, batch.treated, batch.placements, batch.deferred, batch.versions,
+                batch.would_have)]
         self.sink.append(events, batch.eligible, batch.learn_rows)
         self.decided_total += len(events)
         return events

@@ -104,12 +104,14 @@ class CapCounter:
         self.query = CapCounts(self.covered, [c.max_per_visitor for c in self.caps])
 
     def reached(self, store, visitor_hashes: list[str], now: float,
-                earlier: dict[str, list[str]] | None = None) -> list[list[tuple[bool, ...]]]:
+                earlier: dict[str, list[str]] | None = None,
+                holdout: list[bool] | None = None) -> list[list[tuple[bool, ...]]]:
         """Per visitor, the ``removes`` masks of the caps they have reached at ``now``;
         ``earlier`` adds actions chosen for a visitor earlier in the same request group
-        (decided but not yet logged)."""
+        (decided but not yet logged); ``holdout``: per visitor, whether to count their
+        would-have draws (a holdout visitor is shown only the control)."""
         rows = store.cap_counts(self.query, visitor_hashes,
-                                [now - cap.window_s for cap in self.caps])
+                                [now - cap.window_s for cap in self.caps], holdout)
         if earlier:
             rows = [[used + sum(a in ids for a in earlier.get(h, ()))
                      for used, ids in zip(counts, self.covered)]
@@ -145,12 +147,15 @@ class Guardrails:
     def eligibility(self, visitor_hashes: list[str], contexts: list[dict],
                     requested: list[tuple[str, ...]], now: float,
                     earlier: dict[str, list[str]] | None = None,
-                    controls: list[str] | None = None) -> list[Eligibility]:
+                    controls: list[str] | None = None,
+                    holdout: list[bool] | None = None) -> list[Eligibility]:
         """Eligibility of a batch of requests (one cap query for all of them); ``earlier``:
         actions already chosen per visitor in this request group (they count for caps);
         ``controls``: per request, what it gets when nothing is eligible (its placement's
-        control; the holdout's by default)."""
-        reached = (self.caps.reached(self.store, visitor_hashes, now, earlier) if self.caps
+        control; the holdout's by default); ``holdout``: per request, whether it is a holdout
+        visitor's would-have draw (caps count their earlier would-have draws)."""
+        reached = (self.caps.reached(self.store, visitor_hashes, now, earlier, holdout)
+                   if self.caps
                    else [()] * len(visitor_hashes))
         broke = self.spend.exhausted(now)
         result = []

@@ -41,6 +41,12 @@ class LoggedData:
     #: True for a decision still inside its attribution window (its reward is what is known
     #: so far, not final): only ever read with ``include_open``, never for estimates
     open: np.ndarray | None = field(default=None, repr=False)
+    #: "treatment" or "holdout" per decision, when the log says
+    groups: np.ndarray | None = field(default=None, repr=False)
+    #: per decision, a holdout visitor's would-have draw (the action index a treated visitor
+    #: would have got, -1 where none is logged) and its probability (NaN where none)
+    would_have: np.ndarray | None = field(default=None, repr=False)
+    would_have_propensities: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -53,8 +59,9 @@ class LoggedData:
                           self.propensities[idx], self.rewards[idx], self.randomized[idx],
                           self.ts[idx], None if self.contexts is None
                           else [self.contexts[i] for i in idx],
-                          None if self.placements is None else self.placements[idx],
-                          None if self.open is None else self.open[idx])
+                          *(None if column is None else column[idx] for column in (
+                              self.placements, self.open, self.groups, self.would_have,
+                              self.would_have_propensities)))
 
     def evaluable(self) -> "LoggedData":
         """Only randomized decisions: forced ones carry no information about other actions."""

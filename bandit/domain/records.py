@@ -121,6 +121,12 @@ class LoggedEvent:
     ``mask`` holds the eligibility of every action (in config order) at decision time and
     ``probability`` the probability with which ``action_index`` was drawn from that eligible set
     (the eligible actions are always actions of the decision's ``placement``).
+
+    A holdout decision shows the control, and also records what a treated visitor would have
+    got: ``would_have_action``, drawn with ``would_have_probability`` by the same rules, caps,
+    budget and policy, never shown nor learned (docs/architecture.md, "Holdout"). It is the
+    holdout's side of the per-action uplift (:mod:`bandit.insight.action_uplift`); a treatment
+    decision carries None in both.
     """
 
     event_id: str
@@ -136,3 +142,14 @@ class LoggedEvent:
     ts: float
     placement: str = DEFAULT_PLACEMENT
     deferred: bool = False
+    would_have_action: str | None = None
+    would_have_probability: float | None = None
+
+    @property
+    def cap_action(self) -> str:
+        """The action frequency caps count for this decision: the one shown, or for a holdout
+        visitor (who always sees the control) the one a treated visitor would have seen, so
+        their would-have draws face the caps a treated visitor's draws do."""
+        if self.group == "holdout" and self.would_have_action is not None:
+            return self.would_have_action
+        return self.action

@@ -10,11 +10,12 @@ report says how many are pending (intervals: :mod:`bandit.insight.stats`).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy import stats
 
+from bandit.insight.action_uplift import per_action_uplift
 from bandit.insight.stats import Sums, mean_var, safe_ratio, welch_t
 
 KPIS = ("conversions_per_visitor", "revenue_per_visitor", "profit_per_visitor",
@@ -78,6 +79,10 @@ class Report:
     #: decisions left out of the per-action KPIs: their outcome is not final yet (inside their
     #: attribution window at the last expiry; with ``final_only``)
     actions_left_out: int = 0
+    #: per placement and action, treated visitors drawn it against holdout visitors who would
+    #: have been, with intervals and (incentives) the cannibalized spend
+    #: (:mod:`bandit.insight.action_uplift`); empty before an outcome is final
+    per_action_uplift: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,10 +170,11 @@ def action_kpis(store, margin: float, placement: str | None = None,
 
 
 def build_report(store, margin: float, alpha: float = 0.05, spend=None,
-                 now: float | None = None, placements=()) -> Report:
+                 now: float | None = None, placements=(), costed=frozenset()) -> Report:
     """Compute the report from an :class:`~bandit.store.EventStore` (``spend``: the engine's
     :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend; ``placements``:
-    the shop's placement ids, reported also before any decision was made there). The
+    the shop's placement ids, reported also before any decision was made there; ``costed``:
+    the ids of the shop's incentives, whose cannibalized spend is shown). The
     per-action KPIs count only decisions whose outcome is final (censoring: a young
     decision's early conversion must not count before its neighbours' non-conversions).
 
@@ -201,7 +207,9 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         confidence=1 - alpha, generated_at=time.time(),
         timeline=timeline(store, margin, alpha),
         placements={p: {"actions": action_kpis(store, margin, p)}
-                    for p in dict.fromkeys([*placements, *store.aggregates.placement_ids()])}),
+                    for p in dict.fromkeys([*placements, *store.aggregates.placement_ids()])},
+        per_action_uplift=per_action_uplift(store.aggregates.arm_sums(), margin, costed,
+                                            alpha)),
         spend, now)
 
 

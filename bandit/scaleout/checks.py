@@ -92,6 +92,9 @@ def decision_problem(d: BusDecision, config, space, now: float) -> str | None:
         return "a holdout decision shows the placement's control, with probability 1"
     if d.randomized != (d.probability < 1.0):
         return "randomized disagrees with the probability"
+    problem = _would_have_problem(d, placement)
+    if problem:
+        return problem
     if not 0 <= d.model_version < MAX_MODEL_VERSION:
         return f"model_version {d.model_version!r} out of range"
     try:
@@ -100,6 +103,22 @@ def decision_problem(d: BusDecision, config, space, now: float) -> str | None:
         return f"context: {exc.message}"
     if not all(math.isfinite(v) for v in x):
         return "context does not encode to finite numbers"
+    return None
+
+
+def _would_have_problem(d: BusDecision, placement) -> str | None:
+    """A holdout decision's would-have draw, when it carries one (entries of a release before
+    it carry none), is one of the placement's actions drawn with a probability in (0, 1]; a
+    treatment decision carries none."""
+    action, p = d.would_have_action, d.would_have_probability
+    if action is None and p is None:
+        return None
+    if d.group != "holdout":
+        return "a treatment decision carries no would-have draw"
+    if action is None or action not in placement.actions:
+        return f"would_have_action is not one of placement {placement.id!r}'s actions"
+    if p is None or not (math.isfinite(p) and 0.0 < p <= 1.0):
+        return f"would_have_probability {p!r} outside (0, 1]"
     return None
 
 

@@ -108,7 +108,8 @@ class Ingester:
             # the log stays in time order (expiry relies on it): replicas' clocks interleave
             events.append(LoggedEvent(d.event_id, d.visitor_hash, d.context, (), 0, d.action,
                                       d.probability, d.group, d.model_version, d.randomized,
-                                      engine.stamp(d.ts), d.placement, d.deferred))
+                                      engine.stamp(d.ts), d.placement, d.deferred,
+                                      d.would_have_action, d.would_have_probability))
         rows = {}
         for placement, keeper in engine.keepers.items():
             learn = [d for d in fresh if d.placement == placement and learnable(d)

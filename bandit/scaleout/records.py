@@ -34,12 +34,16 @@ class BusDecision(msgspec.Struct, array_like=True, frozen=True):
     # entries of a release before placements lack the two: the default placement, active
     placement: str = "default"
     deferred: bool = False
+    # a holdout decision's draw for a treated visitor (entries before it lack both: None)
+    would_have_action: str | None = None
+    would_have_probability: float | None = None
 
     @classmethod
     def of(cls, event: LoggedEvent, eligible: tuple[str, ...]) -> "BusDecision":
         return cls(event.event_id, event.ts, event.visitor_hash, event.context, list(eligible),
                    event.action, event.probability, event.group, event.model_version,
-                   event.randomized, event.placement, event.deferred)
+                   event.randomized, event.placement, event.deferred, event.would_have_action,
+                   event.would_have_probability)
 
 
 class BusOutcome(msgspec.Struct, array_like=True, frozen=True):

@@ -45,7 +45,7 @@ class PrefetchedCaps:
     def __init__(self):
         self.counts: dict[str, list[int]] = {}
 
-    def cap_counts(self, query, visitor_hashes, since) -> list[list[int]]:
+    def cap_counts(self, query, visitor_hashes, since, holdout=None) -> list[list[int]]:
         return [self.counts[h] for h in visitor_hashes]
 
 
@@ -83,7 +83,7 @@ class BusLog:
         self.decisions.extend(BusDecision.of(e, ids) for e, ids in zip(events, eligible))
         for i, window, covered in self.cap_windows:
             self.caps.extend((i, e.visitor_hash, e.event_id, e.ts, window)
-                             for e in events if e.action in covered)
+                             for e in events if e.cap_action in covered)
 
     def commit(self) -> None:  # the entry was appended: what it held is done
         self.decisions, self.caps = [], []

@@ -24,7 +24,14 @@ aggregates"):
   KPIs never count a young decision's early conversion before its neighbours' non-conversions
   (censoring; docs/offline-evaluation.md);
 * ``hourly(hour, grp, placement, action, <the same sums>)``: per hour of the *decision*
-  (``floor(ts / 3600)``), for uplift over time and the action mix.
+  (``floor(ts / 3600)``), for uplift over time and the action mix;
+* ``arm_totals(grp, placement, action, visitors, c, r, k, rr, kk, rk, ck)``: the per-action
+  uplift's units (:mod:`bandit.insight.action_uplift`): per placement, each visitor's first
+  (not deferred) decision there, under the action drawn for them (a holdout visitor's
+  would-have draw), with that decision's final outcome; folded with ``final_totals`` (a first
+  decision is final before any later one of its visitor). Visitors whose first decision was
+  logged before would-have draws were (``meta`` key ``would_have_since``) are left out on both
+  sides.
 
 The store folds the rows of each transaction in right before it commits (:func:`fold`: a few
 set statements per commit, none per row), so a reader sees the rows and their aggregates
@@ -39,9 +46,11 @@ import sqlite3
 
 #: meta key whose presence says the aggregates are installed and filled
 META_KEY = "aggregates"
-#: 3: per placement, orders by visitor counted once, final totals (an older store is folded
-#: again)
-VERSION = "3"
+#: 4: arm totals of the per-action uplift (an older store is folded again)
+VERSION = "4"
+#: meta key: the decisions seq after which holdout rows carry would-have draws (a store made
+#: before them was upgraded at that seq)
+WOULD_HAVE_SINCE_KEY = "would_have_since"
 #: meta key: the decisions seq up to which ``final_totals`` holds the log
 FINAL_KEY = "aggregates_final"
 #: meta key: "decisions_seq closed_seq" up to which the log is folded into the aggregates
@@ -64,6 +73,11 @@ CREATE TABLE IF NOT EXISTS action_totals (
     PRIMARY KEY (grp, placement, action)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS final_totals (
     grp TEXT NOT NULL, placement TEXT NOT NULL, action TEXT NOT NULL, {_SUMS},
+    PRIMARY KEY (grp, placement, action)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS arm_totals (
+    grp TEXT NOT NULL, placement TEXT NOT NULL, action TEXT NOT NULL,
+    visitors INTEGER NOT NULL, c REAL NOT NULL, r REAL NOT NULL, k REAL NOT NULL,
+    rr REAL NOT NULL, kk REAL NOT NULL, rk REAL NOT NULL, ck REAL NOT NULL,
     PRIMARY KEY (grp, placement, action)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hourly (
     hour INTEGER NOT NULL, grp TEXT NOT NULL, placement TEXT NOT NULL, action TEXT NOT NULL,
@@ -136,6 +150,28 @@ FINAL_FOLD = (
     "rk = rk + excluded.rk")
 
 
+# of the decisions ``:a < seq <= :b`` that became final, each visitor's first (not deferred)
+# one at its placement and in its group: the unit of the per-action uplift, under the action
+# drawn for it (a holdout row's would-have draw), with its outcome (an order counts once: one
+# decision per visitor; the (visitor_hash, ts) index finds earlier ones)
+ARM_FOLD = (
+    f"INSERT INTO arm_totals SELECT d.grp, d.placement, "
+    "CASE d.grp WHEN 'holdout' THEN d.would_have_action ELSE d.action END, COUNT(*), "
+    f"COALESCE(SUM(c.converted), 0), COALESCE(SUM({_R}), 0), COALESCE(SUM(c.cost), 0), "
+    f"COALESCE(SUM(({_R}) * ({_R})), 0), COALESCE(SUM(c.cost * c.cost), 0), "
+    f"COALESCE(SUM({_R} * c.cost), 0), COALESCE(SUM(c.converted * c.cost), 0) "
+    "FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id "
+    "WHERE d.seq > :a AND d.seq <= :b AND d.deferred = 0 "
+    "AND (d.grp = 'treatment' OR d.would_have_action IS NOT NULL) "
+    f"AND d.seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta "
+    f"WHERE key = '{WOULD_HAVE_SINCE_KEY}'), 0) "
+    "AND NOT EXISTS (SELECT 1 FROM decisions e WHERE e.visitor_hash = d.visitor_hash "
+    "AND e.seq < d.seq AND e.placement = d.placement AND e.grp = d.grp AND e.deferred = 0) "
+    "GROUP BY 1, 2, 3 ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors, "
+    "c = c + excluded.c, r = r + excluded.r, k = k + excluded.k, rr = rr + excluded.rr, "
+    "kk = kk + excluded.kk, rk = rk + excluded.rk, ck = ck + excluded.ck")
+
+
 def final_folded(db: sqlite3.Connection) -> int:
     """The decisions seq up to which ``final_totals`` holds the log."""
     row = db.execute("SELECT value FROM meta WHERE key = ?", (FINAL_KEY,)).fetchone()
@@ -146,6 +182,7 @@ def fold_final(execute, upto: int, into: int) -> None:
     """Fold the decisions ``upto < seq <= into`` (now final) into ``final_totals``."""
     if into > upto:
         execute(FINAL_FOLD, {"a": upto, "b": into})
+        execute(ARM_FOLD, {"a": upto, "b": into})
         execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (FINAL_KEY, str(into)))
 
 
@@ -182,7 +219,8 @@ def install(db: sqlite3.Connection) -> int:
     if installed(db):
         return 0
     # an older version's tables are dropped and folded again from the log
-    for table in ("visitor_totals", "moment_totals", "action_totals", "hourly", "final_totals"):
+    for table in ("visitor_totals", "moment_totals", "action_totals", "hourly", "final_totals",
+                  "arm_totals"):
         db.execute(f"DROP TABLE IF EXISTS {table}")  # its triggers go with it
     db.execute("DELETE FROM meta WHERE key IN (?, ?)", (FOLDED_KEY, FINAL_KEY))
     # not executescript, which would commit: one statement at a time, in the transaction
@@ -237,6 +275,13 @@ class Reader:
         """Per group and action, the sums of the decisions whose outcome is final, at one
         ``placement`` or over all."""
         return action_rows(self._need(), placement, table="final_totals")
+
+    def arm_sums(self) -> list[tuple]:
+        """(group, placement, action, visitors, c, r, k, rr, kk, rk, ck) of the per-action
+        uplift's units whose outcome is final."""
+        return self._need().execute(
+            "SELECT grp, placement, action, visitors, c, r, k, rr, kk, rk, ck FROM arm_totals "
+            "ORDER BY placement, action, grp").fetchall()
 
     def hourly(self, since_hour: int, placement: str | None = None) -> list[tuple]:
         """Per-decision sums per hour, group and action from ``since_hour`` on."""

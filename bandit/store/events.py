@@ -41,7 +41,7 @@ from bandit.store.rows import (
     eligible_json,
     encode,
 )
-from bandit.store.schema import READABLE_VERSIONS, SCHEMA_VERSION
+from bandit.store.schema import ADDS_COLUMNS_ONLY, READABLE_VERSIONS, SCHEMA_VERSION
 from bandit.store.wal import Checkpointer
 
 # the background checkpoint is asked for after this many rows (SQLite's own default is after
@@ -104,10 +104,14 @@ class EventStore:
         version = self.get_meta("schema_version")
         if version is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif version == "2":  # install() added what schema 3 adds: nothing else changes
+        elif version in ADDS_COLUMNS_ONLY:  # install() added what is new: nothing else changes
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                             (str(SCHEMA_VERSION),))
             version = str(SCHEMA_VERSION)
+        if self.get_meta(store_aggregates.WOULD_HAVE_SINCE_KEY) is None:
+            # holdout rows carry would-have draws from here on (0: a new store, all of them)
+            self.db.execute("INSERT INTO meta VALUES (?, ?)", (
+                store_aggregates.WOULD_HAVE_SINCE_KEY, str(self.max_seq("decisions"))))
         self._columns(store_schema.columns(self.db, "decisions"))
         #: an older version is readable as it is; the engine migrates it (bandit.store.migration)
         self.schema_version = self._check_version(version)
@@ -134,6 +138,8 @@ class EventStore:
         so not upgraded) reads as if every decision was made at the default placement."""
         self._decision_cols = DECISION_COLS if "placement" in present else LEGACY_DECISION_COLS
         self._closed_join = closed_join(self._decision_cols)
+        self._would_have_cols = ("d.would_have_action, d.would_have_probability"
+                                 if "would_have_action" in present else "NULL, NULL")
 
     @classmethod
     def read_only(cls, path: str | Path) -> "EventStore":
@@ -253,11 +259,11 @@ class EventStore:
         self._begin(len(events))
         self._run(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
-            "probability, grp, model_version, randomized, placement, deferred) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "probability, grp, model_version, randomized, placement, deferred, "
+            "would_have_action, would_have_probability) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(e.event_id, e.ts, e.visitor_hash, encode(e.context), eligible_json(ids),
               e.action, e.probability, e.group, e.model_version, int(e.randomized),
-              e.placement, int(e.deferred))
+              e.placement, int(e.deferred), e.would_have_action, e.would_have_probability)
              for e, ids in zip(events, eligible)], many=True)
         return self.max_seq("decisions")
 
@@ -403,13 +409,14 @@ class EventStore:
         return [found[s] for s in seqs]
 
     # ------------------------------------------------------------ counting (store_queries)
-    def cap_counts(self, query: store_queries.CapCounts, visitor_hashes, since) -> list:
-        return query.run(self.db, visitor_hashes, since)
+    def cap_counts(self, query: store_queries.CapCounts, visitor_hashes, since,
+                   holdout=None) -> list:
+        return query.run(self.db, visitor_hashes, since, holdout)
 
     def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
         return store_queries.decisions_with_rewards(
             self.db, after_seq, "d.placement" if self._decision_cols == DECISION_COLS
-            else "'default'")
+            else "'default'", self._would_have_cols)
 
     def decisions(self, after_seq: int = 0, placement: str | None = None
                   ) -> Iterator[StoredDecision]:

@@ -60,7 +60,7 @@ def records_sqlite(path, config, report, tail: int | None = None,
     try:
         after = 0 if tail is None else max(0, store.max_seq("decisions") - tail)
         for (seq, event_id, ts, context, eligible, action, p, randomized, grp,
-             reward, at, reason) in store.decisions_with_rewards(after):
+             reward, at, reason, would_have, would_have_p) in store.decisions_with_rewards(after):
             if placement is not None and at != placement:
                 report.read += 1
                 report.elsewhere += 1
@@ -71,7 +71,10 @@ def records_sqlite(path, config, report, tail: int | None = None,
                 continue
             row = {"event_id": event_id, "ts": ts, "context": _decode(context),
                    "eligible": _decode(eligible), "action": action, "probability": p,
-                   "randomized": bool(randomized) and grp == "treatment", "placement": at}
+                   "randomized": bool(randomized) and grp == "treatment", "placement": at,
+                   "group": grp}
+            if would_have is not None:
+                row["would_have_action"], row["would_have_probability"] = would_have, would_have_p
             if not ts < cutoff:  # inside its window: the outcome is not final (censoring)
                 if include_open:  # exported as open, with what is known so far
                     yield seq, {**row, "reward": config.attribution.default_reward

@@ -18,6 +18,9 @@ reward         the reward, or instead: ``converted`` (bool) and ``order_value`` 
                they must agree)
 randomized     bool, optional (default: probability < 1); forced decisions are not evaluable
 placement      string, optional (default: ``"default"``): where on the site it was decided
+group          ``"treatment"`` or ``"holdout"``, optional
+would_have_    on a holdout row, optional: the action id a treated visitor would have got
+action         (never shown), drawn with ``would_have_probability`` in (0, 1]
 =============  =========================================================================
 
 Read for one placement (``placement=``), a log's rows at other placements are passed over
@@ -233,8 +236,28 @@ class _Builder:
         placement = rec.get("placement", DEFAULT_PLACEMENT)
         if not isinstance(placement, str):
             raise ValueError(f"placement must be a string, got {placement!r}")
+        group = rec.get("group")
+        if group not in (None, "treatment", "holdout"):
+            raise ValueError(f"group must be 'treatment' or 'holdout', got {group!r}")
+        would_have, would_have_p = self._would_have(rec, group)
         return (eligible, self.index[action], float(p), reward, randomized,
-                _timestamp(rec.get("ts")), placement, rec.get("open") is True, context)
+                _timestamp(rec.get("ts")), placement, rec.get("open") is True, group,
+                would_have, would_have_p, context)
+
+    def _would_have(self, rec: dict, group) -> tuple[int, float]:
+        """A holdout row's would-have draw as (action index, probability); (-1, NaN) when
+        the row has none."""
+        action, p = rec.get("would_have_action"), rec.get("would_have_probability")
+        if action is None and p is None:
+            return -1, math.nan
+        if group != "holdout":
+            raise ValueError("would_have_action is recorded only on holdout rows "
+                             "(group \"holdout\")")
+        if action not in self.index:
+            raise ValueError(f"unknown would_have_action {action!r}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+            raise ValueError(f"would_have_probability {p!r} outside (0, 1]")
+        return self.index[action], float(p)
 
     def _earned(self, converted, value, action) -> float:
         """The reward an outcome earns under the shop's objective (refused by the outcome
@@ -282,7 +305,8 @@ class _Builder:
                                  f"{self.report.pending} still inside their attribution "
                                  "window (an outcome is final once the window has passed)")
             raise ValueError("no usable rows in the log\n" + self.report.summary())
-        _, eligible, a, p, r, rand, ts, placements, is_open, ctx = zip(*rows)
+        (_, eligible, a, p, r, rand, ts, placements, is_open, groups, would_have, would_have_p,
+         ctx) = zip(*rows)
         # one mask row per distinct eligible set, then one gather
         distinct: dict[tuple[int, ...], int] = {}
         which = [distinct.setdefault(e, len(distinct)) for e in eligible]
@@ -293,7 +317,10 @@ class _Builder:
         return LoggedData(self.ids, np.vstack([x for _, x in parts]), mask,
                           np.array(a, dtype=np.intp), np.array(p), np.array(r), np.array(rand),
                           np.array(ts), list(ctx), np.array(placements, dtype=object),
-                          np.array(is_open) if any(is_open) else None)
+                          np.array(is_open) if any(is_open) else None,
+                          np.array(groups, dtype=object) if any(groups) else None,
+                          *((np.array(would_have, dtype=np.intp), np.array(would_have_p))
+                            if max(would_have) >= 0 else (None, None)))
 
 
 def read_log(path, config: ShopConfig, fmt: str | None = None,

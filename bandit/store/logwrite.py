@@ -31,6 +31,14 @@ def records(data: LoggedData) -> list[dict]:
     if data.placements is not None:
         for row, placement in zip(rows, data.placements):
             row["placement"] = str(placement)
+    if data.groups is not None:
+        for row, group in zip(rows, data.groups):
+            if group is not None:
+                row["group"] = str(group)
+    if data.would_have is not None:  # a holdout row's draw for a treated visitor
+        for row, k, p in zip(rows, data.would_have, data.would_have_propensities):
+            if k >= 0:
+                row["would_have_action"], row["would_have_probability"] = ids[int(k)], float(p)
     if data.open is not None:  # exported with --include-open: not final, and says so
         for row, is_open in zip(rows, data.open):
             if is_open:
@@ -50,7 +58,11 @@ def write_log(data: LoggedData, path, fmt: str | None = None) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist([{**r, "context": json.dumps(r["context"]),
+        # every row gets every column (None where it has none): pyarrow takes the columns
+        # of the first row only, and a holdout's or an open row's fields come later
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        table = pa.Table.from_pylist([{**dict.fromkeys(keys), **r,
+                                       "context": json.dumps(r["context"]),
                                        "eligible": json.dumps(r["eligible"])} for r in rows])
         pq.write_table(table, path)
     elif fmt == "dsjson":

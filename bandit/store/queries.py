@@ -24,8 +24,12 @@ class CapCounts:
     action set since each cap's window start, each count stopped at the cap's maximum
     (``LIMIT``): with the (visitor_hash, action, ts, deferred) index a count reads at most
     that many index entries (a deferred decision counts from its activation on: the
-    activations' own index is searched the same way), so a long history (a crawler reusing one id) costs no more than a short
-    one, and a batch is one round trip into SQLite.
+    activations' own index is searched the same way), so a long history (a crawler reusing
+    one id) costs no more than a short one, and a batch is one round trip into SQLite.
+
+    A holdout visitor always sees the control: their count is of their would-have draws
+    (``would_have_action``, a partial index of its own), so the draw recorded for them faces
+    the caps a treated visitor's would (docs/architecture.md, "Holdout").
 
     ``covered``: per cap, the action ids it counts; ``limits``: per cap, its maximum.
     """
@@ -33,44 +37,56 @@ class CapCounts:
     def __init__(self, covered: Sequence[tuple[str, ...]], limits: Sequence[int]):
         self.covered = [tuple(ids) for ids in covered]
         self._counts = ", ".join(
+            f"CASE WHEN v.w THEN (SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE "
+            f"visitor_hash = v.h AND would_have_action IN ({', '.join('?' * len(ids))}) AND "
+            f"ts >= ? AND deferred = 0 LIMIT {int(limit)})) ELSE "
             f"(SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE visitor_hash = v.h AND "
             f"action IN ({', '.join('?' * len(ids))}) AND ts >= ? AND deferred = 0 "
             f"LIMIT {int(limit)})) + "
             f"(SELECT COUNT(*) FROM (SELECT 1 FROM activations WHERE visitor_hash = v.h AND "
-            f"action IN ({', '.join('?' * len(ids))}) AND ts >= ? LIMIT {int(limit)}))"
+            f"action IN ({', '.join('?' * len(ids))}) AND ts >= ? LIMIT {int(limit)})) END"
             if ids else "0" for ids, limit in zip(self.covered, limits))
         self.sql = functools.lru_cache(maxsize=256)(self._sql)
 
     def _sql(self, n: int) -> str:
         """The statement for ``n`` visitors (one row of counts per visitor, in order)."""
-        rows = ", ".join(f"({i}, ?)" for i in range(n))
-        return f"WITH v(i, h) AS (VALUES {rows}) SELECT {self._counts} FROM v ORDER BY v.i"
+        rows = ", ".join(f"({i}, ?, ?)" for i in range(n))
+        return f"WITH v(i, h, w) AS (VALUES {rows}) SELECT {self._counts} FROM v ORDER BY v.i"
 
-    def params(self, visitor_hashes: Sequence[str], since: Sequence[float]) -> list:
-        out = list(visitor_hashes)
+    def params(self, visitor_hashes: Sequence[str], since: Sequence[float],
+               holdout: Sequence[bool] | None = None) -> list:
+        out = []
+        for i, h in enumerate(visitor_hashes):
+            out += (h, int(bool(holdout[i])) if holdout is not None else 0)
         for ids, start in zip(self.covered, since):
             if ids:
-                out += (*ids, start, *ids, start)
+                out += (*ids, start, *ids, start, *ids, start)
         return out
 
     def run(self, db: sqlite3.Connection, visitor_hashes: Sequence[str],
-            since: Sequence[float]) -> list[tuple[int, ...]]:
-        """Per visitor, the count under each cap (at most the cap's maximum)."""
+            since: Sequence[float], holdout: Sequence[bool] | None = None
+            ) -> list[tuple[int, ...]]:
+        """Per visitor, the count under each cap (at most the cap's maximum); ``holdout``:
+        per visitor, whether to count their would-have draws instead."""
         return db.execute(self.sql(len(visitor_hashes)),
-                          self.params(visitor_hashes, since)).fetchall()
+                          self.params(visitor_hashes, since, holdout)).fetchall()
 
 
 def decisions_with_rewards(db: sqlite3.Connection, after_seq: int = 0,
-                           placement_col: str = "d.placement") -> Iterator[tuple]:
+                           placement_col: str = "d.placement",
+                           would_have_cols: str = "d.would_have_action, "
+                                                  "d.would_have_probability"
+                           ) -> Iterator[tuple]:
     """(seq, event_id, ts, context JSON, eligible JSON, action, probability, randomized, grp,
-    reward or None while open, placement, why it closed or None) of every decision after
-    ``after_seq``, in log order (``placement_col``: ``'default'`` for a store written before
-    placements)."""
+    reward or None while open, placement, why it closed or None, would-have action, its
+    probability) of every decision after ``after_seq``, in log order (``placement_col``:
+    ``'default'`` for a store written before placements; ``would_have_cols``: ``NULL, NULL``
+    before schema 4)."""
     yield from db.execute(
         "SELECT d.seq, d.event_id, d.ts, d.context, d.eligible, d.action, d.probability, "
-        f"d.randomized, d.grp, c.reward, {placement_col}, c.reason FROM decisions d "
-        "LEFT JOIN closed c ON c.event_id = d.event_id WHERE d.seq > ? ORDER BY d.seq",
-        (after_seq,))
+        f"d.randomized, d.grp, c.reward, {placement_col}, c.reason, {would_have_cols} "
+        "FROM decisions d LEFT JOIN closed c ON c.event_id = d.event_id WHERE d.seq > ? "
+        "ORDER BY d.seq", (after_seq,))
 
 
 class EventState(NamedTuple):

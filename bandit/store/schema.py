@@ -1,18 +1,21 @@
 """The event log's SQLite schema: its tables, their columns and the indexes a query needs.
 
-Schema (``SCHEMA_VERSION`` 3; the log tables below are append-only, their rows never updated
+Schema (``SCHEMA_VERSION`` 4; the log tables below are append-only, their rows never updated
 or deleted; the report's aggregate tables in :mod:`bandit.store.aggregates` are derived from
 them and updated by the fold before each commit):
 
 * ``meta(key, value)``: schema version and the generated privacy salt.
 * ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
-  model_version, randomized, placement, deferred)``: one row per ``decide``; ``placement`` is
+  model_version, randomized, placement, deferred, would_have_action, would_have_probability)``:
+  one row per ``decide``; ``placement`` is
   the decision point it was made at (``"default"`` in a shop without placements) and
   ``deferred`` says it waits for an ``activations`` row before it is learned, capped or charged; ``context`` is the JSON context,
   ``eligible`` the JSON list of eligible action ids, ``probability`` the probability with which
   ``action`` was drawn from them; only the salted visitor hash is stored, and the context as
   the model sees it (:meth:`bandit.domain.features.FeatureSpace.normalize_row`: undeclared categories
-  as the unknown marker, numbers clipped, cyclic values modulo their period).
+  as the unknown marker, numbers clipped, cyclic values modulo their period). A holdout row
+  also holds the action a treated visitor would have got and its probability (never shown;
+  NULL on treatment rows and on rows logged before schema 4).
 * ``outcomes(seq, outcome_id, event_id, ts, converted, order_value)``: every reported outcome;
   ``outcome_id`` is the keyed hash of the shop's id, unique when given (idempotency).
 * ``activations(seq, event_id, ts, visitor_hash, action)``: a deferred decision the page showed
@@ -37,10 +40,12 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
-#: versions this code reads; a writable open of an older one is migrated (2 -> 3 by
+SCHEMA_VERSION = 4
+#: versions this code reads; a writable open of an older one is migrated (2 and 3 -> 4 by
 #: :func:`install`, which only adds columns and tables; 1 by the engine, bandit.store.migration)
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
+#: versions :func:`install` brings to ``SCHEMA_VERSION`` by adding columns alone
+ADDS_COLUMNS_ONLY = ("2", "3")
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,11 +68,13 @@ CREATE TABLE IF NOT EXISTS orders (
     seq INTEGER PRIMARY KEY, outcome_id TEXT UNIQUE, ts REAL NOT NULL,
     converted INTEGER NOT NULL, order_value REAL NOT NULL, events INTEGER NOT NULL);
 """
-#: columns schema 3 added to tables of schema 1 and 2 (``ALTER TABLE ... ADD COLUMN`` with a
+#: columns schemas 3 and 4 added to older tables (``ALTER TABLE ... ADD COLUMN`` with a
 #: default: SQLite changes no row for it, so the upgrade costs nothing on a large log)
 ADDED_COLUMNS = (("decisions", "placement", "TEXT NOT NULL DEFAULT 'default'"),
                  ("decisions", "deferred", "INTEGER NOT NULL DEFAULT 0"),
-                 ("closed", "share", "REAL NOT NULL DEFAULT 1.0"))
+                 ("closed", "share", "REAL NOT NULL DEFAULT 1.0"),
+                 ("decisions", "would_have_action", "TEXT"),
+                 ("decisions", "would_have_probability", "REAL"))
 
 
 def install(db: sqlite3.Connection, visitor_index: bool) -> None:
@@ -90,9 +97,15 @@ def install(db: sqlite3.Connection, visitor_index: bool) -> None:
                    "ON decisions(visitor_hash, action, ts, deferred)")
         db.execute("CREATE INDEX IF NOT EXISTS activations_caps "
                    "ON activations(visitor_hash, action, ts)")
+        # a holdout visitor's would-have draws, counted for their caps: only holdout rows
+        # have an entry (partial), so treatment rows pay no page write for it
+        db.execute("CREATE INDEX IF NOT EXISTS decisions_would_have_caps ON decisions("
+                   "visitor_hash, would_have_action, ts, deferred) "
+                   "WHERE would_have_action IS NOT NULL")
     else:
         db.execute("DROP INDEX IF EXISTS decisions_caps")
         db.execute("DROP INDEX IF EXISTS activations_caps")
+        db.execute("DROP INDEX IF EXISTS decisions_would_have_caps")
     # an order sent by visitor id closes that visitor's open decisions: found by this index
     # (the caps' index orders a visitor's rows by action first, so a window is not a range)
     db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_ts ON decisions(visitor_hash, ts)")

@@ -157,10 +157,16 @@ def test_cap_counts_read_a_bounded_index_range_whatever_the_history(tmp_path):
     params = query.params(["h1", "h2", "h3"], [0.0] * len(query.covered))
     plan = [row[3] for row in engine.store.db.execute("EXPLAIN QUERY PLAN " + query.sql(3),
                                                       params)]
-    searches = [step for step in plan if "decisions" in step]
+    searches = [step for step in plan if "decisions_caps" in step]
     assert len(searches) == 2
     assert all("COVERING INDEX decisions_caps (visitor_hash=? AND action=? AND ts>?)"
                in step for step in searches), plan
+    # a holdout visitor's would-have draws are counted from the partial index, the same way
+    would_have = [step for step in plan if "decisions_would_have_caps" in step]
+    assert len(would_have) == 2
+    assert all("COVERING INDEX decisions_would_have_caps (visitor_hash=? AND "
+               "would_have_action=? AND ts>?)" in step for step in would_have), plan
+    assert len([step for step in plan if "decisions" in step]) == 4, plan
     # activated deferred decisions are counted from their own index, the same way
     shown = [step for step in plan if "activations" in step]
     assert len(shown) == 2

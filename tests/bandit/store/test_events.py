@@ -75,7 +75,8 @@ def test_only_indexes_that_queries_use(tmp_path):
             "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
 
     with_caps = EventStore(tmp_path / "a.sqlite3", visitor_index=True)
-    assert indexes(with_caps) == {"decisions_caps", "activations_caps", "decisions_visitor_ts"}
+    assert indexes(with_caps) == {"decisions_caps", "activations_caps", "decisions_visitor_ts",
+                                  "decisions_would_have_caps"}
     with_caps.close()
     # caps switched off in the config: their indexes go, commits stop paying for them; orders
     # sent by visitor id keep theirs
