@@ -269,7 +269,9 @@ def report(args) -> int:
     store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
     report = build_report(store, config.objective.margin, alpha=args.alpha,
                           spend=SpendTracker(store, config.budget),
-                          placements=config.placement_ids, costed=config.costed_ids)
+                          placements=config.placement_ids, costed=config.costed_ids,
+                          holdout_fraction=config.holdout.fraction, currency=config.currency)
+    print(report.verdict["sentence"] + "\n")
     if report.actions_left_out:
         print(f"per-action KPIs: {report.actions_left_out:,} decisions whose attribution window "
               "had not passed at the last expiry are left out (their outcome is not final)\n")

@@ -28,6 +28,9 @@ from importlib import resources
 COOKIE = "cartwheel_session"
 COOKIE_MAX_AGE_S = 30 * 86400
 _PLACEHOLDER = re.compile(r"/\*(STYLE|SCRIPT|DATA)\*/")
+#: the page's script, joined in this order into its one inline <script>: the kit (formats,
+#: builders, charts), the panels, then the page's life (refresh, choices)
+SCRIPTS = ("dashboard_kit.js", "dashboard_panels.js", "dashboard.js")
 
 
 def session_value(token: str) -> str:
@@ -59,7 +62,7 @@ def _json_for_script(data) -> str:
 def render(data=None) -> tuple[str, str]:
     """(page HTML, Content-Security-Policy). ``data``: ``{"report", "segments"}`` to embed (a
     shared file that needs no server); None for the live page, which fetches them."""
-    script, style = _asset("dashboard.js"), _asset("dashboard.css")
+    script, style = "\n".join(_asset(name) for name in SCRIPTS), _asset("dashboard.css")
     parts = {"STYLE": style, "SCRIPT": script,
              "DATA": "" if data is None else _json_for_script(_finite(data))}
     # one pass: a placeholder inside substituted text (a shop named "/*SCRIPT*/") stays text

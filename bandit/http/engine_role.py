@@ -43,12 +43,15 @@ def _report_computer(engine):
     """The report from the log, on a connection of its own (read-only), so that it can run on
     a thread: SQLite aggregates without holding the GIL and decisions go on meanwhile."""
     path, margin = engine.store.path, engine.config.objective.margin
-    placements, costed = engine.config.placement_ids, engine.config.costed_ids
+    config = engine.config
 
     def compute():
         store = EventStore.read_only(path)
         try:
-            return build_report(store, margin, placements=placements, costed=costed)
+            return build_report(store, margin, placements=config.placement_ids,
+                                costed=config.costed_ids,
+                                holdout_fraction=config.holdout.fraction,
+                                currency=config.currency)
         finally:
             store.close()
 

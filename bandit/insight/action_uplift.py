@@ -110,10 +110,11 @@ def cannibalized(t: ArmSums, h: ArmSums, alpha: float) -> dict:
     var_rate = var_rate / h.visitors if h.visitors else math.inf
     per_visitor = ratio * rate
     var = rate * rate * var_ratio + ratio * ratio * var_rate
-    half = stats.norm.ppf(1 - alpha / 2) * math.sqrt(var) if math.isfinite(var) else math.inf
+    half = (float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(var) if math.isfinite(var)
+            else math.inf)
     cap = safe_ratio(t.k, t.visitors)  # never more than was spent
     return {"per_visitor": min(per_visitor, cap), "total": min(per_visitor, cap) * t.visitors,
-            "lower": _finite(float(max(per_visitor - half, 0.0)) * t.visitors),
+            "lower": _finite(max(per_visitor - half, 0.0) * t.visitors),
             "upper": _finite(min(per_visitor + half, cap) * t.visitors),
             "spend": t.k}
 

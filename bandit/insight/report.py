@@ -9,6 +9,7 @@ report says how many are pending (intervals: :mod:`bandit.insight.stats`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -17,6 +18,7 @@ from scipy import stats
 
 from bandit.insight.action_uplift import per_action_uplift
 from bandit.insight.stats import Sums, mean_var, safe_ratio, welch_t
+from bandit.insight.verdict import verdict
 
 KPIS = ("conversions_per_visitor", "revenue_per_visitor", "profit_per_visitor",
         "cost_per_visitor", "conversion_rate", "aov")
@@ -83,6 +85,13 @@ class Report:
     #: have been, with intervals and (incentives) the cannibalized spend
     #: (:mod:`bandit.insight.action_uplift`); empty before an outcome is final
     per_action_uplift: list = field(default_factory=list)
+    #: one sentence on whether personalization pays, and its figures
+    #: (:mod:`bandit.insight.verdict`)
+    verdict: dict | None = None
+    #: the shop's configured holdout share (None: not known to who built the report)
+    holdout_fraction: float | None = None
+    #: treated visitors a day at the latest 24 hours' traffic (None: no treated visitor)
+    treated_visitors_per_day: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,11 +179,13 @@ def action_kpis(store, margin: float, placement: str | None = None,
 
 
 def build_report(store, margin: float, alpha: float = 0.05, spend=None,
-                 now: float | None = None, placements=(), costed=frozenset()) -> Report:
+                 now: float | None = None, placements=(), costed=frozenset(),
+                 holdout_fraction: float | None = None, currency: str = "") -> Report:
     """Compute the report from an :class:`~bandit.store.EventStore` (``spend``: the engine's
     :class:`~bandit.guardrails.SpendTracker`, to show today's incentive spend; ``placements``:
     the shop's placement ids, reported also before any decision was made there; ``costed``:
-    the ids of the shop's incentives, whose cannibalized spend is shown). The
+    the ids of the shop's incentives, whose cannibalized spend is shown; ``holdout_fraction``
+    and ``currency``: the shop's, for the verdict's sentence). The
     per-action KPIs count only decisions whose outcome is final (censoring: a young
     decision's early conversion must not count before its neighbours' non-conversions).
 
@@ -197,6 +208,15 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         for kpi, y, x, yx in (("conversion_rate", "c", "n", "cn"), ("aov", "r", "c", "rc")):
             rt, rh, diff, lo, hi = ratio_interval(t, h, y, x, yx, alpha)
             uplift.append(Uplift(kpi, rt, rh, diff, lo, hi, diff / rh if rh else None, "delta"))
+    series = timeline(store, margin, alpha)
+    per_day = treated_per_day(series["hour"], t)
+    profit = next((u for u in uplift if u.kpi == "profit_per_visitor"), None)
+    judged = verdict(None if profit is None else asdict(profit),
+                     sd=tuple(math.sqrt(g.mean_var("p")[1]) if g is not None and g.visitors > 1
+                              else 0.0 for g in (t, h)),
+                     visitors=tuple(0 if g is None else g.visitors for g in (t, h)),
+                     per_day=per_day, currency=currency, confidence=1 - alpha,
+                     holdout_fraction=holdout_fraction)
     actions = action_kpis(store, margin)
     left_out = (sum(k["decisions"] for k in action_kpis(store, margin, final_only=False)
                     .values()) - sum(k["decisions"] for k in actions.values()))
@@ -205,12 +225,25 @@ def build_report(store, margin: float, alpha: float = 0.05, spend=None,
         actions=actions, actions_left_out=left_out,
         uplift=tuple(asdict(u) for u in uplift), pending_events=store.open_count(),
         confidence=1 - alpha, generated_at=time.time(),
-        timeline=timeline(store, margin, alpha),
+        timeline=series, verdict=judged, holdout_fraction=holdout_fraction,
+        treated_visitors_per_day=per_day,
         placements={p: {"actions": action_kpis(store, margin, p)}
                     for p in dict.fromkeys([*placements, *store.aggregates.placement_ids()])},
         per_action_uplift=per_action_uplift(store.aggregates.arm_sums(), margin, costed,
                                             alpha)),
         spend, now)
+
+
+def treated_per_day(hours: list[dict], treated: Moments | None) -> float | None:
+    """Treated visitors a day at the latest 24 hours' traffic: their decisions in those hours
+    (scaled to a day when the log is younger) times visitors per decision so far."""
+    if treated is None or not treated.n or not hours:
+        return None
+    last = hours[-1]["start"]
+    recent = [b for b in hours if b["start"] > last - 24 * 3600]
+    span_h = (last - recent[0]["start"]) / 3600 + 1
+    decisions = sum(b["groups"].get("treatment", {}).get("decisions", 0) for b in recent)
+    return decisions * 24 / span_h * treated.visitors / treated.n
 
 
 def with_spend(report: Report, spend, now: float | None = None) -> Report:

@@ -74,19 +74,26 @@ def timeline(store, margin: float, alpha: float = 0.05, hours: int = HOURS_SHOWN
             "day": _buckets([r for r in rows if r[0] >= first_day_hour], 24, margin, alpha)}
 
 
-def plot(series: dict, path: str, currency: str = "") -> None:
+def plot(series: dict, path: str, currency: str = "") -> tuple:
     """Draw profit per decision and conversion rate per group over time, with the
     treatment-minus-holdout intervals, per day (per hour when the log spans two days or
-    fewer); needs ``[plot]``."""
+    fewer); needs ``[plot]``. The time axis spans the data (half a bucket either side: one
+    bucket alone would otherwise be stretched over years); returns the drawn axis' (start,
+    end)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise RuntimeError("plotting needs matplotlib: pip install 'cartwheel[plot]'") from None
-    from datetime import datetime, timezone
+    from datetime import datetime, timedelta, timezone
 
-    buckets = series["day"] if len(series["day"]) > 2 else series["hour"]
+    daily = len(series["day"]) > 2
+    buckets = series["day"] if daily else series["hour"]
+    half = timedelta(hours=12 if daily else 0.5)
+    span = (None, None) if not buckets else (
+        datetime.fromtimestamp(buckets[0]["start"], timezone.utc) - half,
+        datetime.fromtimestamp(buckets[-1]["start"], timezone.utc) + half)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kpi, label in ((axes[0], "profit_per_decision", f"profit per decision {currency}"),
                            (axes[1], "conversion_rate", "conversion rate")):
@@ -97,14 +104,23 @@ def plot(series: dict, path: str, currency: str = "") -> None:
         with_ci = [b for b in buckets if b["uplift"]]
         if with_ci:
             t = [datetime.fromtimestamp(b["start"], timezone.utc) for b in with_ci]
-            ax.fill_between(t, np.array([b["uplift"][kpi]["lower"] for b in with_ci]),
-                            np.array([b["uplift"][kpi]["upper"] for b in with_ci]), alpha=0.2,
-                            label="uplift interval")
+            lower = np.array([b["uplift"][kpi]["lower"] for b in with_ci])
+            upper = np.array([b["uplift"][kpi]["upper"] for b in with_ci])
+            if len(with_ci) == 1:  # one bucket: an error bar (a band needs two)
+                ax.vlines(t, lower, upper, lw=6, alpha=0.3, label="uplift interval")
+            else:
+                ax.fill_between(t, lower, upper, alpha=0.2, label="uplift interval")
         ax.axhline(0, color="grey", lw=0.5)
         ax.set(title=label, xlabel="time (UTC)")
+        if span[0] is not None:
+            ax.set_xlim(*span)
         ax.grid(alpha=0.3)
         ax.legend()
         fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    from matplotlib.dates import num2date
+
+    drawn = tuple(num2date(x) for x in axes[0].get_xlim())  # what the figure shows
     plt.close(fig)
+    return drawn

@@ -2,7 +2,7 @@
 ``bandit.store.queries`` and ``bandit.store.wal``, the only SQL of the project).
 
 The report and the dashboard must cost O(hours + groups + actions), not O(decisions): a
-shop's log grows by millions of rows a week and ``GET /v1/report`` is polled by a page. Four
+shop's log grows by millions of rows a week and ``GET /v1/report`` is polled by a page. Several
 tables hold what every report figure is a function of (docs/architecture.md, "Report
 aggregates"):
 

@@ -51,6 +51,17 @@ HOSTILE_DECISIONS = {
     "a visitor id in the clear": _decision(visitor_hash="jane@example.com"),
     "an event id that is not one": _decision(event_id="../../etc/passwd"),
     "randomized that lies": _decision(probability=1.0, randomized=True),
+    "a would-have draw on a treatment row": _decision(would_have_action="discount_5",
+                                                      would_have_probability=0.4),
+    "a would-have action of another placement": _decision(
+        group="holdout", action="none", probability=1.0, randomized=False,
+        would_have_action="upsell_bundle", would_have_probability=0.5),
+    "a would-have probability of 0": _decision(
+        group="holdout", action="none", probability=1.0, randomized=False,
+        would_have_action="discount_5", would_have_probability=0.0),
+    "a would-have action without its probability": _decision(
+        group="holdout", action="none", probability=1.0, randomized=False,
+        would_have_action="discount_5"),
 }
 HOSTILE_OUTCOMES = {
     "order value NaN": BusOutcome(EVENT, 1_700_000_100.0, True, math.nan),
@@ -92,6 +103,12 @@ def test_hostile_records_go_to_the_dead_letter_stream_and_ingest_goes_on(tmp_pat
             await s.drain()
             stored = {r[0] for r in s.engine.store.db.execute("SELECT event_id FROM decisions")}
             assert stored == set(good)  # every valid decision, nothing else
+            # the replicas' holdout rows arrive with the draw a treated visitor would have got
+            holdout = s.engine.store.db.execute(
+                "SELECT would_have_action, would_have_probability FROM decisions "
+                "WHERE grp = 'holdout'").fetchall()
+            assert holdout and all(a in config.placement("cart").actions and 0 < p <= 1
+                                   for a, p in holdout)
             letters = await s.bus.dead_letters(1000)
             hostile = len(HOSTILE_DECISIONS) + len(HOSTILE_OUTCOMES) + 3
             assert len(letters) == hostile

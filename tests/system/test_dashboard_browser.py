@@ -21,7 +21,8 @@ from server_helpers import Server, config_file
 # README's images: CARTWHEEL_SCREENSHOTS=benchmarks/results pytest tests/system/test_dashboard_browser.py)
 SCREENSHOTS = os.environ.get("CARTWHEEL_SCREENSHOTS")
 TOKEN = "dash-s3cret"
-PANELS = ("kpis", "uplift", "uplift-time", "mix", "spend", "actions", "segments", "model")
+PANELS = ("kpis", "uplift", "action-uplift", "uplift-time", "mix", "spend", "actions",
+          "segments", "model")
 
 
 def _traffic(srv, n: int, seed: int = 0) -> None:
@@ -57,6 +58,10 @@ def _js_fixed(x: float, digits: int) -> str:
 FORMATS = {"int": lambda x: f"{int(Decimal(x).quantize(Decimal(1), ROUND_HALF_UP)):,}",
            "pct": lambda x: _js_fixed(100 * x, 2) + "%", "money": lambda x: _js_fixed(x, 2),
            "diff": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 4),
+           "mdiff": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 2),
+           "pp": lambda x: ("+" if x >= 0 else "") + _js_fixed(100 * x, 2),
+           "rate3": lambda x: _js_fixed(x, 3),
+           "d3": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 3),
            "share": lambda x: _js_fixed(100 * x, 1) + "%", "price": lambda x: _js_fixed(x, 3)}
 
 
@@ -150,19 +155,66 @@ def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
     assert data["report"]["actions"] == srv.request("GET", "/v1/report")[1]["actions"]
     assert data["segments"]["status"] == "ok", data["segments"]
     assert data["report"]["uplift"] and data["report"]["daily_budget"] == 40.0
+    assert data["report"]["per_action_uplift"]
     assert _check_numbers(page, data) == set(PANELS)
     assert page.is_hidden("#empty")
-    page.click("button[data-grain=hour]")
+    # the verdict, in plain words with the shop's currency, is the report's
+    verdict = data["report"]["verdict"]
+    assert page.inner_text("[data-verdict]") == verdict["sentence"]
+    assert page.get_attribute("[data-verdict]", "data-verdict") == verdict["status"]
+    assert verdict["status"] == "no_holdout" or "EUR " in verdict["sentence"]
+    # under a day of data the uplift is drawn per hour, with its interval band
+    assert page.get_attribute("button[data-grain=hour]", "aria-pressed") == "true"
+    assert page.query_selector("#uplift-time svg .band")
+    # every KPI heading explains itself on focus (keyboard) as on hover
+    page.focus("#kpis .tip")
+    shown = page.eval_on_selector("#kpis .tip", "e => getComputedStyle(e, '::after').content")
+    assert shown.strip('"') == page.get_attribute("#kpis .tip", "data-tip") != ""
+    page.click("button[data-grain=day]")
     assert _check_numbers(page, data) >= {"uplift-time", "mix"}
     shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
-    page.click("button[data-grain=day]")
+    page.click("button[data-grain=hour]")
     page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
     assert not problems, problems  # a CSP violation is a console error too
     context.close()
+    # a phone: no sideways scroll, and every cell of the uplift tables on screen
     context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}", width=390)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    right = page.eval_on_selector_all(
+        "#uplift td, #action-uplift td", "els => Math.max(...els.map(e => "
+        "e.getBoundingClientRect().right))")
+    assert 0 < right <= 390, right
     page.screenshot(path=str(shots / "dashboard-phone.png"), full_page=True)
+    assert not problems, problems
+    context.close()
+
+
+def test_colours_say_good_or_bad_for_the_shop(browser, tmp_path):
+    """A significant rise in incentive cost is bad (red) though it is an increase; a
+    significant profit rise is good; an interval across 0 is neither."""
+    from bandit.http.dashboard import render
+
+    def row(kpi, lower, upper):
+        return {"kpi": kpi, "treatment": 1.0, "holdout": 0.5, "difference": 0.5,
+                "lower": lower, "upper": upper, "relative": 1.0, "method": "welch"}
+
+    report = {"groups": {}, "actions": {}, "pending_events": 0, "confidence": 0.95,
+              "generated_at": 1.7e9, "incentive_spend_today": None, "daily_budget": None,
+              "shop": "s", "currency": "EUR", "model": None, "timeline": {"hour": [], "day": []},
+              "holdout_fraction": 0.1, "per_action_uplift": [], "verdict": None,
+              "uplift": [row("cost_per_visitor", 0.1, 0.9), row("profit_per_visitor", 0.1, 0.9),
+                         row("revenue_per_visitor", -0.2, 0.9)]}
+    page, _ = render({"report": report, "segments": None})
+    path = tmp_path / "colours.html"
+    path.write_text(page)
+    context, tab, problems = _open(browser, path.as_uri())
+    classes = tab.eval_on_selector_all("#uplift tbody tr", "rs => rs.map(r => r.className)")
+    assert classes == ["bad", "good", ""]
+    colours = tab.eval_on_selector_all("#uplift tbody tr", "rs => rs.map(r => "
+                                       "getComputedStyle(r).color)")
+    assert colours[0] != colours[1] and len(set(colours)) == 3
+    assert "(EUR)" in tab.inner_text("#uplift")
     assert not problems, problems
     context.close()
 
@@ -199,6 +251,10 @@ def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser
         assert page.is_visible("#empty")  # fresh: says how to start
         assert "No decisions yet" in page.inner_text("#empty")
         assert "segments appear once" in page.inner_text("#segments")
+        # hints name the config keys as they are, and only for what is not set
+        assert "[budget] daily_incentive_spend" in page.inner_text("#spend")
+        assert ("[holdout] fraction" in page.inner_text("#uplift")) == (holdout == 0.0)
+        assert ("[holdout] fraction" in page.inner_text("[data-verdict]")) == (holdout == 0.0)
         assert not problems, problems
         context.close()
         if holdout == 0.0:

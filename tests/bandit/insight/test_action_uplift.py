@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import numpy as np
 import pytest
 from engine_helpers import Clock, shop
@@ -173,6 +174,7 @@ def test_cannibalized_spend_in_a_closed_form_case(tmp_path):
     assert row["treated"]["visitors"] == nt and row["holdout"]["visitors"] == nh
     spent = row["cannibalized_spend"]
     assert spent["spend"] == pytest.approx(40.0)
+    msgspec.json.encode(report.to_dict())  # plain numbers: the HTTP answer encodes them
     assert spent["total"] == pytest.approx(10.0 * (1 / nh) * nt)
     # delta method: cost per conversion is exactly 10 (no spread), so the interval is the
     # holdout rate's: 10 x nt x 1.96 x sd(rate)
