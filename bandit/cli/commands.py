@@ -200,10 +200,10 @@ def replay(args) -> int:
 
 
 def export(args) -> int:
-    from bandit.cli.progress import read_log_with_progress
+    from bandit.cli.progress import log_progress
     from bandit.config.shop import load_config
-    from bandit.store.logread import detect_format
-    from bandit.store.logwrite import write_log
+    from bandit.store.logread import LoadReport, detect_format, iter_log, nothing_usable
+    from bandit.store.logwrite import LogWriter
 
     out = Path(args.out)
     try:
@@ -228,12 +228,18 @@ def export(args) -> int:
         raise CartwheelError("DSJSON has no field for the placement: export one placement "
                              f"at a time with --placement (this shop's: "
                              f"{list(config.placement_ids)})")
-    data, report = read_log_with_progress(args.data_dir, config, "sqlite", "refuse",
-                                          placement, include_open=args.include_open)
+    # chunk by chunk: a store of any size is exported with bounded memory
+    report, rows, opened = LoadReport(), 0, 0
+    with log_progress(args.data_dir, "sqlite") as bar, LogWriter(out, fmt) as writer:
+        for chunk in iter_log(args.data_dir, config, report, "sqlite", "refuse", bar.update,
+                              placement=placement, include_open=args.include_open):
+            rows += writer.write(chunk)
+            opened += 0 if chunk.open is None else int(chunk.open.sum())
+    if not rows:
+        out.unlink(missing_ok=True)
+        raise nothing_usable(report)
     print(report.summary(), file=sys.stderr)
-    rows = write_log(data, out, fmt)
     at = "" if placement is None else f" at placement {placement}"
-    opened = 0 if data.open is None else int(data.open.sum())
     print(f"wrote {rows:,} decisions{at} to {out} ({fmt}): {rows - opened:,} final"
           + (f", {opened:,} still inside their window (marked open)" if opened else ""))
     return 0

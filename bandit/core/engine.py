@@ -103,7 +103,7 @@ class Engine:
             price=lambda: self.pacing_price, work=self.work, sink=self,
             commit=self.commit, recover=self.models.recover, clock=self.clock,
             last_ts=self.store.last_decision_ts() or float("-inf"),
-            decided_total=self.store.count("decisions"))
+            decided_total=self.store.max_seq("decisions"))
         self.work.parts += [self.decider, self.joiner, self._staged_costs, *self.models.parts()]
         #: the budget's shadow price (None: no pacing), replayed from the log's spend
         self.pacer = Pacer.start(config, self.guardrails.spend, self.store, self.decider.last_ts)

@@ -61,6 +61,10 @@ def learnable(decision: StoredDecision) -> bool:
     return decision.group == "treatment" and decision.randomized
 
 
+#: meta key: every decision up to this seq is closed (expiry's watermark, as last committed)
+CLOSED_THROUGH_KEY = "closed_through"
+
+
 class Joiner:
     """Applies the event lifecycle on an :class:`EventStore` (writes only; the caller commits)."""
 
@@ -69,9 +73,15 @@ class Joiner:
                  on_cost: Callable[[float, float], None] | None = None):
         self.store, self.attribution, self.objective = store, attribution, objective
         self.actions, self.learn, self.on_cost = actions, learn, on_cost
-        self.closed_total = store.count("closed")
-        self._watermark = 0
-        self._advance_watermark()
+        self.closed_total = store.max_seq("closed")  # rows are never deleted: O(log n)
+        # start where the last expiry left off (a store before the key: from the log's start),
+        # so opening a long log does not walk its closed part
+        self._watermark = int(store.get_meta(CLOSED_THROUGH_KEY) or 0)
+        known = self._watermark
+        self._advance_watermark(persist=False)
+        if self._watermark > known:
+            store.set_meta(CLOSED_THROUGH_KEY, str(self._watermark))  # once for an older store
+            store.commit()
 
     def outcome(self, event_id: str, converted: bool, order_value: float,
                 outcome_id: str | None, now: float, redeemed: frozenset | None = None) -> str:
@@ -199,10 +209,14 @@ class Joiner:
         """Every decision up to this seq has closed (as of the last expiry pass)."""
         return self._watermark
 
-    def _advance_watermark(self) -> None:
-        # every decision with seq <= watermark is closed: expiry scans only what is after it
+    def _advance_watermark(self, persist: bool = True) -> None:
+        # every decision with seq <= watermark is closed: expiry scans only what is after it;
+        # kept in meta with the group's writes, so the next start begins from it
         oldest = self.store.oldest_open_seq(self._watermark)
+        before = self._watermark
         self._watermark = (oldest - 1) if oldest is not None else self.store.max_seq("decisions")
+        if persist and self._watermark > before:
+            self.store.set_meta(CLOSED_THROUGH_KEY, str(self._watermark))
 
     def _close(self, decision: StoredDecision, now: float, reason: str, converted: bool,
                order_value: float, cost: float, reward: float, defer: bool = False,

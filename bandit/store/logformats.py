@@ -35,6 +35,8 @@ def records_parquet(path, config, report):
     for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):  # bounded memory
         for rec in batch.to_pylist():
             n += 1
+            # a null is a field the row does not have (the columns are the file's, fixed)
+            rec = {k: v for k, v in rec.items() if v is not None}
             try:
                 for key in ("context", "eligible"):
                     if isinstance(rec.get(key), str):

@@ -294,17 +294,25 @@ class _Builder:
                     self._refuse(row[0], exc)
             return good, np.array(xs).reshape(len(xs), self.space.dim)
 
+    def take(self) -> LoggedData | None:
+        """The rows added since the last take (None when none of them is usable), then
+        forget them."""
+        if not self.rows:
+            return None
+        try:
+            return self.data()
+        except ValueError:  # every row of the chunk was refused (listed in the report)
+            return None
+        finally:
+            self.rows = []
+
     def data(self, chunk_size: int = 4096) -> LoggedData:
         parts = [self._encode(self.rows[i:i + chunk_size])
                  for i in range(0, len(self.rows), chunk_size)]
         rows = [row for good, _ in parts for row in good]
         self.report.problems.sort()
         if not rows:
-            if self.report.pending and not self.report.problems:
-                raise ValueError(f"no decision in the log has a final outcome yet: "
-                                 f"{self.report.pending} still inside their attribution "
-                                 "window (an outcome is final once the window has passed)")
-            raise ValueError("no usable rows in the log\n" + self.report.summary())
+            raise nothing_usable(self.report)
         (_, eligible, a, p, r, rand, ts, placements, is_open, groups, would_have, would_have_p,
          ctx) = zip(*rows)
         # one mask row per distinct eligible set, then one gather
@@ -339,11 +347,35 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
     clock): the time an event store is censored at; ``include_open``: keep the decisions still
     inside their window, marked open (``LoggedData.open``; for ``export --include-open``).
     """
+    report = LoadReport()
+    chunks = list(iter_log(path, config, report, fmt, unknown_keys, progress, tail=tail,
+                           placement=placement, now=now, include_open=include_open,
+                           chunk_rows=None))
+    if not chunks:
+        raise nothing_usable(report)
+    return chunks[0], report
+
+
+def nothing_usable(report: "LoadReport") -> ValueError:
+    """The error of a log with no usable row, saying why (all still open, or refused)."""
+    if report.pending and not report.problems:
+        return ValueError(f"no decision in the log has a final outcome yet: {report.pending} "
+                          "still inside their attribution window (an outcome is final once "
+                          "the window has passed)")
+    return ValueError("no usable rows in the log\n" + report.summary())
+
+
+def iter_log(path, config: ShopConfig, report: "LoadReport", fmt: str | None = None,
+             unknown_keys: str = "refuse", progress=None, *, tail: int | None = None,
+             placement: str | None = None, now: float | None = None,
+             include_open: bool = False, chunk_rows: int | None = 50_000):
+    """:func:`read_log` in chunks of at most ``chunk_rows`` usable rows (None: one), each a
+    :class:`LoggedData`, so a log of any size is read with bounded memory (``cartwheel
+    export`` streams this way); ``report`` is filled as the chunks are read."""
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {FORMATS}")
-    report = LoadReport()
     builder = _Builder(config, report, unknown_keys, placement, keep_open=include_open)
     seen = 0
     if tail is not None and fmt != "sqlite":
@@ -356,9 +388,15 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
         seen += 1
         if progress is not None and seen % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
+        if chunk_rows is not None and len(builder.rows) >= chunk_rows:
+            chunk = builder.take()
+            if chunk is not None:
+                yield chunk
     if progress is not None:
         progress(seen % PROGRESS_EVERY)
-    return builder.data(), report
+    chunk = builder.take()
+    if chunk is not None:
+        yield chunk
 
 
 PROGRESS_EVERY = 4096

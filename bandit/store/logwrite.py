@@ -46,35 +46,73 @@ def records(data: LoggedData) -> list[dict]:
     return rows
 
 
+#: Parquet's columns, fixed (a chunk without holdout or open rows writes nulls there): JSON
+#: strings for the context and eligible list, so that any shop's context fits one schema
+PARQUET_COLUMNS = (("ts", "float64"), ("context", "string"), ("eligible", "string"),
+                   ("action", "string"), ("probability", "float64"), ("reward", "float64"),
+                   ("randomized", "bool_"), ("placement", "string"), ("group", "string"),
+                   ("would_have_action", "string"), ("would_have_probability", "float64"),
+                   ("open", "bool_"))
+
+
+class LogWriter:
+    """Writes logged decisions chunk by chunk (export streams a store of any size with
+    bounded memory): ``with LogWriter(path, fmt) as w: w.write(chunk)``."""
+
+    def __init__(self, path, fmt: str | None = None):
+        self.path = Path(path)
+        self.fmt = fmt or detect_format(self.path)
+        if self.fmt not in ("jsonl", "parquet", "dsjson"):
+            raise ValueError(f"cannot write format {self.fmt!r}; choose jsonl, parquet or dsjson")
+        self.rows = 0
+        self._file = self._parquet = None
+
+    def __enter__(self) -> "LogWriter":
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self._schema = pa.schema([(name, getattr(pa, kind)()) for name, kind
+                                      in PARQUET_COLUMNS])
+            self._parquet = pq.ParquetWriter(self.path, self._schema)
+        else:
+            self._file = open(self.path, "w", encoding="utf-8")
+        return self
+
+    def write(self, data: LoggedData) -> int:
+        """Append ``data``'s rows; returns how many."""
+        rows = records(data)
+        if self.fmt == "jsonl":
+            self._file.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
+        elif self.fmt == "parquet":
+            import pyarrow as pa
+
+            self._parquet.write_table(pa.Table.from_pylist(
+                [{**r, "context": json.dumps(r["context"]), "eligible": json.dumps(r["eligible"])}
+                 for r in rows], schema=self._schema))
+        else:
+            self._file.writelines(_dsjson(r) + "\n" for r in rows)
+        self.rows += len(rows)
+        return len(rows)
+
+    def __exit__(self, *exc) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._file is not None:
+            self._file.close()
+
+
+def _dsjson(r: dict) -> str:
+    index = r["eligible"].index(r["action"])
+    return json.dumps({
+        "_label_cost": -r["reward"], "_label_probability": r["probability"],
+        "_label_Action": index + 1, "_labelIndex": index, "Timestamp": r["ts"],
+        "a": [index + 1] + [i + 1 for i in range(len(r["eligible"])) if i != index],
+        "c": {**r["context"], "_multi": [{"id": a} for a in r["eligible"]]},
+        "p": [r["probability"]]}, separators=(",", ":"))
+
+
 def write_log(data: LoggedData, path, fmt: str | None = None) -> int:
     """Write ``data`` as JSON Lines, Parquet or DSJSON; returns the number of rows."""
-    path = Path(path)
-    fmt = fmt or detect_format(path)
-    rows = records(data)
-    if fmt == "jsonl":
-        with open(path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
-    elif fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        # every row gets every column (None where it has none): pyarrow takes the columns
-        # of the first row only, and a holdout's or an open row's fields come later
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        table = pa.Table.from_pylist([{**dict.fromkeys(keys), **r,
-                                       "context": json.dumps(r["context"]),
-                                       "eligible": json.dumps(r["eligible"])} for r in rows])
-        pq.write_table(table, path)
-    elif fmt == "dsjson":
-        with open(path, "w", encoding="utf-8") as f:
-            for r in rows:
-                index = r["eligible"].index(r["action"])
-                f.write(json.dumps({
-                    "_label_cost": -r["reward"], "_label_probability": r["probability"],
-                    "_label_Action": index + 1, "_labelIndex": index, "Timestamp": r["ts"],
-                    "a": [index + 1] + [i + 1 for i in range(len(r["eligible"])) if i != index],
-                    "c": {**r["context"], "_multi": [{"id": a} for a in r["eligible"]]},
-                    "p": [r["probability"]]}, separators=(",", ":")) + "\n")
-    else:
-        raise ValueError(f"cannot write format {fmt!r}; choose jsonl, parquet or dsjson")
-    return len(rows)
+    with LogWriter(path, fmt) as writer:
+        return writer.write(data)

@@ -1,0 +1,133 @@
+"""A year of traffic in small: grow a data dir through the engine's bulk API, then time what
+grows with history (start-up with and without snapshots, export, the disk).
+
+Run: ``python benchmarks/grown_store.py [--decisions 1000000] [--per-day 100000]
+[--dir DIR]``. The shop is the default simulated one (linucb, 24 h attribution window, ~5% of
+decisions convert, the rest expire); each simulated day is decided in batches, its orders
+recorded, then expired at the day's end (``decide_batch(now=)``, ``record_outcome(now=,
+commit=False)``, ``expire(now=)``: the bulk-loading API backfills use). A ``--dir`` that holds
+a grown store is reused. Prints one table: size, start-up (snapshot / none), export (time,
+peak RSS of the ``cartwheel export`` process), replay (time, peak RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import simulator  # noqa: E402
+from bandit import Engine, load_config  # noqa: E402
+
+T0 = 1_760_000_000.0
+DAY = 86_400.0
+
+
+def grow(data_dir: Path, config, decisions: int, per_day: int, seed: int = 0) -> float:
+    """Decide ``decisions`` visitors, ``per_day`` a simulated day; returns the end time."""
+    world = simulator.make_world()
+    rng = np.random.default_rng(seed)
+    index = {a: i for i, a in enumerate(world.actions)}
+    engine = Engine.open(config, data_dir, seed=seed, clock=lambda: T0)
+    day, done, batch_size = 0, 0, 500
+    started = time.perf_counter()
+    while done < decisions:
+        n = min(per_day, decisions - done)
+        visitors = world.visitors(n, rng, start=done)
+        times = T0 + day * DAY + np.sort(rng.uniform(0, DAY, n))
+        decided = []
+        for i in range(0, n, batch_size):
+            part = range(i, min(i + batch_size, n))
+            decided += engine.decide_batch([(f"d{day}v{j}", visitors.contexts[j], None)
+                                            for j in part], now=float(times[part[-1]]))
+        shown = np.array([index[d.action] for d in decided])
+        out = world.outcomes(visitors, shown, rng)
+        for j in np.flatnonzero(out.converted):
+            at = float(times[j] + min(out.delay_s[j], DAY - 1))
+            engine.record_outcome(decided[j].event_id, True, float(out.order_value[j]),
+                                  now=at, commit=False)
+        engine.commit()
+        engine.expire(now=T0 + (day + 1) * DAY + DAY)  # the day's window has passed
+        done += n
+        day += 1
+        print(f"  grew {done:,} decisions ({time.perf_counter() - started:.0f} s)",
+              file=sys.stderr)
+    engine.close()
+    return T0 + (day + 1) * DAY
+
+
+def timed_open(config, data_dir: Path) -> float:
+    """Seconds ``Engine.open`` takes on the grown store (the process's one-time imports
+    are paid by a first open of an empty store, not counted)."""
+    with tempfile.TemporaryDirectory() as empty:
+        Engine.open(config, Path(empty), seed=0, clock=lambda: T0).close()
+    t0 = time.perf_counter()
+    engine = Engine.open(config, data_dir, seed=0, clock=lambda: T0)
+    took = time.perf_counter() - t0
+    engine.close()
+    return took
+
+
+def child(argv: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of a command run as a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[3]} failed: {done.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return took, max(peak, before) / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=1_000_000)
+    parser.add_argument("--per-day", type=int, default=100_000)
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    base = args.dir or Path(tempfile.mkdtemp(prefix="grown-"))
+    data_dir, config_path = base / "data", base / "shop.toml"
+    base.mkdir(parents=True, exist_ok=True)
+    if not config_path.exists():  # the default shop, its data dir beside it
+        config_path.write_text(resources.files("bandit.config").joinpath(
+            "default_shop.toml").read_text().replace('path = "cartwheel-data"',
+                                                     f'path = "{data_dir}"'))
+    config = load_config(config_path)
+    if not (data_dir / "events.sqlite3").exists():
+        grow(data_dir, config, args.decisions, args.per_day)
+    size_mb = sum(p.stat().st_size for p in data_dir.glob("events.sqlite3*")) / 2**20
+    with_snapshot = timed_open(config, data_dir)
+    kept = base / "snapshots-kept"
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.move(data_dir / "snapshots", kept)
+    without = timed_open(config, data_dir)
+    shutil.rmtree(data_dir / "snapshots", ignore_errors=True)
+    shutil.move(kept, data_dir / "snapshots")
+    cli = [sys.executable, "-m", "bandit.cli"]
+    common = ["--data-dir", str(data_dir), "--config", str(config_path)]
+    export_s, export_mb = child(cli + ["export", *common, "--out", str(base / "log.jsonl")])
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}; grown store: "
+          f"{args.decisions:,} decisions, {args.per_day:,} a simulated day; start-up is a warm "
+          "Engine.open, export the `cartwheel export` process")
+    print(f"{'event database MB':>18s} {'start (snapshot) s':>19s} {'start (re-learn) s':>19s} "
+          f"{'export s':>9s} {'export peak RSS MB':>19s}")
+    print(f"{size_mb:18,.0f} {with_snapshot:19.2f} {without:19.2f} {export_s:9.1f} "
+          f"{export_mb:19,.0f}")
+
+
+if __name__ == "__main__":
+    main()
