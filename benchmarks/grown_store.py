@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -81,15 +80,26 @@ def timed_open(config, data_dir: Path) -> float:
 
 
 def child(argv: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of a command run as a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """(seconds, peak RSS in MB) of a command run as a child process (its own rusage)."""
     t0 = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"{argv[3]} failed: {done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return took, max(peak, before) / 1024
+    if status != 0:
+        raise RuntimeError(f"{argv[3]} failed: {proc.stderr.read()[-2000:]}")
+    return took, usage.ru_maxrss / 1024
+
+
+def timed_forget(config, data_dir: Path) -> float:
+    """Seconds to erase one visitor with a few decisions among all the others."""
+    engine = Engine.open(config, data_dir, seed=0, clock=lambda: T0)
+    try:
+        engine.decide_batch([("erase-me", {}, None)] * 3)
+        t0 = time.perf_counter()
+        engine.forget("erase-me")
+        return time.perf_counter() - t0
+    finally:
+        engine.close()
 
 
 def main():
@@ -119,14 +129,15 @@ def main():
     cli = [sys.executable, "-m", "bandit.cli"]
     common = ["--data-dir", str(data_dir), "--config", str(config_path)]
     export_s, export_mb = child(cli + ["export", *common, "--out", str(base / "log.jsonl")])
+    forget_s = timed_forget(config, data_dir)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}; grown store: "
           f"{args.decisions:,} decisions, {args.per_day:,} a simulated day; start-up is a warm "
           "Engine.open, export the `cartwheel export` process")
     print(f"{'event database MB':>18s} {'start (snapshot) s':>19s} {'start (re-learn) s':>19s} "
-          f"{'export s':>9s} {'export peak RSS MB':>19s}")
+          f"{'export s':>9s} {'export peak RSS MB':>19s} {'forget s':>9s}")
     print(f"{size_mb:18,.0f} {with_snapshot:19.2f} {without:19.2f} {export_s:9.1f} "
-          f"{export_mb:19,.0f}")
+          f"{export_mb:19,.0f} {forget_s:9.2f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import sys
 
-from bandit.cli import commands
+from bandit.cli import commands, operations
 from bandit.cli import insight as commands_insight
 from bandit.domain.errors import CartwheelError
 
@@ -161,6 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only the decisions made at this placement, over its actions "
                           "(default: every placement, each row naming its own)")
     exp.set_defaults(func=commands.export)
+
+    fgt = sub.add_parser(
+        "forget", help="erase one visitor's rows on request (GDPR erasure)",
+        description="Blank every row of one visitor in the data dir's event log: their "
+                    "hashed id, contexts and order ids (the decisions stay as anonymous "
+                    "records so the log's counts hold); the old bytes are scrubbed from the "
+                    "database and its write-ahead log. The model is left as it is. Needs the "
+                    "data dir's lock: with a server running, use POST /v1/forget instead.",
+        formatter_class=_Formatter)
+    fgt.add_argument("--visitor", required=True, metavar="ID",
+                     help="the visitor id the storefront sent (as given to /v1/decide)")
+    fgt.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
+    fgt.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    fgt.set_defaults(func=operations.forget)
+
+    bak = sub.add_parser(
+        "backup", help="copy a data dir consistently, also while it serves",
+        description="Copy the event log (SQLite's online backup: one consistent state, the "
+                    "server goes on writing), the model snapshots and the token into a new "
+                    "directory. Restore by starting `cartwheel serve --data-dir DEST`.",
+        formatter_class=_Formatter)
+    bak.add_argument("dest", help="a new (or empty) directory to write the copy to")
+    bak.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
+    bak.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    bak.set_defaults(func=operations.backup)
 
     rpt = sub.add_parser(
         "report", help="KPIs per group and action, uplift vs holdout",

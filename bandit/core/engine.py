@@ -277,6 +277,16 @@ class Engine:
             event_id, at, lambda d, t: self.guardrails.capped(d.visitor_hash, d.action, t)),
             commit)
 
+    def forget(self, visitor_id: str, *, now: float | None = None):
+        """Erase one visitor on request: every row of theirs blanked, their order ids and
+        per-visitor totals dropped, the old bytes scrubbed; the model is left as it is (it
+        holds sums over many visitors). Commits the open group first. Returns the counts
+        (:class:`bandit.store.erasure.Erased`)."""
+        check_visitor(visitor_id)
+        self.commit()
+        return self.store.forget(hash_visitor(visitor_id, self.salt),
+                                 self.clock() if now is None else now)
+
     def _write(self, write, commit: bool):
         """Run a joiner write in the open group (a refused one leaves the group's other
         writes standing; anything else rolls the group back) and commit if asked."""

@@ -97,6 +97,23 @@ class ActivateResponse(msgspec.Struct):
     status: str
 
 
+class ForgetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Erase one visitor on request (the write token; one process, not a decide replica)."""
+
+    visitor_id: str
+
+
+class ForgetResponse(msgspec.Struct):
+    """``forgotten``: how many of the visitor's decisions, order ids and activations were
+    blanked (0 for a visitor never seen); ``note``: what the erasure cannot reach."""
+
+    status: str
+    decisions: int
+    outcomes: int
+    activations: int
+    note: str
+
+
 class ErrorDetail(msgspec.Struct):
     code: str
     message: str
@@ -110,6 +127,7 @@ class ErrorResponse(msgspec.Struct):
 decode_decide = msgspec.json.Decoder(DecideRequest).decode
 decode_outcome = msgspec.json.Decoder(OutcomeRequest).decode
 decode_activate = msgspec.json.Decoder(ActivateRequest).decode
+decode_forget = msgspec.json.Decoder(ForgetRequest).decode
 encode = msgspec.json.Encoder().encode
 
 
@@ -132,10 +150,11 @@ def context_schema(features) -> dict:
 def openapi(title: str = "cartwheel", version: str = "0.1.0", features=None) -> dict:
     """The OpenAPI 3.1 description, generated from the Structs above (``features``: the
     shop's, to describe its context keys)."""
-    (decide_req, decide_res, outcome_req, outcome_res, activate_req, activate_res, error), \
-        components = msgspec.json.schema_components(
-            [DecideRequest, DecideResponse, OutcomeRequest, OutcomeResponse, ActivateRequest,
-             ActivateResponse, ErrorResponse], ref_template="#/components/schemas/{name}")
+    (decide_req, decide_res, outcome_req, outcome_res, activate_req, activate_res, forget_req,
+     forget_res, error), components = msgspec.json.schema_components(
+        [DecideRequest, DecideResponse, OutcomeRequest, OutcomeResponse, ActivateRequest,
+         ActivateResponse, ForgetRequest, ForgetResponse, ErrorResponse],
+        ref_template="#/components/schemas/{name}")
 
     if features is not None:  # the shop's own context keys
         components["DecideRequest"]["properties"]["context"] = context_schema(features)
@@ -179,6 +198,11 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0", features=None) -> 
                               **errors,
                               "404": answer(error, "unknown event"),
                               "409": answer(error, "its window passed")}}},
+            "/v1/forget": {"post": {
+                "summary": "Erase a visitor's rows on request (bearer token)",
+                "requestBody": body(forget_req),
+                "responses": {"200": answer(forget_res, "forgotten"), **errors,
+                              "401": answer(error, "missing or wrong bearer token")}}},
             "/v1/report": {"get": {
                 "summary": "KPIs per group and action, uplift with CIs, uplift over time, "
                            "action mix, spend and the model (token or session cookie when "

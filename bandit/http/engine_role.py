@@ -17,10 +17,13 @@ from aiohttp import web
 
 from bandit.http import api
 from bandit.http import dashboard_routes as dashboard_server
+from bandit.http.auth import TOKEN, bearer_authorized
 from bandit.http.metrics import EngineMetrics
+from bandit.http.responses import error_response
 from bandit.http.routes import (
     DECIDING,
     ENGINE,
+    GROUP,
     METRICS,
     REPORT,
     TRAINER,
@@ -30,10 +33,12 @@ from bandit.http.routes import (
     metrics,
     openapi,
     outcome,
+    read_body,
 )
 from bandit.http.segments_cache import SegmentsCache
 from bandit.http.serving import LoopLag, RequestGroup, SingleFlight
 from bandit.insight.report import build_report, with_engine, with_spend
+from bandit.store import erasure as store_erasure
 from bandit.store.events import EventStore
 
 log = logging.getLogger("cartwheel.server")
@@ -68,6 +73,22 @@ async def report(request: web.Request) -> web.Response:
     return web.Response(content_type="application/json", body=api.encode(rep.to_dict()))
 
 
+async def forget(request: web.Request) -> web.Response:
+    """Erase one visitor on request (:meth:`bandit.core.engine.Engine.forget`): after the
+    open request group has committed, never inside one."""
+    token = request.app[TOKEN]
+    if token is not None and not bearer_authorized(request, token):
+        return error_response(401, "unauthorized", "POST /v1/forget needs 'Authorization: Bearer "
+                              "<token>' with the shop's token", "Authorization")
+    req = api.decode_forget(await read_body(request))
+    engine = request.app[ENGINE]
+    while engine.group_open:  # the erasure commits: not with another group's writes
+        await request.app[GROUP].committed()
+    erased = engine.forget(req.visitor_id)
+    return web.Response(content_type="application/json", body=api.encode(api.ForgetResponse(
+        "forgotten", erased.decisions, erased.outcomes, erased.activations, store_erasure.NOTE)))
+
+
 async def healthz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     # while degraded, one tiny write says whether the store can write again (the server then
@@ -91,6 +112,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
+          ("POST", "/v1/forget", forget),
           ("POST", "/v1/activate", activate), ("GET", "/v1/client.js", client_script),
           ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi),

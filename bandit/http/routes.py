@@ -111,7 +111,7 @@ def _guarded(endpoint: str, handler):
 _JSON = "application/json"
 
 
-async def _body(request: web.Request) -> bytes:
+async def read_body(request: web.Request) -> bytes:
     """The raw JSON body, or a 413/415 before a byte of it is read or inflated."""
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
@@ -145,7 +145,7 @@ def _caller(request: web.Request) -> bool:
 
 
 async def decide(request: web.Request) -> web.Response:
-    req = api.decode_decide(await _body(request))
+    req = api.decode_decide(await read_body(request))
     config = request.app[ENGINE].config
     trust.check_decide(config, request.app[trust.SIGNING_KEY], _caller(request), req)
     if req.preview is not None:  # a preview link: the chosen action, nothing logged
@@ -173,7 +173,7 @@ async def outcome(request: web.Request) -> web.Response:
         return error_response(401, "unauthorized", "POST /v1/outcome needs 'Authorization: Bearer "
                       "<token>' with the shop's token (serve prints it at start)",
                       "Authorization")
-    req = api.decode_outcome(await _body(request))
+    req = api.decode_outcome(await read_body(request))
     if (req.event_id is None) == (req.visitor_id is None):
         raise CartwheelError("send exactly one of event_id (an outcome of that decision) or "
                              "visitor_id (an order: every open decision of the visitor is "
@@ -188,7 +188,7 @@ async def outcome(request: web.Request) -> web.Response:
 
 async def activate(request: web.Request) -> web.Response:
     """A page showed a deferred decision (open like decide: pages call it)."""
-    req = api.decode_activate(await _body(request))
+    req = api.decode_activate(await read_body(request))
     trust.check_activate(request.app[ENGINE].config, request.app[trust.SIGNING_KEY],
                          _caller(request), req)
     status = await request.app[GROUP].activate(req)

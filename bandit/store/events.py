@@ -26,6 +26,7 @@ from pathlib import Path
 from bandit.domain.errors import StorageError
 from bandit.domain.records import LoggedEvent
 from bandit.store import aggregates as store_aggregates
+from bandit.store import erasure as store_erasure
 from bandit.store import queries as store_queries
 from bandit.store import schema as store_schema
 from bandit.store import v1 as store_v1
@@ -284,6 +285,19 @@ class EventStore:
             (event_id, ts, reason, int(converted), order_value, cost, reward, int(learned),
              share))
         return int(cur.lastrowid)
+
+    def forget(self, visitor_hash: str, now: float) -> store_erasure.Erased:
+        """Blank every row of one visitor (:mod:`bandit.store.erasure`); commits, then clears
+        the write-ahead log of older copies (nothing else may be pending)."""
+        if self.db.in_transaction:
+            raise RuntimeError("commit the open writes before an erasure")
+        self._begin()
+        erased = store_erasure.forget(self._run, visitor_hash, now)
+        self.commit()
+        if not store_erasure.scrub(self.db):
+            log.warning("%s: the write-ahead log could not be emptied after an erasure (a long "
+                        "read holds it); it is at the next checkpoint", self.path)
+        return erased
 
     def add_activation(self, event_id: str, ts: float) -> None:
         """A deferred decision was shown (it carries the decision's visitor and action)."""

@@ -1,7 +1,7 @@
 """The event log's SQLite schema: its tables, their columns and the indexes a query needs.
 
-Schema (``SCHEMA_VERSION`` 4; the log tables below are append-only, their rows never updated
-or deleted; the report's aggregate tables in :mod:`bandit.store.aggregates` are derived from
+Schema (``SCHEMA_VERSION`` 4; the log tables below are append-only, their rows never deleted
+and updated only by an erasure, which blanks a visitor's rows in place; the report's aggregate tables in :mod:`bandit.store.aggregates` are derived from
 them and updated by the fold before each commit):
 
 * ``meta(key, value)``: schema version and the generated privacy salt.
@@ -24,6 +24,8 @@ them and updated by the fold before each commit):
 * ``orders(seq, outcome_id, ts, converted, order_value, events)``: an order sent by visitor id
   (``outcome_id`` its keyed hash, unique when given) and how many open decisions it closed; the
   ``outcomes`` rows it wrote, one per decision, carry no id of their own.
+* ``erasures(seq, ts, decisions)``: when a visitor was erased on request and how many of
+  their decisions were blanked (:mod:`bandit.store.erasure`), nothing else.
 * ``closed(seq, event_id, ts, reason, converted, order_value, cost, reward, learned, share)``:
   one row per event whose attribution ended (``reason`` = converted | expired | inactive, the
   last for a deferred decision never activated); ``learned`` says whether the reward fed the
@@ -64,6 +66,8 @@ CREATE TABLE IF NOT EXISTS closed (
 CREATE TABLE IF NOT EXISTS activations (
     seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
     visitor_hash TEXT NOT NULL, action TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS erasures (
+    seq INTEGER PRIMARY KEY, ts REAL NOT NULL, decisions INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     seq INTEGER PRIMARY KEY, outcome_id TEXT UNIQUE, ts REAL NOT NULL,
     converted INTEGER NOT NULL, order_value REAL NOT NULL, events INTEGER NOT NULL);

@@ -53,6 +53,28 @@ def test_unknown_and_closed_events(server):
     assert status == 409 and body["error"]["field"] == "event_id"
 
 
+def test_forget_over_http_needs_the_token_and_blanks_the_visitor(server):
+    """POST /v1/forget: the write token, after the open request group; the counts and what
+    it cannot reach; the visitor's next order finds none of the erased decisions."""
+    ids = [server.post("/v1/decide", {"visitor_id": "erase-me", "context": CTX})[1]["event_id"]
+           for _ in range(3)]
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        status, body = server.post("/v1/forget", {"visitor_id": "erase-me"}, headers)
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, body = server.post("/v1/forget", {"visitor_id": "erase-me"}, AUTH)
+    assert status == 200 and (body["status"], body["decisions"]) == ("forgotten", 3)
+    assert "backups and exports made before" in body["note"]
+    status, body = server.post("/v1/forget", {"visitor_id": "a@b.example"}, AUTH)
+    assert status == 400 and body["error"]["field"] == "visitor_id"
+    status, o = server.post("/v1/outcome", {"visitor_id": "erase-me", "converted": True,
+                                            "order_value": 10.0}, AUTH)
+    assert (status, o["status"]) == (200, "unattributed")
+    # the decisions themselves still take outcomes by event id (anonymous records now)
+    status, o = server.post("/v1/outcome", {"event_id": ids[0], "converted": True,
+                                            "order_value": 10.0}, AUTH)
+    assert (status, o) == (200, {"status": "recorded"})
+
+
 def test_outcome_needs_the_token_decide_does_not(server):
     _, d = server.post("/v1/decide", {"visitor_id": "v-3", "context": CTX})
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):

@@ -1,0 +1,40 @@
+"""Commands that care for a data dir: ``forget`` (erase a visitor on request) and ``backup``
+(a consistent copy while serving; docs/operations.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def forget(args) -> int:
+    from bandit import Engine
+    from bandit.config.shop import load_config
+    from bandit.store.erasure import NOTE
+
+    config = load_config(args.config)
+    data_dir = Path(args.data_dir or config.storage.path)
+    if not (data_dir / "events.sqlite3").exists():
+        raise FileNotFoundError(2, "no event store in this data dir", str(data_dir))
+    # the data dir's lock: a running server holds it (then use POST /v1/forget)
+    engine = Engine.open(config, data_dir)
+    try:
+        erased = engine.forget(args.visitor)
+    finally:
+        engine.close()
+    print(f"forgotten: {erased.decisions:,} decisions, {erased.outcomes:,} order ids and "
+          f"{erased.activations:,} activations of that visitor blanked in {data_dir} (the "
+          "model is left as it is: it holds sums over many visitors, not rows)")
+    print(f"note: {NOTE}")
+    return 0
+
+
+def backup(args) -> int:
+    from bandit.config.shop import load_config
+    from bandit.store.backup import backup as copy
+
+    data_dir = Path(args.data_dir or load_config(args.config).storage.path)
+    done = copy(data_dir, args.dest)
+    print(f"backed up {data_dir} to {done.path}: {done.decisions:,} decisions, {done.files} "
+          f"files, {done.bytes / 2**20:,.1f} MB (consistent as of the moment it started; "
+          f"restore: cartwheel serve --data-dir {done.path})")
+    return 0
