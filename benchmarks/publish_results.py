@@ -68,6 +68,9 @@ TABLES = {
     "blas_threads": ("Fast without tuning", "python benchmarks/blas_threads.py --visitors 10000",
                      "the policies on a busy machine: the library's own BLAS limit against "
                      "OPENBLAS_NUM_THREADS=1 and against numpy's default threads"),
+    "grown_store": ("A grown store", "python benchmarks/grown_store.py --decisions 1000000",
+                    "a store grown through the engine's bulk API: its size, start-up with and "
+                    "without snapshots, a streamed export's time and peak memory, one erasure"),
     "placements": ("Learning per placement", "python benchmarks/placements.py",
                    "per-placement learning against the visit's oracle, a joint model, the best "
                    "fixed combination and the per-placement limit, in the shop with placements"),
