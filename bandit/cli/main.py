@@ -187,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     bak.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
     bak.set_defaults(func=operations.backup)
 
+    cpt = sub.add_parser(
+        "compact", help="remove decisions older than [storage] keep_days now",
+        description="Retention on demand (a running server does it by itself every few "
+                    "minutes): decisions older than keep_days, closed, final and covered by "
+                    "every kept model snapshot are removed with their outcomes; the report's "
+                    "history stays (it is kept as aggregates).",
+        formatter_class=_Formatter)
+    cpt.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
+    cpt.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    cpt.set_defaults(func=operations.compact)
+
     rpt = sub.add_parser(
         "report", help="KPIs per group and action, uplift vs holdout",
         description="Conversion rate, order value, revenue, incentive cost and profit per "

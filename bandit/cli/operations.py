@@ -1,5 +1,5 @@
-"""Commands that care for a data dir: ``forget`` (erase a visitor on request) and ``backup``
-(a consistent copy while serving; docs/operations.md)."""
+"""Commands that care for a data dir: ``forget`` (erase a visitor on request), ``backup`` (a
+consistent copy while serving) and ``compact`` (retention on demand; docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -37,4 +37,25 @@ def backup(args) -> int:
     print(f"backed up {data_dir} to {done.path}: {done.decisions:,} decisions, {done.files} "
           f"files, {done.bytes / 2**20:,.1f} MB (consistent as of the moment it started; "
           f"restore: cartwheel serve --data-dir {done.path})")
+    return 0
+
+
+def compact(args) -> int:
+    from bandit import Engine
+    from bandit.config.shop import load_config
+
+    config = load_config(args.config)
+    data_dir = Path(args.data_dir or config.storage.path)
+    if config.retention_s is None:
+        print("[storage] keep_days = 0: this shop keeps every decision; nothing to remove")
+        return 0
+    engine = Engine.open(config, data_dir)  # the lock: a running server compacts by itself
+    try:
+        removed = engine.compact()
+        kept = engine.store.count("decisions")
+    finally:
+        engine.close()
+    print(f"removed {removed:,} decisions older than {config.retention_s / 86400:g} days "
+          f"(final and covered by every kept snapshot), with their outcomes; {kept:,} kept. "
+          "The file keeps its size; SQLite reuses the freed pages for new decisions.")
     return 0

@@ -85,6 +85,7 @@ class Storage(Settings):
         description="normal or full")] = "normal"
     snapshot_every_updates: Annotated[int, Meta(gt=0, description="an integer > 0")] = 5000
     snapshot_every_s: Annotated[float, Meta(gt=0, description="seconds > 0")] = 300.0
+    keep_days: Annotated[float, Meta(ge=0, description="days >= 0 (0: keep everything)")] = 90.0
 
 
 class Server(Settings):

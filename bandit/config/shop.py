@@ -88,6 +88,16 @@ class ShopConfig:
         return tuple(a.id for a in self.actions)
 
     @property
+    def retention_s(self) -> float | None:
+        """How long decisions are kept (None: for ever): ``[storage] keep_days``, raised to the
+        longest frequency-cap window and the attribution window, which read those rows
+        (:mod:`bandit.store.retention`)."""
+        if not self.storage.keep_days:
+            return None
+        return max(self.storage.keep_days * 86400.0, self.attribution.window_s,
+                   *(cap.window_s for cap in self.caps))
+
+    @property
     def costed_ids(self) -> frozenset[str]:
         """The ids of the actions that can cost money (incentives): their spend is budgeted
         and the report shows how much of it was cannibalized."""

@@ -287,6 +287,14 @@ class Engine:
         return self.store.forget(hash_visitor(visitor_id, self.salt),
                                  self.clock() if now is None else now)
 
+    def compact(self, now: float | None = None, limit: int | None = None) -> int:
+        """Remove decisions older than ``[storage] keep_days`` that are final and covered by
+        every kept snapshot, with their rows (:mod:`bandit.core.retention`): all of them, or
+        at most ``limit``; returns how many."""
+        from bandit.core import retention
+
+        return retention.compact(self, self.clock() if now is None else now, limit)
+
     def _write(self, write, commit: bool):
         """Run a joiner write in the open group (a refused one leaves the group's other
         writes standing; anything else rolls the group back) and commit if asked."""

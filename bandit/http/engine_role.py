@@ -121,6 +121,8 @@ ENDPOINTS = tuple(path for _, path, _ in ROUTES)
 
 
 EXPIRY_SLICE_S = 0.003  # aim for each expiry slice (VW learns every event it closes)
+#: retention runs this often, this many decisions a transaction (bandit.core.retention)
+COMPACT_EVERY_S, COMPACT_BATCH = 300.0, 500
 
 
 def expire_slice(engine, size: int) -> int | None:
@@ -158,8 +160,23 @@ async def _background(app: web.Application):
             except Exception:
                 log.exception("expiry failed; will retry")
 
+    async def compact():
+        """Retention ([storage] keep_days): a batch at a time, requests served between."""
+        while True:
+            await asyncio.sleep(COMPACT_EVERY_S)
+            try:
+                while not engine.group_open:
+                    removed = engine.compact(limit=COMPACT_BATCH)
+                    if removed < COMPACT_BATCH:
+                        break
+                    await asyncio.sleep(0)
+            except Exception:
+                log.exception("retention failed; will retry")
+
     tasks = [asyncio.create_task(expire()),
              asyncio.create_task(LoopLag(app[METRICS].loop_lag.observe).run())]
+    if engine.config.retention_s is not None:
+        tasks.append(asyncio.create_task(compact()))
     yield
     for task in tasks:
         task.cancel()

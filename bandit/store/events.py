@@ -28,6 +28,7 @@ from bandit.domain.records import LoggedEvent
 from bandit.store import aggregates as store_aggregates
 from bandit.store import erasure as store_erasure
 from bandit.store import queries as store_queries
+from bandit.store import retention as store_retention
 from bandit.store import schema as store_schema
 from bandit.store import v1 as store_v1
 from bandit.store.datadir import FILE_MODE, private_dir, private_file
@@ -211,6 +212,11 @@ class EventStore:
             self._final = self._final_target  # (a failed commit resets it: rollback)
         return top
 
+    @property
+    def final_through(self) -> int:
+        """Every decision up to this seq has its final outcome folded (committed)."""
+        return self._final_committed
+
     def mark_final(self, seq: int) -> None:
         """Every decision up to ``seq`` has a final outcome (its window passed and it is
         closed): folded into the final totals with the group's commit."""
@@ -298,6 +304,12 @@ class EventStore:
             log.warning("%s: the write-ahead log could not be emptied after an erasure (a long "
                         "read holds it); it is at the next checkpoint", self.path)
         return erased
+
+    def remove_old(self, horizon: store_retention.Horizon, limit: int = 5000) -> int:
+        """Remove up to ``limit`` decisions within ``horizon`` with their rows
+        (:mod:`bandit.store.retention`), in the open transaction; returns how many."""
+        self._begin(limit)
+        return store_retention.remove(self.db, self._run, horizon, limit)
 
     def add_activation(self, event_id: str, ts: float) -> None:
         """A deferred decision was shown (it carries the decision's visitor and action)."""

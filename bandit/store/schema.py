@@ -110,6 +110,8 @@ def install(db: sqlite3.Connection, visitor_index: bool) -> None:
         db.execute("DROP INDEX IF EXISTS decisions_caps")
         db.execute("DROP INDEX IF EXISTS activations_caps")
         db.execute("DROP INDEX IF EXISTS decisions_would_have_caps")
+    # retention removes a decision's outcomes with it: found by their event
+    db.execute("CREATE INDEX IF NOT EXISTS outcomes_by_event ON outcomes(event_id)")
     # an order sent by visitor id closes that visitor's open decisions: found by this index
     # (the caps' index orders a visitor's rows by action first, so a window is not a range)
     db.execute("CREATE INDEX IF NOT EXISTS decisions_visitor_ts ON decisions(visitor_hash, ts)")

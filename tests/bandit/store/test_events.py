@@ -76,12 +76,12 @@ def test_only_indexes_that_queries_use(tmp_path):
 
     with_caps = EventStore(tmp_path / "a.sqlite3", visitor_index=True)
     assert indexes(with_caps) == {"decisions_caps", "activations_caps", "decisions_visitor_ts",
-                                  "decisions_would_have_caps"}
+                                  "decisions_would_have_caps", "outcomes_by_event"}
     with_caps.close()
     # caps switched off in the config: their indexes go, commits stop paying for them; orders
-    # sent by visitor id keep theirs
+    # sent by visitor id keep theirs, retention its own
     without = EventStore(tmp_path / "a.sqlite3", visitor_index=False)
-    assert indexes(without) == {"decisions_visitor_ts"}
+    assert indexes(without) == {"decisions_visitor_ts", "outcomes_by_event"}
     without.close()
 
 
