@@ -172,8 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter)
     fgt.add_argument("--visitor", required=True, metavar="ID",
                      help="the visitor id the storefront sent (as given to /v1/decide)")
-    fgt.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
-    fgt.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    _shop_args(fgt)
     fgt.set_defaults(func=operations.forget)
 
     bak = sub.add_parser(
@@ -183,8 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "directory. Restore by starting `cartwheel serve --data-dir DEST`.",
         formatter_class=_Formatter)
     bak.add_argument("dest", help="a new (or empty) directory to write the copy to")
-    bak.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
-    bak.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    _shop_args(bak)
     bak.set_defaults(func=operations.backup)
 
     cpt = sub.add_parser(
@@ -194,8 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "every kept model snapshot are removed with their outcomes; the report's "
                     "history stays (it is kept as aggregates).",
         formatter_class=_Formatter)
-    cpt.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
-    cpt.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    _shop_args(cpt)
     cpt.set_defaults(func=operations.compact)
 
     rpt = sub.add_parser(
@@ -205,8 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "intervals, per-action KPIs and today's spend, from a data dir's event log "
                     "(read-only: safe beside a running server).",
         formatter_class=_Formatter)
-    rpt.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
-    rpt.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    _shop_args(rpt)
     rpt.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
     rpt.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     rpt.add_argument("--plot", metavar="FILE",
@@ -227,8 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the config's policy trained by replay on that log. --write-rules freezes "
                     "segments as [[rules]] for the shop's config.",
         formatter_class=_Formatter)
-    seg.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
-    seg.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
+    _shop_args(seg)
     seg.add_argument("--log", metavar="LOG", help="a log from `cartwheel export` (or any "
                                                   "format replay reads) instead of the data dir")
     seg.add_argument("--format", choices=("sqlite", "jsonl", "parquet", "dsjson"),
@@ -265,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     ini.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     ini.set_defaults(func=commands.init)
     return parser
+
+
+def _shop_args(parser) -> None:
+    """The two options of every command that works on one shop's data dir."""
+    parser.add_argument("--data-dir", help="the engine's data dir (default: the config's)")
+    parser.add_argument("--config", metavar="FILE", help="shop config (default: embedded shop)")
 
 
 def main(argv: list[str] | None = None) -> int:
