@@ -68,6 +68,11 @@ def test_exactly_the_old_final_covered_decisions_go_and_the_report_stays(grown):
             "WHERE d.event_id = t.event_id)").fetchone()[0]
         assert orphans == 0, table
     assert _report(engine) == before  # the history is in the aggregates
+    # the per-visitor totals hold the kept window's visitors, not every one ever
+    kept_visitors = engine.store.db.execute(
+        "SELECT COUNT(DISTINCT visitor_hash) FROM decisions").fetchone()[0]
+    assert engine.store.db.execute("SELECT COUNT(*) FROM visitor_totals").fetchone()[0] \
+        == kept_visitors
     state = engine.models.first.learner.policy.get_state()
     assert all(np.array_equal(model[k], state[k]) for k in model)
     with pytest.raises(UnknownEventError):  # an outcome for a removed decision: 404
