@@ -44,7 +44,9 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
                  f"{replica.model_version} (bus {bus_url})\n  {auth_line}\n  API: "
                  f"{url}/openapi.json   metrics: {url}/metrics", flush=True)
 
-    await run_site(app, host, port, ready, on_malformed=app[METRICS].malformed_http.inc)
+    await run_site(app, host, port, ready, config.server,
+                   on_malformed=app[METRICS].malformed_http.inc,
+                   on_refused=app[METRICS].refused_connection)
 
 
 async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
@@ -90,7 +92,9 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
                      f"  dashboard: {dashboard.link(url, token)}\n  report: "
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
-        await run_site(app, host, port, ready, on_malformed=app[METRICS].malformed_http.inc)
+        await run_site(app, host, port, ready, config.server,
+                   on_malformed=app[METRICS].malformed_http.inc,
+                   on_refused=app[METRICS].refused_connection)
     finally:
         engine.close()
         await bus.close()

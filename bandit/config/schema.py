@@ -99,6 +99,8 @@ class Server(Settings):
     (pages: decide and activate without the token); the address is the peer's, or the last
     one a ``trusted_proxies`` peer put in ``X-Forwarded-For``. ``signed_requests``: every
     untrusted decide carries a token the shop's backend signed (docs/integration.md).
+    ``header_timeout_s``, ``idle_timeout_s``, ``body_timeout_s``, ``max_connections``,
+    ``max_header_bytes``: limits on the socket (:mod:`bandit.http.connections`).
     """
 
     token: Annotated[str | None, Meta(description="a string")] = None
@@ -116,6 +118,16 @@ class Server(Settings):
     trusted_proxies: Annotated[tuple[str, ...], Meta(description=(
         "a list of IP addresses whose X-Forwarded-For is believed"))] = ()
     signed_requests: Annotated[bool, Meta(description="true/false")] = False
+    header_timeout_s: Annotated[float, Meta(gt=0, le=300, description=(
+        "seconds in (0, 300]"))] = 10.0
+    idle_timeout_s: Annotated[float, Meta(gt=0, le=3600, description=(
+        "seconds in (0, 3600]"))] = 15.0
+    body_timeout_s: Annotated[float, Meta(gt=0, le=300, description=(
+        "seconds in (0, 300]"))] = 10.0
+    max_connections: Annotated[int, Meta(ge=0, description=(
+        "an integer >= 0 (0: what the descriptor limit leaves)"))] = 0
+    max_header_bytes: Annotated[int, Meta(ge=1024, le=1 << 20, description=(
+        "an integer in [1024, 1048576]"))] = 16 * 1024
 
 
 class Privacy(Settings):

@@ -28,6 +28,7 @@ from bandit.http.engine_role import one_process
 from bandit.http.replica_role import decide_replica
 from bandit.http.routes import (
     ADDRESS_LIMIT,
+    BODY_TIMEOUT,
     ENGINE,
     GROUP,
     LIMIT,
@@ -51,6 +52,7 @@ def make_app(node, *, token: str | None = None, max_body: int | None = None, tra
     # aiohttp's own limit sits above ours so that our check answers with the error shape
     app = web.Application(client_max_size=max_body + 1)
     app[ENGINE], app[TOKEN], app[MAX_BODY] = node, token, max_body
+    app[BODY_TIMEOUT] = config.server.body_timeout_s
     app[preview.KEY] = preview.key_of(token)
     server = config.server
     app[LIMIT] = VisitorLimit(server.visitor_rate, server.visitor_burst)
@@ -74,7 +76,9 @@ def make_app(node, *, token: str | None = None, max_body: int | None = None, tra
 async def _serve(engine, host: str, port: int, token: str | None, announce) -> None:
     # on SIGTERM: stop accepting, let in-flight requests finish, then (serve) flush and snapshot
     app = make_app(engine, token=token)
-    await run_site(app, host, port, announce, on_malformed=app[METRICS].malformed_http.inc)
+    await run_site(app, host, port, announce, engine.config.server,
+                   on_malformed=app[METRICS].malformed_http.inc,
+                   on_refused=app[METRICS].refused_connection)
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,

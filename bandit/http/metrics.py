@@ -38,12 +38,19 @@ class RequestMetrics:
         self.timers = {e: self.latency.labels(e) for e in (*endpoints, "other")}
         # requests aiohttp could not parse reach no endpoint (serving.MalformedHttpLog)
         self.malformed_http = self.errors.labels("unparsed", "malformed_http")
+        # connections the socket's limits closed before a request (bandit.http.connections)
+        self._refused = Counter("cartwheel_connections_refused", "Connections closed by the "
+                                "socket's limits, by reason", ["reason"], registry=self.registry)
         self.group_size = Histogram("cartwheel_group_size", grouped, registry=self.registry,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.loop_lag = Histogram(
             "cartwheel_event_loop_lag_seconds", "How late the event loop ran a timer (work on "
             "the loop that kept every request waiting)", registry=self.registry,
             buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1))
+
+    def refused_connection(self, why: str) -> None:
+        """A connection the socket's limits closed (the reason's first words label it)."""
+        self._refused.labels(why.split(":")[0][:40]).inc()
 
 
 class EngineMetrics(RequestMetrics):

@@ -11,6 +11,7 @@ without a CORS preflight.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -39,6 +40,8 @@ ENGINE = web.AppKey("engine", object)
 GROUP = web.AppKey("group", object)
 METRICS = web.AppKey("metrics", object)
 MAX_BODY = web.AppKey("max_body", int)
+#: seconds a request body may take to arrive ([server] body_timeout_s)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
 OPENAPI = web.AppKey("openapi", bytes)
 REPORT = web.AppKey("report", object)
 LIMIT = web.AppKey("limit", object)
@@ -124,7 +127,10 @@ async def read_body(request: web.Request) -> bytes:
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    return await request.read()
+    try:  # a body that trickles in must not hold a request open for ever
+        return await asyncio.wait_for(request.read(), request.app[BODY_TIMEOUT])
+    except asyncio.TimeoutError:
+        raise web.HTTPRequestTimeout() from None
 
 
 def _trusted(request: web.Request) -> bool:

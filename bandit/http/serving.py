@@ -185,15 +185,20 @@ class MalformedHttpLog(logging.Filter):
         return True
 
 
-async def run_site(app: web.Application, host: str, port: int, announce,
-                   on_malformed=None) -> None:
+async def run_site(app: web.Application, host: str, port: int, announce, limits,
+                   on_malformed=None, on_refused=None) -> None:
     """Serve ``app`` until SIGTERM/SIGINT: ``announce`` gets the URL once it listens; then
     stop accepting, let in-flight requests finish and run the app's cleanup. Requests that
     are not valid HTTP are logged as counts (:class:`MalformedHttpLog`; ``on_malformed`` is
-    called for each)."""
+    called for each). Every connection passes :class:`~bandit.http.connections.
+    ConnectionGuard` with the shop's ``[server]`` ``limits`` (header and idle timeouts, header
+    size, connection count; ``on_refused(why)`` for each connection it closes)."""
+    from bandit.http.connections import ConnectionGuard
+
     # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
-                           auto_decompress=False)
+                           auto_decompress=False, keepalive_timeout=limits.idle_timeout_s,
+                           max_headers=64)
     # the handlers first: a SIGTERM right after the announcement still shuts down cleanly
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -203,10 +208,14 @@ async def run_site(app: web.Application, host: str, port: int, announce,
     logging.getLogger("aiohttp.server").addFilter(quiet)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        announce(f"http://{host}:{site._server.sockets[0].getsockname()[1]}")
+        guard = ConnectionGuard(runner.server, header_timeout_s=limits.header_timeout_s,
+                                max_header_bytes=limits.max_header_bytes,
+                                max_connections=limits.max_connections,
+                                on_refused=on_refused)
+        server = await loop.create_server(guard, host, port)
+        announce(f"http://{host}:{server.sockets[0].getsockname()[1]}")
         await stop.wait()
+        server.close()  # stop accepting; in-flight requests finish in the cleanup
         await runner.cleanup()
     finally:
         logging.getLogger("aiohttp.server").removeFilter(quiet)

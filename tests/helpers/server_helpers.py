@@ -76,7 +76,8 @@ class Server(Client):
     (``log_text()``), so a chatty server never blocks on a full pipe."""
 
     def __init__(self, data_dir: Path, config: Path | None = None, env: dict | None = None,
-                 args: tuple[str, ...] = (), command: str = "serve"):
+                 args: tuple[str, ...] = (), command: str = "serve",
+                 files_limit: int | None = None):
         argv = [sys.executable, "-m", "bandit.cli", command, "--port", "0", "--data-dir",
                 str(data_dir), *args]
         if config is not None:
@@ -85,9 +86,15 @@ class Server(Client):
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
         self._log = open(self.log_path, "a")
+        def limit_files():  # the server's own descriptor limit (RLIMIT_NOFILE), when asked
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (files_limit, files_limit))
+
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, text=True,
                                      env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
-                                          **(env or {})})
+                                          **(env or {})},
+                                     preexec_fn=limit_files if files_limit else None)
         STARTED.append(self.proc)
         self.announce = ""
         for line in self.proc.stdout:  # the announcement ends with the metrics line
