@@ -178,10 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     bak = sub.add_parser(
         "backup", help="copy a data dir consistently, also while it serves",
         description="Copy the event log (SQLite's online backup: one consistent state, the "
-                    "server goes on writing), the model snapshots and the token into a new "
-                    "directory. Restore by starting `cartwheel serve --data-dir DEST`.",
+                    "server goes on writing) and the model snapshots into a new directory "
+                    "(the token and the hash key only with --with-secrets). Restore by "
+                    "starting `cartwheel serve --data-dir DEST`.",
         formatter_class=_Formatter)
     bak.add_argument("dest", help="a new (or empty) directory to write the copy to")
+    bak.add_argument("--with-secrets", action="store_true",
+                     help="also copy the token and the hash key (kept apart by default)")
     _shop_args(bak)
     bak.set_defaults(func=operations.backup)
 

@@ -33,10 +33,14 @@ def backup(args) -> int:
     from bandit.store.backup import backup as copy
 
     data_dir = Path(args.data_dir or load_config(args.config).storage.path)
-    done = copy(data_dir, args.dest)
+    done = copy(data_dir, args.dest, with_secrets=args.with_secrets)
     print(f"backed up {data_dir} to {done.path}: {done.decisions:,} decisions, {done.files} "
           f"files, {done.bytes / 2**20:,.1f} MB (consistent as of the moment it started; "
           f"restore: cartwheel serve --data-dir {done.path})")
+    if done.left_out:
+        print(f"not copied: {', '.join(done.left_out)} (secrets: keep them apart from the "
+              f"backup; to restore with the same token and visitor hashes, put them into "
+              f"{done.path} as 0600 files, or back up with --with-secrets)")
     return 0
 
 

@@ -14,6 +14,7 @@ from bandit.http import dashboard, serving
 from bandit.http.serving import run_site
 from bandit.scaleout.bus import RedisBus
 from bandit.store.events import EventStore
+from bandit.store.keyfiles import HASH_KEY_FILE, read_kept
 
 
 async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth: bool = True,
@@ -61,11 +62,11 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
     config = load_config(config_path)
     data_dir = data_dir or config.storage.path
     path = os.path.join(data_dir, "events.sqlite3")
-    # an existing log keeps its salt: the bus takes it (visitor hashes stay comparable)
+    # an existing log keeps its hash key: the bus takes it (visitor hashes stay comparable)
     kept_salt = None
     if os.path.exists(path):
         store = EventStore.read_only(path)
-        kept_salt = store.get_meta("salt")
+        kept_salt = store.get_meta("salt") or read_kept(data_dir, HASH_KEY_FILE)
         store.close()
     bus = RedisBus(bus_url, config.name, timeout=timeout)
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from bandit.domain.outcomes import check_event_id, check_outcome, check_redeemed
 from bandit.domain.privacy import check_visitor, hash_visitor
 from bandit.store.datadir import DataDirLock
 from bandit.store.events import SCHEMA_VERSION, EventStore
+from bandit.store.keyfiles import hash_key
 from bandit.store.migration import migrate
 
 log = logging.getLogger("cartwheel.engine")
@@ -124,17 +124,12 @@ class Engine:
 
     # ------------------------------------------------------------------ setup
     def _salt(self) -> bytes:
-        if self.config.salt:
-            return self.config.salt.encode()
-        salt = self.store.get_meta("salt")
-        if salt is not None and self._shared_salt not in (None, salt):
-            raise CartwheelError(f"the event log in {self.data_dir} was written with another "
-                                 "privacy salt than the shop's processes on the bus use")
-        if salt is None:
-            salt = self._shared_salt or secrets.token_hex(16)
-            self.store.set_meta("salt", salt)
-            self.store.commit()
-        return salt.encode()
+        """The hash key of visitor and order ids (:mod:`bandit.store.keyfiles`: kept apart
+        from the event log)."""
+        key, self.hash_key_source = hash_key(self.data_dir, self.store,
+                                             configured=self.config.salt,
+                                             shared=self._shared_salt)
+        return key.encode()
 
     # ------------------------------------------------------------------ deciding
     def decide(self, visitor_id: str, context: dict, eligible=None, *, now: float | None = None,

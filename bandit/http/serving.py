@@ -10,15 +10,13 @@ import math
 import os
 import secrets
 import signal
-import stat
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bandit.domain.errors import CartwheelError, RateLimitedError, StorageError
+from bandit.domain.errors import RateLimitedError, StorageError
 from bandit.http import api
 
 log = logging.getLogger("cartwheel.server")
@@ -363,23 +361,10 @@ def outcome_token(config, auth: bool = True, kept=None) -> tuple[str | None, str
 
 
 def data_dir_token(data_dir) -> tuple[str, str]:
-    """The token kept in ``data_dir``, generated there on the first start (as Jupyter does).
-    A kept file that is a symbolic link, or that other users may read or write, is refused:
-    a planted or readable token would let anyone send outcomes."""
-    path = Path(data_dir) / TOKEN_FILE
-    if path.is_symlink():
-        raise CartwheelError(f"{path} is a symbolic link: cartwheel does not follow it "
-                             "(remove it: a new token is generated)")
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise CartwheelError(
-                f"{path} may be read or written by other users (mode {mode:o}): anyone who "
-                f"reads the token can send outcomes. Run `chmod 600 {path}`, or remove it to "
-                "have a new one generated")
-        return path.read_text().strip(), f"kept in {path}"
-    token = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token, f"generated and kept in {path}"
+    """The token kept in ``data_dir``, generated there on the first start (as Jupyter does;
+    :func:`bandit.store.keyfiles.kept_secret`: a kept file that is a symbolic link, or that
+    other users may read or write, is refused: a planted or readable token would let anyone
+    send outcomes)."""
+    from bandit.store.keyfiles import kept_secret
+
+    return kept_secret(data_dir, TOKEN_FILE, lambda: secrets.token_urlsafe(24))

@@ -23,6 +23,8 @@ LOG = "events.sqlite3"
 #: files of a data dir that are not copied: the lock and SQLite's own side files (the copy is
 #: one self-contained database)
 SKIPPED = {"lock", f"{LOG}-wal", f"{LOG}-shm", f"{LOG}-journal"}
+#: the data dir's secrets: copied only with ``with_secrets``
+SECRETS = ("token", "hash_key")
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,13 @@ class Backup:
     decisions: int
     files: int
     bytes: int
+    #: secrets the data dir has that were not copied
+    left_out: tuple[str, ...] = ()
 
 
-def backup(data_dir, dest) -> Backup:
-    """Copy ``data_dir`` to the new directory ``dest`` (refused when it holds anything)."""
+def backup(data_dir, dest, with_secrets: bool = False) -> Backup:
+    """Copy ``data_dir`` to the new directory ``dest`` (refused when it holds anything); the
+    secrets too with ``with_secrets``."""
     data_dir, dest = Path(data_dir), Path(dest)
     source = data_dir / LOG
     if not source.exists():
@@ -47,12 +52,13 @@ def backup(data_dir, dest) -> Backup:
                              field="dest")
     private_dir(dest)
     files = 0
+    left_out = tuple(name for name in SECRETS if not with_secrets and (data_dir / name).exists())
     for path in sorted(data_dir.rglob("*")):  # snapshots first: the log copied after is newer
         relative = path.relative_to(data_dir)
         # a file being written right now (".tmp") is not one yet; the JSON of a snapshot is
         # renamed last, so a snapshot whose JSON was copied is whole
         if (path.is_symlink() or relative.name in SKIPPED or relative.name == LOG
-                or relative.name.endswith(".tmp")):
+                or relative.name.endswith(".tmp") or str(relative) in left_out):
             continue
         target = dest / relative
         if path.is_dir():
@@ -80,4 +86,4 @@ def backup(data_dir, dest) -> Backup:
         src.close()
         dst.close()
     return Backup(dest, decisions, files + 1,
-                  sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()))
+                  sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()), left_out)

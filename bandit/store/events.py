@@ -252,6 +252,17 @@ class EventStore:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    def remove_meta(self, key: str) -> None:
+        """Delete a meta entry for good: committed, its bytes zeroed in the database and the
+        write-ahead log emptied (the hash key of an older store leaves this way)."""
+        if self.db.in_transaction:
+            raise RuntimeError("commit the open writes before removing a meta entry")
+        self._begin()
+        self._run("PRAGMA secure_delete = ON")
+        self._run("DELETE FROM meta WHERE key = ?", (key,))
+        self.commit()
+        store_erasure.scrub(self.db)
+
     def set_meta(self, key: str, value: str) -> None:
         self._begin()
         self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))

@@ -4,7 +4,8 @@ Schema (``SCHEMA_VERSION`` 4; the log tables below are append-only, their rows n
 and updated only by an erasure, which blanks a visitor's rows in place; the report's aggregate tables in :mod:`bandit.store.aggregates` are derived from
 them and updated by the fold before each commit):
 
-* ``meta(key, value)``: schema version and the generated privacy salt.
+* ``meta(key, value)``: schema version, the aggregates' fold marks and expiry's watermark
+  (the hash key lives apart: :mod:`bandit.store.keyfiles`).
 * ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
   model_version, randomized, placement, deferred, would_have_action, would_have_probability)``:
   one row per ``decide``; ``placement`` is

@@ -133,15 +133,18 @@ def farewell_snapshot(farewell: str) -> tuple[int, Path] | None:
     return (int(said.group(1)), Path(said.group(2))) if said else None
 
 
-def config_file(tmp_path: Path, **sections) -> Path:
+def config_file(tmp_path: Path, *, hash_key_in_config: bool = True, **sections) -> Path:
     """Write the default shop with sections updated to a TOML file.
 
     Tests send many decisions from one address (127.0.0.1) without the token, as pages do:
-    the per-address limit is off unless a test sets it (``test_trust.py`` tests it)."""
+    the per-address limit is off unless a test sets it (``test_trust.py`` tests it).
+    ``hash_key_in_config=False``: no ``[privacy] salt`` (the data dir keeps its own key)."""
     from engine_helpers import shop_doc
 
     sections["server"] = {"address_rate": 0.0, **sections.get("server", {})}
     doc = shop_doc(**sections)
+    if not hash_key_in_config:
+        doc.pop("privacy")
     path = tmp_path / "shop.toml"
     path.write_text(_toml(doc))
     return path

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.system
 
 def test_a_backup_taken_while_serving_restores_to_a_serving_shop(tmp_path):
     # no token in the config: serve generates one into the data dir, which the copy carries
-    cfg = config_file(tmp_path, holdout={"fraction": 0.2}, attribution={"window_s": 1.0})
+    cfg = config_file(tmp_path, holdout={"fraction": 0.2}, attribution={"window_s": 1.0},
+                      hash_key_in_config=False)
     srv = Server(tmp_path / "data", cfg)
     acked: list[str] = []
     stop = threading.Event()
@@ -46,13 +47,20 @@ def test_a_backup_taken_while_serving_restores_to_a_serving_shop(tmp_path):
             pass
         before = set(acked)
         done = subprocess.run([sys.executable, "-m", "bandit.cli", "backup",
-                               str(tmp_path / "copy"), "--data-dir", str(tmp_path / "data")],
-                              capture_output=True, text=True, timeout=120)
+                               str(tmp_path / "copy"), "--data-dir", str(tmp_path / "data"),
+                               "--with-secrets"], capture_output=True, text=True, timeout=120)
+        plain = subprocess.run([sys.executable, "-m", "bandit.cli", "backup",
+                                str(tmp_path / "plain"), "--data-dir", str(tmp_path / "data")],
+                               capture_output=True, text=True, timeout=120)
         after = len(acked)
         stop.set()
         worker.join(timeout=30)
         assert done.returncode == 0, done.stderr
         assert "restore: cartwheel serve --data-dir" in done.stdout
+        # by default the secrets stay apart, and it says so
+        assert plain.returncode == 0 and "not copied: token, hash_key" in plain.stdout
+        assert not (tmp_path / "plain" / "token").exists()
+        assert not (tmp_path / "plain" / "hash_key").exists()
         # still serving, and refused into a directory that holds anything
         assert srv.post("/v1/decide", {"visitor_id": "later", "context": {}})[0] == 200
         again = subprocess.run([sys.executable, "-m", "bandit.cli", "backup",
@@ -65,7 +73,7 @@ def test_a_backup_taken_while_serving_restores_to_a_serving_shop(tmp_path):
     copy = tmp_path / "copy"
     assert stat.S_IMODE(copy.stat().st_mode) == 0o700
     files = [p for p in copy.rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"events.sqlite3", "token"}
+    assert {p.name for p in files} >= {"events.sqlite3", "token", "hash_key"}
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
     assert not (copy / "lock").exists()
     engine = Engine.open(load_config(cfg), copy, seed=0)
