@@ -99,6 +99,7 @@ def serve(args) -> int:
     from bandit.core.engine import Engine
     from bandit.http import app as server
     from bandit.http import dashboard, serving
+    from bandit.http.sessions import Sessions
 
     engine = Engine.open(args.config, args.data_dir or (None if args.config else
                                                        "cartwheel-data"),
@@ -106,10 +107,14 @@ def serve(args) -> int:
     try:
         token, source = serving.outcome_token(engine.config, not args.no_auth,
                                               lambda: serving.data_dir_token(engine.data_dir))
+        read, read_source = serving.read_secret(engine.config, not args.no_auth,
+                                                engine.data_dir)
     except OSError as exc:
         engine.close()
         raise CartwheelError(f"cannot keep the outcome token in {engine.data_dir}: "
                              f"{exc.strerror}") from None
+
+    sessions = Sessions()
 
     def announce(url: str) -> None:
         example = engine.config.action_ids
@@ -122,11 +127,14 @@ def serve(args) -> int:
               "-d '{\"visitor_id\": \"visitor-42\", \"context\": {\"device\": \"mobile\", "
               "\"cart_value\": 35.5, \"page_type\": \"cart\"}}'\n"
               f"  {auth}\n"
-              f"  dashboard: {dashboard.link(url, token)}\n"
+              f"  dashboard: {dashboard.link(url, sessions.issue_code() if token else None)}"
+              f"   (a one-time sign-in link, 10 minutes; afterwards sign in with the read "
+              f"secret, {read_source})\n"
               f"  API: {url}/openapi.json   report: {url}/v1/report   metrics: {url}/metrics",
               flush=True)
 
-    final = server.serve(engine, args.host, args.port, token=token, announce=announce)
+    final = server.serve(engine, args.host, args.port, token=token, announce=announce,
+                         read_token=read, sessions=sessions)
     # an operator watching the terminal learns what a restart will continue from
     print(f"cartwheel stopped at model version {engine.model_version}: " + (
         f"saved in {final}" if final else "no final snapshot (the store could not write; a "

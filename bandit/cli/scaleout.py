@@ -12,6 +12,7 @@ from bandit.config.shop import load_config
 from bandit.domain.errors import CartwheelError
 from bandit.http import dashboard, serving
 from bandit.http.serving import run_site
+from bandit.http.sessions import Sessions
 from bandit.scaleout.bus import RedisBus
 from bandit.store.events import EventStore
 from bandit.store.keyfiles import HASH_KEY_FILE, read_kept
@@ -82,7 +83,10 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
         # the report, the segments and the dashboard are the shop's figures: the shop's token
         token, source = serving.outcome_token(
             config, True, lambda: (shared_token, "shared by the shop's processes on the bus"))
-        app = make_app(engine, token=token, trainer=trainer)
+        read, read_source = serving.read_secret(config, True, engine.data_dir)
+        sessions = Sessions()
+        app = make_app(engine, token=token, trainer=trainer, read_token=read,
+                       sessions=sessions)
         TrainerMetrics(trainer, app[METRICS].registry)
 
         def ready(url: str) -> None:
@@ -90,7 +94,8 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
                      f"model version {engine.model_version}, reading after entry "
                      f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n"
                      f"  reads: -H 'Authorization: Bearer {token}'   (token {source})\n"
-                     f"  dashboard: {dashboard.link(url, token)}\n  report: "
+                     f"  dashboard: {dashboard.link(url, sessions.issue_code())} (one-time; "
+                     f"then the read secret, {read_source})\n  report: "
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)
 
         await run_site(app, host, port, ready, config.server,

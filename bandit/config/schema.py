@@ -104,6 +104,9 @@ class Server(Settings):
     """
 
     token: Annotated[str | None, Meta(description="a string")] = None
+    read_token: Annotated[str | None, Meta(description="a string")] = None
+    behind_https_proxy: Annotated[bool, Meta(description="true/false")] = False
+    open_metrics: Annotated[bool, Meta(description="true/false")] = False
     max_body_bytes: Annotated[int, Meta(ge=1024, le=MAX_BODY_BYTES, description=(
         f"an integer in [1024, {MAX_BODY_BYTES}] (16 MiB)"))] = 64 * 1024
     allowed_origins: Annotated[tuple[Annotated[str, Meta(pattern=ORIGIN)], ...], Meta(

@@ -3,7 +3,7 @@
 >>> decode_decide(b'{"visitor_id": "v1", "context": {"device": "mobile"}}').visitor_id
 'v1'
 >>> sorted(openapi()["paths"])
-['/', '/healthz', '/login', '/metrics', '/openapi.json', '/v1/activate', '/v1/decide', '/v1/outcome', '/v1/report', '/v1/segments']
+['/', '/healthz', '/login', '/logout', '/metrics', '/openapi.json', '/v1/activate', '/v1/decide', '/v1/forget', '/v1/outcome', '/v1/report', '/v1/segments']
 """
 
 from __future__ import annotations
@@ -217,10 +217,25 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0", features=None) -> 
                               "401": answer(error, "missing or wrong token")}}},
             "/": {"get": {"summary": "the dashboard page (sign in through /login)",
                           "responses": {"200": {"description": "HTML"}}}},
-            "/login": {"get": {
-                "summary": "?token=...: sets the dashboard's session cookie, redirects to /",
-                "responses": {"303": {"description": "signed in"},
-                              "401": {"description": "wrong token"}}}},
+            "/login": {
+                "get": {"summary": "the sign-in form; ?code=...: the one-time link serve "
+                                   "printed (a secret in the URL never signs in)",
+                        "responses": {"200": {"description": "the form"},
+                                      "303": {"description": "signed in (one-time code)"},
+                                      "400": {"description": "a secret in the URL"},
+                                      "401": {"description": "used or expired code"}}},
+                "post": {"summary": "sign in: the form field token holds the read secret",
+                         "requestBody": {"required": True, "content": {
+                             "application/x-www-form-urlencoded": {"schema": {
+                                 "type": "object", "required": ["token"],
+                                 "properties": {"token": {"type": "string"}}}}}},
+                         "responses": {"303": {"description": "signed in (session cookie)"},
+                                       "401": {"description": "wrong secret"},
+                                       "403": {"description": "a foreign Origin"},
+                                       "429": {"description": "too many wrong secrets "
+                                                              "(Retry-After)"}}}},
+            "/logout": {"post": {"summary": "end the session",
+                                 "responses": {"303": {"description": "signed out"}}}},
             "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "text exposition"}}}},

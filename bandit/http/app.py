@@ -23,7 +23,7 @@ import asyncio
 from aiohttp import web
 
 from bandit.http import api, preview, trust
-from bandit.http.auth import TOKEN
+from bandit.http.auth import READ_TOKEN, TOKEN
 from bandit.http.engine_role import one_process
 from bandit.http.replica_role import decide_replica
 from bandit.http.routes import (
@@ -39,19 +39,24 @@ from bandit.http.routes import (
     add_routes,
 )
 from bandit.http.serving import VisitorLimit, run_site
+from bandit.http.sessions import SESSIONS, Sessions
 
 
 def make_app(node, *, token: str | None = None, max_body: int | None = None, trainer=None,
-             bus=None, poll_s: float = 1.0) -> web.Application:
+             bus=None, poll_s: float = 1.0, read_token: str | None = None,
+             sessions: Sessions | None = None) -> web.Application:
     """The aiohttp application around ``node``: an open :class:`~bandit.core.engine.Engine`
     (one process; with a :class:`~bandit.scaleout.trainer.Trainer`, the trainer's role), or a
     :class:`~bandit.scaleout.replica.Replica` with the ``bus`` it logs to (a decide replica,
-    following published models every ``poll_s``)."""
+    following published models every ``poll_s``). ``read_token``: the secret that reads the
+    figures (None: the write token alone); ``sessions``: the dashboard's (its one-time sign-in
+    codes are issued before the app is built)."""
     config = node.config
     max_body = max_body or config.server.max_body_bytes
     # aiohttp's own limit sits above ours so that our check answers with the error shape
     app = web.Application(client_max_size=max_body + 1)
     app[ENGINE], app[TOKEN], app[MAX_BODY] = node, token, max_body
+    app[READ_TOKEN], app[SESSIONS] = read_token, sessions or Sessions()
     app[BODY_TIMEOUT] = config.server.body_timeout_s
     app[preview.KEY] = preview.key_of(token)
     server = config.server
@@ -73,20 +78,21 @@ def make_app(node, *, token: str | None = None, max_body: int | None = None, tra
     return app
 
 
-async def _serve(engine, host: str, port: int, token: str | None, announce) -> None:
+async def _serve(engine, host: str, port: int, token: str | None, announce,
+                 read_token: str | None, sessions: Sessions | None) -> None:
     # on SIGTERM: stop accepting, let in-flight requests finish, then (serve) flush and snapshot
-    app = make_app(engine, token=token)
+    app = make_app(engine, token=token, read_token=read_token, sessions=sessions)
     await run_site(app, host, port, announce, engine.config.server,
                    on_malformed=app[METRICS].malformed_http.inc,
                    on_refused=app[METRICS].refused_connection)
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-          announce=print):
+          announce=print, read_token: str | None = None, sessions: Sessions | None = None):
     """Serve until SIGTERM/SIGINT, then close the engine (flush + snapshot); return the final
     snapshot's path (None if the store could not write it)."""
     try:
-        asyncio.run(_serve(engine, host, port, token, announce))
+        asyncio.run(_serve(engine, host, port, token, announce, read_token, sessions))
     finally:
         final = engine.close()
     return final

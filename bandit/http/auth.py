@@ -7,6 +7,9 @@ import hmac
 from aiohttp import web
 
 TOKEN = web.AppKey("token", object)  # the shop's token (None: no auth, ``--no-auth``)
+#: the secret that reads the shop's figures (report, segments, dashboard, metrics); None: the
+#: write token alone does
+READ_TOKEN = web.AppKey("read_token", object)
 
 
 def bearer_authorized(request: web.Request, token: str) -> bool:

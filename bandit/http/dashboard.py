@@ -1,53 +1,40 @@
 """The dashboard: one read-only page at ``/`` over ``GET /v1/report`` and ``GET /v1/segments``,
 the sign-in that lets a browser read them, and the same page as one file for sharing.
 
-Sign-in: when the shop has a token, ``serve`` prints ``/login?token=...``. That link sets a
-cookie and redirects to ``/`` (so the token leaves the address bar and the history). The
-cookie holds a keyed hash of the token, not the token (which also authorizes outcomes):
-``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it),
-``Secure`` when served over https. The report, the segments and the page accept either the
-cookie or ``Authorization: Bearer <token>``.
+Sign-in (:mod:`bandit.http.sessions`): ``POST /login`` with the shop's read secret, or the
+one-time link ``serve`` prints, opens a server-side session; the cookie holds only its id
+(``HttpOnly``, ``SameSite=Strict``, ``Secure`` behind an https proxy). The report, the
+segments and the page accept the session or ``Authorization: Bearer`` with the read secret
+(or the write token).
 
 The page is static: its script and style are inlined and pinned by a Content-Security-Policy
 hash, it talks to nothing but its own origin, and every value reaches the page as text
 (never as markup), so a hostile action name or segment condition cannot become script.
-
->>> session_value("s3cret") == session_value("s3cret") != session_value("other")
-True
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import re
 from importlib import resources
 
 COOKIE = "cartwheel_session"
-COOKIE_MAX_AGE_S = 30 * 86400
 _PLACEHOLDER = re.compile(r"/\*(STYLE|SCRIPT|DATA)\*/")
 #: the page's script, joined in this order into its one inline <script>: the kit (formats,
 #: builders, charts), the panels, then the page's life (refresh, choices)
 SCRIPTS = ("dashboard_kit.js", "dashboard_panels.js", "dashboard.js")
 
 
-def session_value(token: str) -> str:
-    """What the session cookie holds: HMAC-SHA256 of a fixed label keyed by the token."""
-    return hmac.new(token.encode(), b"cartwheel dashboard session v1", hashlib.sha256).hexdigest()
+def link(url: str, code: str | None) -> str:
+    """The link ``serve`` prints: a one-time sign-in code (not the secret), or the page when
+    the shop has no secret (``--no-auth``).
 
-
-def link(url: str, token: str | None) -> str:
-    """The link ``serve`` prints: it opens the dashboard signed in (the token goes once, in
-    the link; the page's address then carries none).
-
-    >>> link("http://127.0.0.1:8080", "a/b")
-    'http://127.0.0.1:8080/login?token=a%2Fb'
+    >>> link("http://127.0.0.1:8080", "abc")
+    'http://127.0.0.1:8080/login?code=abc'
     """
-    from urllib.parse import quote
-
-    return f"{url}/login?token={quote(token, safe='')}" if token else f"{url}/"
+    return f"{url}/login?code={code}" if code else f"{url}/"
 
 
 def _asset(name: str) -> str:
@@ -89,11 +76,14 @@ def _finite(value):
 
 
 def sign_in_page(message: str) -> str:
-    """The page a browser gets without a valid session (no data on it)."""
+    """The sign-in form a browser gets without a valid session (no data on it): the read
+    secret goes in a POST body, never in a URL."""
     from html import escape
 
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             "content='width=device-width, initial-scale=1'><title>cartwheel: sign in</title>"
-            "</head><body style='font-family: system-ui, sans-serif; max-width: 40rem; "
-            "margin: 3rem auto; padding: 0 1rem'><h1>cartwheel dashboard</h1>"
-            f"<p>{escape(message)}</p></body></html>")
+            "</head><body><main><h1>cartwheel dashboard</h1>"
+            f"<p id='message'>{escape(message)}</p>"
+            "<form method='post' action='/login'><label>Read secret "
+            "<input type='password' name='token' autocomplete='current-password' required>"
+            "</label> <button type='submit'>Sign in</button></form></main></body></html>")

@@ -30,7 +30,7 @@ from bandit.domain.errors import (
     UnsupportedMediaError,
 )
 from bandit.http import api, preview, trust
-from bandit.http.auth import TOKEN, bearer_authorized
+from bandit.http.auth import READ_TOKEN, TOKEN, bearer_authorized
 from bandit.http.metrics import RequestMetrics
 from bandit.http.responses import error_response
 from bandit.http.serving import Cors
@@ -153,7 +153,9 @@ def _caller(request: web.Request) -> bool:
 async def decide(request: web.Request) -> web.Response:
     req = api.decode_decide(await read_body(request))
     config = request.app[ENGINE].config
-    trust.check_decide(config, request.app[trust.SIGNING_KEY], _caller(request), req)
+    read = request.app[READ_TOKEN]
+    trust.check_decide(config, request.app[trust.SIGNING_KEY], _caller(request), req,
+                       reader=read is not None and bearer_authorized(request, read))
     if req.preview is not None:  # a preview link: the chosen action, nothing logged
         answer = preview.decision(config, request.app[preview.KEY], req)
         return web.Response(content_type="application/json", body=api.encode(answer))
@@ -229,6 +231,15 @@ client_script = ClientScript()
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus's page: it shows spend and budget, so it needs the read secret (or the
+    token) unless ``[server] open_metrics``."""
+    token, read = request.app[TOKEN], request.app[READ_TOKEN]
+    if not (token is None or request.app[ENGINE].config.server.open_metrics
+            or bearer_authorized(request, token)
+            or (read is not None and bearer_authorized(request, read))):
+        return error_response(401, "unauthorized", "/metrics needs 'Authorization: Bearer "
+                              "<read secret>' (Prometheus: authorization.credentials), or "
+                              "[server] open_metrics = true", "Authorization")
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -360,6 +360,24 @@ def outcome_token(config, auth: bool = True, kept=None) -> tuple[str | None, str
     return kept()
 
 
+def read_secret(config, auth: bool, data_dir) -> tuple[str | None, str]:
+    """The secret that reads the shop's figures (report, segments, dashboard, metrics) and
+    where it came from: ``[server] read_token``, else ``CARTWHEEL_READ_TOKEN``, else one
+    generated into ``<data dir>/read_token`` (32 random bytes; never the write token)."""
+    if not auth:
+        return None, "none (--no-auth): the figures are open too"
+    if config.server.read_token:
+        return config.server.read_token, f"[server] read_token in {config.source}"
+    if os.environ.get("CARTWHEEL_READ_TOKEN", "").strip():
+        return os.environ["CARTWHEEL_READ_TOKEN"].strip(), "CARTWHEEL_READ_TOKEN"
+    from bandit.store.keyfiles import kept_secret
+
+    return kept_secret(data_dir, READ_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
+
+
+READ_TOKEN_FILE = "read_token"
+
+
 def data_dir_token(data_dir) -> tuple[str, str]:
     """The token kept in ``data_dir``, generated there on the first start (as Jupyter does;
     :func:`bandit.store.keyfiles.kept_secret`: a kept file that is a symbolic link, or that

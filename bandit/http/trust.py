@@ -70,10 +70,15 @@ def verify(key: bytes, token: str, now: float | None = None) -> tuple[str, dict]
         raise UnsignedError("token: unreadable", field="token") from None
 
 
-def check_decide(config, key: bytes | None, trusted: bool, req) -> None:
+def check_decide(config, key: bytes | None, trusted: bool, req, reader: bool = False) -> None:
     """Refuse what an untrusted decide may not do (see the module docstring); in signed mode
     the request's visitor id and trusted fields must be the token's (the context then takes
-    the token's values)."""
+    the token's values). ``explain`` (the model's scores) needs the token or, ``reader``, the
+    read secret."""
+    if req.explain and not (trusted or reader):
+        raise ForbiddenFieldError("explain shows the model's scores: only for callers with the "
+                                  "shop's token or read secret (Authorization: Bearer ...)",
+                                  field="explain")
     if trusted:
         return
     if req.eligible is not None:

@@ -17,7 +17,7 @@ class Client:
 
     token: str | None = None  # sent with outcomes unless a test gives its own Authorization
     #: reads of the shop's figures carry the token too (unless a test gives its own headers)
-    READS = ("/v1/report", "/v1/segments")
+    READS = ("/v1/report", "/v1/segments", "/metrics")
 
     def __init__(self, port: int):
         self.port = port
@@ -107,8 +107,18 @@ class Server(Client):
             raise RuntimeError(f"server did not start: {self.announce}{self.log_text()}")
         token = re.search(r"Authorization: Bearer (\S+)'", self.announce)
         self.token = token.group(1) if token else None
+        code = re.search(r"/login\?code=(\S+)", self.announce)
+        #: the one-time sign-in code the banner printed (works once)
+        self.sign_in_code = code.group(1) if code else None
+        self.data_dir = data_dir
         self.url = match.group(0)
         super().__init__(int(match.group(1)))
+
+    @property
+    def read_token(self) -> str | None:
+        """The read secret the server generated into its data dir (None: configured)."""
+        path = self.data_dir / "read_token"
+        return path.read_text().strip() if path.exists() else None
 
     def log_text(self) -> str:
         if not self._log.closed:

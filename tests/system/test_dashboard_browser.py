@@ -85,7 +85,10 @@ def _check_numbers(page, data: dict) -> set[str]:
     return {panel for *_, panel in shown}
 
 
-def _open(browser, url: str, width: int = 1280, loaded: bool = True):
+def _open(browser, url: str, width: int = 1280, loaded: bool = True,
+          secret: str | None = None):
+    """A page at ``url``; with ``secret``, signed in first through the /login form (the read
+    secret goes in the form's POST body, as a person types it)."""
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     problems: list[str] = []
@@ -95,7 +98,12 @@ def _open(browser, url: str, width: int = 1280, loaded: bool = True):
     page.on("response", lambda r: FETCHED.setdefault(page, {}).__setitem__(
         r.url.split("?")[0].rsplit("/", 1)[-1], r)
         if r.url.split("?")[0].endswith(("/v1/report", "/v1/segments")) else None)
-    page.goto(url)
+    if secret is not None:
+        page.goto(url.rstrip("/") + "/login")
+        page.fill("input[name=token]", secret)
+        page.click("button[type=submit]")
+    else:
+        page.goto(url)
     if loaded:
         page.wait_for_selector("body[data-loaded=true]", timeout=20_000)
     return context, page, problems
@@ -123,34 +131,75 @@ def busy(tmp_path_factory):
 
 
 def test_sign_in_sets_a_strict_http_only_cookie_and_nothing_is_readable_without(busy, browser):
+    """The read secret goes in a POST body, never a URL; the one-time link works once; the
+    session is the server's (a logged-out cookie reads nothing); wrong secrets back off."""
     srv, _ = busy
-    assert f"dashboard: {srv.url}/login?token={TOKEN}" in srv.announce
-    for path in ("/v1/report", "/v1/segments"):
+    read = srv.read_token
+    assert read and read != TOKEN and len(read) >= 32  # generated, never the write token
+    assert read not in srv.announce and TOKEN in srv.announce  # the banner: a one-time code
+    for path in ("/v1/report", "/v1/segments", "/metrics"):
         status, body = srv.request("GET", path, headers={})
         assert status == 401 and body["error"]["code"] == "unauthorized"
+    # the read secret reads the figures with a bearer header, as the write token does
+    for secret in (read, TOKEN):
+        status, _ = srv.request("GET", "/v1/report", headers={"Authorization": f"Bearer {secret}"})
+        assert status == 200
     context, page, problems = _open(browser, srv.url + "/", loaded=False)
     problems.clear()  # the browser logs the 401 itself
-    assert "needs its token" in page.content() and not page.query_selector("[data-path]")
-    page.goto(srv.url + "/login?token=wrong")
-    assert "not this shop's token" in page.content()
+    assert "needs its read secret" in page.content() and not page.query_selector("[data-path]")
+    # a secret in the URL never signs in
+    page.goto(srv.url + f"/login?token={read}")
+    assert "never travels in a URL" in page.inner_text("#message") and context.cookies() == []
+    page.goto(srv.url + "/login")
+    page.fill("input[name=token]", "wrong")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert "not this shop's read secret" in page.inner_text("#message")
     assert context.cookies() == []
     problems.clear()
-    page.goto(srv.url + f"/login?token={TOKEN}")
+    # the one-time link from the banner signs in once
+    page.goto(srv.url + f"/login?code={srv.sign_in_code}")
     page.wait_for_selector("body[data-loaded=true]")
-    assert page.url == srv.url + "/"  # the token left the address bar
+    assert page.url == srv.url + "/"  # nothing secret left in the address bar
     (cookie,) = context.cookies()
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert TOKEN not in cookie["value"]
+    assert read not in cookie["value"] and TOKEN not in cookie["value"]
     assert page.evaluate("document.cookie") == ""  # no script can read it
-    # the cookie alone reads the report (what the page's fetch does)
     assert page.evaluate("fetch('/v1/report').then(r => r.status)") == 200
+    session = cookie["value"]
+    other = browser.new_context()
+    second = other.new_page()
+    second.goto(srv.url + f"/login?code={srv.sign_in_code}")  # used: refused
+    assert "used already or has expired" in second.inner_text("#message")
+    assert other.cookies() == []
+    other.close()
+    # /logout ends the session on the server: the same cookie, replayed, reads nothing
+    page.goto(srv.url + "/logout")
+    status, _, _ = srv.exchange("GET", "/v1/report", None,
+                                {"Cookie": f"cartwheel_session={session}"})
+    assert status == 401
+    # a foreign Origin cannot sign in; wrong secrets back off (429 with Retry-After)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _, _ = srv.exchange("POST", "/login", f"token={read}".encode(),
+                                {**form, "Origin": "https://evil.example"})
+    assert status == 403
+    # (the wrong secret typed above was the first of five free tries from this address)
+    answers = [srv.exchange("POST", "/login", b"token=nope", form) for _ in range(7)]
+    codes = [status for status, _, _ in answers]
+    assert codes[:4] == [401] * 4 and set(codes[4:]) == {429}, codes
+    wait = int(answers[-1][1]["Retry-After"])
+    assert 1 <= wait <= 2  # a 429 is no try: the wait does not grow while refused
+    time.sleep(wait)  # then the right secret is let in again
+    status, headers, _ = srv.exchange("POST", "/login", f"token={read}".encode(), form)
+    assert status == 303 and "cartwheel_session=" in headers["Set-Cookie"]
+    problems.clear()
     assert not problems
     context.close()
 
 
 def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
     srv, _ = busy
-    context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+    context, page, problems = _open(browser, srv.url, secret=srv.read_token)
     data = _fetched(page)
     assert data["report"]["actions"] == srv.request("GET", "/v1/report")[1]["actions"]
     assert data["segments"]["status"] == "ok", data["segments"]
@@ -179,7 +228,7 @@ def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
     assert not problems, problems  # a CSP violation is a console error too
     context.close()
     # a phone: no sideways scroll, and every cell of the uplift tables on screen
-    context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}", width=390)
+    context, page, problems = _open(browser, srv.url, secret=srv.read_token, width=390)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     right = page.eval_on_selector_all(
         "#uplift td, #action-uplift td", "els => Math.max(...els.map(e => "
@@ -247,7 +296,7 @@ def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser
                                                 holdout={"fraction": holdout},
                                                 attribution={"window_s": 1.0}))
     try:
-        context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+        context, page, problems = _open(browser, srv.url, secret=srv.read_token)
         assert page.is_visible("#empty")  # fresh: says how to start
         assert "No decisions yet" in page.inner_text("#empty")
         assert "segments appear once" in page.inner_text("#segments")
@@ -260,7 +309,7 @@ def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser
         if holdout == 0.0:
             _traffic(srv, 120, seed=1)
             _settle(srv)
-            context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+            context, page, problems = _open(browser, srv.url, secret=srv.read_token)
             assert "No holdout" in page.inner_text("#uplift")
             assert page.is_hidden("#empty")
             data = _fetched(page)
@@ -293,7 +342,7 @@ def test_a_shop_with_placements_shows_each_placements_actions_and_segments(tmp_p
                 srv.post("/v1/outcome", {"visitor_id": f"v{i}", "converted": True,
                                          "order_value": float(rng.gamma(2, 40))})
         _settle(srv)
-        context, page, problems = _open(browser, srv.url + f"/login?token={TOKEN}")
+        context, page, problems = _open(browser, srv.url, secret=srv.read_token)
         options = page.eval_on_selector_all("#placement option", "os => os.map(o => o.value)")
         assert options == ["", "product", "cart", "exit"] and page.is_visible("#placement")
         with page.expect_response(lambda r: r.url.endswith("/v1/segments?placement=cart")):
