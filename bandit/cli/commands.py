@@ -81,9 +81,6 @@ def _simulate_placements(args, specs: list[str]) -> int:
 def serve(args) -> int:
     need("aiohttp", "prometheus_client")
     if args.role == "decide":
-        if not args.bus:
-            raise CartwheelError("--role decide needs --bus redis://HOST:PORT/DB (the shop's "
-                                 "Redis, which the trainer reads: cartwheel train --bus URL)")
         if args.fresh_model:
             raise CartwheelError("a replica keeps no model of its own: --fresh-model is the "
                                  "trainer's (cartwheel train --fresh-model)")
@@ -92,7 +89,7 @@ def serve(args) -> int:
 
         return scaleout.run(scaleout.serve_replica(
             args.config, args.bus, args.host, args.port, auth=not args.no_auth,
-            timeout=args.bus_timeout))
+            timeout=args.bus_timeout, secrets_file=args.secrets))
     if args.bus:
         raise CartwheelError("--bus is for --role decide (one replica of many); a single "
                              "process keeps its own log and needs no bus")
@@ -148,7 +145,8 @@ def train(args) -> int:
 
     return scaleout.run(scaleout.train(
         args.config, args.bus, args.data_dir, args.host, args.port,
-        replace_config=args.replace_config, fresh=args.fresh_model, publish_every_s=args.publish_every, timeout=args.bus_timeout))
+        replace_config=args.replace_config, fresh=args.fresh_model,
+        publish_every_s=args.publish_every, timeout=args.bus_timeout, secrets_file=args.secrets))
 
 
 def replay(args) -> int:

@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="all: one process decides, logs and learns; decide: one of many "
                           "replicas that decide and log to --bus for `cartwheel train`")
     srv.add_argument("--bus", metavar="URL", help="the shop's Redis (redis://HOST:PORT/DB), "
-                                                  "with --role decide")
+                                                  "with --role decide (or CARTWHEEL_BUS_URL)")
+    srv.add_argument("--secrets", metavar="FILE",
+                     help="with --role decide: a 0600 file of NAME=value lines "
+                          "(CARTWHEEL_HASH_KEY, CARTWHEEL_BUS_KEY, CARTWHEEL_TOKEN, "
+                          "CARTWHEEL_BUS_URL); the environment wins")
     srv.add_argument("--bus-timeout", type=float, default=0.5, metavar="S",
                      help="seconds a Redis call may take before requests answer 503")
     srv.set_defaults(func=commands.serve)
@@ -93,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "export and replay work on it), learns, and publishes the model to them. "
                     "Serves /v1/report, /healthz and /metrics.",
         formatter_class=_Formatter)
-    trn.add_argument("--bus", required=True, metavar="URL", help="redis://HOST:PORT/DB")
+    trn.add_argument("--bus", metavar="URL",
+                     help="redis://HOST:PORT/DB (or CARTWHEEL_BUS_URL: keeps a password off "
+                          "the command line)")
+    trn.add_argument("--secrets", metavar="FILE",
+                     help="a 0600 file of NAME=value lines (CARTWHEEL_HASH_KEY, "
+                          "CARTWHEEL_BUS_KEY, CARTWHEEL_TOKEN, CARTWHEEL_BUS_URL); the "
+                          "environment wins")
     trn.add_argument("--config", metavar="FILE", help="shop config (the replicas' own)")
     trn.add_argument("--data-dir", metavar="DIR", help="the trainer's store and snapshots "
                                                        "(default: the config's storage.path)")

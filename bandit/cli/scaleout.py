@@ -1,49 +1,72 @@
 """Running the scale-out processes: ``cartwheel serve --role decide`` and ``cartwheel train``
-(docs/architecture.md, "Scale-out"). Both join the shop's bus first: one config (a process
-on another config hash is refused), one salt and one outcome token for all of them.
+(docs/architecture.md, "Scale-out"). Both hold the shop's secrets from the environment or a
+``--secrets`` file (:mod:`bandit.scaleout.secrets`; never from Redis) and join the shop's bus
+first: one config and one hash key for all of them (a process on another config or key is
+refused).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 
 from bandit.config.shop import load_config
 from bandit.domain.errors import CartwheelError
 from bandit.http import dashboard, serving
 from bandit.http.serving import run_site
 from bandit.http.sessions import Sessions
-from bandit.scaleout.bus import RedisBus
-from bandit.store.events import EventStore
-from bandit.store.keyfiles import HASH_KEY_FILE, read_kept
+from bandit.scaleout import secrets as shop_secrets
+from bandit.scaleout.bus import RedisBus, fingerprint
 
 
-async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth: bool = True,
-                        timeout: float = 0.5, poll_s: float = 1.0, announce=print) -> None:
-    """Serve decisions as one replica of the shop on ``bus_url`` until SIGTERM/SIGINT."""
+def _bus(config, bus_url: str | None, held, timeout: float) -> RedisBus:
+    url = bus_url or held.bus_url
+    if not url:
+        raise CartwheelError("no bus: give --bus URL, or CARTWHEEL_BUS_URL (in the environment "
+                             "or the --secrets file: keeps Redis's password off the command "
+                             "line)", field="bus")
+    return RedisBus(url, config.name, timeout=timeout, key=held.bus_key)
+
+
+def _token(config, auth: bool, held) -> tuple[str | None, str]:
+    """The write token: [server] token, CARTWHEEL_TOKEN, or the --secrets file's (all the
+    shop's processes need the same one; never from Redis)."""
+    def kept():
+        if held.token:
+            return held.token, "the --secrets file"
+        raise CartwheelError("CARTWHEEL_TOKEN is not set: replicas and the trainer need the "
+                             "shop's write token from the environment, the --secrets file or "
+                             "[server] token", field="CARTWHEEL_TOKEN")
+
+    return serving.outcome_token(config, auth, kept)
+
+
+async def serve_replica(config_path, bus_url: str | None, host: str, port: int, *,
+                        auth: bool = True, timeout: float = 0.5, poll_s: float = 1.0,
+                        announce=print, secrets_file=None) -> None:
+    """Serve decisions as one replica of the shop on its bus until SIGTERM/SIGINT."""
     from bandit.http.app import make_app
     from bandit.http.routes import METRICS
     from bandit.scaleout.replica import Replica, refresh
 
     config = load_config(config_path)
-    bus = RedisBus(bus_url, config.name, timeout=timeout)
+    held = shop_secrets.load(secrets_file)
+    token, source = _token(config, auth, held)
+    bus = _bus(config, bus_url, held, timeout)
     try:
-        salt, shared_token = await bus.join(config.config_hash(), config.source,
-                                            salt=config.salt)
-        replica = Replica(config, salt.encode())
+        await bus.join(config.config_hash(), config.source,
+                       fingerprint=fingerprint(held.hash_key))
+        replica = Replica(config, held.hash_key.encode())
         await refresh(replica, bus)
     except BaseException:
         await bus.close()
         raise
-    token, source = serving.outcome_token(
-        config, auth, lambda: (shared_token, "shared by the shop's processes on the bus"))
     app = make_app(replica, bus=bus, token=token, poll_s=poll_s)
 
     def ready(url: str) -> None:
         auth_line = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
                      if token else f"outcome token: {source}")
         announce(f"cartwheel replica of shop {config.name!r} deciding at {url} with model "
-                 f"{replica.model_version} (bus {bus_url})\n  {auth_line}\n  API: "
+                 f"{replica.model_version} (bus {bus.url})\n  {auth_line}\n  API: "
                  f"{url}/openapi.json   metrics: {url}/metrics", flush=True)
 
     await run_site(app, host, port, ready, config.server,
@@ -51,8 +74,10 @@ async def serve_replica(config_path, bus_url: str, host: str, port: int, *, auth
                    on_refused=app[METRICS].refused_connection)
 
 
-async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
-                replace_config: bool = False, fresh: bool = False, publish_every_s: float = 1.0, timeout: float = 0.5, announce=print) -> None:
+async def train(config_path, bus_url: str | None, data_dir, host: str, port: int, *,
+                replace_config: bool = False, fresh: bool = False,
+                publish_every_s: float = 1.0, timeout: float = 0.5, announce=print,
+                secrets_file=None) -> None:
     """Run the shop's trainer on ``bus_url`` until SIGTERM/SIGINT; its store, report and
     metrics are served on ``host:port`` (no decide or outcome route)."""
     from bandit.core.engine import Engine
@@ -62,27 +87,22 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
 
     config = load_config(config_path)
     data_dir = data_dir or config.storage.path
-    path = os.path.join(data_dir, "events.sqlite3")
-    # an existing log keeps its hash key: the bus takes it (visitor hashes stay comparable)
-    kept_salt = None
-    if os.path.exists(path):
-        store = EventStore.read_only(path)
-        kept_salt = store.get_meta("salt") or read_kept(data_dir, HASH_KEY_FILE)
-        store.close()
-    bus = RedisBus(bus_url, config.name, timeout=timeout)
+    held = shop_secrets.load(secrets_file)
+    token, source = _token(config, True, held)
+    bus = _bus(config, bus_url, held, timeout)
     try:
-        salt, shared_token = await bus.join(config.config_hash(), config.source,
-                                            salt=config.salt or kept_salt,
-                                            replace=replace_config)
+        await bus.join(config.config_hash(), config.source,
+                       fingerprint=fingerprint(held.hash_key), replace=replace_config)
     except BaseException:
         await bus.close()
         raise
-    engine = Engine.open(config, data_dir, fresh=fresh, salt=salt)
+    try:  # the log's own key (an older store, or a single process before) must be this one
+        engine = Engine.open(config, data_dir, fresh=fresh, salt=held.hash_key)
+    except BaseException:
+        await bus.close()
+        raise
     try:
         trainer = Trainer(engine, bus, publish_every_s=publish_every_s)
-        # the report, the segments and the dashboard are the shop's figures: the shop's token
-        token, source = serving.outcome_token(
-            config, True, lambda: (shared_token, "shared by the shop's processes on the bus"))
         read, read_source = serving.read_secret(config, True, engine.data_dir)
         sessions = Sessions()
         app = make_app(engine, token=token, trainer=trainer, read_token=read,
@@ -90,7 +110,7 @@ async def train(config_path, bus_url: str, data_dir, host: str, port: int, *,
         TrainerMetrics(trainer, app[METRICS].registry)
 
         def ready(url: str) -> None:
-            announce(f"cartwheel trainer of shop {config.name!r} at {url} (bus {bus_url}): "
+            announce(f"cartwheel trainer of shop {config.name!r} at {url} (bus {bus.url}): "
                      f"model version {engine.model_version}, reading after entry "
                      f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n"
                      f"  reads: -H 'Authorization: Bearer {token}'   (token {source})\n"

@@ -8,7 +8,9 @@ Keys, all under ``cartwheel:<shop>:`` (docs/architecture.md, "Scale-out"):
 * ``cap:<i>:<visitor hash>`` (sorted set): the visitor's decisions covered by frequency cap
   ``i`` (member: event id, score: time), written in the same MULTI as the group's entry and
   expiring with the cap's window.
-* ``shared`` (hash): the config hash every process must run, the salt and the token.
+* ``shared`` (hash): the config hash every process must run and a fingerprint of the hash key
+  (an HMAC keyed by it: it tells whether two processes hold the same key and nothing about
+  the key). No secret ever goes into Redis (:mod:`bandit.scaleout.secrets`).
 * ``snapshot`` (hash: ``version``, ``meta``, ``state``) and the ``snapshots`` channel: the
   trainer's newest model; replicas subscribe and also poll (pub/sub drops messages while a
   subscriber is disconnected).
@@ -20,18 +22,29 @@ Keys, all under ``cartwheel:<shop>:`` (docs/architecture.md, "Scale-out"):
 
 Every call has a timeout: with Redis down a replica answers 503 within ``timeout`` seconds
 instead of hanging, and the trainer retries.
+
+Redis is a network service, not a trusted store: every entry, snapshot and spend record
+carries an HMAC-SHA256 (field ``mac``) keyed by the shop's bus key, which is never in Redis;
+what does not verify is refused (an entry goes to the dead-letter stream, a snapshot or a
+spend record is not used) and logged. The URL's password never appears in an error
+(:func:`bandit.scaleout.secrets.redact`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import hashlib
+import hmac
+import logging
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bandit.domain.errors import BusConfigError, BusUnavailableError
+from bandit.scaleout.secrets import redact
+
+log = logging.getLogger("cartwheel.bus")
 
 DEFAULT_TIMEOUT_S = 0.5
 #: the dead-letter stream keeps about this many records (the newest)
@@ -49,10 +62,14 @@ class RedisBus:
         The shop's name (its config's ``name``): the key prefix, so shops can share a Redis.
     timeout : float
         Seconds any command may take before it counts as a failure.
+    key : bytes
+        The shop's bus key (authenticates what this process writes and checks what it
+        reads); None only for tools that read what needs no check.
     """
 
-    def __init__(self, url: str, shop: str, *, timeout: float = DEFAULT_TIMEOUT_S):
-        self.url, self.timeout = url, timeout
+    def __init__(self, url: str, shop: str, *, timeout: float = DEFAULT_TIMEOUT_S,
+                 key: bytes | None = None):
+        self.url, self.timeout, self.key = redact(url), timeout, key
         self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout,
                                              socket_connect_timeout=timeout)
         prefix = f"cartwheel:{shop}:"
@@ -61,6 +78,20 @@ class RedisBus:
         self.spend_key, self.cap_prefix = prefix + "spend", prefix + "cap:"
         self.dead_key = prefix + "dead"
         self._pubsub = None  # subscribed on the first wait_for_snapshot
+
+    def mac(self, *parts: bytes) -> bytes:
+        """HMAC-SHA256 under the bus key of ``parts`` (each length-prefixed: no two
+        different records sign alike)."""
+        if self.key is None:
+            raise BusConfigError("this process has no bus key (CARTWHEEL_BUS_KEY)")
+        h = hmac.new(self.key, digestmod=hashlib.sha256)
+        for part in parts:
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+        return h.hexdigest().encode()
+
+    def verified(self, mac: bytes | None, *parts: bytes) -> bool:
+        return mac is not None and hmac.compare_digest(mac, self.mac(*parts))
 
     async def _call(self, what: str, awaitable):
         try:
@@ -79,11 +110,11 @@ class RedisBus:
         await self.redis.aclose()
 
     # ------------------------------------------------------------------ one config
-    async def join(self, config_hash: str, source: str, *, salt: str | None = None,
-                   replace: bool = False) -> tuple[str, str]:
-        """Register this process's config (the first process sets it; ``replace``: the trainer
-        sets it anew) and return the shop's (salt, generated token). A process whose config
-        differs from the registered one is refused with both hashes and sources named."""
+    async def join(self, config_hash: str, source: str, *, fingerprint: str,
+                   replace: bool = False) -> None:
+        """Register this process's config and hash-key ``fingerprint`` (the first process sets
+        them; ``replace``: the trainer sets the config anew). A process whose config or hash
+        key differs from the registered one is refused, saying which."""
         key = self.shared_key
         fields = {"config_hash": config_hash, "config_source": source}
         if replace:
@@ -94,10 +125,9 @@ class RedisBus:
                     pipe.hsetnx(key, name, value)
                 await self._call("join", pipe.execute())
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "salt", salt or secrets.token_hex(16))
-            pipe.hsetnx(key, "token", secrets.token_urlsafe(24))
-            pipe.hmget(key, ["config_hash", "config_source", "salt", "token"])
-            *_, (registered, registered_source, shared_salt, token) = await self._call(
+            pipe.hsetnx(key, "fingerprint", fingerprint)
+            pipe.hmget(key, ["config_hash", "config_source", "fingerprint"])
+            *_, (registered, registered_source, registered_print) = await self._call(
                 "join", pipe.execute())
         if registered.decode() != config_hash:
             raise BusConfigError(
@@ -106,12 +136,12 @@ class RedisBus:
                 f"{registered.decode()}): start every replica and the trainer with the same "
                 "config (to roll out a new one, stop the replicas and start the trainer with "
                 "--replace-config)")
-        if salt is not None and shared_salt.decode() != salt:
+        if registered_print.decode() != fingerprint:
             raise BusConfigError(
-                f"the event log here was written with another privacy salt than the one the "
-                f"shop's processes on {self.url} use: visitor hashes would not match. Start the "
-                "trainer first on an existing log, or use a new data dir")
-        return shared_salt.decode(), token.decode()
+                f"this process's hash key (CARTWHEEL_HASH_KEY) is not the one the shop's "
+                f"processes on {self.url} use: visitor hashes would not match. Give every "
+                "process the same key")
+
 
     # ------------------------------------------------------------------ the log
     async def append(self, entry: bytes, caps: Sequence[tuple[int, str, str, float, float]]
@@ -119,7 +149,7 @@ class RedisBus:
         """Append one request group's entry and its cap records (``(cap index, visitor hash,
         event id, time, window_s)``) in one MULTI; returns the entry's id once Redis has it."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.log_key, {"e": entry})
+            pipe.xadd(self.log_key, {"e": entry, "mac": self.mac(entry)})
             for cap, visitor_hash, event_id, ts, window_s in caps:
                 key = f"{self.cap_prefix}{cap}:{visitor_hash}"
                 pipe.zadd(key, {event_id: ts})
@@ -139,12 +169,17 @@ class RedisBus:
             return [int(n) for n in await self._call("caps", pipe.execute())]
 
     async def read(self, after: str, count: int, block_ms: int | None = None
-                   ) -> list[tuple[str, bytes]]:
+                   ) -> list[tuple[str, bytes, bool]]:
         """Up to ``count`` entries after id ``after``, oldest first, waiting up to
-        ``block_ms`` for the first one."""
+        ``block_ms`` for the first one: (id, bytes, whether the bus key signed them)."""
         got = await self._call("read", self.redis.xread({self.log_key: after}, count=count,
                                                         block=block_ms))
-        return [(i.decode(), f[b"e"]) for _, entries in got for i, f in entries]
+        out = []
+        for _, entries in got:
+            for i, fields in entries:
+                raw = fields.get(b"e", b"")
+                out.append((i.decode(), raw, self.verified(fields.get(b"mac"), raw)))
+        return out
 
     async def dead_letter(self, letters) -> None:
         """Put refused records (:class:`bandit.scaleout.checks.DeadLetter`) on the dead-letter
@@ -189,9 +224,10 @@ class RedisBus:
 
     # ------------------------------------------------------------------ snapshots
     async def publish_snapshot(self, version: int, meta: bytes, state: bytes) -> None:
+        mac = self.mac(str(version).encode(), meta, state)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.snapshot_key, mapping={"version": version, "meta": meta,
-                                                  "state": state})
+                                                  "state": state, "mac": mac})
             pipe.publish(self.channel, str(version))
             await self._call("publish", pipe.execute())
 
@@ -200,10 +236,20 @@ class RedisBus:
         return None if version is None else int(version)
 
     async def snapshot(self) -> tuple[int, bytes, bytes] | None:
-        """(version, meta, state) of the newest published snapshot, or None."""
+        """(version, meta, state) of the newest published snapshot, or None (also when it is
+        not signed with the bus key: refused and logged, never used)."""
         got = await self._call("fetch", self.redis.hmget(self.snapshot_key,
-                                                         ["version", "meta", "state"]))
-        return None if got[0] is None else (int(got[0]), got[1], got[2])
+                                                         ["version", "meta", "state", "mac"]))
+        if got[0] is None:
+            return None
+        if not self.verified(got[3], got[0], got[1] or b"", got[2] or b""):
+            log.error("a published model on %s is not signed with the shop's bus key: "
+                      "refused (forged, or a process with another CARTWHEEL_BUS_KEY)", self.url)
+            return None
+        try:
+            return int(got[0]), got[1], got[2]
+        except ValueError:
+            return None
 
     async def wait_for_snapshot(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for a published snapshot message; False on timeout (the
@@ -223,12 +269,34 @@ class RedisBus:
 
     # ------------------------------------------------------------------ spend
     async def set_spend(self, day_start: float, spent: float, pacing: bytes = b"") -> None:
+        fields = (repr(day_start).encode(), repr(spent).encode(), pacing)
         await self._call("spend", self.redis.hset(self.spend_key, mapping={
-            "day_start": repr(day_start), "spent": repr(spent), "pacing": pacing}))
+            "day_start": fields[0], "spent": fields[1], "pacing": pacing,
+            "mac": self.mac(*fields)}))
 
     async def spend(self) -> tuple[float, float, bytes] | None:
         """(start of the budget day, spend on it, the encoded pacing price or b"") as the
         trainer last wrote them."""
-        got = await self._call("spend", self.redis.hmget(self.spend_key,
-                                                         ["day_start", "spent", "pacing"]))
-        return None if got[0] is None else (float(got[0]), float(got[1]), got[2] or b"")
+        got = await self._call("spend", self.redis.hmget(
+            self.spend_key, ["day_start", "spent", "pacing", "mac"]))
+        if got[0] is None:
+            return None
+        if not self.verified(got[3], got[0], got[1] or b"", got[2] or b""):
+            log.error("the spend record on %s is not signed with the shop's bus key: refused "
+                      "(forged, or a process with another CARTWHEEL_BUS_KEY)", self.url)
+            return None
+        try:
+            return float(got[0]), float(got[1]), got[2] or b""
+        except ValueError:
+            return None
+
+
+def fingerprint(hash_key: str) -> str:
+    """What the bus keeps of the hash key: an HMAC keyed by it of a fixed label (equal for
+    equal keys; the key cannot be found from it).
+
+    >>> fingerprint("k1") == fingerprint("k1") != fingerprint("k2")
+    True
+    """
+    return hmac.new(hash_key.encode(), b"cartwheel hash key fingerprint v1",
+                    hashlib.sha256).hexdigest()[:32]

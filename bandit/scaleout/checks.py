@@ -149,10 +149,16 @@ def activation_problem(a: BusActivation, now: float) -> str | None:
     return _time_problem(a.ts, now)
 
 
-def screen(entries: list[tuple[str, bytes]], config, space, now: float) -> Screened:
-    """Decode and check every record of ``entries`` (see the module docstring)."""
+def screen(entries: list[tuple[str, bytes, bool]], config, space, now: float) -> Screened:
+    """Decode and check every record of ``entries`` ((id, bytes, signed by the bus key); see
+    the module docstring)."""
     out = Screened()
-    for entry_id, raw in entries:
+    for entry_id, raw, signed in entries:
+        if not signed:
+            out.dead.append(DeadLetter(entry_id, "entry", "not signed with the shop's bus key "
+                                       "(forged, or a process with another CARTWHEEL_BUS_KEY)",
+                                       bytes(raw[:65536])))
+            continue
         try:
             entry = decode_entry(raw)
         except (msgspec.DecodeError, RecursionError) as exc:

@@ -8,9 +8,22 @@ from engine_helpers import Clock
 
 from bandit import Engine
 from bandit.http.replica_role import ReplicaGroup
-from bandit.scaleout.bus import RedisBus
+from bandit.scaleout.bus import RedisBus, fingerprint
 from bandit.scaleout.replica import Replica
 from bandit.scaleout.trainer import Trainer
+
+#: the secrets every process of a test shop holds (never in Redis); the hash key is the test
+#: configs' [privacy] salt, so hashes match what a one-process test of the same shop stores
+HASH_KEY = "test-salt"
+BUS_KEY = b"test-bus-key-0123456789abcdef0123456789"
+TOKEN = "test-write-token-0123456789abcdef0123"
+ENV = {"CARTWHEEL_HASH_KEY": HASH_KEY, "CARTWHEEL_BUS_KEY": BUS_KEY.decode(),
+       "CARTWHEEL_TOKEN": TOKEN}
+
+
+def bus_of(url: str, shop: str) -> RedisBus:
+    """A bus connection holding the test shop's bus key."""
+    return RedisBus(url, shop, key=BUS_KEY)
 
 
 class Shop:
@@ -22,9 +35,12 @@ class Shop:
         self.publish_every_s = publish_every_s
 
     async def __aenter__(self):
-        self.bus = RedisBus(self.url, self.config.name)
-        salt, self.token = await self.bus.join(self.config.config_hash(), self.config.source)
-        self.engine = Engine.open(self.config, self.data_dir, seed=0, clock=self.clock, salt=salt)
+        self.bus = bus_of(self.url, self.config.name)
+        await self.bus.join(self.config.config_hash(), self.config.source,
+                            fingerprint=fingerprint(HASH_KEY))
+        self.token = TOKEN
+        self.engine = Engine.open(self.config, self.data_dir, seed=0, clock=self.clock,
+                                  salt=HASH_KEY)
         self.trainer = Trainer(self.engine, self.bus, publish_every_s=self.publish_every_s)
         self.replicas = [Replica(self.config, self.engine.salt, seed=10 + i, clock=self.clock,
                                  name=f"r{i}") for i in range(self.n)]

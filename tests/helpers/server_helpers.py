@@ -91,9 +91,13 @@ class Server(Client):
 
             resource.setrlimit(resource.RLIMIT_NOFILE, (files_limit, files_limit))
 
+        # a scale-out process holds the test shop's secrets (from the environment: never Redis)
+        scaleout = command == "train" or "decide" in args
+        if scaleout:
+            from scaleout_helpers import ENV as SCALEOUT_ENV
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, text=True,
                                      env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
-                                          **(env or {})},
+                                          **(SCALEOUT_ENV if scaleout else {}), **(env or {})},
                                      preexec_fn=limit_files if files_limit else None)
         STARTED.append(self.proc)
         self.announce = ""

@@ -73,6 +73,10 @@ HOSTILE_OUTCOMES = {
 }
 
 
+async def _signed(bus, raw: bytes) -> None:
+    await bus.redis.xadd(bus.log_key, {"e": raw, "mac": bus.mac(raw)})
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -91,14 +95,19 @@ def test_hostile_records_go_to_the_dead_letter_stream_and_ingest_goes_on(tmp_pat
     async def main():
         async with Shop(redis_server.url, tmp_path / "trainer", config, n=1, clock=clock) as s:
             good = await _valid_round(s, 20, "before")
+            # signed with the bus key (as if it had leaked): the checks still hold
             for record in HOSTILE_DECISIONS.values():
-                await s.bus.redis.xadd(s.bus.log_key, {"e": encode_entry(BusEntry(
-                    [record], [], "intruder"))})
+                await _signed(s.bus, encode_entry(BusEntry([record], [], "intruder")))
             for record in HOSTILE_OUTCOMES.values():
-                await s.bus.redis.xadd(s.bus.log_key, {"e": encode_entry(BusEntry(
-                    [], [record], "intruder"))})
+                await _signed(s.bus, encode_entry(BusEntry([], [record], "intruder")))
             for raw in (b"\xff\x00garbage", msgspec.msgpack.encode([1, 2, 3]), b""):
-                await s.bus.redis.xadd(s.bus.log_key, {"e": raw})
+                await _signed(s.bus, raw)
+            # a well-formed entry without the key's signature: a writer to Redis is not one
+            # of the shop's processes
+            forged = encode_entry(BusEntry([_decision(event_id="18f0a1b2c3d4e5f7" * 2)], [],
+                                           "intruder"))
+            await s.bus.redis.xadd(s.bus.log_key, {"e": forged})
+            await s.bus.redis.xadd(s.bus.log_key, {"e": forged, "mac": b"0" * 64})
             good += await _valid_round(s, 20, "after")
             await s.drain()
             stored = {r[0] for r in s.engine.store.db.execute("SELECT event_id FROM decisions")}
@@ -110,12 +119,13 @@ def test_hostile_records_go_to_the_dead_letter_stream_and_ingest_goes_on(tmp_pat
             assert holdout and all(a in config.placement("cart").actions and 0 < p <= 1
                                    for a, p in holdout)
             letters = await s.bus.dead_letters(1000)
-            hostile = len(HOSTILE_DECISIONS) + len(HOSTILE_OUTCOMES) + 3
+            hostile = len(HOSTILE_DECISIONS) + len(HOSTILE_OUTCOMES) + 3 + 2
             assert len(letters) == hostile
             assert s.trainer.totals.malformed == hostile
             reasons = [letter["reason"].decode() for letter in letters]
             assert any("probability 0.0 outside (0, 1]" in r for r in reasons)
             assert any("not a cartwheel entry" in r for r in reasons)
+            assert sum("not signed with the shop's bus key" in r for r in reasons) == 2
             assert sum("is not a time within" in r for r in reasons) == 2
             # no secret travels with a dead letter: the records as they came, and the reason
             assert all(set(letter) == {"entry", "kind", "reason", "record"} for letter in letters)
@@ -154,8 +164,7 @@ def test_any_value_in_any_field_never_stops_the_trainer(tmp_path_factory, redis_
             good = await _valid_round(s, 2, "a")
             row = list(msgspec.msgpack.decode(msgspec.msgpack.encode(_decision())))
             row[list(BusDecision.__struct_fields__).index(field)] = value
-            await s.bus.redis.xadd(s.bus.log_key, {"e": msgspec.msgpack.encode(
-                [[row], [], "fuzz"])})
+            await _signed(s.bus, msgspec.msgpack.encode([[row], [], "fuzz"]))
             good += await _valid_round(s, 2, "b")
             await s.drain()
             stored = {r[0] for r in s.engine.store.db.execute("SELECT event_id FROM decisions")}

@@ -13,14 +13,14 @@ from engine_helpers import Clock, shop
 from groups import drive_groups
 from redis_helpers import RedisServer
 from relearn import assert_same_model, relearned
-from scaleout_helpers import Shop, run
+from scaleout_helpers import Shop, bus_of, run
 
 import simulator
 from bandit import Engine
 from bandit.domain.errors import BusConfigError, BusUnavailableError
 from bandit.http import api
 from bandit.http.serving import RequestGroup
-from bandit.scaleout.bus import RedisBus
+from bandit.scaleout.bus import fingerprint
 from bandit.scaleout.replica import refresh
 
 CTX = {"device": "mobile", "cart_value": 35.0, "traffic_source": "paid"}
@@ -76,7 +76,7 @@ def test_a_repeated_entry_is_ingested_once(tmp_path, redis_server):
                                         for i in range(30)])
             await group.outcome(api.OutcomeRequest(
                 event_id=ds[0].event_id, converted=True, order_value=40.0, outcome_id="o-1"))
-            raw = [e for _, e in await s.bus.read("0-0", 100)]
+            raw = [e for _, e, _ in await s.bus.read("0-0", 100)]
             for entry in raw:  # the same bytes appended twice more
                 await s.bus.append(entry, [])
                 await s.bus.append(entry, [])
@@ -154,17 +154,21 @@ def test_a_model_of_another_config_is_not_loaded(tmp_path, redis_server):
     run(main())
 
 
-def test_a_process_with_another_config_refuses_to_join(tmp_path, redis_server):
+def test_a_process_with_another_config_or_hash_key_refuses_to_join(tmp_path, redis_server):
+    """One config and one hash key for every process; Redis holds neither key nor token (a
+    fingerprint of the hash key tells whether two processes agree, and nothing more)."""
     async def main():
-        bus = RedisBus(redis_server.url, "shop")
-        salt, token = await bus.join("aaaa", "a.toml")
-        again = await bus.join("aaaa", "copy-of-a.toml")
-        assert again == (salt, token)  # one salt and one token for every process
+        bus = bus_of(redis_server.url, "shop")
+        await bus.join("aaaa", "a.toml", fingerprint=fingerprint("k1"))
+        await bus.join("aaaa", "copy-of-a.toml", fingerprint=fingerprint("k1"))
         with pytest.raises(BusConfigError, match=r"b\.toml, hash bbbb.*a\.toml, hash aaaa"):
-            await bus.join("bbbb", "b.toml")
-        assert (await bus.join("bbbb", "b.toml", replace=True))[0] == salt
-        with pytest.raises(BusConfigError, match="salt"):
-            await bus.join("bbbb", "b.toml", salt="another")
+            await bus.join("bbbb", "b.toml", fingerprint=fingerprint("k1"))
+        await bus.join("bbbb", "b.toml", fingerprint=fingerprint("k1"), replace=True)
+        with pytest.raises(BusConfigError, match="hash key"):
+            await bus.join("bbbb", "b.toml", fingerprint=fingerprint("another"))
+        shared = await bus.redis.hgetall(bus.shared_key)
+        assert set(shared) == {b"config_hash", b"config_source", b"fingerprint"}
+        assert b"k1" not in b"".join(shared.values())
         await bus.close()
 
     run(main())

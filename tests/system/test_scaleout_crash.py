@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import random
 import signal
 import sqlite3
@@ -17,12 +18,13 @@ import pytest
 from engine_helpers import Clock
 from redis_helpers import RedisServer
 from relearn import assert_same_model, relearned
+from scaleout_helpers import ENV, HASH_KEY, bus_of
 from server_helpers import Client, Server, config_file
 
 from bandit import Engine
 from bandit.config.shop import load_config
 from bandit.domain.privacy import hash_outcome_id
-from bandit.scaleout.bus import RedisBus
+from bandit.scaleout.bus import fingerprint
 
 SALT = b"test-salt"  # engine_helpers.shop_doc's fixed salt
 
@@ -112,7 +114,7 @@ def _offset(data_dir) -> str | None:
 
 
 async def _bus_state(url: str, shop: str):
-    bus = RedisBus(url, shop)
+    bus = bus_of(url, shop)
     try:
         info = await bus.redis.xinfo_stream(bus.log_key)
         return info["last-generated-id"].decode(), await bus.spend()
@@ -211,15 +213,16 @@ def test_a_replica_on_another_config_refuses_to_start(tmp_path, redis_server):
     asyncio.run(_join(redis_server.url, load_config(first)))
     proc = subprocess.run([sys.executable, "-m", "bandit.cli", "serve", "--role", "decide",
                            "--bus", redis_server.url, "--config", str(other), "--port", "0"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **ENV})
     assert proc.returncode == 2
     assert str(other) in proc.stderr and str(first) in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 async def _join(url, config):
-    bus = RedisBus(url, config.name)
-    await bus.join(config.config_hash(), config.source)
+    bus = bus_of(url, config.name)
+    await bus.join(config.config_hash(), config.source, fingerprint=fingerprint(HASH_KEY))
     await bus.close()
 
 
