@@ -135,7 +135,8 @@ async def group_totals(port: int) -> tuple[float, float, dict[float, float]]:
     """(requests, groups, event-loop lag histogram {upper bound: count}) so far, from the
     server's /metrics."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                 b"Connection: close\r\n\r\n" % TOKEN.encode())
     text = (await reader.read()).decode()
     writer.close()
     found = dict(re.findall(r"^cartwheel_group_size_(sum|count) ([0-9.e+]+)$", text, re.M))

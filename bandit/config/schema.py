@@ -101,6 +101,8 @@ class Server(Settings):
     untrusted decide carries a token the shop's backend signed (docs/integration.md).
     ``header_timeout_s``, ``idle_timeout_s``, ``body_timeout_s``, ``max_connections``,
     ``max_header_bytes``: limits on the socket (:mod:`bandit.http.connections`).
+    ``global_rate`` / ``global_burst``: all untrusted calls together (off by default: a
+    shop's own traffic peaks are not an attack).
     """
 
     token: Annotated[str | None, Meta(description="a string")] = None
@@ -118,6 +120,9 @@ class Server(Settings):
     address_rate: Annotated[float, Meta(ge=0, description=(
         "requests per second >= 0 (0: no limit)"))] = 50.0
     address_burst: Annotated[int, Meta(ge=1, description="an integer >= 1")] = 200
+    global_rate: Annotated[float, Meta(ge=0, description=(
+        "requests per second >= 0 (0: off)"))] = 0.0
+    global_burst: Annotated[int, Meta(ge=1, description="an integer >= 1")] = 1000
     trusted_proxies: Annotated[tuple[str, ...], Meta(description=(
         "a list of IP addresses whose X-Forwarded-For is believed"))] = ()
     signed_requests: Annotated[bool, Meta(description="true/false")] = False

@@ -28,6 +28,7 @@ from bandit.http.engine_role import one_process
 from bandit.http.replica_role import decide_replica
 from bandit.http.routes import (
     ADDRESS_LIMIT,
+    GLOBAL_LIMIT,
     BODY_TIMEOUT,
     ENGINE,
     GROUP,
@@ -61,6 +62,8 @@ def make_app(node, *, token: str | None = None, max_body: int | None = None, tra
     app[preview.KEY] = preview.key_of(token)
     server = config.server
     app[LIMIT] = VisitorLimit(server.visitor_rate, server.visitor_burst)
+    app[GLOBAL_LIMIT] = VisitorLimit(server.global_rate, server.global_burst, field=None,
+                                     what="requests from pages overall")
     app[ADDRESS_LIMIT] = VisitorLimit(server.address_rate, server.address_burst, field="address",
                                       what="requests from this address")
     app[PROXIES] = frozenset(server.trusted_proxies)

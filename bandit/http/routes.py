@@ -46,6 +46,8 @@ OPENAPI = web.AppKey("openapi", bytes)
 REPORT = web.AppKey("report", object)
 LIMIT = web.AppKey("limit", object)
 ADDRESS_LIMIT = web.AppKey("address_limit", object)
+#: all untrusted calls together ([server] global_rate; off by default)
+GLOBAL_LIMIT = web.AppKey("global_limit", object)
 PROXIES = web.AppKey("proxies", frozenset)
 TRAINER = web.AppKey("trainer", object)
 ROUTES = web.AppKey("routes", tuple)  # the role's (method, path, handler) triples
@@ -145,6 +147,7 @@ def _caller(request: web.Request) -> bool:
     (429 beyond it)."""
     trusted = _trusted(request)
     if not trusted:
+        request.app[GLOBAL_LIMIT].check("pages", time.monotonic())
         request.app[ADDRESS_LIMIT].check(trust.client_address(request, request.app[PROXIES]),
                                          time.monotonic())
     return trusted

@@ -45,6 +45,22 @@ def test_pages_are_held_to_a_per_address_limit_and_the_backend_is_not(tmp_path):
         assert srv.stop() == 0
 
 
+def test_an_optional_global_limit_holds_a_crowd_of_addresses(tmp_path):
+    """Pages from ever new addresses pass each address's limit; the global one (off by
+    default) holds them all together, and never the shop's backend."""
+    srv = Server(tmp_path / "data", config_file(tmp_path, server={
+        "token": TOKEN, "address_rate": 50.0, "address_burst": 200, "global_rate": 0.5,
+        "global_burst": 4, "trusted_proxies": ["127.0.0.1"]}))
+    try:
+        answers = [srv.post("/v1/decide", {"visitor_id": f"v{i}", "context": CTX},
+                            {"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(7)]
+        assert [a[0] for a in answers] == [200] * 4 + [429] * 3
+        assert "pages overall" in answers[-1][1]["error"]["message"]
+        assert srv.post("/v1/decide", {"visitor_id": "b", "context": CTX}, AUTH)[0] == 200
+    finally:
+        assert srv.stop() == 0
+
+
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("signed")
