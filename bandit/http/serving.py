@@ -354,10 +354,25 @@ def outcome_token(config, auth: bool = True, kept=None) -> tuple[str | None, str
     if not auth:
         return None, "none: outcomes are open to anyone who can reach this port (--no-auth)"
     if config.server.token:
-        return config.server.token, f"[server] token in {config.source}"
+        log.warning("[server] token in the config is deprecated: set CARTWHEEL_TOKEN (or let "
+                    "cartwheel keep one in the data dir); a config file travels further than "
+                    "a secret should")
+        return _strong(config.server.token, "[server] token"), f"[server] token in {config.source}"
     if os.environ.get("CARTWHEEL_TOKEN", "").strip():
-        return os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"
+        return _strong(os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"), "CARTWHEEL_TOKEN"
     return kept()
+
+
+#: a configured secret shorter than this is accepted for one release, with a warning
+MIN_SECRET = 32
+
+
+def _strong(secret: str, name: str) -> str:
+    if len(secret) < MIN_SECRET:
+        log.warning("%s is %d characters: use at least %d random ones (generated secrets are 32 "
+                    "random bytes); shorter ones are refused from the next release", name,
+                    len(secret), MIN_SECRET)
+    return secret
 
 
 def read_secret(config, auth: bool, data_dir) -> tuple[str | None, str]:
@@ -367,9 +382,11 @@ def read_secret(config, auth: bool, data_dir) -> tuple[str | None, str]:
     if not auth:
         return None, "none (--no-auth): the figures are open too"
     if config.server.read_token:
-        return config.server.read_token, f"[server] read_token in {config.source}"
+        return (_strong(config.server.read_token, "[server] read_token"),
+                f"[server] read_token in {config.source}")
     if os.environ.get("CARTWHEEL_READ_TOKEN", "").strip():
-        return os.environ["CARTWHEEL_READ_TOKEN"].strip(), "CARTWHEEL_READ_TOKEN"
+        return (_strong(os.environ["CARTWHEEL_READ_TOKEN"].strip(), "CARTWHEEL_READ_TOKEN"),
+                "CARTWHEEL_READ_TOKEN")
     from bandit.store.keyfiles import kept_secret
 
     return kept_secret(data_dir, READ_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
