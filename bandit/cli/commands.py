@@ -115,7 +115,8 @@ def serve(args) -> int:
 
     def announce(url: str) -> None:
         example = engine.config.action_ids
-        auth = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
+        auth = (f"outcomes: -H \"Authorization: Bearer {serving.token_hint(source)}\"   "
+                f"(the write token, {source})"
                 if token else f"outcome token: {source}")
         print(f"cartwheel serving shop {engine.config.name!r} ({len(example)} actions, policy "
               f"{engine.policy.spec}, model version {engine.model_version}) at {url}\n"

@@ -63,7 +63,8 @@ async def serve_replica(config_path, bus_url: str | None, host: str, port: int, 
     app = make_app(replica, bus=bus, token=token, poll_s=poll_s)
 
     def ready(url: str) -> None:
-        auth_line = (f"outcomes: -H 'Authorization: Bearer {token}'   (token {source})"
+        auth_line = (f"outcomes: -H \"Authorization: Bearer {serving.token_hint(source)}\"   "
+                     f"(the write token, {source})"
                      if token else f"outcome token: {source}")
         announce(f"cartwheel replica of shop {config.name!r} deciding at {url} with model "
                  f"{replica.model_version} (bus {bus.url})\n  {auth_line}\n  API: "
@@ -113,7 +114,8 @@ async def train(config_path, bus_url: str | None, data_dir, host: str, port: int
             announce(f"cartwheel trainer of shop {config.name!r} at {url} (bus {bus.url}): "
                      f"model version {engine.model_version}, reading after entry "
                      f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n"
-                     f"  reads: -H 'Authorization: Bearer {token}'   (token {source})\n"
+                     f"  reads: -H \"Authorization: Bearer {serving.token_hint(read_source)}\""
+                     f"   (the read secret, {read_source})\n"
                      f"  dashboard: {dashboard.link(url, sessions.issue_code())} (one-time; "
                      f"then the read secret, {read_source})\n  report: "
                      f"{url}/v1/report   metrics: {url}/metrics", flush=True)

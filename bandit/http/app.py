@@ -28,9 +28,9 @@ from bandit.http.engine_role import one_process
 from bandit.http.replica_role import decide_replica
 from bandit.http.routes import (
     ADDRESS_LIMIT,
-    GLOBAL_LIMIT,
     BODY_TIMEOUT,
     ENGINE,
+    GLOBAL_LIMIT,
     GROUP,
     LIMIT,
     MAX_BODY,

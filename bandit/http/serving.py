@@ -8,6 +8,7 @@ import asyncio
 import logging
 import math
 import os
+import re
 import secrets
 import signal
 import time
@@ -361,6 +362,25 @@ def outcome_token(config, auth: bool = True, kept=None) -> tuple[str | None, str
     if os.environ.get("CARTWHEEL_TOKEN", "").strip():
         return _strong(os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"), "CARTWHEEL_TOKEN"
     return kept()
+
+
+def token_hint(source: str) -> str:
+    """How a banner shows the write token without printing it: a shell expression that reads
+    it from where it is kept (no secret in a banner, a terminal's scrollback or a log).
+
+    >>> token_hint("generated and kept in /srv/data/token")
+    '$(cat /srv/data/token)'
+    >>> token_hint("kept in /srv/data/token")
+    '$(cat /srv/data/token)'
+    >>> token_hint("CARTWHEEL_TOKEN")
+    '$CARTWHEEL_TOKEN'
+    """
+    kept = re.search(r"(?:^|\s)kept in (\S+)$", source)
+    if kept:
+        return f"$(cat {kept.group(1)})"
+    if source == "CARTWHEEL_TOKEN":
+        return "$CARTWHEEL_TOKEN"
+    return f"<the token: {source}>"
 
 
 #: a configured secret shorter than this is accepted for one release, with a warning

@@ -109,8 +109,9 @@ class Server(Client):
         if not match:
             self.proc.kill()
             raise RuntimeError(f"server did not start: {self.announce}{self.log_text()}")
-        token = re.search(r"Authorization: Bearer (\S+)'", self.announce)
-        self.token = token.group(1) if token else None
+        # the banner names where the write token is, never the token itself
+        self.token = _write_token(self.announce, data_dir, config, {**os.environ, **(
+            SCALEOUT_ENV if scaleout else {}), **(env or {})})
         code = re.search(r"/login\?code=(\S+)", self.announce)
         #: the one-time sign-in code the banner printed (works once)
         self.sign_in_code = code.group(1) if code else None
@@ -145,6 +146,21 @@ def farewell_snapshot(farewell: str) -> tuple[int, Path] | None:
     else None."""
     said = re.fullmatch(r"cartwheel stopped at model version (\d+): saved in (\S+)\n", farewell)
     return (int(said.group(1)), Path(said.group(2))) if said else None
+
+
+def _write_token(announce: str, data_dir: Path, config, env: dict) -> str | None:
+    """The write token a server took: from the file, the config or the environment its
+    banner names (None: --no-auth)."""
+    if "Authorization: Bearer" not in announce:
+        return None
+    if "Bearer $CARTWHEEL_TOKEN" in announce:
+        return env["CARTWHEEL_TOKEN"].strip()
+    kept = re.search(r"Bearer \$\(cat (\S+)\)", announce)
+    if kept:
+        return Path(kept.group(1)).read_text().strip()
+    import tomllib
+
+    return tomllib.loads(Path(config).read_text())["server"]["token"]
 
 
 def config_file(tmp_path: Path, *, hash_key_in_config: bool = True, **sections) -> Path:

@@ -348,7 +348,10 @@ def test_without_a_token_serve_generates_one_and_keeps_it(tmp_path):
         assert srv.stop() == 0
     again = Server(tmp_path / "data")
     try:
-        assert again.token == token and token in again.announce  # printed at each start
+        assert again.token == token  # kept
+        # the banner says where the token is, never the token (scrollback, logs)
+        assert token not in again.announce
+        assert f"Bearer $(cat {tmp_path / 'data' / 'token'})" in again.announce
     finally:
         assert again.stop() == 0
     open_srv = Server(tmp_path / "data", args=("--no-auth",))
