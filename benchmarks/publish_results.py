@@ -71,6 +71,14 @@ TABLES = {
     "grown_store": ("A grown store", "python benchmarks/grown_store.py --decisions 1000000",
                     "a store grown through the engine's bulk API: its size, start-up with and "
                     "without snapshots, a streamed export's time and peak memory, one erasure"),
+    "poisoning": ("Poisoning within the limits", "python benchmarks/poisoning.py",
+                  "what one anonymous client, held to the per-address limit, can do to what "
+                  "the model learns without signed requests"),
+    "retention": ("Retention at steady traffic", "python benchmarks/retention.py",
+                  "the event database's size day by day with keep_days = 30"),
+    "soak": ("Soak", "python benchmarks/soak.py --data-dir DIR/data --config DIR/shop.toml "
+                     "--minutes 30 --rate 100",
+             "a grown store served at a fixed rate: latency and memory per minute"),
     "placements": ("Learning per placement", "python benchmarks/placements.py",
                    "per-placement learning against the visit's oracle, a joint model, the best "
                    "fixed combination and the per-placement limit, in the shop with placements"),

@@ -238,16 +238,10 @@ class RedisBus:
     async def snapshot(self) -> tuple[int, bytes, bytes] | None:
         """(version, meta, state) of the newest published snapshot, or None (also when it is
         not signed with the bus key: refused and logged, never used)."""
-        got = await self._call("fetch", self.redis.hmget(self.snapshot_key,
-                                                         ["version", "meta", "state", "mac"]))
-        if got[0] is None:
-            return None
-        if not self.verified(got[3], got[0], got[1] or b"", got[2] or b""):
-            log.error("a published model on %s is not signed with the shop's bus key: "
-                      "refused (forged, or a process with another CARTWHEEL_BUS_KEY)", self.url)
-            return None
+        got = await self._signed("fetch", self.snapshot_key, ("version", "meta", "state"),
+                                 "a published model")
         try:
-            return int(got[0]), got[1], got[2]
+            return None if got is None else (int(got[0]), got[1], got[2])
         except ValueError:
             return None
 
@@ -277,18 +271,26 @@ class RedisBus:
     async def spend(self) -> tuple[float, float, bytes] | None:
         """(start of the budget day, spend on it, the encoded pacing price or b"") as the
         trainer last wrote them."""
-        got = await self._call("spend", self.redis.hmget(
-            self.spend_key, ["day_start", "spent", "pacing", "mac"]))
-        if got[0] is None:
-            return None
-        if not self.verified(got[3], got[0], got[1] or b"", got[2] or b""):
-            log.error("the spend record on %s is not signed with the shop's bus key: refused "
-                      "(forged, or a process with another CARTWHEEL_BUS_KEY)", self.url)
-            return None
+        got = await self._signed("spend", self.spend_key, ("day_start", "spent", "pacing"),
+                                 "the spend record")
         try:
-            return float(got[0]), float(got[1]), got[2] or b""
+            return None if got is None else (float(got[0]), float(got[1]), got[2])
         except ValueError:
             return None
+
+    async def _signed(self, what: str, key: str, fields: tuple[str, ...], name: str
+                      ) -> list[bytes] | None:
+        """The ``fields`` of hash ``key`` when its ``mac`` verifies; None when it is missing,
+        or forged (refused and logged: never used)."""
+        *got, mac = await self._call(what, self.redis.hmget(key, [*fields, "mac"]))
+        if got[0] is None:
+            return None
+        got = [value or b"" for value in got]
+        if not self.verified(mac, *got):
+            log.error("%s on %s is not signed with the shop's bus key: refused (forged, or a "
+                      "process with another CARTWHEEL_BUS_KEY)", name, self.url)
+            return None
+        return got
 
 
 def fingerprint(hash_key: str) -> str:
