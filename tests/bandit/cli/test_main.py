@@ -43,7 +43,7 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
     (["export", "--out", "log.txt"], [".jsonl, .parquet or .dsjson"]),
     (["export", "--out", "log.parquet", "--format", "jsonl"], ["--format jsonl", "parquet"]),
     (["serve", "--config", "missing.toml"], ["missing.toml"]),
-    (["serve", "--role", "decide"], ["--role decide needs --bus", "cartwheel train --bus"]),
+    (["serve", "--role", "decide"], ["no bus", "--bus URL", "CARTWHEEL_BUS_URL"]),
     (["serve", "--bus", "redis://127.0.0.1:1/0"], ["--bus is for --role decide"]),
     (["serve", "--role", "decide", "--bus", "redis://127.0.0.1:1/0", "--fresh-model"],
      ["cartwheel train --fresh-model"]),
@@ -52,9 +52,16 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
      ["redis://127.0.0.1:1/0", "did not answer"]),
     (["train", "--bus", "redis://127.0.0.1:1/0", "--data-dir", "t"],
      ["redis://127.0.0.1:1/0", "did not answer"]),
+    # a password in the bus URL never shows
+    (["train", "--bus", "redis://u:hunter2@127.0.0.1:1/0", "--data-dir", "t"],
+     ["redis://u:***@127.0.0.1:1/0", "did not answer"]),
 ])
 def test_common_mistakes_get_one_line(capsys, tmp_path, monkeypatch, argv, needles):
     monkeypatch.chdir(tmp_path)
+    from scaleout_helpers import ENV  # a replica or trainer holds the shop's secrets
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
     one_line_error(*run(capsys, *argv)[::2], *needles)
 
 
@@ -203,3 +210,14 @@ def test_export_and_replay_by_placement(capsys, placements_dir):
     assert code == 0 and "log: 60 decisions" in text, (text, err)
     one_line_error(*run(capsys, "segments", "--config", cfg, "--data-dir", data)[::2],
                    "placement is required")
+
+
+def test_a_bus_password_never_shows(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from scaleout_helpers import ENV
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, "train", "--bus", "redis://u:hunter2@127.0.0.1:1/0",
+                         "--data-dir", "t")
+    assert code != 0 and "hunter2" not in out + err and "u:***@" in err

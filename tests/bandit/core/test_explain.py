@@ -104,10 +104,15 @@ def test_over_http_reasons_only_when_asked_and_never_stored(tmp_path):
         assert status == 200 and sorted(plain) == ["action", "event_id", "group",
                                                    "model_version", "placement",
                                                    "probability"]
+        # the model's scores are for callers with a secret: a page asking gets 403
+        status, body = srv.post("/v1/decide", {"visitor_id": "page", "context": CTX,
+                                               "explain": True})
+        assert status == 403 and body["error"]["field"] == "explain"
+        read = {"Authorization": f"Bearer {srv.read_token}"}  # an analyst's read secret
         seen = {"treatment": 0, "holdout": 0}
         for i in range(60):
             status, d = srv.post("/v1/decide", {"visitor_id": f"e{i}", "context": CTX,
-                                                "explain": True})
+                                                "explain": True}, read)
             assert status == 200
             seen[d["group"]] += 1
             if d["group"] == "holdout":
