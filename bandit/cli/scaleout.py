@@ -24,7 +24,8 @@ def _bus(config, bus_url: str | None, held, timeout: float) -> RedisBus:
         raise CartwheelError("no bus: give --bus URL, or CARTWHEEL_BUS_URL (in the environment "
                              "or the --secrets file: keeps Redis's password off the command "
                              "line)", field="bus")
-    return RedisBus(url, config.name, timeout=timeout, key=held.bus_key)
+    return RedisBus(url, config.name, timeout=timeout, key=held.bus_key,
+                    previous_key=held.bus_key_previous)
 
 
 def _token(config, auth: bool, held) -> tuple[str | None, str]:

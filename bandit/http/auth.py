@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
+
+from bandit.domain.secrets import matches
 
 TOKEN = web.AppKey("token", object)  # the shop's token (None: no auth, ``--no-auth``)
 #: the secret that reads the shop's figures (report, segments, dashboard, metrics); None: the
@@ -13,8 +13,7 @@ READ_TOKEN = web.AppKey("read_token", object)
 
 
 def bearer_authorized(request: web.Request, token: str) -> bool:
-    """Whether ``Authorization: Bearer <token>`` carries ``token``."""
+    """Whether ``Authorization: Bearer <token>`` carries ``token`` (or one it replaces)."""
     scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
     # the scheme is case-insensitive (RFC 9110); the token is compared in constant time
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                              token.encode())
+    return scheme.lower() == "bearer" and matches(given.strip(), token)

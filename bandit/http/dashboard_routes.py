@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from aiohttp import web
 
+from bandit.domain.secrets import matches
 from bandit.http import api, preview
 from bandit.http.auth import READ_TOKEN, TOKEN, bearer_authorized
 from bandit.http.dashboard import COOKIE, render, sign_in_page
@@ -100,7 +100,7 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     given = str(form.get("token", ""))
     read = request.app[READ_TOKEN] or request.app[TOKEN]
-    if not hmac.compare_digest(given.encode(), read.encode()):
+    if not matches(given, read):
         sessions.failed(address)
         log.warning("dashboard sign-in refused (wrong secret) from %s", address)
         return _html(sign_in_page("That is not this shop's read secret."), 401)

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bandit.domain.errors import RateLimitedError, StorageError
+from bandit.domain.secrets import Secret
 from bandit.http import api
 
 log = logging.getLogger("cartwheel.server")
@@ -354,6 +355,11 @@ def outcome_token(config, auth: bool = True, kept=None) -> tuple[str | None, str
     ``auth=False`` (``--no-auth``) leaves outcomes open."""
     if not auth:
         return None, "none: outcomes are open to anyone who can reach this port (--no-auth)"
+    token, source = _outcome_token(config, kept)
+    return Secret(token, previous=(os.environ.get("CARTWHEEL_TOKEN_PREVIOUS", "").strip(),)), source
+
+
+def _outcome_token(config, kept) -> tuple[str, str]:
     if config.server.token:
         log.warning("[server] token in the config is deprecated: set CARTWHEEL_TOKEN (or let "
                     "cartwheel keep one in the data dir); a config file travels further than "
@@ -401,6 +407,12 @@ def read_secret(config, auth: bool, data_dir) -> tuple[str | None, str]:
     generated into ``<data dir>/read_token`` (32 random bytes; never the write token)."""
     if not auth:
         return None, "none (--no-auth): the figures are open too"
+    secret, source = _read_secret(config, data_dir)
+    return (Secret(secret, previous=(os.environ.get("CARTWHEEL_READ_TOKEN_PREVIOUS", "").strip(),)),
+            source)
+
+
+def _read_secret(config, data_dir) -> tuple[str, str]:
     if config.server.read_token:
         return (_strong(config.server.read_token, "[server] read_token"),
                 f"[server] read_token in {config.source}")

@@ -68,8 +68,10 @@ class RedisBus:
     """
 
     def __init__(self, url: str, shop: str, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 key: bytes | None = None):
+                 key: bytes | None = None, previous_key: bytes | None = None):
         self.url, self.timeout, self.key = redact(url), timeout, key
+        #: the key a rotation replaces: what it signed still verifies, nothing new is signed
+        self.previous_key = previous_key
         self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout,
                                              socket_connect_timeout=timeout)
         prefix = f"cartwheel:{shop}:"
@@ -79,19 +81,24 @@ class RedisBus:
         self.dead_key = prefix + "dead"
         self._pubsub = None  # subscribed on the first wait_for_snapshot
 
-    def mac(self, *parts: bytes) -> bytes:
-        """HMAC-SHA256 under the bus key of ``parts`` (each length-prefixed: no two
-        different records sign alike)."""
-        if self.key is None:
+    def mac(self, *parts: bytes, key: bytes | None = None) -> bytes:
+        """HMAC-SHA256 under the bus key (or ``key``) of ``parts`` (each length-prefixed: no
+        two different records sign alike)."""
+        key = key or self.key
+        if key is None:
             raise BusConfigError("this process has no bus key (CARTWHEEL_BUS_KEY)")
-        h = hmac.new(self.key, digestmod=hashlib.sha256)
+        h = hmac.new(key, digestmod=hashlib.sha256)
         for part in parts:
             h.update(len(part).to_bytes(8, "big"))
             h.update(part)
         return h.hexdigest().encode()
 
     def verified(self, mac: bytes | None, *parts: bytes) -> bool:
-        return mac is not None and hmac.compare_digest(mac, self.mac(*parts))
+        """Whether ``mac`` signs ``parts`` under the bus key, or the one a rotation replaces."""
+        if mac is None:
+            return False
+        keys = [self.key] + ([self.previous_key] if self.previous_key else [])
+        return any(hmac.compare_digest(mac, self.mac(*parts, key=k)) for k in keys)
 
     async def _call(self, what: str, awaitable):
         try:

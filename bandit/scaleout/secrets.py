@@ -22,7 +22,8 @@ from pathlib import Path
 
 from bandit.domain.errors import CartwheelError
 
-NAMES = ("CARTWHEEL_HASH_KEY", "CARTWHEEL_BUS_KEY", "CARTWHEEL_TOKEN", "CARTWHEEL_BUS_URL")
+NAMES = ("CARTWHEEL_HASH_KEY", "CARTWHEEL_BUS_KEY", "CARTWHEEL_TOKEN", "CARTWHEEL_BUS_URL",
+         "CARTWHEEL_BUS_KEY_PREVIOUS", "CARTWHEEL_TOKEN_PREVIOUS")
 _PASSWORD = re.compile(r"^(\w+://[^:/@]*:)([^@]*)(@)")
 
 
@@ -39,6 +40,8 @@ class ShopSecrets:
     bus_key: bytes
     token: str | None
     bus_url: str | None
+    #: the bus key a rotation replaces: still accepted on what is read, never used to sign
+    bus_key_previous: bytes | None = None
 
 
 def _read_file(path) -> dict[str, str]:
@@ -77,5 +80,11 @@ def load(secrets_file=None, environ=None) -> ShopSecrets:
             "through Redis). Moving a single process's shop to scale-out: its hash key is the "
             "data dir's hash_key file (give it as CARTWHEEL_HASH_KEY: the same visitor hashes)",
             field=missing[0])
-    return ShopSecrets(value["CARTWHEEL_HASH_KEY"], value["CARTWHEEL_BUS_KEY"].encode(),
-                       value["CARTWHEEL_TOKEN"] or None, value["CARTWHEEL_BUS_URL"] or None)
+    token = value["CARTWHEEL_TOKEN"] or None
+    if token is not None and value["CARTWHEEL_TOKEN_PREVIOUS"]:
+        from bandit.domain.secrets import Secret
+
+        token = Secret(token, previous=(value["CARTWHEEL_TOKEN_PREVIOUS"],))
+    return ShopSecrets(value["CARTWHEEL_HASH_KEY"], value["CARTWHEEL_BUS_KEY"].encode(), token,
+                       value["CARTWHEEL_BUS_URL"] or None,
+                       value["CARTWHEEL_BUS_KEY_PREVIOUS"].encode() or None)

@@ -93,6 +93,16 @@ def test_a_forged_model_or_spend_record_is_refused(tmp_path, redis_server, caplo
             assert await s.bus.spend() == (1_700_000_000.0, 12.5, b"")
             await s.bus.redis.hset(s.bus.spend_key, "spent", "1e12")
             assert await s.bus.spend() is None  # refused: replicas keep the last good one
+            # a bus key rotates: a process holding the new key and the old one as previous
+            # still reads what the old key signed; one holding only the new one does not
+            await s.bus.set_spend(1_700_000_000.0, 12.5)  # signed with the old key
+            rotated = RedisBus(redis_server.url, config.name, key=b"the-new-bus-key",
+                               previous_key=BUS_KEY)
+            assert await rotated.spend() == (1_700_000_000.0, 12.5, b"")
+            await rotated.set_spend(1_700_000_000.0, 13.0)  # signed with the new key
+            assert await s.bus.spend() is None  # the old-key-only process cannot read it
+            await rotated.close()
+            await s.bus.set_spend(1_700_000_000.0, 12.5)
             # a process holding another bus key reads nothing it can trust either
             other = RedisBus(redis_server.url, config.name, key=b"another-key")
             await s.bus.set_spend(1_700_000_000.0, 12.5)

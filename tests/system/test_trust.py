@@ -137,3 +137,36 @@ def test_the_guides_signing_snippet_makes_tokens_cartwheel_accepts():
     token = scope["sign_visitor"](TOKEN, "c0ffee", {"traffic_source": "email"})
     assert verify(signing_key(TOKEN), token) == ("c0ffee", {"traffic_source": "email"})
     assert token.count(".") == 1
+
+
+def test_a_token_rotates_without_downtime(tmp_path):
+    """New and old tokens are both accepted while CARTWHEEL_TOKEN_PREVIOUS names the old one
+    (clients move over meanwhile); once a restart drops it, the old token is refused."""
+    old, new = "old-token-" + "o" * 30, "new-token-" + "n" * 30
+    read_old, read_new = "old-read-" + "r" * 30, "new-read-" + "s" * 30
+    cfg = config_file(tmp_path)
+    rotating = Server(tmp_path / "data", cfg, env={
+        "CARTWHEEL_TOKEN": new, "CARTWHEEL_TOKEN_PREVIOUS": old,
+        "CARTWHEEL_READ_TOKEN": read_new, "CARTWHEEL_READ_TOKEN_PREVIOUS": read_old})
+    try:
+        for token, expected in ((old, 200), (new, 200), ("another-" + "x" * 30, 401)):
+            _, d = rotating.post("/v1/decide", {"visitor_id": "v", "context": CTX})
+            status, _ = rotating.post("/v1/outcome", {"event_id": d["event_id"],
+                                                      "converted": False},
+                                      {"Authorization": f"Bearer {token}"})
+            assert status == expected, token
+        for secret in (read_old, read_new):
+            assert rotating.request("GET", "/v1/report",
+                                    headers={"Authorization": f"Bearer {secret}"})[0] == 200
+    finally:
+        assert rotating.stop() == 0
+    done = Server(tmp_path / "data", cfg, env={"CARTWHEEL_TOKEN": new,
+                                               "CARTWHEEL_READ_TOKEN": read_new})
+    try:
+        _, d = done.post("/v1/decide", {"visitor_id": "w", "context": CTX})
+        assert done.post("/v1/outcome", {"event_id": d["event_id"], "converted": False},
+                         {"Authorization": f"Bearer {old}"})[0] == 401
+        assert done.request("GET", "/v1/report",
+                            headers={"Authorization": f"Bearer {read_old}"})[0] == 401
+    finally:
+        assert done.stop() == 0
