@@ -55,7 +55,7 @@ async def serve_replica(config_path, bus_url: str | None, host: str, port: int, 
     bus = _bus(config, bus_url, held, timeout)
     try:
         await bus.join(config.config_hash(), config.source,
-                       fingerprint=fingerprint(held.hash_key))
+                       fingerprint=fingerprint(held.hash_key), hash_key=held.hash_key)
         replica = Replica(config, held.hash_key.encode())
         await refresh(replica, bus)
     except BaseException:
@@ -94,7 +94,8 @@ async def train(config_path, bus_url: str | None, data_dir, host: str, port: int
     bus = _bus(config, bus_url, held, timeout)
     try:
         await bus.join(config.config_hash(), config.source,
-                       fingerprint=fingerprint(held.hash_key), replace=replace_config)
+                       fingerprint=fingerprint(held.hash_key), replace=replace_config,
+                       hash_key=held.hash_key)
     except BaseException:
         await bus.close()
         raise

@@ -118,11 +118,23 @@ class RedisBus:
 
     # ------------------------------------------------------------------ one config
     async def join(self, config_hash: str, source: str, *, fingerprint: str,
-                   replace: bool = False) -> None:
+                   replace: bool = False, hash_key: str | None = None) -> None:
         """Register this process's config and hash-key ``fingerprint`` (the first process sets
         them; ``replace``: the trainer sets the config anew). A process whose config or hash
-        key differs from the registered one is refused, saying which."""
+        key differs from the registered one is refused, saying which. A shop of the release
+        before kept its salt and token here: a process whose ``hash_key`` is that salt removes
+        both (one that holds another key is refused, told where the old one is)."""
         key = self.shared_key
+        legacy = await self._call("join", self.redis.hget(key, "salt"))
+        if legacy is not None:
+            if hash_key is None or legacy.decode() != hash_key:
+                raise BusConfigError(
+                    f"the shop's processes on {self.url} hashed visitor ids with the key the "
+                    f"previous release kept in Redis: set CARTWHEEL_HASH_KEY to it (`redis-cli "
+                    f"HGET {key} salt`), then it leaves Redis; another key would start new "
+                    "visitor hashes")
+            await self._call("join", self.redis.hdel(key, "salt", "token"))
+            log.warning("the previous release's salt and token left %s", self.url)
         fields = {"config_hash": config_hash, "config_source": source}
         if replace:
             await self._call("join", self.redis.hset(key, mapping=fields))

@@ -169,6 +169,14 @@ def test_a_process_with_another_config_or_hash_key_refuses_to_join(tmp_path, red
         shared = await bus.redis.hgetall(bus.shared_key)
         assert set(shared) == {b"config_hash", b"config_source", b"fingerprint"}
         assert b"k1" not in b"".join(shared.values())
+        # a shop of the previous release kept its salt and token in Redis: a process with
+        # another key is refused and told where the old one is; one with it removes both
+        await bus.redis.hset(bus.shared_key, mapping={"salt": "k1", "token": "t0ken"})
+        with pytest.raises(BusConfigError, match="HGET cartwheel:shop:shared salt"):
+            await bus.join("bbbb", "b.toml", fingerprint=fingerprint("k2"), hash_key="k2")
+        await bus.join("bbbb", "b.toml", fingerprint=fingerprint("k1"), hash_key="k1")
+        assert set(await bus.redis.hgetall(bus.shared_key)) == {
+            b"config_hash", b"config_source", b"fingerprint"}
         await bus.close()
 
     run(main())
