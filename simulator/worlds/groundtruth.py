@@ -84,10 +84,8 @@ def _seed_results(seed: int, n: int, methods, signed: bool) -> dict:
 class SeedPool:
     """Seeds of :func:`run_seeds` spread over processes (each builds the setup once, seeded:
     the results are the same as one process's, in seed order), so a statistical check over
-    100 seeds uses every core of the machine.
-
-    >>> with SeedPool("default", workers=1) as pool:  # doctest: +SKIP
-    ...     results = pool.run(50_000, range(100))
+    100 seeds uses every core of the machine: ``with SeedPool("default") as pool:
+    results = pool.run(50_000, range(100))``.
     """
 
     def __init__(self, world_name: str = "default", workers: int | None = None):
