@@ -41,21 +41,22 @@ def remove(db, run, horizon: Horizon, limit: int) -> int:
     top_d = db.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0]
     top_c = db.execute("SELECT COALESCE(MAX(seq), 0) FROM closed").fetchone()[0]
     batch = db.execute(
-        "SELECT d.seq, d.event_id, d.visitor_hash FROM decisions d JOIN closed c "
+        "SELECT d.seq, d.event_id, d.visitor_hash, d.grp FROM decisions d JOIN closed c "
         "ON c.event_id = d.event_id "
         "WHERE d.seq <= :d AND d.ts < :ts AND c.seq <= :c ORDER BY d.seq LIMIT :n",
         {"d": min(horizon.decisions_upto, top_d - 1), "ts": horizon.before_ts,
          "c": min(horizon.closed_upto, top_c - 1), "n": limit}).fetchall()
     if batch:
-        events = [(e,) for _, e, _ in batch]
+        events = [(e,) for _, e, _, _ in batch]
         for table in ("outcomes", "closed", "activations"):
             run(f"DELETE FROM {table} WHERE event_id = ?", events, many=True)
-        run("DELETE FROM decisions WHERE seq = ?", [(s,) for s, _, _ in batch], many=True)
+        run("DELETE FROM decisions WHERE seq = ?", [(s,) for s, _, _, _ in batch], many=True)
         # a visitor with no decision left leaves the per-visitor totals (the group sums keep
         # them), so that table holds the visitors of the kept window, not every one ever
-        run("DELETE FROM visitor_totals WHERE visitor_hash = ? AND NOT EXISTS (SELECT 1 FROM "
-            "decisions d WHERE d.visitor_hash = visitor_totals.visitor_hash)",
-            sorted({(h,) for _, _, h in batch}), many=True)
+        # by its primary key (grp, visitor_hash): one lookup each, not a scan
+        run("DELETE FROM visitor_totals WHERE grp = ? AND visitor_hash = ? AND NOT EXISTS "
+            "(SELECT 1 FROM decisions d WHERE d.visitor_hash = visitor_totals.visitor_hash)",
+            sorted({(g, h) for _, _, h, g in batch}), many=True)
     top_o = db.execute("SELECT COALESCE(MAX(seq), 0) FROM orders").fetchone()[0]
     run("DELETE FROM orders WHERE seq IN (SELECT seq FROM orders WHERE ts < ? AND seq < ? "
         "ORDER BY seq LIMIT ?)", (horizon.orders_before_ts, top_o, limit))
