@@ -212,7 +212,7 @@ async def run_site(app: web.Application, host: str, port: int, announce, limits,
                                 max_header_bytes=limits.max_header_bytes,
                                 max_connections=limits.max_connections,
                                 on_refused=on_refused)
-        server = await loop.create_server(guard, host, port)
+        server = await loop.create_server(guard, host, port, backlog=128, reuse_address=True)
         announce(f"http://{host}:{server.sockets[0].getsockname()[1]}")
         await stop.wait()
         server.close()  # stop accepting; in-flight requests finish in the cleanup
