@@ -99,6 +99,11 @@ async def soak(port: int, pid: int, minutes: float, rate: float, window_s: float
             latencies, errors, sent = [], 0, 0
             window_end += window_s
     await asyncio.gather(*tasks)
+    if latencies:  # the last window, cut short by the end of the run
+        lat = np.array(latencies) * 1e3
+        print(f"{(time.perf_counter() - start) / 60:7.1f} {sent:9,d} "
+              f"{np.percentile(lat, 50):7.2f} {np.percentile(lat, 99):7.2f} {lat.max():7.1f} "
+              f"{errors:6d} {rss_mb(pid):14.1f}", flush=True)
 
 
 def main():

@@ -277,10 +277,12 @@ class Engine:
         per-visitor totals dropped, the old bytes scrubbed; the model is left as it is (it
         holds sums over many visitors). Commits the open group first. Returns the counts
         (:class:`bandit.store.erasure.Erased`)."""
+        from bandit.store.erasure import forget
+
         check_visitor(visitor_id)
         self.commit()
-        return self.store.forget(hash_visitor(visitor_id, self.salt),
-                                 self.clock() if now is None else now)
+        return forget(self.store, hash_visitor(visitor_id, self.salt),
+                      self.clock() if now is None else now)
 
     def compact(self, now: float | None = None, limit: int | None = None) -> int:
         """Remove decisions older than ``[storage] keep_days`` that are final and covered by

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from bandit.store.retention import Horizon
+from bandit.store.retention import Horizon, remove
 
 log = logging.getLogger("cartwheel.engine")
 #: decisions removed per transaction: a few milliseconds each, requests served between them
@@ -56,7 +56,7 @@ def compact(engine, now: float, limit: int | None = None) -> int:
         size = BATCH if limit is None else min(BATCH, limit - total)
         engine.begin_group()
         try:
-            removed = engine.store.remove_old(bound, size)
+            removed = remove(engine.store, bound, size)
         except Exception as exc:
             engine.rollback(exc)
             raise

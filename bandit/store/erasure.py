@@ -16,8 +16,11 @@ is: it holds sums over many visitors, not rows. Only the time and the count are 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+
+log = logging.getLogger("cartwheel.store")
 
 #: what an erasure cannot reach (said by the endpoint and the command)
 NOTE = ("backups and exports made before this erasure still hold the visitor: erase them "
@@ -35,10 +38,13 @@ class Erased:
     activations: int
 
 
-def forget(run, visitor_hash: str, now: float) -> Erased:
-    """Blank every row of ``visitor_hash`` with ``run(sql, params)`` (the store's writer, in
-    its open transaction: the caller commits, then calls :func:`scrub`) and record the
-    erasure's time and count."""
+def forget(store, visitor_hash: str, now: float) -> Erased:
+    """Blank every row of ``visitor_hash`` in ``store`` (an
+    :class:`~bandit.store.events.EventStore` with nothing pending), record the erasure's time
+    and count, commit, and clear the write-ahead log of older copies (:func:`scrub`)."""
+    if store.db.in_transaction:
+        raise RuntimeError("commit the open writes before an erasure")
+    run = store.write
     run("PRAGMA secure_delete = ON")  # overwritten and freed bytes are zeroed
     events = "SELECT event_id FROM decisions WHERE visitor_hash = :h"
     outcomes = run(f"UPDATE outcomes SET outcome_id = NULL WHERE event_id IN ({events}) "
@@ -52,7 +58,22 @@ def forget(run, visitor_hash: str, now: float) -> Erased:
     run("DELETE FROM visitor_totals WHERE grp IN ('treatment', 'holdout') AND visitor_hash = :h",
         {"h": visitor_hash})
     run("INSERT INTO erasures (ts, decisions) VALUES (?, ?)", (now, decisions))
+    store.commit()
+    if not scrub(store.db):
+        log.warning("%s: the write-ahead log could not be emptied after an erasure (a long "
+                    "read holds it); it is at the next checkpoint", store.path)
     return Erased(decisions, outcomes, activations)
+
+
+def remove_meta(store, key: str) -> None:
+    """Delete a meta entry for good: committed, its bytes zeroed in the database and the
+    write-ahead log emptied (the hash key of an older store leaves this way)."""
+    if store.db.in_transaction:
+        raise RuntimeError("commit the open writes before removing a meta entry")
+    store.write("PRAGMA secure_delete = ON")
+    store.write("DELETE FROM meta WHERE key = ?", (key,))
+    store.commit()
+    scrub(store.db)
 
 
 def scrub(db, attempts: int = 50) -> bool:

@@ -26,9 +26,7 @@ from pathlib import Path
 from bandit.domain.errors import StorageError
 from bandit.domain.records import LoggedEvent
 from bandit.store import aggregates as store_aggregates
-from bandit.store import erasure as store_erasure
 from bandit.store import queries as store_queries
-from bandit.store import retention as store_retention
 from bandit.store import schema as store_schema
 from bandit.store import v1 as store_v1
 from bandit.store.datadir import FILE_MODE, private_dir, private_file
@@ -165,6 +163,13 @@ class EventStore:
         if not self.db.in_transaction:
             self._run("BEGIN")
 
+    def write(self, sql: str, params=(), many: bool = False) -> sqlite3.Cursor:
+        """Run a write in the open transaction (begun if none is): what the store's
+        maintenance modules (:mod:`bandit.store.erasure`, :mod:`bandit.store.retention`) use,
+        so that their SQL stays in the store's package and its faults roll back alike."""
+        self._begin()
+        return self._run(sql, params, many)
+
     def _run(self, sql: str, params=(), many: bool = False) -> sqlite3.Cursor:
         """Execute a write; a storage fault rolls back the whole transaction and raises
         :class:`StorageError`, so nothing of a failed group stays behind."""
@@ -252,17 +257,6 @@ class EventStore:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def remove_meta(self, key: str) -> None:
-        """Delete a meta entry for good: committed, its bytes zeroed in the database and the
-        write-ahead log emptied (the hash key of an older store leaves this way)."""
-        if self.db.in_transaction:
-            raise RuntimeError("commit the open writes before removing a meta entry")
-        self._begin()
-        self._run("PRAGMA secure_delete = ON")
-        self._run("DELETE FROM meta WHERE key = ?", (key,))
-        self.commit()
-        store_erasure.scrub(self.db)
-
     def set_meta(self, key: str, value: str) -> None:
         self._begin()
         self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
@@ -302,25 +296,6 @@ class EventStore:
             (event_id, ts, reason, int(converted), order_value, cost, reward, int(learned),
              share))
         return int(cur.lastrowid)
-
-    def forget(self, visitor_hash: str, now: float) -> store_erasure.Erased:
-        """Blank every row of one visitor (:mod:`bandit.store.erasure`); commits, then clears
-        the write-ahead log of older copies (nothing else may be pending)."""
-        if self.db.in_transaction:
-            raise RuntimeError("commit the open writes before an erasure")
-        self._begin()
-        erased = store_erasure.forget(self._run, visitor_hash, now)
-        self.commit()
-        if not store_erasure.scrub(self.db):
-            log.warning("%s: the write-ahead log could not be emptied after an erasure (a long "
-                        "read holds it); it is at the next checkpoint", self.path)
-        return erased
-
-    def remove_old(self, horizon: store_retention.Horizon, limit: int = 5000) -> int:
-        """Remove up to ``limit`` decisions within ``horizon`` with their rows
-        (:mod:`bandit.store.retention`), in the open transaction; returns how many."""
-        self._begin(limit)
-        return store_retention.remove(self.db, self._run, horizon, limit)
 
     def add_activation(self, event_id: str, ts: float) -> None:
         """A deferred decision was shown (it carries the decision's visitor and action)."""

@@ -19,6 +19,7 @@ import stat
 from pathlib import Path
 
 from bandit.domain.errors import CartwheelError
+from bandit.store.erasure import remove_meta
 
 log = logging.getLogger("cartwheel.engine")
 HASH_KEY_FILE = "hash_key"
@@ -84,6 +85,6 @@ def hash_key(data_dir, store, *, configured: str | None = None,
                                  "written with: visitor hashes would not match (the holdout "
                                  "and caps would restart); use the same key")
     if in_db is not None:  # an older store: the key leaves the database, bytes and all (kept
-        store.remove_meta("salt")  # in the file above, or held by the config, env or bus)
+        remove_meta(store, "salt")  # in the file above, or held by the config, env or bus)
         log.warning("the hash key left the event log (now from %s)", source)
     return key, source

@@ -35,9 +35,11 @@ class Horizon:
     orders_before_ts: float
 
 
-def remove(db, run, horizon: Horizon, limit: int) -> int:
-    """Remove up to ``limit`` decisions (and their rows) within ``horizon`` with the store's
-    writer ``run(sql, params)``, in its open transaction; returns how many."""
+def remove(store, horizon: Horizon, limit: int = 5000) -> int:
+    """Remove up to ``limit`` decisions (and their rows) within ``horizon`` from ``store``
+    (an :class:`~bandit.store.events.EventStore`), in its open transaction; returns how
+    many."""
+    db, run = store.db, store.write
     top_d = db.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0]
     top_c = db.execute("SELECT COALESCE(MAX(seq), 0) FROM closed").fetchone()[0]
     batch = db.execute(
