@@ -1,4 +1,5 @@
-"""The bearer check that outcomes and the shop's figures share, and where the app keeps the token."""
+"""The bearer checks every route shares (write: outcomes, erasure, trusted decides; read: the
+shop's figures), and where the app keeps the two secrets."""
 
 from __future__ import annotations
 
@@ -17,3 +18,22 @@ def bearer_authorized(request: web.Request, token: str) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
     # the scheme is case-insensitive (RFC 9110); the token is compared in constant time
     return scheme.lower() == "bearer" and matches(given.strip(), token)
+
+
+def bearer_reads(request: web.Request) -> bool:
+    """Whether the caller carries the read secret (the write token is :func:`may_write`)."""
+    read = request.app[READ_TOKEN]
+    return read is not None and bearer_authorized(request, read)
+
+
+def may_write(request: web.Request) -> bool:
+    """The shop's backend (the write token), or anyone when the shop runs without one
+    (``--no-auth``)."""
+    token = request.app[TOKEN]
+    return token is None or bearer_authorized(request, token)
+
+
+def may_read(request: web.Request) -> bool:
+    """Whoever may write, or carries the read secret (a dashboard session is
+    :func:`bandit.http.dashboard_routes.readable`'s)."""
+    return may_write(request) or bearer_reads(request)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bandit.domain.secrets import matches
 from bandit.http import api, preview
-from bandit.http.auth import READ_TOKEN, TOKEN, bearer_authorized
+from bandit.http.auth import READ_TOKEN, TOKEN, may_read
 from bandit.http.dashboard import COOKIE, render, sign_in_page
 from bandit.http.responses import error_response
 from bandit.http.routes import ENGINE
@@ -28,13 +28,7 @@ _FORM_CSP = ("default-src 'none'; form-action 'self'; base-uri 'none'; "
 def readable(request: web.Request) -> bool:
     """Whether the request may read the shop's figures: no secret configured (``--no-auth``),
     ``Authorization: Bearer`` with the read secret or the write token, or a live session."""
-    token, read = request.app[TOKEN], request.app[READ_TOKEN]
-    if token is None:
-        return True
-    if bearer_authorized(request, token) or (read is not None
-                                             and bearer_authorized(request, read)):
-        return True
-    return request.app[SESSIONS].valid(request.cookies.get(COOKIE, ""))
+    return may_read(request) or request.app[SESSIONS].valid(request.cookies.get(COOKIE, ""))
 
 
 def refused(request: web.Request) -> web.Response | None:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bandit.http import api
 from bandit.http import dashboard_routes as dashboard_server
-from bandit.http.auth import TOKEN, bearer_authorized
+from bandit.http.auth import may_write
 from bandit.http.metrics import EngineMetrics
 from bandit.http.responses import error_response
 from bandit.http.routes import (
@@ -76,8 +76,7 @@ async def report(request: web.Request) -> web.Response:
 async def forget(request: web.Request) -> web.Response:
     """Erase one visitor on request (:meth:`bandit.core.engine.Engine.forget`): after the
     open request group has committed, never inside one."""
-    token = request.app[TOKEN]
-    if token is not None and not bearer_authorized(request, token):
+    if not may_write(request):
         return error_response(401, "unauthorized", "POST /v1/forget needs 'Authorization: Bearer "
                               "<token>' with the shop's token", "Authorization")
     req = api.decode_forget(await read_body(request))

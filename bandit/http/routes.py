@@ -30,7 +30,7 @@ from bandit.domain.errors import (
     UnsupportedMediaError,
 )
 from bandit.http import api, preview, trust
-from bandit.http.auth import READ_TOKEN, TOKEN, bearer_authorized
+from bandit.http.auth import bearer_reads, may_read, may_write
 from bandit.http.metrics import RequestMetrics
 from bandit.http.responses import error_response
 from bandit.http.serving import Cors
@@ -135,17 +135,11 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPRequestTimeout() from None
 
 
-def _trusted(request: web.Request) -> bool:
-    """The shop's backend (the bearer token), or anyone when the shop runs without one
-    (``--no-auth``); pages are untrusted (:mod:`bandit.http.trust`)."""
-    token = request.app[TOKEN]
-    return token is None or bearer_authorized(request, token)
-
-
 def _caller(request: web.Request) -> bool:
-    """Whether the caller is trusted; an untrusted one is counted against its address's limit
-    (429 beyond it)."""
-    trusted = _trusted(request)
+    """Whether the caller is trusted (:func:`~bandit.http.auth.may_write`; pages are
+    untrusted, :mod:`bandit.http.trust`); an untrusted one is counted against its address's
+    limit (429 beyond it)."""
+    trusted = may_write(request)
     if not trusted:
         request.app[GLOBAL_LIMIT].check("pages", time.monotonic())
         request.app[ADDRESS_LIMIT].check(trust.client_address(request, request.app[PROXIES]),
@@ -156,9 +150,8 @@ def _caller(request: web.Request) -> bool:
 async def decide(request: web.Request) -> web.Response:
     req = api.decode_decide(await read_body(request))
     config = request.app[ENGINE].config
-    read = request.app[READ_TOKEN]
     trust.check_decide(config, request.app[trust.SIGNING_KEY], _caller(request), req,
-                       reader=read is not None and bearer_authorized(request, read))
+                       reader=bearer_reads(request))
     if req.preview is not None:  # a preview link: the chosen action, nothing logged
         answer = preview.decision(config, request.app[preview.KEY], req)
         return web.Response(content_type="application/json", body=api.encode(answer))
@@ -179,10 +172,9 @@ async def decide(request: web.Request) -> web.Response:
 
 
 async def outcome(request: web.Request) -> web.Response:
-    token = request.app[TOKEN]
-    if token is not None and not bearer_authorized(request, token):
+    if not may_write(request):
         return error_response(401, "unauthorized", "POST /v1/outcome needs 'Authorization: Bearer "
-                      "<token>' with the shop's token (serve prints it at start)",
+                      "<token>' with the shop's write token (serve prints where it is kept)",
                       "Authorization")
     req = api.decode_outcome(await read_body(request))
     if (req.event_id is None) == (req.visitor_id is None):
@@ -236,10 +228,7 @@ client_script = ClientScript()
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus's page: it shows spend and budget, so it needs the read secret (or the
     token) unless ``[server] open_metrics``."""
-    token, read = request.app[TOKEN], request.app[READ_TOKEN]
-    if not (token is None or request.app[ENGINE].config.server.open_metrics
-            or bearer_authorized(request, token)
-            or (read is not None and bearer_authorized(request, read))):
+    if not (request.app[ENGINE].config.server.open_metrics or may_read(request)):
         return error_response(401, "unauthorized", "/metrics needs 'Authorization: Bearer "
                               "<read secret>' (Prometheus: authorization.credentials), or "
                               "[server] open_metrics = true", "Authorization")
