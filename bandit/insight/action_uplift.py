@@ -41,31 +41,21 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from bandit.insight.stats import mean_var, safe_ratio, welch_t
+from bandit.insight.stats import Sums, safe_ratio, welch_t
 
 
-@dataclass(frozen=True)
-class ArmSums:
-    """Sums over the visitors of one arm (a group drawn one action at one placement): visitors,
-    conversions ``c`` (each 0 or 1), revenue ``r``, incentive cost ``k``, and the squares and
-    products ``rr``, ``kk``, ``rk``, ``ck`` their variances need."""
+@dataclass
+class ArmSums(Sums):
+    """Sums over the visitors of one arm (a group drawn one action at one placement): the
+    per-decision :class:`~bandit.insight.stats.Sums` with one decision per visitor (``n`` is
+    the visitors; conversions ``c`` are 0 or 1, so its conversion and profit moments serve
+    as they are), plus ``ck``, which the cost per conversion's variance needs."""
 
-    visitors: int
-    c: float
-    r: float
-    k: float
-    rr: float
-    kk: float
-    rk: float
-    ck: float
+    ck: float = 0.0
 
-    def conversion(self) -> tuple[float, float]:
-        return mean_var(self.c, self.c, self.visitors)  # converted is 0 or 1: c**2 == c
-
-    def profit(self, margin: float) -> tuple[float, float]:
-        return mean_var(margin * self.r - self.k,
-                        margin * margin * self.rr - 2 * margin * self.rk + self.kk,
-                        self.visitors)
+    @property
+    def visitors(self) -> int:
+        return self.n
 
     def cost_per_conversion(self) -> tuple[float, float]:
         """``R = k / c`` summed over visitors, and its delta-method variance."""
@@ -78,9 +68,6 @@ class ArmSums:
         spread = max(self.kk - 2 * ratio * self.ck + ratio * ratio * self.c, 0.0) / (n - 1)
         mean_c = self.c / n
         return ratio, spread / (n * mean_c * mean_c)
-
-
-EMPTY = ArmSums(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _side(arm: ArmSums, margin: float) -> dict:
@@ -123,7 +110,8 @@ def action_uplift(placement: str, action: str, arms: dict, *, margin: float, cos
                   alpha: float = 0.05) -> dict:
     """One row of ``per_action_uplift``: treated visitors drawn ``action`` at ``placement``
     against holdout visitors who would have been, with 95% (``1 - alpha``) intervals."""
-    t, h = arms.get("treatment", EMPTY), arms.get("holdout", EMPTY)
+    # a side with no visitor yet: empty sums (a fresh one each: Sums are mutable)
+    t, h = arms.get("treatment") or ArmSums(), arms.get("holdout") or ArmSums()
     return {
         "placement": placement, "action": action,
         "treated": _side(t, margin), "holdout": _side(h, margin),
