@@ -95,16 +95,16 @@ def serve(args) -> int:
                              "process keeps its own log and needs no bus")
     from bandit.core.engine import Engine
     from bandit.http import app as server
-    from bandit.http import dashboard, serving
+    from bandit.http import dashboard, tokens
     from bandit.http.sessions import Sessions
 
     engine = Engine.open(args.config, args.data_dir or (None if args.config else
                                                        "cartwheel-data"),
                          fresh=args.fresh_model)
     try:
-        token, source = serving.outcome_token(engine.config, not args.no_auth,
-                                              lambda: serving.data_dir_token(engine.data_dir))
-        read, read_source = serving.read_secret(engine.config, not args.no_auth,
+        token, source = tokens.outcome_token(engine.config, not args.no_auth,
+                                              lambda: tokens.data_dir_token(engine.data_dir))
+        read, read_source = tokens.read_secret(engine.config, not args.no_auth,
                                                 engine.data_dir)
     except OSError as exc:
         engine.close()
@@ -115,7 +115,7 @@ def serve(args) -> int:
 
     def announce(url: str) -> None:
         example = engine.config.action_ids
-        auth = (f"outcomes: -H \"Authorization: Bearer {serving.token_hint(source)}\"   "
+        auth = (f"outcomes: -H \"Authorization: Bearer {tokens.token_hint(source)}\"   "
                 f"(the write token, {source})"
                 if token else f"outcome token: {source}")
         print(f"cartwheel serving shop {engine.config.name!r} ({len(example)} actions, policy "

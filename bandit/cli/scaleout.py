@@ -11,7 +11,7 @@ import asyncio
 
 from bandit.config.shop import load_config
 from bandit.domain.errors import CartwheelError
-from bandit.http import dashboard, serving
+from bandit.http import dashboard, tokens
 from bandit.http.serving import run_site
 from bandit.http.sessions import Sessions
 from bandit.scaleout import secrets as shop_secrets
@@ -38,7 +38,7 @@ def _token(config, auth: bool, held) -> tuple[str | None, str]:
                              "shop's write token from the environment, the --secrets file or "
                              "[server] token", field="CARTWHEEL_TOKEN")
 
-    return serving.outcome_token(config, auth, kept)
+    return tokens.outcome_token(config, auth, kept)
 
 
 async def serve_replica(config_path, bus_url: str | None, host: str, port: int, *,
@@ -64,7 +64,7 @@ async def serve_replica(config_path, bus_url: str | None, host: str, port: int, 
     app = make_app(replica, bus=bus, token=token, poll_s=poll_s)
 
     def ready(url: str) -> None:
-        auth_line = (f"outcomes: -H \"Authorization: Bearer {serving.token_hint(source)}\"   "
+        auth_line = (f"outcomes: -H \"Authorization: Bearer {tokens.token_hint(source)}\"   "
                      f"(the write token, {source})"
                      if token else f"outcome token: {source}")
         announce(f"cartwheel replica of shop {config.name!r} deciding at {url} with model "
@@ -106,7 +106,7 @@ async def train(config_path, bus_url: str | None, data_dir, host: str, port: int
         raise
     try:
         trainer = Trainer(engine, bus, publish_every_s=publish_every_s)
-        read, read_source = serving.read_secret(config, True, engine.data_dir)
+        read, read_source = tokens.read_secret(config, True, engine.data_dir)
         sessions = Sessions()
         app = make_app(engine, token=token, trainer=trainer, read_token=read,
                        sessions=sessions)
@@ -116,7 +116,7 @@ async def train(config_path, bus_url: str | None, data_dir, host: str, port: int
             announce(f"cartwheel trainer of shop {config.name!r} at {url} (bus {bus.url}): "
                      f"model version {engine.model_version}, reading after entry "
                      f"{trainer.offset}\n  data: {engine.data_dir.resolve()}\n"
-                     f"  reads: -H \"Authorization: Bearer {serving.token_hint(read_source)}\""
+                     f"  reads: -H \"Authorization: Bearer {tokens.token_hint(read_source)}\""
                      f"   (the read secret, {read_source})\n"
                      f"  dashboard: {dashboard.link(url, sessions.issue_code())} (one-time; "
                      f"then the read secret, {read_source})\n  report: "

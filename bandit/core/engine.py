@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bandit.config.shop import ShopConfig, load_config
+from bandit.core import retention
 from bandit.core.decider import Decider, new_event_ids  # noqa: F401 (re-exported)
 from bandit.core.guardrails import Guardrails
 from bandit.core.joiner import Closing, Joiner
@@ -33,6 +34,7 @@ from bandit.core.unit_of_work import Staged, UnitOfWork
 from bandit.domain.errors import CartwheelError, StorageError
 from bandit.domain.outcomes import check_event_id, check_outcome, check_redeemed
 from bandit.domain.privacy import check_visitor, hash_visitor
+from bandit.store import erasure as store_erasure
 from bandit.store.datadir import DataDirLock
 from bandit.store.events import SCHEMA_VERSION, EventStore
 from bandit.store.keyfiles import hash_key
@@ -277,19 +279,15 @@ class Engine:
         per-visitor totals dropped, the old bytes scrubbed; the model is left as it is (it
         holds sums over many visitors). Commits the open group first. Returns the counts
         (:class:`bandit.store.erasure.Erased`)."""
-        from bandit.store.erasure import forget
-
         check_visitor(visitor_id)
         self.commit()
-        return forget(self.store, hash_visitor(visitor_id, self.salt),
+        return store_erasure.forget(self.store, hash_visitor(visitor_id, self.salt),
                       self.clock() if now is None else now)
 
     def compact(self, now: float | None = None, limit: int | None = None) -> int:
         """Remove decisions older than ``[storage] keep_days`` that are final and covered by
         every kept snapshot, with their rows (:mod:`bandit.core.retention`): all of them, or
         at most ``limit``; returns how many."""
-        from bandit.core import retention
-
         return retention.compact(self, self.clock() if now is None else now, limit)
 
     def _write(self, write, commit: bool):

@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import re
-import secrets
 import signal
 import time
 from collections import OrderedDict
@@ -18,8 +15,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bandit.domain.errors import RateLimitedError, StorageError
-from bandit.domain.secrets import Secret
 from bandit.http import api
+from bandit.http.connections import ConnectionGuard
 
 log = logging.getLogger("cartwheel.server")
 
@@ -193,7 +190,6 @@ async def run_site(app: web.Application, host: str, port: int, announce, limits,
     called for each). Every connection passes :class:`~bandit.http.connections.
     ConnectionGuard` with the shop's ``[server]`` ``limits`` (header and idle timeouts, header
     size, connection count; ``on_refused(why)`` for each connection it closes)."""
-    from bandit.http.connections import ConnectionGuard
 
     # auto_decompress off: a compressed body is refused (415) unread, never inflated on the loop
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
@@ -343,95 +339,3 @@ class Cors:
                                      "Access-Control-Allow-Headers": "Content-Type",
                                      "Access-Control-Max-Age": "86400"})
         return response
-
-
-TOKEN_FILE = "token"
-
-
-def outcome_token(config, auth: bool = True, kept=None) -> tuple[str | None, str]:
-    """The bearer token outcomes need, and where it came from: ``[server] token``, else a
-    non-empty ``CARTWHEEL_TOKEN``, else ``kept()``: one process's token kept in its data dir
-    (:func:`data_dir_token`), or the one the shop's processes share on a bus.
-    ``auth=False`` (``--no-auth``) leaves outcomes open."""
-    if not auth:
-        return None, "none: outcomes are open to anyone who can reach this port (--no-auth)"
-    token, source = _outcome_token(config, kept)
-    return Secret(token, previous=(os.environ.get("CARTWHEEL_TOKEN_PREVIOUS", "").strip(),)), source
-
-
-def _outcome_token(config, kept) -> tuple[str, str]:
-    if config.server.token:
-        log.warning("[server] token in the config is deprecated: set CARTWHEEL_TOKEN (or let "
-                    "cartwheel keep one in the data dir); a config file travels further than "
-                    "a secret should")
-        return _strong(config.server.token, "[server] token"), f"[server] token in {config.source}"
-    if os.environ.get("CARTWHEEL_TOKEN", "").strip():
-        return _strong(os.environ["CARTWHEEL_TOKEN"].strip(), "CARTWHEEL_TOKEN"), "CARTWHEEL_TOKEN"
-    return kept()
-
-
-def token_hint(source: str) -> str:
-    """How a banner shows the write token without printing it: a shell expression that reads
-    it from where it is kept (no secret in a banner, a terminal's scrollback or a log).
-
-    >>> token_hint("generated and kept in /srv/data/token")
-    '$(cat /srv/data/token)'
-    >>> token_hint("kept in /srv/data/token")
-    '$(cat /srv/data/token)'
-    >>> token_hint("CARTWHEEL_TOKEN")
-    '$CARTWHEEL_TOKEN'
-    """
-    kept = re.search(r"(?:^|\s)kept in (\S+)$", source)
-    if kept:
-        return f"$(cat {kept.group(1)})"
-    if source == "CARTWHEEL_TOKEN":
-        return "$CARTWHEEL_TOKEN"
-    return f"<the token: {source}>"
-
-
-#: a configured secret shorter than this is accepted for one release, with a warning
-MIN_SECRET = 32
-
-
-def _strong(secret: str, name: str) -> str:
-    if len(secret) < MIN_SECRET:
-        log.warning("%s is %d characters: use at least %d random ones (generated secrets are 32 "
-                    "random bytes); shorter ones are refused from the next release", name,
-                    len(secret), MIN_SECRET)
-    return secret
-
-
-def read_secret(config, auth: bool, data_dir) -> tuple[str | None, str]:
-    """The secret that reads the shop's figures (report, segments, dashboard, metrics) and
-    where it came from: ``[server] read_token``, else ``CARTWHEEL_READ_TOKEN``, else one
-    generated into ``<data dir>/read_token`` (32 random bytes; never the write token)."""
-    if not auth:
-        return None, "none (--no-auth): the figures are open too"
-    secret, source = _read_secret(config, data_dir)
-    return (Secret(secret, previous=(os.environ.get("CARTWHEEL_READ_TOKEN_PREVIOUS", "").strip(),)),
-            source)
-
-
-def _read_secret(config, data_dir) -> tuple[str, str]:
-    if config.server.read_token:
-        return (_strong(config.server.read_token, "[server] read_token"),
-                f"[server] read_token in {config.source}")
-    if os.environ.get("CARTWHEEL_READ_TOKEN", "").strip():
-        return (_strong(os.environ["CARTWHEEL_READ_TOKEN"].strip(), "CARTWHEEL_READ_TOKEN"),
-                "CARTWHEEL_READ_TOKEN")
-    from bandit.store.keyfiles import kept_secret
-
-    return kept_secret(data_dir, READ_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
-
-
-READ_TOKEN_FILE = "read_token"
-
-
-def data_dir_token(data_dir) -> tuple[str, str]:
-    """The token kept in ``data_dir``, generated there on the first start (as Jupyter does;
-    :func:`bandit.store.keyfiles.kept_secret`: a kept file that is a symbolic link, or that
-    other users may read or write, is refused: a planted or readable token would let anyone
-    send outcomes)."""
-    from bandit.store.keyfiles import kept_secret
-
-    return kept_secret(data_dir, TOKEN_FILE, lambda: secrets.token_urlsafe(24))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bandit.domain.errors import CartwheelError
+from bandit.domain.secrets import Secret
 
 NAMES = ("CARTWHEEL_HASH_KEY", "CARTWHEEL_BUS_KEY", "CARTWHEEL_TOKEN", "CARTWHEEL_BUS_URL",
          "CARTWHEEL_BUS_KEY_PREVIOUS", "CARTWHEEL_TOKEN_PREVIOUS")
@@ -82,8 +83,6 @@ def load(secrets_file=None, environ=None) -> ShopSecrets:
             field=missing[0])
     token = value["CARTWHEEL_TOKEN"] or None
     if token is not None and value["CARTWHEEL_TOKEN_PREVIOUS"]:
-        from bandit.domain.secrets import Secret
-
         token = Secret(token, previous=(value["CARTWHEEL_TOKEN_PREVIOUS"],))
     return ShopSecrets(value["CARTWHEEL_HASH_KEY"], value["CARTWHEEL_BUS_KEY"].encode(), token,
                        value["CARTWHEEL_BUS_URL"] or None,

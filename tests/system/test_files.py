@@ -13,7 +13,7 @@ from engine_helpers import CTX, Clock, shop
 
 from bandit import Engine
 from bandit.domain.errors import CartwheelError, StorageError
-from bandit.http.serving import data_dir_token
+from bandit.http.tokens import data_dir_token
 
 
 def _mode(path: Path) -> int:

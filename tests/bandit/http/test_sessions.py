@@ -1,4 +1,4 @@
-"""Dashboard sessions and secrets (bandit.http.sessions, bandit.http.serving): sessions expire
+"""Dashboard sessions and secrets (bandit.http.sessions, bandit.http.tokens): sessions expire
 and close on the server, one-time codes work once, wrong secrets back off, and configured
 secrets that are short or in the config file are warned about."""
 
@@ -8,7 +8,7 @@ import logging
 
 from engine_helpers import shop
 
-from bandit.http import serving
+from bandit.http import tokens
 from bandit.http.sessions import CODE_TTL_S, FREE_FAILURES, SESSION_TTL_S, Sessions
 
 
@@ -58,11 +58,11 @@ def test_wrong_secrets_back_off_doubling_after_the_free_tries():
 def test_short_or_config_file_secrets_are_warned_about(caplog, monkeypatch):
     monkeypatch.delenv("CARTWHEEL_TOKEN", raising=False)
     with caplog.at_level(logging.WARNING, "cartwheel.server"):
-        token, _ = serving.outcome_token(shop(server={"token": "short"}), True, None)
+        token, _ = tokens.outcome_token(shop(server={"token": "short"}), True, None)
     assert token == "short"
     assert "deprecated" in caplog.text and "5 characters" in caplog.text
     caplog.clear()
     monkeypatch.setenv("CARTWHEEL_TOKEN", "x" * 40)
     with caplog.at_level(logging.WARNING, "cartwheel.server"):
-        assert serving.outcome_token(shop(), True, None)[0] == "x" * 40
+        assert tokens.outcome_token(shop(), True, None)[0] == "x" * 40
     assert caplog.text == ""
