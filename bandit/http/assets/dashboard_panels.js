@@ -24,10 +24,8 @@ function kpiTable(rows, prefix, title, cols, currency) {
   if (!names.length) return empty("Nothing logged yet.");
   const heads = [title, ...cols.map(([c, f]) => heading(c, f, currency))];
   const body = names.map((name) => el("tr", {}, cell(title, tip(name, name)),
-    ...cols.map(([c, f]) => {
-      const td = cell(label(c), num("span", rows[name][c], f, `${prefix}.${name}.${c}`));
-      return td;
-    })));
+    ...cols.map(([c, f]) => cell(label(c), num("span", rows[name][c], f,
+      `${prefix}.${name}.${c}`)))));
   return table(heads, body);
 }
 
