@@ -77,6 +77,9 @@ class Policy(ABC):
     #: be subtracted (``probabilities(..., prices=)``: budget pacing); its ``_preferences``
     #: then takes ``prices`` as a third argument
     priceable: ClassVar[bool] = False
+    #: floats of the decision notes ``act`` leaves in ``last_notes`` for ``update(...,
+    #: decision_notes=)`` (0: the policy notes nothing; the promotion gate, policies.gated)
+    notes_width: int = 0
     #: the default floor ``min(floor_max, floor_budget / k)`` when a spec sets no ``floor``
     floor_max: ClassVar[float] = FLOOR_MAX
     floor_budget: ClassVar[float] = FLOOR_BUDGET
