@@ -123,6 +123,7 @@ class Gated(Policy):
         self.lossless_learning = all(m.lossless_learning for m in members)
         self.roles = ["champion"] + ["challenger"] * (len(members) - 1)
         self.previous: int | None = None  # the champion before the last promotion
+        self.pinned = False  # a person pinned the champion: the gate reports, never promotes
         self.ready: list[int] = []  # manual mode: challengers whose bound cleared
         self.promotions: list[Promotion] = []
         self.retired: list[Retirement] = []
@@ -220,7 +221,7 @@ class Gated(Policy):
         for c in [i for i, r in enumerate(self.roles) if r == "challenger"]:
             bound = self.evidence.difference(c, champion)
             if bound.lower > self.min_effect:
-                if self.mode == "auto":
+                if self.mode == "auto" and not self.pinned:
                     self._promote(c, bound, "gate")
                     return
                 if c not in self.ready:
@@ -254,6 +255,17 @@ class Gated(Policy):
             raise ValueError(f"{spec!r} is already the champion")
         self._promote(c, self.evidence.difference(c, self.champion), "person")
 
+    def pin(self, spec: str | None = None) -> None:
+        """A person pins the champion (``spec``, promoted first if it is not the champion;
+        None: the current one): the gate keeps measuring but promotes no one until
+        :meth:`unpin`. Rollbacks by the bound stay on."""
+        if spec is not None and self.member(spec) != self.champion:
+            self.promote(spec)
+        self.pinned = True
+
+    def unpin(self) -> None:
+        self.pinned = False
+
     def roll_back(self, reason: str) -> None:
         """Bring back the champion the last promotion replaced (``reason`` is logged)."""
         if self.previous is None:
@@ -271,11 +283,13 @@ class Gated(Policy):
         out = []
         for i, spec in enumerate(self.specs):
             row = {"spec": spec, "role": self.roles[i], "share": float(shares[i]),
+                   "pinned": self.pinned and i == champion,
                    "decided": int(self.evidence.acted[i]), "ready": i in self.ready}
             if i != champion:
                 b = self.evidence.difference(i, champion)
                 needed = b.rows_needed(self.min_effect, alpha, self.horizon)
-                row |= {"estimate": b.estimate, "lower": b.lower, "upper": b.upper,
+                row |= {"estimate": _finite(b.estimate), "lower": _finite(b.lower),
+                        "upper": _finite(b.upper),
                         "rows_needed": None if not np.isfinite(needed)
                         else max(int(needed) - b.rows, 0)}
             out.append(row)
@@ -296,6 +310,7 @@ class Gated(Policy):
                                           for k, v in self.reward_model.state().items()}
         state["history"] = np.array(json.dumps({
             "specs": self.specs, "roles": self.roles, "previous": self.previous,
+            "pinned": self.pinned,
             "ready": self.ready, "promotions": self.promotions, "retired": self.retired,
             "rollbacks": self.rollbacks}))
         return state
@@ -312,6 +327,7 @@ class Gated(Policy):
                                 if k.startswith("reward.")})
         self.roles, self.previous = list(history["roles"]), history["previous"]
         self.ready = list(history["ready"])
+        self.pinned = bool(history.get("pinned", False))
         self.promotions = [Promotion(*p) for p in history["promotions"]]
         self.retired = [Retirement(*r) for r in history["retired"]]
         self.rollbacks = [Rollback(*r) for r in history["rollbacks"]]
@@ -325,6 +341,11 @@ class Gated(Policy):
             m.add_actions(n, action_ids=action_ids, action_features=action_features)
         self.reward_model.grow(int(n))
         super().add_actions(n, action_ids=action_ids, action_features=action_features)
+
+
+def _finite(x: float) -> float | None:
+    """``x``, or None where a bound is not known yet (JSON has no infinity)."""
+    return float(x) if np.isfinite(x) else None
 
 
 def gated(champion: str, challengers, *, n_actions: int, n_features: int, seed=None,

@@ -358,18 +358,6 @@ def _action_uplift_table(rows: list[dict], confidence: float, currency: str) -> 
                   "anyway")
 
 
-def policies(args) -> int:
-    import policies
-
-    for name, cls in sorted(policies.REGISTRY.items()):
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"{name}: {doc}")
-        for param, default, meaning in policies.param_info(cls):
-            print(f"    {param:14s} {'= ' + repr(default):14s} {meaning}")
-    print("\nspec: NAME or NAME:key=value,...  e.g. linucb:alpha=0.5 or fixed:action=none")
-    return 0
-
-
 def init(args) -> int:
     from bandit.config.reference import init_text
 

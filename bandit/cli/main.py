@@ -11,6 +11,7 @@ import sys
 
 from bandit.cli import commands, operations
 from bandit.cli import insight as commands_insight
+from bandit.cli import policies as policies_command
 from bandit.domain.errors import CartwheelError
 
 
@@ -261,8 +262,32 @@ def build_parser() -> argparse.ArgumentParser:
                           "zero, or that has few data (refused otherwise)")
     seg.set_defaults(func=commands_insight.segments)
 
-    pol = sub.add_parser("policies", help="list the registered policies and their parameters")
-    pol.set_defaults(func=commands.policies)
+    pol = sub.add_parser(
+        "policies", help="list the registered policies; a shop's promotion gates",
+        description="Without options: the registered policies and their parameters. With "
+                    "--status: how each placement's challengers stand against its champion. "
+                    "--promote, --pin, --unpin and --roll-back are a person's decision on a "
+                    "gate (logged, written to a snapshot at once). These need the data dir's "
+                    "lock: with a server running, use POST /v1/policies instead.",
+        formatter_class=_Formatter)
+    pol.add_argument("--status", action="store_true",
+                     help="show the promotion gates of the shop's data dir")
+    gate_change = pol.add_mutually_exclusive_group()
+    gate_change.add_argument("--promote", metavar="SPEC", dest="change",
+                             type=lambda s: ("promote", s),
+                             help="make challenger SPEC the champion")
+    gate_change.add_argument("--pin", metavar="SPEC", dest="change", nargs="?",
+                             const=("pin", None), type=lambda s: ("pin", s),
+                             help="keep the champion (or make SPEC it) until --unpin")
+    gate_change.add_argument("--unpin", dest="change", action="store_const",
+                             const=("unpin", None), help="let the gate promote again")
+    gate_change.add_argument("--roll-back", dest="change", action="store_const",
+                             const=("roll_back", None),
+                             help="bring back the champion the last promotion replaced")
+    pol.add_argument("--placement", metavar="ID", help="the placement (a shop with several)")
+    pol.add_argument("--json", action="store_true", help="print the standing as JSON")
+    _shop_args(pol)
+    pol.set_defaults(func=policies_command.policies)
 
     ini = sub.add_parser(
         "init", help="write a commented example shop config to start from",

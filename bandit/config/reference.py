@@ -122,7 +122,15 @@ def _default(table: str, key: str) -> str:
     value = field.default
     if value is None or value == ():
         return "(none)"
+    if isinstance(value, msgspec.Struct):  # a nested table, as TOML writes it inline
+        inner = ", ".join(f"{f} = {_toml(getattr(value, f))}" for f in value.__struct_fields__)
+        return f"`{{ {inner} }}`"
     return f"`{value!r}`".replace("'", '"') if isinstance(value, str) else f"`{value}`"
+
+
+def _toml(value) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value).lower() \
+        if isinstance(value, bool) else str(value)
 
 
 def render() -> str:

@@ -53,11 +53,33 @@ class Shop(Settings):
     currency: Annotated[str, Meta(description="the currency of order values")] = "EUR"
 
 
+class Promote(Settings):
+    """How challengers are measured and promoted (the promotion gate, docs/architecture.md,
+    "The promotion gate")."""
+
+    share: Annotated[float, Meta(ge=0, lt=1, description=(
+        "the share of treated traffic the challengers split while measured, in [0, 1) "
+        "(0: shadow mode, they learn but never act nor are promoted)"))] = 0.2
+    confidence: Annotated[float, Meta(ge=0.5, lt=1, description=(
+        "confidence of the anytime-valid bounds, in [0.5, 1)"))] = 0.95
+    min_effect: Annotated[float, Meta(ge=0, description=(
+        "reward per visitor a challenger must be better by, >= 0"))] = 0.0
+    mode: Annotated[typing.Literal["auto", "manual"], Meta(description=(
+        "auto: the gate promotes; manual: it reports and `cartwheel policies --promote` "
+        "promotes"))] = "auto"
+
+
 class Policy(Settings):
-    """The learning algorithm."""
+    """The learning algorithm, and the challengers that may replace it."""
 
     spec: Annotated[str, Meta(description="a policy spec: NAME or NAME:key=value,... "
                                           "(`cartwheel policies` lists them)")] = "linucb"
+    challengers: Annotated[tuple[str, ...], Meta(description=(
+        "policy specs measured against spec on a share of the traffic; one whose bound "
+        "clears becomes the champion"))] = ()
+    promote: Annotated[Promote, Meta(description=(
+        "a table: share in [0, 1), confidence in [0.5, 1), min_effect >= 0, mode auto or "
+        "manual"))] = Promote()
 
 
 class Holdout(Settings):
@@ -175,6 +197,9 @@ def read_table(cls: type, data, path: str, source: str):
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: [{path}] must be a table", field=path)
+    for info in msgspec.structs.fields(cls):  # a nested table: its errors name its keys
+        if isinstance(info.default, Settings) and info.name in data:
+            read_table(type(info.default), data[info.name], f"{path}.{info.name}", source)
     try:
         value = msgspec.convert(data, cls)
     except msgspec.ValidationError as exc:

@@ -32,6 +32,7 @@ from bandit.config.schema import (
     Holdout,
     Policy,
     Privacy,
+    Promote,
     Server,
     Shop,
     Storage,
@@ -82,6 +83,8 @@ class ShopConfig:
     placements: tuple[Placement, ...] = ()
     #: context keys marked ``trusted = true``: with signed requests, only a signed token sets them
     trusted_features: tuple[str, ...] = ()
+    #: how challengers are measured and promoted (``[policy] promote``)
+    promote: Promote = Promote()
 
     @property
     def action_ids(self) -> tuple[str, ...]:
@@ -184,7 +187,8 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
 
     shop = settings(Shop, "shop")
     objective = settings(Objective, "objective")
-    policy_spec = settings(Policy, "policy").spec
+    policy = settings(Policy, "policy")
+    policy_spec = policy.spec
     try:
         policies.check_spec(policy_spec)
     except ValueError as exc:
@@ -204,6 +208,11 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
         policies.check_spec(policy_spec, action_ids=ids)
     except ValueError as exc:
         raise config_error(source, "policy.spec", str(exc))
+    for i, challenger in enumerate(policy.challengers):
+        try:
+            policies.check_spec(challenger, action_ids=ids)
+        except ValueError as exc:
+            raise config_error(source, f"policy.challengers[{i}]", str(exc))
 
     if "features" not in data:
         raise ConfigError(f"{source}: [features] is missing: declare at least one context feature",
@@ -247,27 +256,34 @@ def parse_config(data: dict, *, source: str = "<config>") -> ShopConfig:
     caps = parse_caps(root.table("caps"), actions)
     budget = parse_budget(root.table("budget"))
     if budget is not None and budget.pacing != "none":
-        cls = policies.REGISTRY.get(policies.parse_spec(policy_spec)[0])
-        if cls is not None and not cls.priceable:
+        unpriced = [policies.REGISTRY.get(policies.parse_spec(s)[0])
+                    for s in (policy_spec, *policy.challengers)]
+        cls = next((c for c in unpriced if c is not None and not c.priceable), None)
+        if cls is not None:
             raise ConfigError(
                 f"{source}: budget.pacing: {budget.pacing!r} prices incentives inside the "
                 f"policy's choice, and {cls.name} does not choose by estimated rewards; use "
                 "linucb, lints, egreedy or profit, or pacing = \"none\" (the hard stop only)",
                 field="budget.pacing")
-    placements = _placements(root, ids, policy_spec, holdout.control)
+    placements = _placements(root, ids, policy_spec, holdout.control, policy.challengers)
     root.done()
     return ShopConfig(name=shop.name, actions=actions, features=features, objective=objective,
                       policy_spec=policy_spec, holdout=holdout, attribution=attribution,
                       storage=storage, server=server, currency=shop.currency, salt=salt,
                       rules=rules, caps=caps, budget=budget, source=source, raw=copy.deepcopy(data),
-                      placements=placements, trusted_features=tuple(trusted))
+                      placements=placements, trusted_features=tuple(trusted),
+                      promote=policy.promote)
 
 
-def _placements(root: Table, ids: list[str], spec: str, control: str) -> tuple[Placement, ...]:
+def _placements(root: Table, ids: list[str], spec: str, control: str,
+                challengers: tuple[str, ...]) -> tuple[Placement, ...]:
     """``[[placements]]``, or the one implicit placement of a config without them."""
     if "placements" not in root.data:
         root.used.add("placements")
-        return (Placement(DEFAULT_PLACEMENT, tuple(ids), spec, control),)
+        placement = Placement(DEFAULT_PLACEMENT, tuple(ids), spec, control,
+                              challengers=challengers)
+        _check_gate(placement, root.source, "policy.challengers")
+        return (placement,)
     raw = root.get("placements", list, expect="an array of tables [[placements]]")
     if not raw:
         root.fail("placements", "is empty: declare at least one [[placements]] table, or "
@@ -277,7 +293,9 @@ def _placements(root: Table, ids: list[str], spec: str, control: str) -> tuple[P
         policies.check_spec(own_spec, action_ids=action_ids)
 
     placements = tuple(parse_placement(Table(p, f"placements[{i}]", root.source), ids, spec,
-                                       control, check) for i, p in enumerate(raw))
+                                       control, check, challengers) for i, p in enumerate(raw))
+    for i, placement in enumerate(placements):
+        _check_gate(placement, root.source, f"placements[{i}].challengers")
     seen = [p.id for p in placements]
     if len(set(seen)) != len(seen):
         dup = next(i for i in seen if seen.count(i) > 1)
@@ -285,6 +303,16 @@ def _placements(root: Table, ids: list[str], spec: str, control: str) -> tuple[P
                           field="placements")
     return placements
 
+
+
+def _check_gate(placement: Placement, source: str, key: str) -> None:
+    """A placement's champion and challengers are different policies."""
+    specs = [policies.canonical_spec(s) for s in (placement.spec, *placement.challengers)]
+    twice = next((s for s in specs if specs.count(s) > 1), None)
+    if twice is not None:
+        where = "" if placement.id == DEFAULT_PLACEMENT else f" at placement {placement.id!r}"
+        raise config_error(source, key, f"{twice!r} is both the policy{where} and a challenger "
+                                        "(or listed twice): each policy may appear once")
 
 
 def load_config(path: str | Path | None = None) -> ShopConfig:

@@ -95,10 +95,11 @@ PLACEMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 
 def parse_placement(t: Table, ids: list[str], spec: str, control: str | None,
-                    check_spec) -> Placement:
-    """One ``[[placements]]`` table; ``spec`` and ``control`` are the shop's defaults
-    (``[policy] spec``, ``[holdout] control``), ``check_spec(spec, action_ids)`` raises
-    ValueError for a spec the placement's actions refuse."""
+                    check_spec, challengers: tuple[str, ...] = ()) -> Placement:
+    """One ``[[placements]]`` table; ``spec``, ``control`` and ``challengers`` are the
+    shop's defaults (``[policy] spec``, ``[holdout] control``, ``[policy] challengers``),
+    ``check_spec(spec, action_ids)`` raises ValueError for a spec the placement's actions
+    refuse."""
     pid = t.get("id", str, check=lambda v: PLACEMENT_ID.fullmatch(v) is not None,
                 expect="1-32 letters, digits, '_' or '-', starting with a letter or digit")
     actions = t.get("actions", list, expect="a non-empty list of action ids")
@@ -126,8 +127,17 @@ def parse_placement(t: Table, ids: list[str], spec: str, control: str | None,
                           "holdout visitors get here")
     activation = t.get("activation", str, "immediate", check=lambda v: v in ACTIVATIONS,
                        expect=" or ".join(map(repr, ACTIVATIONS)))
+    own_challengers = t.get("challengers", list, list(challengers),
+                            check=lambda v: all(isinstance(c, str) for c in v),
+                            expect="a list of policy specs")
+    for i, challenger in enumerate(own_challengers):
+        try:
+            check_spec(challenger, list(actions))
+        except ValueError as exc:
+            t.fail(f"challengers[{i}]", str(exc))
     t.done()
-    return Placement(pid, actions, own_spec, own_control, activation == "deferred")
+    return Placement(pid, actions, own_spec, own_control, activation == "deferred",
+                     tuple(own_challengers))
 
 
 def parse_feature(name: str, t: Table) -> Feature:

@@ -63,6 +63,8 @@ class _Batch:
     versions: list[int] = field(default_factory=list)  # the model version each row saw
     #: per row, a holdout visitor's (action, probability) a treated one would have got
     would_have: list = field(default_factory=list)
+    #: per row, what a promotion gate noted when it decided a treated row (float64 bytes)
+    notes: list = field(default_factory=list)
 
     def draw(self, j: int, action: str, probability: float) -> None:
         """Row ``j`` drew ``action``: shown to a treated visitor, recorded as the would-have
@@ -271,6 +273,7 @@ class Decider:
         batch.chosen = [(p.control, 1.0) for p in batch.placements]
         batch.treated = [not self.in_holdout(h) for h in batch.hashes]
         batch.would_have = [None] * len(batch.rows)
+        batch.notes = [None] * len(batch.rows)
         batch.learn_rows = {}
         batch.versions = [self.model(p.id).model_version for p in batch.placements]
         requested = list(batch.eligible)
@@ -320,10 +323,13 @@ class Decider:
         pacing = self.price()
         prices = None if pacing is None else pacing.prices(model.policy, X, model.action_ids)
         actions, probs = model.policy.act(X, mask, prices)
+        notes = model.policy.last_notes if model.policy.notes_width else None
         learn_rows = batch.learn_rows.setdefault(batch.placements[rows[0]].id, [])
         for r, j in enumerate(rows):
             action, p = int(actions[r]), float(probs[r])
             batch.draw(j, model.action_ids[action], p)
+            if notes is not None and batch.treated[j]:  # kept for the gate's comparison
+                batch.notes[j] = notes[r].astype("<f8").tobytes()
             # deferred: learned at close, if activated; a holdout draw is never learned
             if p < 1.0 and not batch.deferred[j] and batch.treated[j]:
                 learn_rows.append((X[r], action, p, mask[r]))
@@ -367,12 +373,13 @@ class Decider:
             probability=probability, group="treatment" if treated else "holdout",
             model_version=version, randomized=probability < 1.0, ts=ts, placement=placement.id,
             deferred=deferred, would_have_action=None if would_have is None else would_have[0],
-            would_have_probability=None if would_have is None else would_have[1])
+            would_have_probability=None if would_have is None else would_have[1],
+            decision_notes=notes)
             for event_id, visitor_hash, context, ids, (action, probability), treated, placement,
-            deferred, version, would_have in zip(
+            deferred, version, would_have, notes in zip(
                 new_event_ids(len(batch.rows)), batch.hashes, batch.contexts, batch.eligible,
                 batch.chosen, batch.treated, batch.placements, batch.deferred, batch.versions,
-                batch.would_have)]
+                batch.would_have, batch.notes)]
         self.sink.append(events, batch.eligible, batch.learn_rows)
         self.decided_total += len(events)
         return events

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bandit.core.gate import GateLog
 from bandit.core.joiner import Closing, learnable
 from bandit.core.learner import Learner
 from bandit.core.model import restore
@@ -87,6 +88,7 @@ class ModelKeeper:
             store.max_seq("decisions"), store.closed_at, self.closed_through())
         self._snapshot_at = ((self.learner.policy.n_updates if restored.from_snapshot else 0),
                              self.clock())
+        self.gate_log = GateLog(pid, self.learner.policy)
 
     def recover(self, why: str) -> None:
         """The model turned non-finite: rebuild it from an older snapshot and the log (from the
@@ -127,6 +129,7 @@ class ModelKeeper:
             why = "non-finite state after an update"
         if not healthy:
             self.recover(why)
+        self.gate_log.announce(self.learner.policy)
         self._maybe_snapshot(now)
 
     def _maybe_snapshot(self, now: float) -> None:

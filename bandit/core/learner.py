@@ -66,6 +66,22 @@ def not_converted(n: int) -> dict[str, np.ndarray]:
             "costs": np.zeros(n)}
 
 
+def decision_notes(decisions, width: int) -> np.ndarray:
+    """(n, width) notes of stored decisions; NaN rows for those without (decided before the
+    gate, or by a gate of other policies): learned, not compared.
+
+    >>> from types import SimpleNamespace as D
+    >>> decision_notes([D(decision_notes=np.ones(2).tobytes()), D(decision_notes=None)], 2)
+    array([[ 1.,  1.],
+           [nan, nan]])
+    """
+    out = np.full((len(decisions), width), np.nan)
+    for i, d in enumerate(decisions):
+        if d.decision_notes is not None and len(d.decision_notes) == 8 * width:
+            out[i] = np.frombuffer(d.decision_notes, dtype="<f8")
+    return out
+
+
 def in_chunks(items: Iterable, size: int = 5000):
     """Consecutive lists of at most ``size`` items."""
     batch: list = []
@@ -254,9 +270,14 @@ class Learner:
         return len(ready)
 
     def _update(self, closings, rewards: np.ndarray) -> None:
-        """Learn ``closings`` with their (clipped) ``rewards`` in one update."""
-        X, actions, propensities, mask = self.batch([c.decision for c in closings])
-        self.policy.update(X, actions, rewards, propensities, mask, **outcomes(closings))
+        """Learn ``closings`` with their (clipped) ``rewards`` in one update (with the notes
+        a promotion gate made when it decided them)."""
+        decisions = [c.decision for c in closings]
+        X, actions, propensities, mask = self.batch(decisions)
+        notes = {} if not self.policy.notes_width else {
+            "decision_notes": decision_notes(decisions, self.policy.notes_width)}
+        self.policy.update(X, actions, rewards, propensities, mask, **outcomes(closings),
+                           **notes)
 
     def relearn(self, decisions: Callable, closings: Callable, upto_seq: int,
                 closed_at: Callable = None, closed_through: int = 0) -> None:

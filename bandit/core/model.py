@@ -40,14 +40,23 @@ class Restored:
 
 
 def make_policy(config, space, action_ids: Sequence[str], seed, spec: str | None = None):
-    """The config's policy (or ``spec``) over ``action_ids`` (known actions described by
-    their features)."""
+    """The config's policy (or ``spec``; a gate's ``gated(...)`` spec builds the promotion
+    gate with the shop's ``[policy] promote`` settings) over ``action_ids`` (known actions
+    described by their features)."""
     features, _ = config.action_features()
     known = {a.id: row for a, row in zip(config.actions, features)}
     rows = np.array([known.get(a, np.zeros(features.shape[1])) for a in action_ids])
-    return policies.make(spec or config.policy_spec, n_actions=len(action_ids), n_features=space.dim,
-                         seed=seed, feature_names=space.names, action_ids=tuple(action_ids),
-                         action_features=rows, objective=objective_spec(config, action_ids))
+    spec = spec or config.placements[0].model_spec
+    described = dict(n_actions=len(action_ids), n_features=space.dim, seed=seed,
+                     feature_names=space.names, action_ids=tuple(action_ids),
+                     action_features=rows, objective=objective_spec(config, action_ids))
+    members = policies.gate_members(spec)
+    if members is None:
+        return policies.make(spec, **described)
+    promote = config.promote
+    return policies.gated(members[0], members[1:], share=promote.share,
+                          confidence=promote.confidence, min_effect=promote.min_effect,
+                          mode=promote.mode, **described)
 
 
 def objective_spec(config, action_ids: Sequence[str]) -> policies.ObjectiveSpec:
@@ -93,11 +102,10 @@ def mismatch(config, meta: dict, placement: Placement | None = None) -> str | No
     if snapshot_placement(meta) != placement.id:
         return (f"the snapshot is of placement {snapshot_placement(meta)!r}, not "
                 f"{placement.id!r}")
-    if meta.get("policy_spec") != policies.make(placement.spec, n_actions=1,
-                                                n_features=1).spec:
+    if meta.get("policy_spec") != policies.canonical_spec(placement.model_spec):
         where = "" if placement.id == DEFAULT_PLACEMENT else f" at placement {placement.id!r}"
         return (f"the policy{where} changed from {meta.get('policy_spec')!r} to "
-                f"{placement.spec!r}")
+                f"{placement.model_spec!r}")
     return None
 
 
@@ -112,7 +120,7 @@ def restore(config, space, store, snapshot_dir, seed, fresh: bool,
     ``placement``: whose model (the config's first by default)."""
     placement = placement or config.placements[0]
     ids = list(placement.actions)
-    spec = placement.spec
+    spec = placement.model_spec
     checked = False
     for marker, state, meta in snapshots(snapshot_dir):
         if not checked:

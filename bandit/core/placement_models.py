@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bandit.core.gate import gate_view, is_gate
 from bandit.core.joiner import Closing
 from bandit.core.keeper import ModelKeeper, snapshot_folder
 from bandit.core.model import pack_models
 from bandit.core.unit_of_work import PolicyDraws
+from bandit.domain.errors import CartwheelError
 
 
 class PlacementModels:
@@ -113,6 +115,25 @@ class PlacementModels:
     def held(self) -> int:
         """Closings the non-additive models hold for decision order."""
         return sum(k.learner.held for k in self.keepers.values())
+
+    # ------------------------------------------------------------------ promotion gates
+    def gates(self) -> dict[str, dict]:
+        """Each gated placement's standing (:func:`bandit.core.gate.gate_view`)."""
+        views = {pid: gate_view(k.learner.policy) for pid, k in self.keepers.items()}
+        return {pid: view for pid, view in views.items() if view is not None}
+
+    def gate(self, placement_id: str):
+        """A placement's gate, or a clear error when it runs one policy."""
+        policy = self.keepers[placement_id].learner.policy
+        if not is_gate(policy):
+            raise CartwheelError(f"placement {placement_id!r} runs one policy ({policy.spec}); "
+                                 "a promotion needs challengers: set [policy] challengers",
+                                 field="placement")
+        return policy
+
+    def announce(self, placement_id: str) -> None:
+        keeper = self.keepers[placement_id]
+        keeper.gate_log.announce(keeper.learner.policy)
 
     # ------------------------------------------------------------------ snapshots
     def contents(self) -> tuple[dict[str, np.ndarray], dict]:

@@ -74,6 +74,8 @@ class Placement:
         What its holdout visitors (and a request nothing is eligible for) get here.
     deferred : bool
         Whether its decisions are learned, capped and charged only once activated (shown).
+    challengers : tuple of str
+        Policy specs measured against ``spec`` by the promotion gate (none: ``spec`` alone).
     """
 
     id: str
@@ -81,6 +83,14 @@ class Placement:
     spec: str
     control: str
     deferred: bool = False
+    challengers: tuple[str, ...] = ()
+
+    @property
+    def model_spec(self) -> str:
+        """The spec of this placement's model: ``spec``, or with challengers the gate's
+        ``gated(spec | challenger | ...)`` (policies.gated)."""
+        return f"gated({' | '.join((self.spec, *self.challengers))})" if self.challengers \
+            else self.spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +154,10 @@ class LoggedEvent:
     deferred: bool = False
     would_have_action: str | None = None
     would_have_probability: float | None = None
+    #: what a promotion gate noted when it decided (float64 bytes, policies.gated; None for
+    #: other policies and holdout rows): the decision record keeps which policy acted and each
+    #: policy's probability of the action, for the gate's comparison when the row is learned
+    decision_notes: bytes | None = None
 
     @property
     def cap_action(self) -> str:

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 ContextValue = str | int | float | bool | None
@@ -103,6 +105,15 @@ class ForgetRequest(msgspec.Struct, forbid_unknown_fields=True):
     visitor_id: str
 
 
+class PoliciesRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A person's decision on a placement's promotion gate (the write token): ``promote``
+    SPEC, ``pin`` (SPEC or the champion), ``unpin`` or ``roll_back``."""
+
+    change: Literal["promote", "pin", "unpin", "roll_back"]
+    spec: str | None = None
+    placement: str | None = None
+
+
 class ForgetResponse(msgspec.Struct):
     """``forgotten``: how many of the visitor's decisions, order ids and activations were
     blanked (0 for a visitor never seen); ``note``: what the erasure cannot reach."""
@@ -128,6 +139,7 @@ decode_decide = msgspec.json.Decoder(DecideRequest).decode
 decode_outcome = msgspec.json.Decoder(OutcomeRequest).decode
 decode_activate = msgspec.json.Decoder(ActivateRequest).decode
 decode_forget = msgspec.json.Decoder(ForgetRequest).decode
+decode_policies = msgspec.json.Decoder(PoliciesRequest).decode
 encode = msgspec.json.Encoder().encode
 
 
@@ -151,9 +163,9 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0", features=None) -> 
     """The OpenAPI 3.1 description, generated from the Structs above (``features``: the
     shop's, to describe its context keys)."""
     (decide_req, decide_res, outcome_req, outcome_res, activate_req, activate_res, forget_req,
-     forget_res, error), components = msgspec.json.schema_components(
+     forget_res, policies_req, error), components = msgspec.json.schema_components(
         [DecideRequest, DecideResponse, OutcomeRequest, OutcomeResponse, ActivateRequest,
-         ActivateResponse, ForgetRequest, ForgetResponse, ErrorResponse],
+         ActivateResponse, ForgetRequest, ForgetResponse, PoliciesRequest, ErrorResponse],
         ref_template="#/components/schemas/{name}")
 
     if features is not None:  # the shop's own context keys
@@ -202,6 +214,12 @@ def openapi(title: str = "cartwheel", version: str = "0.1.0", features=None) -> 
                 "summary": "Erase a visitor's rows on request (bearer token)",
                 "requestBody": body(forget_req),
                 "responses": {"200": answer(forget_res, "forgotten"), **errors,
+                              "401": answer(error, "missing or wrong bearer token")}}},
+            "/v1/policies": {"post": {
+                "summary": "A person promotes, pins, unpins or rolls back a placement's "
+                           "promotion gate (bearer token)",
+                "requestBody": body(policies_req),
+                "responses": {"200": {"description": "the gate's standing"}, **errors,
                               "401": answer(error, "missing or wrong bearer token")}}},
             "/v1/report": {"get": {
                 "summary": "KPIs per group and action, uplift with CIs, uplift over time, "

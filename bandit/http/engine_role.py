@@ -15,6 +15,7 @@ import time
 
 from aiohttp import web
 
+from bandit.core import gate
 from bandit.http import api
 from bandit.http import dashboard_routes as dashboard_server
 from bandit.http.auth import may_write
@@ -110,8 +111,22 @@ async def healthz(request: web.Request) -> web.Response:
                         body=api.encode(body), headers=None if healthy else {"Retry-After": "1"})
 
 
+async def gate_change(request: web.Request) -> web.Response:
+    """A person's decision on a promotion gate (:func:`bandit.core.gate.change`), after the
+    open request group has committed (it writes a snapshot)."""
+    if not may_write(request):
+        return error_response(401, "unauthorized", "POST /v1/policies needs 'Authorization: "
+                              "Bearer <token>' with the shop's token", "Authorization")
+    req = api.decode_policies(await read_body(request))
+    engine = request.app[ENGINE]
+    while engine.group_open:
+        await request.app[GROUP].committed()
+    view = gate.change(engine, req.change, req.spec, req.placement)
+    return web.Response(content_type="application/json", body=api.encode(view))
+
+
 ROUTES = (("POST", "/v1/decide", decide), ("POST", "/v1/outcome", outcome),
-          ("POST", "/v1/forget", forget),
+          ("POST", "/v1/forget", forget), ("POST", "/v1/policies", gate_change),
           ("POST", "/v1/activate", activate), ("GET", "/v1/client.js", client_script),
           ("GET", "/v1/report", report), ("GET", "/healthz", healthz),
           ("GET", "/metrics", metrics), ("GET", "/openapi.json", openapi),

@@ -10,6 +10,10 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from bandit.core.gate import EVENT_KINDS
 
 
 class RequestMetrics:
@@ -75,6 +79,36 @@ class EngineMetrics(RequestMetrics):
                 lambda: engine.guardrails.spend.spent(time.time()))
             Gauge("cartwheel_incentive_budget_daily", "Daily incentive budget",
                   registry=self.registry).set(engine.config.budget.daily)
+        if any(p.challengers for p in engine.config.placements):
+            self.registry.register(GateCollector(engine))
+
+
+class GateCollector(Collector):
+    """The promotion gates (bandit.core.gate), read at each scrape: promotions, retirements
+    and rollbacks per placement (counters: the history their snapshots keep), and each
+    policy's traffic share and estimated advantage over the champion with its bounds."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def collect(self):
+        changes = CounterMetricFamily(
+            "cartwheel_gate_changes", "Promotions, retirements and rollbacks of the promotion "
+            "gate", labels=["placement", "kind"])
+        share = GaugeMetricFamily("cartwheel_gate_share", "Traffic share of each policy of "
+                                  "the gate", labels=["placement", "policy", "role"])
+        advantage = GaugeMetricFamily(
+            "cartwheel_gate_advantage", "A policy's estimated advantage over the champion "
+            "(reward per visitor) and its running bounds", labels=["placement", "policy", "bound"])
+        for pid, view in self.engine.models.gates().items():
+            for kind in EVENT_KINDS:
+                changes.add_metric([pid, kind], len(view[kind]))
+            for p in view["policies"]:
+                share.add_metric([pid, p["spec"], p["role"]], p["share"])
+                for bound in ("estimate", "lower", "upper"):
+                    if p.get(bound) is not None:
+                        advantage.add_metric([pid, p["spec"], bound], p[bound])
+        yield from (changes, share, advantage)
 
 
 class ReplicaMetrics(RequestMetrics):

@@ -42,7 +42,7 @@ class SegmentsCache:
 
     def _compute(self, placement, state: dict, ids: list[str], version: int) -> Segments:
         config = self.engine.config
-        policy = make_policy(config, config.feature_space(), ids, 0, placement.spec)
+        policy = make_policy(config, config.feature_space(), ids, 0, placement.model_spec)
         policy.set_state(state)
         return segments_source.for_store(config, self.engine.store.path, policy, ids,
                                          depth=self.depth, model_version=version,

@@ -92,6 +92,9 @@ class Report:
     holdout_fraction: float | None = None
     #: treated visitors a day at the latest 24 hours' traffic (None: no treated visitor)
     treated_visitors_per_day: float | None = None
+    #: per placement that runs a promotion gate, its standing (bandit.core.gate.gate_view:
+    #: champion, challengers with their advantage and bounds, history); None: no gate
+    policy_gate: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -272,7 +275,7 @@ def with_engine(report: Report, engine, now: float | None = None) -> Report:
                   if pid in engine.config.placement_ids else part
                   for pid, part in (report.placements or {}).items()}
     return replace(report, shop=engine.config.name, currency=engine.config.currency,
-                   placements=placements,
+                   placements=placements, policy_gate=engine.models.gates() or None,
                    pacing_price=None if price is None else price.price,
                    model={"version": engine.model_version, "learned_until": learned_until,
                           "age_s": None if learned_until is None else max(0.0, now - learned_until)})

@@ -30,6 +30,7 @@ import msgspec
 
 from bandit.domain.errors import CartwheelError
 from bandit.scaleout.records import BusActivation, BusDecision, BusEntry, BusOutcome, decode_entry
+from policies.comparison import notes_width
 
 #: a stored hash (visitor, outcome id): hex digits, as the privacy module writes them
 _HASH = re.compile(r"[0-9a-f]{16,128}")
@@ -92,7 +93,7 @@ def decision_problem(d: BusDecision, config, space, now: float) -> str | None:
         return "a holdout decision shows the placement's control, with probability 1"
     if d.randomized != (d.probability < 1.0):
         return "randomized disagrees with the probability"
-    problem = _would_have_problem(d, placement)
+    problem = _would_have_problem(d, placement) or _notes_problem(d, placement)
     if problem:
         return problem
     if not 0 <= d.model_version < MAX_MODEL_VERSION:
@@ -119,6 +120,26 @@ def _would_have_problem(d: BusDecision, placement) -> str | None:
         return f"would_have_action is not one of placement {placement.id!r}'s actions"
     if p is None or not (math.isfinite(p) and 0.0 < p <= 1.0):
         return f"would_have_probability {p!r} outside (0, 1]"
+    return None
+
+
+def _notes_problem(d: BusDecision, placement) -> str | None:
+    """A decision's gate notes (policies.gated) fit the placement's gate: as many numbers
+    as its policies need, the acting policy one of them, probabilities in [0, 1], values
+    finite; a placement without challengers takes none, a holdout row carries none."""
+    notes = d.decision_notes
+    if notes is None:
+        return None
+    members = 1 + len(placement.challengers) if placement.challengers else 0
+    if not members or d.group != "treatment":
+        return "decision notes on a decision no promotion gate made"
+    if len(notes) != notes_width(members):
+        return f"decision notes hold {len(notes)} numbers, not {notes_width(members)}"
+    if not all(math.isfinite(v) for v in notes):
+        return "decision notes are not finite"
+    acted, p = notes[0], notes[2:2 + members]
+    if acted not in range(members) or not all(0.0 <= v <= 1.0 for v in p):
+        return "decision notes out of range"
     return None
 
 

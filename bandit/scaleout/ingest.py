@@ -109,7 +109,8 @@ class Ingester:
             events.append(LoggedEvent(d.event_id, d.visitor_hash, d.context, (), 0, d.action,
                                       d.probability, d.group, d.model_version, d.randomized,
                                       engine.stamp(d.ts), d.placement, d.deferred,
-                                      d.would_have_action, d.would_have_probability))
+                                      d.would_have_action, d.would_have_probability,
+                                      d.notes_bytes()))
         rows = {}
         for placement, keeper in engine.keepers.items():
             learn = [d for d in fresh if d.placement == placement and learnable(d)

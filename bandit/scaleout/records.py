@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
+import numpy as np
 
 from bandit.domain.records import LoggedEvent
 
@@ -37,13 +38,22 @@ class BusDecision(msgspec.Struct, array_like=True, frozen=True):
     # a holdout decision's draw for a treated visitor (entries before it lack both: None)
     would_have_action: str | None = None
     would_have_probability: float | None = None
+    # what a promotion gate noted when it decided (policies.gated; None for other policies)
+    decision_notes: list[float] | None = None
 
     @classmethod
     def of(cls, event: LoggedEvent, eligible: tuple[str, ...]) -> "BusDecision":
+        notes = None if event.decision_notes is None else np.frombuffer(
+            event.decision_notes, dtype="<f8").tolist()
         return cls(event.event_id, event.ts, event.visitor_hash, event.context, list(eligible),
                    event.action, event.probability, event.group, event.model_version,
                    event.randomized, event.placement, event.deferred, event.would_have_action,
-                   event.would_have_probability)
+                   event.would_have_probability, notes)
+
+    def notes_bytes(self) -> bytes | None:
+        """The notes as the store keeps them."""
+        return None if self.decision_notes is None else np.array(
+            self.decision_notes, dtype="<f8").tobytes()
 
 
 class BusOutcome(msgspec.Struct, array_like=True, frozen=True):

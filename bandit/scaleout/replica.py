@@ -135,7 +135,7 @@ class Replica:
     def _untrained(self) -> dict[str, PublishedModel]:
         """What a replica decides with before the trainer published a model."""
         return {p.id: PublishedModel(make_policy(self.config, self.space, list(p.actions),
-                                                 self._next_seed(), p.spec), list(p.actions), 0)
+                                                 self._next_seed(), p.model_spec), list(p.actions), 0)
                 for p in self.config.placements}
 
     def set_shared(self, day_start: float, spent: float, pacing: bytes = b"") -> None:

@@ -33,6 +33,7 @@ from bandit.store.datadir import FILE_MODE, private_dir, private_file
 from bandit.store.rows import (
     DECISION_COLS,
     LEGACY_DECISION_COLS,
+    NOTELESS_DECISION_COLS,
     ClosedEvent,
     StoredDecision,
     closed_join,
@@ -136,7 +137,9 @@ class EventStore:
     def _columns(self, present: set[str]) -> None:
         """The decision columns to read: a store written before placements (opened read-only,
         so not upgraded) reads as if every decision was made at the default placement."""
-        self._decision_cols = DECISION_COLS if "placement" in present else LEGACY_DECISION_COLS
+        self._decision_cols = (DECISION_COLS if "decision_notes" in present else
+                               NOTELESS_DECISION_COLS if "placement" in present else
+                               LEGACY_DECISION_COLS)
         self._closed_join = closed_join(self._decision_cols)
         self._would_have_cols = ("d.would_have_action, d.would_have_probability"
                                  if "would_have_action" in present else "NULL, NULL")
@@ -272,10 +275,12 @@ class EventStore:
         self._run(
             "INSERT INTO decisions (event_id, ts, visitor_hash, context, eligible, action, "
             "probability, grp, model_version, randomized, placement, deferred, "
-            "would_have_action, would_have_probability) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "would_have_action, would_have_probability, decision_notes) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(e.event_id, e.ts, e.visitor_hash, encode(e.context), eligible_json(ids),
               e.action, e.probability, e.group, e.model_version, int(e.randomized),
-              e.placement, int(e.deferred), e.would_have_action, e.would_have_probability)
+              e.placement, int(e.deferred), e.would_have_action, e.would_have_probability,
+              e.decision_notes)
              for e, ids in zip(events, eligible)], many=True)
         return self.max_seq("decisions")
 
@@ -427,7 +432,7 @@ class EventStore:
 
     def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
         return store_queries.decisions_with_rewards(
-            self.db, after_seq, "d.placement" if self._decision_cols == DECISION_COLS
+            self.db, after_seq, "d.placement" if self._decision_cols != LEGACY_DECISION_COLS
             else "'default'", self._would_have_cols)
 
     def decisions(self, after_seq: int = 0, placement: str | None = None

@@ -29,6 +29,8 @@ class StoredDecision:
     randomized: bool
     placement: str = "default"
     deferred: bool = False
+    #: what a promotion gate noted when it decided (float64 bytes; None for other policies)
+    decision_notes: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,12 @@ class ClosedEvent:
 
 
 DECISION_COLS = ("d.seq, d.event_id, d.ts, d.visitor_hash, d.context, d.eligible, d.action, "
-                 "d.probability, d.grp, d.model_version, d.randomized, d.placement, d.deferred")
-#: the same columns of a store written before placements (read-only: it cannot be upgraded)
-LEGACY_DECISION_COLS = DECISION_COLS.replace("d.placement, d.deferred", "'default', 0")
+                 "d.probability, d.grp, d.model_version, d.randomized, d.placement, d.deferred, "
+                 "d.decision_notes")
+#: the same columns of a store written before decision notes (schema 5), and before
+#: placements (read-only opens: such a store cannot be upgraded)
+NOTELESS_DECISION_COLS = DECISION_COLS.replace("d.decision_notes", "NULL")
+LEGACY_DECISION_COLS = NOTELESS_DECISION_COLS.replace("d.placement, d.deferred", "'default', 0")
 
 
 def closed_join(decision_cols: str = DECISION_COLS) -> str:
@@ -68,7 +73,7 @@ def decision_of(row) -> StoredDecision:
     """A row of ``DECISION_COLS`` as a :class:`StoredDecision`."""
     return StoredDecision(row[0], row[1], row[2], row[3], decode(row[4]),
                           tuple(decode(row[5])), row[6], row[7], row[8], row[9], bool(row[10]),
-                          row[11], bool(row[12]))
+                          row[11], bool(row[12]), row[13])
 
 
 def closed_of(row) -> ClosedEvent:

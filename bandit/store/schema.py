@@ -1,13 +1,14 @@
 """The event log's SQLite schema: its tables, their columns and the indexes a query needs.
 
-Schema (``SCHEMA_VERSION`` 4; the log tables below are append-only, their rows never deleted
+Schema (``SCHEMA_VERSION`` 5; the log tables below are append-only, their rows never deleted
 and updated only by an erasure, which blanks a visitor's rows in place; the report's aggregate tables in :mod:`bandit.store.aggregates` are derived from
 them and updated by the fold before each commit):
 
 * ``meta(key, value)``: schema version, the aggregates' fold marks and expiry's watermark
   (the hash key lives apart: :mod:`bandit.store.keyfiles`).
 * ``decisions(seq, event_id, ts, visitor_hash, context, eligible, action, probability, grp,
-  model_version, randomized, placement, deferred, would_have_action, would_have_probability)``:
+  model_version, randomized, placement, deferred, would_have_action, would_have_probability,
+  decision_notes)``:
   one row per ``decide``; ``placement`` is
   the decision point it was made at (``"default"`` in a shop without placements) and
   ``deferred`` says it waits for an ``activations`` row before it is learned, capped or charged; ``context`` is the JSON context,
@@ -16,7 +17,10 @@ them and updated by the fold before each commit):
   the model sees it (:meth:`bandit.domain.features.FeatureSpace.normalize_row`: undeclared categories
   as the unknown marker, numbers clipped, cyclic values modulo their period). A holdout row
   also holds the action a treated visitor would have got and its probability (never shown;
-  NULL on treatment rows and on rows logged before schema 4).
+  NULL on treatment rows and on rows logged before schema 4). ``decision_notes`` is what a
+  promotion gate noted when it decided the row (little-endian float64s, ``policies.gated``:
+  which policy acted, each policy's probability of the action and value), passed back to it
+  when the row is learned; NULL for other policies.
 * ``outcomes(seq, outcome_id, event_id, ts, converted, order_value)``: every reported outcome;
   ``outcome_id`` is the keyed hash of the shop's id, unique when given (idempotency).
 * ``activations(seq, event_id, ts, visitor_hash, action)``: a deferred decision the page showed
@@ -43,12 +47,12 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 4
-#: versions this code reads; a writable open of an older one is migrated (2 and 3 -> 4 by
+SCHEMA_VERSION = 5
+#: versions this code reads; a writable open of an older one is migrated (2, 3, 4 -> 5 by
 #: :func:`install`, which only adds columns and tables; 1 by the engine, bandit.store.migration)
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: versions :func:`install` brings to ``SCHEMA_VERSION`` by adding columns alone
-ADDS_COLUMNS_ONLY = ("2", "3")
+ADDS_COLUMNS_ONLY = ("2", "3", "4")
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,13 +77,14 @@ CREATE TABLE IF NOT EXISTS orders (
     seq INTEGER PRIMARY KEY, outcome_id TEXT UNIQUE, ts REAL NOT NULL,
     converted INTEGER NOT NULL, order_value REAL NOT NULL, events INTEGER NOT NULL);
 """
-#: columns schemas 3 and 4 added to older tables (``ALTER TABLE ... ADD COLUMN`` with a
+#: columns schemas 3, 4 and 5 added to older tables (``ALTER TABLE ... ADD COLUMN`` with a
 #: default: SQLite changes no row for it, so the upgrade costs nothing on a large log)
 ADDED_COLUMNS = (("decisions", "placement", "TEXT NOT NULL DEFAULT 'default'"),
                  ("decisions", "deferred", "INTEGER NOT NULL DEFAULT 0"),
                  ("closed", "share", "REAL NOT NULL DEFAULT 1.0"),
                  ("decisions", "would_have_action", "TEXT"),
-                 ("decisions", "would_have_probability", "REAL"))
+                 ("decisions", "would_have_probability", "REAL"),
+                 ("decisions", "decision_notes", "BLOB"))
 
 
 def install(db: sqlite3.Connection, visitor_index: bool) -> None:

@@ -1,0 +1,85 @@
+"""``cartwheel policies``: the registered policies and their parameters, and a shop's
+promotion gates (``--status``; a person's ``--promote``, ``--pin``, ``--unpin``,
+``--roll-back``: docs/architecture.md, "The promotion gate")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def policies(args) -> int:
+    if args.status or args.change:
+        return _gates(args)
+    import policies
+
+    for name, cls in sorted(policies.REGISTRY.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name}: {doc}")
+        for param, default, meaning in policies.param_info(cls):
+            print(f"    {param:14s} {'= ' + repr(default):14s} {meaning}")
+    print("\nspec: NAME or NAME:key=value,...  e.g. linucb:alpha=0.5 or fixed:action=none")
+    print("challengers: [policy] challengers = [SPEC, ...] measures them against the spec "
+          "(the promotion gate); `cartwheel policies --status` shows how they stand")
+    return 0
+
+
+def _gates(args) -> int:
+    from bandit import Engine
+    from bandit.config.shop import load_config
+    from bandit.core.gate import change
+
+    config = load_config(args.config)
+    data_dir = Path(args.data_dir or config.storage.path)
+    if not (data_dir / "events.sqlite3").exists():
+        raise FileNotFoundError(2, "no event store in this data dir", str(data_dir))
+    # the data dir's lock: a running server holds it (then use POST /v1/policies)
+    engine = Engine.open(config, data_dir)
+    try:
+        if args.change:
+            what, spec = args.change
+            views = {config.placement(args.placement).id: change(
+                engine, what, spec, args.placement)}
+        else:
+            views = engine.models.gates()
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(views, indent=2))
+        return 0
+    if not views:
+        print("no placement runs a promotion gate: set [policy] challengers")
+    for pid, view in views.items():
+        print(describe(pid, view))
+    return 0
+
+
+def describe(placement: str, view: dict) -> str:
+    """A gate's standing in lines a person reads."""
+    lines = [f"placement {placement}: champion {view['champion']} ({view['mode']} mode, "
+             f"challengers share {view['share']:.0%} of traffic, {view['confidence']:.0%} "
+             f"bounds, {view['rows_compared']:,} rows compared)"]
+    for p in view["policies"]:
+        line = f"  {p['role']:10s} {p['spec']}: {p['share']:.0%} of traffic, decided " \
+               f"{p['decided']:,}"
+        if p.get("estimate") is not None:
+            lower, upper = (f"{v:+.4f}" if v is not None else "?" for v in (p["lower"],
+                                                                           p["upper"]))
+            line += f"; advantage {p['estimate']:+.4f} per visitor [{lower}, {upper}]"
+            if p["role"] == "challenger" and p.get("rows_needed") is not None:
+                line += f", about {p['rows_needed']:,} more rows to decide at this estimate"
+        if p.get("ready"):
+            line += "  <- its bound cleared: promote it with --promote"
+        if p.get("pinned"):
+            line += "  (pinned)"
+        lines.append(line)
+    for e in view["promotions"]:
+        lines.append(f"  promoted {e['to_spec']} over {e['from_spec']} at row {e['row']:,} "
+                     f"({'by a person' if e['by'] == 'person' else 'by the gate'})")
+    for e in view["retired"]:
+        if e["reason"] == "bound":
+            lines.append(f"  retired {e['spec']} at row {e['row']:,}: no better by its bound")
+    for e in view["rollbacks"]:
+        lines.append(f"  rolled back {e['from_spec']} to {e['to_spec']} at row {e['row']:,}: "
+                     f"{e['reason']}")
+    return "\n".join(lines)
