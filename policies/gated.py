@@ -358,9 +358,9 @@ def gated(champion: str, challengers, *, n_actions: int, n_features: int, seed=N
     if isinstance(challengers, str):
         challengers = [challengers]
     specs = [champion, *challengers]
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = ([None] * (len(specs) + 1) if seed is None else
-             [int(s.generate_state(1)[0]) for s in
-              np.random.SeedSequence(seed).spawn(len(specs) + 1)])
+             [int(s.generate_state(1)[0]) for s in root.spawn(len(specs) + 1)])
     members = [make(spec, n_actions=n_actions, n_features=n_features, seed=s, **kwargs)
                for spec, s in zip(specs, seeds)]
     return Gated(members, seed=seeds[-1], share=share, confidence=confidence,
