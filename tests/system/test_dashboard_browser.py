@@ -10,11 +10,11 @@ import re
 import subprocess
 import sys
 import time
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_page import FETCHED, check_numbers, fetched, open_page
 from server_helpers import Server, config_file
 
 # where the screenshots go: a temporary folder, unless CARTWHEEL_SCREENSHOTS names one (the
@@ -49,75 +49,6 @@ def _settle(srv, timeout_s: float = 30.0) -> None:
         time.sleep(0.3)
 
 
-def _js_fixed(x: float, digits: int) -> str:
-    """Number.prototype.toFixed: the exact binary value, ties away from zero."""
-    q = Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    return f"{q:.{digits}f}"
-
-
-FORMATS = {"int": lambda x: f"{int(Decimal(x).quantize(Decimal(1), ROUND_HALF_UP)):,}",
-           "pct": lambda x: _js_fixed(100 * x, 2) + "%", "money": lambda x: _js_fixed(x, 2),
-           "diff": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 4),
-           "mdiff": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 2),
-           "pp": lambda x: ("+" if x >= 0 else "") + _js_fixed(100 * x, 2),
-           "rate3": lambda x: _js_fixed(x, 3),
-           "d3": lambda x: ("+" if x >= 0 else "") + _js_fixed(x, 3),
-           "share": lambda x: _js_fixed(100 * x, 1) + "%", "price": lambda x: _js_fixed(x, 3)}
-
-
-def _at(data, path: str):
-    for part in path.split("."):
-        data = data[int(part)] if isinstance(data, list) else data[part]
-    return data
-
-
-def _check_numbers(page, data: dict) -> set[str]:
-    """Every number on the page is its value in ``data`` formatted; returns the panels that
-    showed at least one."""
-    shown = page.eval_on_selector_all(
-        "[data-path]", "els => els.map(e => [e.dataset.path, e.dataset.format, e.textContent,"
-        " e.closest('[data-panel]').dataset.panel])")
-    assert shown
-    for path, fmt, text, _ in shown:
-        value = _at(data, path)
-        expected = "n/a" if value is None else FORMATS[fmt](value)
-        assert text == expected, (path, text, expected)
-    return {panel for *_, panel in shown}
-
-
-def _open(browser, url: str, width: int = 1280, loaded: bool = True,
-          secret: str | None = None):
-    """A page at ``url``; with ``secret``, signed in first through the /login form (the read
-    secret goes in the form's POST body, as a person types it)."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
-            else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("response", lambda r: FETCHED.setdefault(page, {}).__setitem__(
-        r.url.split("?")[0].rsplit("/", 1)[-1], r)
-        if r.url.split("?")[0].endswith(("/v1/report", "/v1/segments")) else None)
-    if secret is not None:
-        page.goto(url.rstrip("/") + "/login")
-        page.fill("input[name=token]", secret)
-        page.click("button[type=submit]")
-    else:
-        page.goto(url)
-    if loaded:
-        page.wait_for_selector("body[data-loaded=true]", timeout=20_000)
-    return context, page, problems
-
-
-FETCHED: dict = {}  # page -> {"report": its last response, "segments": ...}
-
-
-def _fetched(page) -> dict:
-    """The report and segments the page itself received: a second GET would not do, since the
-    paced spend target moves with the clock between two requests."""
-    return {name: response.json() for name, response in FETCHED[page].items()}
-
-
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
@@ -145,7 +76,7 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_nothing_is_readable_without(
     for secret in (read, TOKEN):
         status, _ = srv.request("GET", "/v1/report", headers={"Authorization": f"Bearer {secret}"})
         assert status == 200
-    context, page, problems = _open(browser, srv.url + "/", loaded=False)
+    context, page, problems = open_page(browser, srv.url + "/", loaded=False)
     problems.clear()  # the browser logs the 401 itself
     assert "needs its read secret" in page.content() and not page.query_selector("[data-path]")
     # a secret in the URL never signs in
@@ -200,13 +131,13 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_nothing_is_readable_without(
 
 def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
     srv, _ = busy
-    context, page, problems = _open(browser, srv.url, secret=srv.read_token)
-    data = _fetched(page)
+    context, page, problems = open_page(browser, srv.url, secret=srv.read_token)
+    data = fetched(page)
     assert data["report"]["actions"] == srv.request("GET", "/v1/report")[1]["actions"]
     assert data["segments"]["status"] == "ok", data["segments"]
     assert data["report"]["uplift"] and data["report"]["daily_budget"] == 40.0
     assert data["report"]["per_action_uplift"]
-    assert _check_numbers(page, data) == set(PANELS)
+    assert check_numbers(page, data) == set(PANELS)
     assert page.is_hidden("#empty")
     # the verdict, in plain words with the shop's currency, is the report's
     verdict = data["report"]["verdict"]
@@ -221,7 +152,7 @@ def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
     shown = page.eval_on_selector("#kpis .tip", "e => getComputedStyle(e, '::after').content")
     assert shown.strip('"') == page.get_attribute("#kpis .tip", "data-tip") != ""
     page.click("button[data-grain=day]")
-    assert _check_numbers(page, data) >= {"uplift-time", "mix"}
+    assert check_numbers(page, data) >= {"uplift-time", "mix"}
     shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     page.click("button[data-grain=hour]")
@@ -229,7 +160,7 @@ def test_every_panel_shows_the_numbers_of_the_report(busy, browser, tmp_path):
     assert not problems, problems  # a CSP violation is a console error too
     context.close()
     # a phone: no sideways scroll, and every cell of the uplift tables on screen
-    context, page, problems = _open(browser, srv.url, secret=srv.read_token, width=390)
+    context, page, problems = open_page(browser, srv.url, secret=srv.read_token, width=390)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     right = page.eval_on_selector_all(
         "#uplift td, #action-uplift td", "els => Math.max(...els.map(e => "
@@ -258,7 +189,7 @@ def test_colours_say_good_or_bad_for_the_shop(browser, tmp_path):
     page, _ = render({"report": report, "segments": None})
     path = tmp_path / "colours.html"
     path.write_text(page)
-    context, tab, problems = _open(browser, path.as_uri())
+    context, tab, problems = open_page(browser, path.as_uri())
     classes = tab.eval_on_selector_all("#uplift tbody tr", "rs => rs.map(r => r.className)")
     assert classes == ["bad", "good", ""]
     colours = tab.eval_on_selector_all("#uplift tbody tr", "rs => rs.map(r => "
@@ -283,8 +214,8 @@ def test_report_html_is_one_file_that_shows_the_same_numbers(busy, browser, tmp_
     import json
 
     data = json.loads(embedded)
-    context, page, problems = _open(browser, out.as_uri())
-    panels = _check_numbers(page, data)
+    context, page, problems = open_page(browser, out.as_uri())
+    panels = check_numbers(page, data)
     assert panels >= {"kpis", "uplift", "uplift-time", "mix", "spend", "actions"}
     assert data["report"]["groups"] == srv.request("GET", "/v1/report")[1]["groups"]
     assert not problems, problems
@@ -297,7 +228,7 @@ def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser
                                                 holdout={"fraction": holdout},
                                                 attribution={"window_s": 1.0}))
     try:
-        context, page, problems = _open(browser, srv.url, secret=srv.read_token)
+        context, page, problems = open_page(browser, srv.url, secret=srv.read_token)
         assert page.is_visible("#empty")  # fresh: says how to start
         assert "No decisions yet" in page.inner_text("#empty")
         assert "segments appear once" in page.inner_text("#segments")
@@ -310,12 +241,12 @@ def test_a_fresh_and_a_holdout_less_shop_render_without_errors(tmp_path, browser
         if holdout == 0.0:
             _traffic(srv, 120, seed=1)
             _settle(srv)
-            context, page, problems = _open(browser, srv.url, secret=srv.read_token)
+            context, page, problems = open_page(browser, srv.url, secret=srv.read_token)
             assert "No holdout" in page.inner_text("#uplift")
             assert page.is_hidden("#empty")
-            data = _fetched(page)
+            data = fetched(page)
             assert data["report"]["groups"] == srv.request("GET", "/v1/report")[1]["groups"]
-            assert "uplift" not in _check_numbers(page, data)
+            assert "uplift" not in check_numbers(page, data)
             assert not problems, problems
             context.close()
     finally:
@@ -343,20 +274,20 @@ def test_a_shop_with_placements_shows_each_placements_actions_and_segments(tmp_p
                 srv.post("/v1/outcome", {"visitor_id": f"v{i}", "converted": True,
                                          "order_value": float(rng.gamma(2, 40))})
         _settle(srv)
-        context, page, problems = _open(browser, srv.url, secret=srv.read_token)
+        context, page, problems = open_page(browser, srv.url, secret=srv.read_token)
         options = page.eval_on_selector_all("#placement option", "os => os.map(o => o.value)")
         assert options == ["", "product", "cart", "exit"] and page.is_visible("#placement")
         with page.expect_response(lambda r: r.url.endswith("/v1/segments?placement=cart")):
             page.select_option("#placement", "cart")
         page.wait_for_selector("body[data-loaded=true]")  # what it fetched is shown
         assert page.inner_text("#segments-at") == "at cart"
-        data = _fetched(page)
+        data = fetched(page)
         assert set(data["report"]["placements"]["cart"]["actions"]) <= {
             "none", "free_shipping", "discount_5", "discount_10"}
         shown = page.eval_on_selector_all("#actions [data-path]", "els => els.map(e => "
                                           "e.dataset.path)")
         assert shown and all(p.startswith("report.placements.cart.actions.") for p in shown)
-        assert _check_numbers(page, data) >= {"actions", "kpis"}
+        assert check_numbers(page, data) >= {"actions", "kpis"}
         # the segments the page asked for are the cart model's, over the cart's actions
         assert FETCHED[page]["segments"].url.endswith("/v1/segments?placement=cart")
         assert not problems, problems
@@ -394,7 +325,7 @@ def test_hostile_names_stay_text_in_the_page(browser, tmp_path):
     page, _ = render({"report": report, "segments": segments})
     path = tmp_path / "evil.html"
     path.write_text(page)
-    context, tab, problems = _open(browser, path.as_uri())
+    context, tab, problems = open_page(browser, path.as_uri())
     assert tab.evaluate("window.pwned") is None
     assert evil in tab.inner_text("#segments") and evil in tab.inner_text("#shop")
     assert not problems, problems

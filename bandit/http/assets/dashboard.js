@@ -47,6 +47,9 @@
     put("uplift-time", ...upliftOverTime(r, grain));
     put("mix", actionMix(r, grain));
     put("spend", spend(r));
+    const gates = gatePanel(r, placement);
+    document.getElementById("gate-panel").hidden = !gates.length;
+    put("gate", ...gates);
     put("segments", segmentsPanel(segments));
   }
   function setGrain(g) {

@@ -43,6 +43,9 @@ const EXPLAIN = {
   relative: "The difference as a share of the holdout's value.",
   cannibalized: "Incentive cost paid to visitors who would have bought anyway (from the holdout visitors the action would have gone to).",
   interval: "The range the true difference lies in with the stated confidence: when it excludes 0 the difference is real.",
+  advantage: "What a policy earns per visitor more than the champion, estimated on the traffic they share (doubly robust), with bounds that stay valid however often they are read.",
+  still_needs: "Visitors the comparison still needs before its bound clears, if the estimate holds.",
+  share: "The part of the traffic this policy decides for now.",
 };
 // KPIs where more is worse for the shop (their significant increase is coloured bad)
 const WORSE_WHEN_UP = new Set(["cost_per_visitor", "cost_per_decision"]);

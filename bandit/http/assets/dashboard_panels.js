@@ -204,3 +204,38 @@ function segmentsPanel(s) {
     num("span", s.fidelity, "share", "segments.fidelity"), ` of visitors; uplift of each segment's ` +
     `action over ${s.control} in ${s.objective}, from the randomized decisions of that segment.`));
 }
+
+// the promotion gate of each placement (report.policy_gate): who decides, how the
+// challengers stand, and what changed
+function gatePanel(r, placement) {
+  const gates = r.policy_gate || {};
+  const ids = Object.keys(gates).filter((id) => !placement || id === placement);
+  if (!ids.length) return [];
+  const cur = r.currency ? ` (${r.currency})` : "";
+  return ids.map((id) => {
+    const g = gates[id], p = `report.policy_gate.${id}`, level = `${Math.round(100 * g.confidence)}%`;
+    const heads = ["policy", "role", tip("traffic", "share"), tip("decided", "decisions"),
+      tip(`advantage per visitor${cur}`, "advantage"), tip(`${level} bounds`, "interval"),
+      tip("still needs", "still_needs")];
+    const body = g.policies.map((x, i) => el("tr", {
+      class: x.role === "champion" ? null : verdictClass("profit_per_visitor", x.lower, x.upper),
+      "data-role": x.role },
+    cell("policy", x.spec), cell("role", x.role + (x.pinned ? " (pinned)" : "")),
+    cell("traffic", num("span", x.share, "pct", `${p}.policies.${i}.share`)),
+    cell("decided", num("span", x.decided, "int", `${p}.policies.${i}.decided`)),
+    cell("advantage", x.role === "champion" ? "-" : num("span", x.estimate, "mdiff", `${p}.policies.${i}.estimate`)),
+    cell("bounds", x.role === "champion" ? "-" : interval(x.lower, x.upper, "mdiff", `${p}.policies.${i}`)),
+    cell("still needs", x.role !== "challenger" ? "-" : x.rows_needed === null ? "no decision in sight"
+      : el("span", {}, num("span", x.rows_needed, "int", `${p}.policies.${i}.rows_needed`), " visitors"))));
+    const history = [
+      ...g.promotions.map((e) => `${e.to_spec} became the champion after ${e.row.toLocaleString("en")} visitors (${e.by === "person" ? "by a person" : "its bound cleared"})`),
+      ...g.retired.filter((e) => e.reason === "bound").map((e) => `${e.spec} was retired after ${e.row.toLocaleString("en")} visitors: its bound says it earns less`),
+      ...g.rollbacks.map((e) => `${e.to_spec} came back after ${e.row.toLocaleString("en")} visitors: ${e.reason}`)];
+    const sentence = `${ids.length > 1 ? `At ${id}: ` : ""}${g.champion} decides. ` +
+      (g.share > 0 ? `Challengers share ${Math.round(100 * g.share)}% of the traffic until a ${level} bound says one earns more (it takes over) or less (it stops).`
+        : "Challengers only learn alongside (shadow mode): they are never promoted.") +
+      (g.mode === "manual" ? " A person promotes (manual mode)." : "");
+    return el("div", { "data-gate": id }, el("p", {}, sentence), table(heads, body),
+      ...(history.length ? [el("ul", { class: "note" }, ...history.map((h) => el("li", {}, h)))] : []));
+  });
+}
