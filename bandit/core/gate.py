@@ -35,6 +35,7 @@ def gate_view(policy) -> dict | None:
     if not is_gate(policy):
         return None
     return {"champion": policy.specs[policy.champion], "mode": policy.mode,
+            "previous": None if policy.previous is None else policy.specs[policy.previous],
             "share": policy.share, "confidence": policy.confidence,
             "min_effect": policy.min_effect, "rows_compared": policy.evidence.rows,
             "policies": policy.status(),

@@ -38,6 +38,7 @@ from bandit.http.routes import (
 )
 from bandit.http.segments_cache import SegmentsCache
 from bandit.http.serving import LoopLag, RequestGroup, SingleFlight
+from bandit.insight import probation
 from bandit.insight.report import build_report, with_engine, with_spend
 from bandit.store import erasure as store_erasure
 from bandit.store.events import EventStore
@@ -137,6 +138,8 @@ ENDPOINTS = tuple(path for _, path, _ in ROUTES)
 EXPIRY_SLICE_S = 0.003  # aim for each expiry slice (VW learns every event it closes)
 #: retention runs this often, this many decisions a transaction (bandit.core.retention)
 COMPACT_EVERY_S, COMPACT_BATCH = 300.0, 500
+#: how often a promotion is checked against the holdout (bandit.insight.probation)
+PROBATION_EVERY_S = 60.0
 
 
 def expire_slice(engine, size: int) -> int | None:
@@ -146,6 +149,28 @@ def expire_slice(engine, size: int) -> int | None:
     if engine.group_open:
         return None
     return engine.expire(limit=size)
+
+
+def probation_pass(engine, since: dict) -> list[str]:
+    """Roll back a promotion the holdout says is losing (bandit.insight.probation): for each
+    gate whose last promotion can still be rolled back, the decisions made since it was first
+    seen here (``since``: placement -> (promotions seen, decision seq then), kept by the
+    caller between passes). Returns the placements rolled back."""
+    rolled = []
+    for pid, view in engine.models.gates().items():
+        count = len(view["promotions"])
+        if view["previous"] is None:
+            since.pop(pid, None)
+            continue
+        if since.get(pid, (None,))[0] != count:
+            since[pid] = (count, engine.store.max_seq("decisions"))
+            continue
+        losing, why = probation.check(engine.store, pid, since[pid][1], 1 - view["confidence"])
+        if losing and not engine.group_open:
+            gate.change(engine, "roll_back", placement=pid,
+                        reason=f"the holdout says the shop earns less: {why}")
+            rolled.append(pid)
+    return rolled
 
 
 async def _background(app: web.Application):
@@ -187,10 +212,22 @@ async def _background(app: web.Application):
             except Exception:
                 log.exception("retention failed; will retry")
 
+    async def on_probation():
+        """A promotion the holdout says is losing is rolled back (probation_pass)."""
+        since: dict = {}
+        while True:
+            await asyncio.sleep(PROBATION_EVERY_S)
+            try:
+                probation_pass(engine, since)
+            except Exception:
+                log.exception("the holdout check of a promotion failed; will retry")
+
     tasks = [asyncio.create_task(expire()),
              asyncio.create_task(LoopLag(app[METRICS].loop_lag.observe).run())]
     if engine.config.retention_s is not None:
         tasks.append(asyncio.create_task(compact()))
+    if any(p.challengers for p in engine.config.placements):
+        tasks.append(asyncio.create_task(on_probation()))
     yield
     for task in tasks:
         task.cancel()

@@ -430,6 +430,9 @@ class EventStore:
                    holdout=None) -> list:
         return query.run(self.db, visitor_hashes, since, holdout)
 
+    def rewards_by_group(self, after_seq: int, placement: str) -> dict:
+        return store_queries.rewards_by_group(self.db, after_seq, placement)
+
     def decisions_with_rewards(self, after_seq: int = 0) -> Iterator[tuple]:
         return store_queries.decisions_with_rewards(
             self.db, after_seq, "d.placement" if self._decision_cols != LEGACY_DECISION_COLS

@@ -89,6 +89,16 @@ def decisions_with_rewards(db: sqlite3.Connection, after_seq: int = 0,
         "ORDER BY d.seq", (after_seq,))
 
 
+def rewards_by_group(db: sqlite3.Connection, after_seq: int, placement: str) -> dict:
+    """{group: (closed decisions, sum of rewards, sum of squared rewards)} of the decisions
+    made at ``placement`` after ``after_seq`` whose outcome is final (the holdout check of a
+    promotion, bandit.insight.probation)."""
+    return {grp: (n, total, squares) for grp, n, total, squares in db.execute(
+        "SELECT d.grp, COUNT(*), TOTAL(c.reward), TOTAL(c.reward * c.reward) "
+        "FROM decisions d JOIN closed c ON c.event_id = d.event_id "
+        "WHERE d.seq > ? AND d.placement = ? GROUP BY d.grp", (after_seq, placement))}
+
+
 class EventState(NamedTuple):
     """What the joiner needs to know about one event before it writes."""
 
