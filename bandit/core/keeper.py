@@ -77,6 +77,9 @@ class ModelKeeper:
             first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state,
             deferred=restored.deferred, held=restored.held)
         store, pid = self.store, self.placement.id
+        # an additive model learned every decision with the default reward (provisionally):
+        # of the closings only those that change it are read (a re-learn's other half)
+        changing = self.learner.default if self.learner.provisional else None
         self.learner.relearn(
             # deferred decisions are never learned provisionally (bandit.core.learner)
             lambda after: (d for d in store.decisions(after, pid)
@@ -84,8 +87,9 @@ class ModelKeeper:
             lambda after: (Closing(e.seq, e.decision, e.reward, e.converted, e.order_value,
                                    e.cost)
                            for e in store.closed_events(after, learned_only=True,
-                                                        placement=pid)),
-            store.max_seq("decisions"), store.closed_at, self.closed_through())
+                                                        placement=pid, changing=changing)),
+            store.max_seq("decisions"), store.closed_at, self.closed_through(),
+            closed_upto=store.max_seq("closed"))
         self._snapshot_at = ((self.learner.policy.n_updates if restored.from_snapshot else 0),
                              self.clock())
         self.gate_log = GateLog(pid, self.learner.policy)

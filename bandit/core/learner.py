@@ -280,13 +280,16 @@ class Learner:
                            **notes)
 
     def relearn(self, decisions: Callable, closings: Callable, upto_seq: int,
-                closed_at: Callable = None, closed_through: int = 0) -> None:
+                closed_at: Callable = None, closed_through: int = 0,
+                closed_upto: int = 0) -> None:
         """Feed the model what was logged after its snapshot: provisional rows of the
         learnable decisions after ``last_decision_seq`` (up to ``upto_seq``, the log's last),
         then the closings after ``last_learned_seq``. ``decisions(after_seq)`` and
         ``closings(after_seq)`` iterate the log; ``closed_at(seqs)`` gives the closed events
         whose relabels waited for their rows (or, non-additive, that were held) when the
-        snapshot was taken; held closings up to ``closed_through`` are then learned."""
+        snapshot was taken; held closings up to ``closed_through`` are then learned.
+        ``closed_upto``: the log's last closing, which every closing read stands for (an
+        additive model's reader leaves out the expired ones, which change nothing)."""
         if self.provisional:
             for chunk in in_chunks(decisions(self.last_decision_seq)):
                 self.learn_provisional(chunk)
@@ -301,6 +304,7 @@ class Learner:
             self._restored_held = []
         for chunk in in_chunks(closings(self.last_learned_seq)):
             self.learn(chunk)
+        self.last_learned_seq = max(self.last_learned_seq, closed_upto)
         if not self.provisional:
             self.release(closed_through)
 

@@ -405,13 +405,19 @@ class EventStore:
         return None if row is None else int(row[0])
 
     def closed_events(self, after_seq: int = 0, learned_only: bool = False,
-                      placement: str | None = None) -> Iterator[ClosedEvent]:
+                      placement: str | None = None, changing: float | None = None
+                      ) -> Iterator[ClosedEvent]:
         """Closed events joined with their decisions (of one ``placement``, or all), in
-        ``closed.seq`` order."""
+        ``closed.seq`` order; ``changing`` (the default reward): only those that change a
+        model that learned every decision with it already (a conversion, a reward other than
+        the default, a deferred decision), not the expired rest."""
         query = (f"{self._closed_join} WHERE c.seq > ?"
                  + (" AND c.learned = 1" if learned_only else "")
-                 + (" AND d.placement = ?" if placement is not None else "") + " ORDER BY c.seq")
-        params = (after_seq,) if placement is None else (after_seq, placement)
+                 + (" AND d.placement = ?" if placement is not None else "")
+                 + (" AND (c.converted = 1 OR c.reward != ? OR d.deferred = 1)"
+                    if changing is not None else "") + " ORDER BY c.seq")
+        params = (after_seq, *([placement] if placement is not None else []),
+                  *([changing] if changing is not None else []))
         for row in self.db.execute(query, params):
             yield closed_of(row)
 

@@ -73,3 +73,37 @@ def test_schema_or_policy_change_refuses_the_snapshot_unless_fresh(tmp_path, clo
     engine = Engine.open(parse_config(doc), tmp_path / "data", clock=clock, fresh=True)
     assert engine.update_count == 0
     engine.decide("v", {**CTX, "device": "tv"})
+
+
+def test_a_relearn_reads_only_the_closings_that_change_an_additive_model(tmp_path,
+                                                                         monkeypatch):
+    """Without a snapshot, an additive model re-learns every decision with the default
+    reward and then only the closings that change it (conversions); the expired rest is not
+    even read, and the model equals the one that learned online."""
+    from engine_helpers import Clock, shop
+    from relearn import assert_same_model
+
+    import bandit.store.events as events
+    import simulator
+    from bandit import Engine
+    from simulator.worlds.online import drive
+
+    config = shop(holdout={"fraction": 0.0}, attribution={"window_s": 600})
+    engine = Engine.open(config, tmp_path / "data", seed=0, clock=Clock())
+    drive(engine, simulator.make_world(), visitors=4000, rate=1.0, seed=0)
+    engine.expire(engine.clock() + 3600)
+    engine.flush()
+    converted, closed = engine.store.db.execute(
+        "SELECT SUM(converted), COUNT(*) FROM closed").fetchone()
+    assert closed == 4000 and 0 < converted < 1000
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    engine.store.db.execute(f"VACUUM INTO '{copy / 'events.sqlite3'}'")
+    read = []
+    real = events.closed_of
+    monkeypatch.setattr(events, "closed_of", lambda row: read.append(1) or real(row))
+    relearned = Engine.open(config, copy, seed=0, clock=engine.clock)
+    assert len(read) == converted
+    assert relearned.last_learned_seq == engine.last_learned_seq
+    assert_same_model(engine, relearned)
+    engine.close()
