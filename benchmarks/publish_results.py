@@ -77,6 +77,13 @@ TABLES = {
     "poisoning": ("Poisoning within the limits", "python benchmarks/poisoning.py",
                   "what one anonymous client, held to the per-address limit, can do to what "
                   "the model learns without signed requests"),
+    "held_memory": ("Held closings in memory", "python benchmarks/held_memory.py",
+                    "what a non-additive policy's conversions cost while they wait for earlier "
+                    "decisions to close (kept as seqs, read back from the log)"),
+    "promotion": ("The promotion gate", "python benchmarks/promotion.py run ... && "
+                  "python benchmarks/promotion.py table ...",
+                  "linucb alone, the profit policy alone and the gate of the two (and with a "
+                  "uniform challenger) on the default, drift and random shops"),
     "retention": ("Retention at steady traffic", "python benchmarks/retention.py",
                   "the event database's size day by day with keep_days = 30"),
     "soak": ("Soak", "python benchmarks/soak.py --data-dir DIR/data --config DIR/shop.toml "

@@ -75,7 +75,7 @@ class ModelKeeper:
             last_learned_seq=restored.last_learned_seq,
             last_decision_seq=restored.last_decision_seq,
             first_decision_seq=restored.first_decision_seq, clip_state=restored.clip_state,
-            deferred=restored.deferred, held=restored.held)
+            deferred=restored.deferred, held=restored.held, fetch=self.store.closed_at)
         store, pid = self.store, self.placement.id
         # an additive model learned every decision with the default reward (provisionally):
         # of the closings only those that change it are read (a re-learn's other half)

@@ -107,12 +107,18 @@ class Learner:
         What an event earns when its window closes without a conversion.
     reward_clip : float
         :class:`~bandit.domain.objective.RewardClip` multiple.
+    fetch : callable, optional
+        ``fetch(closing_seqs)`` reads closed events back from the log: a non-additive policy's
+        held closings then wait as two numbers each (their seqs), not as rows in memory (about
+        2 KB each: at 100 decisions a second and a day's window, most of a gigabyte); without
+        it they are kept whole.
     """
 
     def __init__(self, policy, action_ids, space, default_reward: float, reward_clip: float,
                  *, last_learned_seq: int = 0, last_decision_seq: int = 0,
                  first_decision_seq: int = 0, clip_state: dict | None = None,
-                 deferred: list | None = None, held: list | None = None):
+                 deferred: list | None = None, held: list | None = None,
+                 fetch: Callable | None = None):
         self.policy, self.action_ids, self.space = policy, list(action_ids), space
         self.default = float(default_reward)
         self.clip = RewardClip(reward_clip)
@@ -134,8 +140,10 @@ class Learner:
         self._deferred: list = []
         self._restored_deferred = [(int(seq), float(r)) for seq, r in (deferred or [])]
         # non-additive: closings waiting for every earlier decision to close (release), a heap
-        # by decision seq: each commit releases from its top, however many wait
+        # of (decision seq, closing seq, the closing or None when ``fetch`` reads it back):
+        # each commit releases from its top, however many wait
         self._held: list = []
+        self._fetch = fetch
         self._restored_held = [int(seq) for seq in (held or [])]
 
     # ------------------------------------------------------------------ counts
@@ -239,7 +247,7 @@ class Learner:
             return
         if not self.provisional:
             for c in closings:
-                heapq.heappush(self._held, (c.decision.seq, c))
+                self._hold(c)
             return
         rewards = self.clip(np.array([c.reward for c in closings]),
                             np.array([c.converted for c in closings]))
@@ -257,13 +265,20 @@ class Learner:
         if now:
             self._relabel([closings[i] for i in now], rewards[now])
 
+    def _hold(self, c) -> None:
+        heapq.heappush(self._held, (c.decision.seq, c.seq, None if self._fetch else c))
+
     def release(self, closed_through: int) -> int:
         """Learn the held closings of decisions up to ``closed_through`` (every decision up
         to it has closed), in decision order; returns how many. Rewards are clipped here, in
         that order, online and when re-learning alike."""
         ready = []
         while self._held and self._held[0][0] <= closed_through:
-            ready.append(heapq.heappop(self._held)[1])
+            ready.append(heapq.heappop(self._held))
+        if self._fetch is not None:
+            ready = self._fetch([seq for _, seq, _ in ready])
+        else:
+            ready = [c for _, _, c in ready]
         for chunk in in_chunks(ready):
             self._update(chunk, self.clip(np.array([c.reward for c in chunk]),
                                           np.array([c.converted for c in chunk])))
@@ -300,7 +315,7 @@ class Learner:
             self._relabel(closed_at(list(seqs)), np.array(rewards))
         if self._restored_held:
             for c in closed_at(self._restored_held):
-                heapq.heappush(self._held, (c.decision.seq, c))
+                self._hold(c)
             self._restored_held = []
         for chunk in in_chunks(closings(self.last_learned_seq)):
             self.learn(chunk)
@@ -321,4 +336,4 @@ class Learner:
                 "first_decision_seq": self.first_decision_seq,
                 "provisional": self.provisional, "reward_clip": self.clip.state(),
                 "deferred_relabels": [[c.seq, r] for c, r in self._deferred],
-                "held_closings": sorted(c.seq for _, c in self._held)}
+                "held_closings": sorted(seq for _, seq, _ in self._held)}
