@@ -138,3 +138,25 @@ def test_a_single_policy_refuses_a_gate_change(tmp_path):
             gate.change(engine, "promote", "uniform")
     finally:
         engine.close()
+
+
+def test_placements_run_the_shops_challengers_unless_they_name_their_own(tmp_path):
+    from engine_helpers import PLACEMENTS, placement_shop
+
+    placements = [dict(p) for p in PLACEMENTS]
+    placements[1]["challengers"] = ["lints"]
+    placements[2]["challengers"] = []
+    config = placement_shop(policy=GATED, placements=placements)
+    specs = {p.id: p.model_spec for p in config.placements}
+    assert specs[placements[0]["id"]] == "gated(linucb | egreedy)"
+    assert specs[placements[1]["id"]] == "gated(linucb | lints)"
+    assert specs[placements[2]["id"]] == "linucb"
+    engine = Engine.open(config, tmp_path / "data", seed=0, clock=Clock())
+    try:  # each gated placement has a gate of its own, promoted on its own
+        assert sorted(engine.models.gates()) == sorted(p["id"] for p in placements[:2])
+        gate.change(engine, "promote", "lints", placements[1]["id"])
+        gates = engine.models.gates()
+        assert gates[placements[1]["id"]]["champion"] == "lints"
+        assert gates[placements[0]["id"]]["champion"] == "linucb"
+    finally:
+        engine.close()
