@@ -6,17 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def forget(args) -> int:
+def open_data_dir(args):
+    """(engine, data dir) of the shop's existing data dir (``--config``, ``--data-dir``).
+    It takes the data dir's lock: with a server running, its HTTP endpoint does the same."""
     from bandit import Engine
     from bandit.config.shop import load_config
-    from bandit.store.erasure import NOTE
 
     config = load_config(args.config)
     data_dir = Path(args.data_dir or config.storage.path)
     if not (data_dir / "events.sqlite3").exists():
         raise FileNotFoundError(2, "no event store in this data dir", str(data_dir))
-    # the data dir's lock: a running server holds it (then use POST /v1/forget)
-    engine = Engine.open(config, data_dir)
+    return Engine.open(config, data_dir), data_dir
+
+
+def forget(args) -> int:
+    from bandit.store.erasure import NOTE
+
+    engine, data_dir = open_data_dir(args)  # a running server: POST /v1/forget
     try:
         erased = engine.forget(args.visitor)
     finally:

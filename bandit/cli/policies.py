@@ -5,7 +5,6 @@ promotion gates (``--status``; a person's ``--promote``, ``--pin``, ``--unpin``,
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 
 def policies(args) -> int:
@@ -25,20 +24,14 @@ def policies(args) -> int:
 
 
 def _gates(args) -> int:
-    from bandit import Engine
-    from bandit.config.shop import load_config
+    from bandit.cli.operations import open_data_dir
     from bandit.core.gate import change
 
-    config = load_config(args.config)
-    data_dir = Path(args.data_dir or config.storage.path)
-    if not (data_dir / "events.sqlite3").exists():
-        raise FileNotFoundError(2, "no event store in this data dir", str(data_dir))
-    # the data dir's lock: a running server holds it (then use POST /v1/policies)
-    engine = Engine.open(config, data_dir)
+    engine, _ = open_data_dir(args)  # a running server: POST /v1/policies
     try:
         if args.change:
             what, spec = args.change
-            views = {config.placement(args.placement).id: change(
+            views = {engine.config.placement(args.placement).id: change(
                 engine, what, spec, args.placement)}
         else:
             views = engine.models.gates()
