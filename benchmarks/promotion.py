@@ -5,7 +5,8 @@ two (linucb champion, the profit spec challenger), plus the gate with a ``unifor
 Run: ``python benchmarks/promotion.py run --worlds default,drift --seeds 1-4 --out R.jsonl``
 and ``python benchmarks/promotion.py run --shops 200-219 --seeds 1 --out R.jsonl`` (each run
 appends one JSON line per world and seed, so long runs can be split and resumed), then
-``python benchmarks/promotion.py table R.jsonl [R2.jsonl ...]`` prints the table.
+``python benchmarks/promotion.py table R.jsonl [R2.jsonl ...]`` prints the table;
+``python benchmarks/promotion.py power`` prints the rows a decision needs by effect and share.
 Captured gain (share of the oracle's gain over uniform, from the worlds' exact expected
 rewards) at 50,000, 200,000 and 1,000,000 visitors (prefixes of one run), mean over seeds
 and the paired difference to linucb alone ± its standard error (one seed: no SE), and when
@@ -137,6 +138,34 @@ def table_command(args) -> None:
                 print(f"  {arm:13s} {name} seed {r['seed']}: {', '.join(what) or 'no change'}")
 
 
+def power_command(args) -> None:
+    """Rows a decision needs: the per-row standard deviation of the doubly robust difference
+    measured at each share on a shop (a cheap pair of policies: its spread is the outcome
+    noise seen through the importance weights), then the rows the confidence sequence needs
+    to clear zero at each effect (``policies.confidence.rows_needed``)."""
+    from policies.confidence import rows_needed
+
+    effects = [float(x) for x in args.effects.split(",")]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.1f}; world {args.world} (seed 1), linucb champion, egreedy "
+          f"challenger, {args.visitors:,} visitors; rows in all (both arms) until the 95% "
+          "bound clears zero, if the effect (reward per visitor) held from the first row")
+    print(f"{'share':>6s} {'sd of the difference':>20s} " +
+          " ".join(f"{'effect ' + format(e, 'g'):>14s}" for e in effects))
+    world = simulator.make_world(args.world, seed=1)
+    for share in (float(x) for x in args.shares.split(",")):
+        policy = policies.gated("linucb", ["egreedy"], n_actions=world.n_actions,
+                                n_features=world.space.dim, seed=1, share=share,
+                                feature_names=world.space.names, action_ids=world.actions,
+                                action_features=world.config.action_features()[0],
+                                objective=world.objective_spec(None))
+        run(world, policy, visitors=args.visitors, seed=1)
+        sd = policy.evidence.difference(1, 0).sd
+        cells = [rows_needed(e, sd, 0.05, 100_000) for e in effects]
+        print(f"{share:6.2f} {sd:20.2f} " + " ".join(
+            f"{c:14,.0f}" if np.isfinite(c) else f"{'never':>14s}" for c in cells))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,8 +178,13 @@ def main():
     r.add_argument("--out", required=True)
     t = sub.add_parser("table")
     t.add_argument("files", nargs="+")
+    p = sub.add_parser("power")
+    p.add_argument("--world", default="default")
+    p.add_argument("--visitors", type=int, default=100_000)
+    p.add_argument("--shares", default="0.1,0.2,0.4")
+    p.add_argument("--effects", default="0.02,0.05,0.1,0.3")
     args = parser.parse_args()
-    (run_command if args.command == "run" else table_command)(args)
+    {"run": run_command, "table": table_command, "power": power_command}[args.command](args)
 
 
 if __name__ == "__main__":
