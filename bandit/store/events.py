@@ -186,6 +186,11 @@ class EventStore:
             raise StorageError(f"the event log cannot be written ({exc}); nothing of these "
                                "requests was stored: retry later") from exc
 
+    def checkpoint_done(self) -> bool:
+        """Whether the checkpoint thread finished a checkpoint the writer has not caught up
+        with yet (its next commit copies the rest; the write after restarts the WAL)."""
+        return self._checkpointer is not None and self._checkpointer.done
+
     def commit(self) -> None:
         """Make every write since the last commit durable (one commit for many requests).
 
