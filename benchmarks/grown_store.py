@@ -6,8 +6,8 @@ Run: ``python benchmarks/grown_store.py [--decisions 1000000] [--per-day 100000]
 decisions convert, the rest expire); each simulated day is decided in batches, its orders
 recorded, then expired at the day's end (``decide_batch(now=)``, ``record_outcome(now=,
 commit=False)``, ``expire(now=)``: the bulk-loading API backfills use). A ``--dir`` that holds
-a grown store is reused. Prints one table: size, start-up (snapshot / none), export (time,
-peak RSS of the ``cartwheel export`` process), replay (time, peak RSS).
+a grown store is reused. Prints one table: size, start-up (snapshot / none), and the time and peak
+RSS of the ``cartwheel export``, ``segments`` and ``report`` processes, and one erasure.
 """
 
 from __future__ import annotations
@@ -129,15 +129,20 @@ def main():
     cli = [sys.executable, "-m", "bandit.cli"]
     common = ["--data-dir", str(data_dir), "--config", str(config_path)]
     export_s, export_mb = child(cli + ["export", *common, "--out", str(base / "log.jsonl")])
+    (base / "log.jsonl").unlink()
+    segments_s, segments_mb = child(cli + ["segments", *common])
+    report_s, report_mb = child(cli + ["report", *common])
     forget_s = timed_forget(config, data_dir)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}; grown store: "
           f"{args.decisions:,} decisions, {args.per_day:,} a simulated day; start-up is a warm "
           "Engine.open, export the `cartwheel export` process")
     print(f"{'event database MB':>18s} {'start (snapshot) s':>19s} {'start (re-learn) s':>19s} "
-          f"{'export s':>9s} {'export peak RSS MB':>19s} {'forget s':>9s}")
+          f"{'export s':>9s} {'export peak RSS MB':>19s} {'segments s':>11s} "
+          f"{'segments RSS MB':>16s} {'report s':>9s} {'report RSS MB':>14s} {'forget s':>9s}")
     print(f"{size_mb:18,.0f} {with_snapshot:19.2f} {without:19.2f} {export_s:9.1f} "
-          f"{export_mb:19,.0f} {forget_s:9.2f}")
+          f"{export_mb:19,.0f} {segments_s:11.1f} {segments_mb:16,.0f} {report_s:9.1f} "
+          f"{report_mb:14,.0f} {forget_s:9.2f}")
 
 
 if __name__ == "__main__":
