@@ -3,7 +3,7 @@
 >>> decode_decide(b'{"visitor_id": "v1", "context": {"device": "mobile"}}').visitor_id
 'v1'
 >>> sorted(openapi()["paths"])
-['/', '/healthz', '/login', '/logout', '/metrics', '/openapi.json', '/v1/activate', '/v1/decide', '/v1/forget', '/v1/outcome', '/v1/report', '/v1/segments']
+['/', '/healthz', '/login', '/logout', '/metrics', '/openapi.json', '/v1/activate', '/v1/decide', '/v1/forget', '/v1/outcome', '/v1/policies', '/v1/report', '/v1/segments']
 """
 
 from __future__ import annotations

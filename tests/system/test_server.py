@@ -372,7 +372,13 @@ def test_a_compression_bomb_is_refused_unread(server):
     chunk = bytes(1 << 20)
     bomb = b"".join(z.compress(chunk) for _ in range(1024)) + z.flush()
     assert len(bomb) < 2 << 20
-    status, resp = server.request("POST", "/v1/decide", bomb, {
-        "Content-Type": "application/json", "Content-Encoding": "gzip"})
-    assert status == 415 and resp["error"]["field"] == "Content-Encoding"
+    try:
+        status, resp = server.request("POST", "/v1/decide", bomb, {
+            "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    except (BrokenPipeError, ConnectionResetError):
+        # on a loaded machine the server's 415 and close can come before the client has
+        # sent the whole megabyte: the send then breaks, which is refused unread as well
+        pass
+    else:
+        assert status == 415 and resp["error"]["field"] == "Content-Encoding"
     assert server.request("GET", "/healthz")[0] == 200
