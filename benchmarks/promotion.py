@@ -98,6 +98,12 @@ def _fmt(values: list[float]) -> str:
 
 def table_command(args) -> None:
     rows = [json.loads(line) for path in args.files for line in open(path) if line.strip()]
+    longest: dict = {}  # a world and seed run again for longer: its longer run counts
+    for r in rows:
+        key = (r["world"], r["shop"], r["seed"])
+        if key not in longest or r["visitors"] > longest[key]["visitors"]:
+            longest[key] = r
+    rows = list(longest.values())
     print(f"machine: {rows[0]['machine'] if rows else '?'} (first run); captured gain, mean "
           "over seeds; differences paired with linucb alone, ± SE over seeds")
     groups: dict = {}
