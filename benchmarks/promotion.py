@@ -112,8 +112,8 @@ def table_command(args) -> None:
         groups.setdefault(key, []).append(r)
     for key, runs in groups.items():
         print(f"\n{key}: {len(runs)} runs (world, seed)")
-        print(f"{'visitors':>9s} {'linucb':>7s} {'profit - linucb':>16s} {'gate - linucb':>16s} "
-              f"{'gate(uniform) - linucb':>23s} {'gate - profit':>16s}")
+        print(f"{'visitors':>9s} {'runs':>5s} {'linucb':>7s} {'profit - linucb':>16s} "
+              f"{'gate - linucb':>16s} {'gate(uniform) - linucb':>23s} {'gate - profit':>16s}")
         for n in CHECKPOINTS:
             have = [r for r in runs if str(n) in r["gain"]["linucb"]]
             if not have:
@@ -123,9 +123,14 @@ def table_command(args) -> None:
                 return [r["gain"][arm][str(n)] - r["gain"][base][str(n)] for r in have
                         if arm in r["gain"] and base in r["gain"]]
             lin = np.mean([r["gain"]["linucb"][str(n)] for r in have])
-            print(f"{n:9,d} {lin:7.3f} {_fmt(diff('profit')):>16s} {_fmt(diff('gate')):>16s} "
+            print(f"{n:9,d} {len(have):5d} {lin:7.3f} {_fmt(diff('profit')):>16s} "
+                  f"{_fmt(diff('gate')):>16s} "
                   f"{_fmt(diff('gate(uniform)')):>23s} {_fmt(diff('gate', 'profit')):>16s}")
         if key == "random shops":
+            for r in sorted(runs, key=lambda r: r["shop"]):
+                print(f"  shop {r['shop']}: gate - linucb " + ", ".join(
+                    f"{r['gain']['gate'][str(n)] - r['gain']['linucb'][str(n)]:+.3f} at {n:,}"
+                    for n in CHECKPOINTS if str(n) in r["gain"].get("gate", {})))
             for n in CHECKPOINTS:
                 worst = [(r["gain"]["gate"][str(n)] - r["gain"]["linucb"][str(n)], r["shop"])
                          for r in runs if str(n) in r["gain"].get("gate", {})]
@@ -141,7 +146,8 @@ def table_command(args) -> None:
                     f"retired {x['spec'].split(':')[0]} at {x['row']:,}" for x in ev["retired"]
                     if x["reason"] == "bound"]
                 name = r["world"] if r["shop"] is None else f"shop {r['shop']}"
-                print(f"  {arm:13s} {name} seed {r['seed']}: {', '.join(what) or 'no change'}")
+                print(f"  {arm:13s} {name} seed {r['seed']}: "
+                      f"{', '.join(what) or 'no change'} (run to {r['visitors']:,})")
 
 
 def power_command(args) -> None:
