@@ -68,7 +68,7 @@ TABLES = {
     "blas_threads": ("Fast without tuning", "python benchmarks/blas_threads.py --visitors 10000",
                      "the policies on a busy machine: the library's own BLAS limit against "
                      "OPENBLAS_NUM_THREADS=1 and against numpy's default threads"),
-    "grown_store": ("A grown store", "python benchmarks/grown_store.py --decisions 1000000",
+    "grown_store": ("A grown store", "python benchmarks/grown_store.py --decisions 10000000",
                     "a store grown through the engine's bulk API: its size, start-up with and "
                     "without snapshots, a streamed export's time and peak memory, one erasure"),
     "crash_under_load": ("The crash suite under load",
