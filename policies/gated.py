@@ -198,13 +198,15 @@ class Gated(Policy):
 
     def _learn(self, X, actions, rewards, propensities, mask) -> None:
         for m in self.members:
-            m.update(X, actions, rewards, propensities, mask)
+            if m.learns:  # uniform and fixed never change: no need to validate for them
+                m.update(X, actions, rewards, propensities, mask)
         self.reward_model.update(X, actions, rewards)
 
     def _learn_outcomes(self, X, actions, rewards, propensities, mask, outcomes) -> None:
         for m in self.members:
-            m.update(X, actions, rewards, propensities, mask, converted=outcomes.converted,
-                     order_values=outcomes.order_values, costs=outcomes.costs)
+            if m.learns:
+                m.update(X, actions, rewards, propensities, mask, converted=outcomes.converted,
+                         order_values=outcomes.order_values, costs=outcomes.costs)
         self.reward_model.update(X, actions, rewards)
 
     # ------------------------------------------------------------------ the gate
