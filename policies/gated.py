@@ -212,7 +212,7 @@ class Gated(Policy):
     # ------------------------------------------------------------------ the gate
     def _review(self) -> None:
         """Promote, retire or roll back by the bounds (module docstring)."""
-        if self.share == 0 or self.evidence.rows < self.min_rows:
+        if self.evidence.rows < self.min_rows:
             return
         champion = self.champion
         if self.previous is not None and self.roles[self.previous] == "retired":
@@ -220,6 +220,8 @@ class Gated(Policy):
                 self.roll_back("its bound against the champion it replaced fell below "
                                "-min_effect")
                 return
+        if self.share == 0:  # shadow mode: challengers are measured, never promoted
+            return
         for c in [i for i, r in enumerate(self.roles) if r == "challenger"]:
             bound = self.evidence.difference(c, champion)
             if bound.lower > self.min_effect:

@@ -150,3 +150,13 @@ def test_settings_are_checked(bad, match):
 def test_each_policy_appears_once():
     with pytest.raises(ValueError, match="once"):
         policies.gated("linucb", ["linucb"], n_actions=2, n_features=1)
+
+
+def test_in_shadow_mode_a_persons_promotion_is_still_watched_by_the_bound():
+    rng = np.random.default_rng(10)
+    gate = policies.gated("fixed:action=0", ["fixed:action=1"], n_actions=3, n_features=2,
+                          seed=10, share=0.0)
+    feed(gate, rng, 5_000, rates=[0.05, 0.05, 0.01])
+    gate.promote("fixed:action=1")  # a person overrules the measurement
+    feed(gate, rng, 300_000, rates=[0.30, 0.01, 0.01])
+    assert [r.to_spec for r in gate.rollbacks] == ["fixed:action=0"]
