@@ -72,7 +72,7 @@ TABLES = {
                     "a store grown through the engine's bulk API: its size, start-up with and "
                     "without snapshots, a streamed export's time and peak memory, one erasure"),
     "crash_under_load": ("The crash suite under load",
-                         "python benchmarks/crash_under_load.py --runs 12",
+                         "python benchmarks/crash_under_load.py --runs 20",
                          "the SIGKILL suite again and again beside two CPU-bound processes"),
     "poisoning": ("Poisoning within the limits", "python benchmarks/poisoning.py",
                   "what one anonymous client, held to the per-address limit, can do to what "
