@@ -29,7 +29,7 @@ import numpy as np
 from bandit.core.explain import explain_row
 from bandit.domain.errors import CartwheelError
 from bandit.domain.privacy import check_visitor, hash_visitor
-from bandit.domain.records import Decision, LoggedEvent, Placement
+from bandit.domain.records import Decision, LoggedEvent, Placement, pack_notes
 from policies import NonFiniteStateError
 
 log = logging.getLogger("cartwheel.engine")
@@ -329,7 +329,7 @@ class Decider:
             action, p = int(actions[r]), float(probs[r])
             batch.draw(j, model.action_ids[action], p)
             if notes is not None and batch.treated[j]:  # kept for the gate's comparison
-                batch.notes[j] = notes[r].astype("<f8").tobytes()
+                batch.notes[j] = pack_notes(notes[r])
             # deferred: learned at close, if activated; a holdout draw is never learned
             if p < 1.0 and not batch.deferred[j] and batch.treated[j]:
                 learn_rows.append((X[r], action, p, mask[r]))

@@ -43,6 +43,7 @@ import numpy as np
 
 from bandit.core.joiner import Closing
 from bandit.domain.objective import RewardClip
+from bandit.domain.records import unpack_notes
 
 log = logging.getLogger("cartwheel.learner")
 # provisional updates are applied in mini-batches of this many decisions or this age on the
@@ -71,14 +72,17 @@ def decision_notes(decisions, width: int) -> np.ndarray:
     gate, or by a gate of other policies): learned, not compared.
 
     >>> from types import SimpleNamespace as D
-    >>> decision_notes([D(decision_notes=np.ones(2).tobytes()), D(decision_notes=None)], 2)
+    >>> from bandit.domain.records import pack_notes
+    >>> decision_notes([D(decision_notes=pack_notes([1, 1])), D(decision_notes=None)], 2)
     array([[ 1.,  1.],
            [nan, nan]])
     """
     out = np.full((len(decisions), width), np.nan)
     for i, d in enumerate(decisions):
-        if d.decision_notes is not None and len(d.decision_notes) == 8 * width:
-            out[i] = np.frombuffer(d.decision_notes, dtype="<f8")
+        if d.decision_notes is not None:
+            notes = unpack_notes(d.decision_notes)
+            if len(notes) == width:
+                out[i] = notes
     return out
 
 

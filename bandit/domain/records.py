@@ -15,7 +15,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 ACTION_KINDS = ("none", "banner", "incentive", "upsell", "cross_sell")
+#: how a decision's notes (``LoggedEvent.decision_notes``) are stored: little-endian float64s
+NOTES_DTYPE = "<f8"
+
+
+def pack_notes(values) -> bytes:
+    """A promotion gate's notes for one decision as the record keeps them.
+
+    >>> unpack_notes(pack_notes([1.0, 0.25])).tolist()
+    [1.0, 0.25]
+    """
+    return np.asarray(values, dtype=NOTES_DTYPE).tobytes()
+
+
+def unpack_notes(blob: bytes) -> np.ndarray:
+    """The numbers :func:`pack_notes` stored."""
+    return np.frombuffer(blob, dtype=NOTES_DTYPE)
 Group = Literal["treatment", "holdout"]
 #: the placement of a shop that declares none: every action, decided at one point
 DEFAULT_PLACEMENT = "default"

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
-import numpy as np
 
-from bandit.domain.records import LoggedEvent
+from bandit.domain.records import LoggedEvent, pack_notes, unpack_notes
 
 
 class BusDecision(msgspec.Struct, array_like=True, frozen=True):
@@ -43,8 +42,8 @@ class BusDecision(msgspec.Struct, array_like=True, frozen=True):
 
     @classmethod
     def of(cls, event: LoggedEvent, eligible: tuple[str, ...]) -> "BusDecision":
-        notes = None if event.decision_notes is None else np.frombuffer(
-            event.decision_notes, dtype="<f8").tolist()
+        notes = None if event.decision_notes is None else unpack_notes(
+            event.decision_notes).tolist()
         return cls(event.event_id, event.ts, event.visitor_hash, event.context, list(eligible),
                    event.action, event.probability, event.group, event.model_version,
                    event.randomized, event.placement, event.deferred, event.would_have_action,
@@ -52,8 +51,7 @@ class BusDecision(msgspec.Struct, array_like=True, frozen=True):
 
     def notes_bytes(self) -> bytes | None:
         """The notes as the store keeps them."""
-        return None if self.decision_notes is None else np.array(
-            self.decision_notes, dtype="<f8").tobytes()
+        return None if self.decision_notes is None else pack_notes(self.decision_notes)
 
 
 class BusOutcome(msgspec.Struct, array_like=True, frozen=True):
