@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from busy import cpu_bound
+
 RUN = """
 import time, simulator
 world = simulator.make_world()
@@ -64,9 +66,7 @@ def main() -> None:
     parser.add_argument("--burners", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               for _ in range(args.burners)]
-    try:
+    with cpu_bound(args.burners):
         time.sleep(1.0)
         print(f"# {platform.machine()}, {os.cpu_count()} cores, Python "
               f"{platform.python_version()}, load {os.getloadavg()[0]:.1f} with "
@@ -84,9 +84,6 @@ def main() -> None:
             for mode in MODES:
                 t = statistics.median(results[job, mode])
                 print(f"{job:38s} {mode:24s} {t:8.2f} {t / base:13.2f}x")
-    finally:
-        for b in burners:
-            b.kill()
 
 
 if __name__ == "__main__":

@@ -15,15 +15,15 @@ import subprocess
 import sys
 import time
 
+from busy import cpu_bound
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--busy", type=int, default=2)
     args = parser.parse_args()
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            for _ in range(args.busy)]
-    try:
+    with cpu_bound(args.busy):
         time.sleep(5)  # the load average catches up
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
               f"{platform.python_version()}; {args.busy} CPU-bound processes beside; "
@@ -42,10 +42,6 @@ def main():
                 break
             passed += 1
         print(f"{passed} of {args.runs} runs passed in a row", flush=True)
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
 
 
 if __name__ == "__main__":

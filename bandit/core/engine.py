@@ -282,7 +282,7 @@ class Engine:
         check_visitor(visitor_id)
         self.commit()
         return store_erasure.forget(self.store, hash_visitor(visitor_id, self.salt),
-                      self.clock() if now is None else now)
+                                    self.clock() if now is None else now)
 
     def compact(self, now: float | None = None, limit: int | None = None) -> int:
         """Remove decisions older than ``[storage] keep_days`` that are final and covered by

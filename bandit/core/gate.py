@@ -91,10 +91,10 @@ def change(engine, what: str, spec: str | None = None, placement: str | None = N
     gate's new standing. The caller makes sure no request group is open."""
     if what not in CHANGES:
         raise ValueError(f"unknown gate change {what!r}; one of {CHANGES}")
+    if what == "promote" and not spec:
+        raise ValueError("promote needs the spec of the challenger to promote")
     pid = engine.config.placement(placement).id
     gate = engine.models.gate(pid)
-    if what in ("promote",) and not spec:
-        raise ValueError("promote needs the spec of the challenger to promote")
     try:
         {"promote": lambda: gate.promote(spec), "pin": lambda: gate.pin(spec),
          "unpin": gate.unpin, "roll_back": lambda: gate.roll_back(reason)}[what]()
