@@ -90,9 +90,11 @@ def change(engine, what: str, spec: str | None = None, placement: str | None = N
     log cannot replay a person's choice, so it must not wait for the next one). Returns the
     gate's new standing. The caller makes sure no request group is open."""
     if what not in CHANGES:
-        raise ValueError(f"unknown gate change {what!r}; one of {CHANGES}")
+        raise CartwheelError(f"unknown gate change {what!r}; one of {CHANGES}", field="change")
     if what == "promote" and not spec:
-        raise ValueError("promote needs the spec of the challenger to promote")
+        raise CartwheelError("promote needs the spec of the challenger to promote "
+                             "(see the gate's policies with 'cartwheel policies --status')",
+                             field="spec")
     pid = engine.config.placement(placement).id
     gate = engine.models.gate(pid)
     try:

@@ -28,12 +28,28 @@ def test_the_api_answers_every_generated_request_without_a_server_error(tmp_path
                 hypothesis_settings=hypothesis.settings(
                     max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=list(hypothesis.HealthCheck)))
-            finished = [e for e in run.execute() if isinstance(e, events.Finished)]
+            seen = list(run.execute())
+            finished = [e for e in seen if isinstance(e, events.Finished)]
             assert finished, "schemathesis did not run"
             result = finished[-1]
             assert result.passed_count > 0
             assert not result.has_failures and not result.has_errors, \
-                [r.verbose_name for r in result.results if r.has_failures or r.has_errors]
+                [_problem(e) for e in seen if isinstance(e, events.AfterExecution)
+                 and (e.result.has_failures or e.result.has_errors)]
         assert "Traceback" not in srv.log_text()
     finally:
         assert srv.stop() == 0
+
+
+def _problem(event) -> str:
+    """One failing endpoint: its name, what failed, and the request and answer that showed it."""
+    result = event.result
+    lines = [f"{event.verbose_name} ({event.status.name})"]
+    for check in [c for c in result.checks if c.value.name != "success"][:3]:
+        case = check.example
+        status = check.response.status_code if check.response else "no answer"
+        lines.append(f"  {check.name}: {check.message or ''} -> {status}; "
+                     f"{case.method} {case.full_path} query={case.query} "
+                     f"headers={case.headers} body={str(case.body)[:300]}")
+    lines += [f"  error: {e.title}: {e.message}"[:600] for e in result.errors[:3]]
+    return "\n".join(lines)

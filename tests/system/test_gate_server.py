@@ -43,6 +43,8 @@ def test_gate_standing_and_a_persons_promotion_over_http(tmp_path):
         status, answer = srv.post("/v1/policies", {"change": "promote", "spec": "unifrom"},
                                   auth)
         assert status == 400 and "linucb" in answer["error"]["message"]
+        status, answer = srv.post("/v1/policies", {"change": "promote", "spec": ""}, auth)
+        assert status == 400 and answer["error"]["field"] == "spec", answer
         status, view = srv.post("/v1/policies", body, auth)
         assert status == 200 and view["champion"] == "uniform"
         assert view["promotions"][0]["by"] == "person"
