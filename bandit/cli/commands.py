@@ -153,11 +153,12 @@ def train(args) -> int:
 def replay(args) -> int:
     import json
 
-    from bandit.cli.progress import read_log_with_progress
+    from bandit.cli.progress import log_progress
     from bandit.config.shop import load_config
     from bandit.core.model import objective_spec, policy_from_state
+    from bandit.store.logread import LogChunks, nothing_usable
     from bandit.store.snapshots import latest_snapshot
-    from simulator.evaluation.replay import evaluate
+    from simulator.evaluation import replay as replays
 
     specs = _check_specs(args.policies) if args.policies else []
     if str(args.log).endswith(".parquet") or args.format == "parquet":
@@ -165,11 +166,6 @@ def replay(args) -> int:
     config = load_config(args.config)
     # each placement has its own actions and model: a log is replayed at one of them
     placement = config.placement(args.placement)
-    data, report = read_log_with_progress(args.log, config, args.format,
-                                          "ignore" if args.ignore_unknown_keys else "refuse",
-                                          placement.id)
-    print(report.summary(), file=sys.stderr)
-    report.require_final()
     snapshots = []
     for directory in args.snapshot or []:
         snap = latest_snapshot(directory)
@@ -183,14 +179,27 @@ def replay(args) -> int:
         snapshots.append((f"snapshot:{directory}", policy))
     if not specs and not snapshots:
         raise ValueError("nothing to evaluate: give --policies and/or --snapshot")
-    results = evaluate(data, specs, method=args.method, alpha=args.alpha, seed=args.seed,
-                       snapshots=snapshots,
-                       action_features=config.action_features()[0][
-                           [config.action_index(a) for a in placement.actions]],
-                       objective=objective_spec(config, placement.actions))
-    evaluable = data.evaluable()
-    print(f"log: {len(data):,} decisions, {len(evaluable):,} randomized; logging policy's own "
-          f"value {evaluable.logging_value:.4f} per decision")
+    # read in chunks, never whole (a log of any size; the docs' results give the memory)
+    log = LogChunks(args.log, config, args.format,
+                    "ignore" if args.ignore_unknown_keys else "refuse", placement=placement.id,
+                    bar=lambda label: log_progress(args.log, args.format, label))
+    try:
+        run = replays.replay(log, specs, method=args.method, alpha=args.alpha, seed=args.seed,
+                             snapshots=snapshots,
+                             action_features=config.action_features()[0][
+                                 [config.action_index(a) for a in placement.actions]],
+                             objective=objective_spec(config, placement.actions))
+    except replays.NothingToEvaluate:
+        print(log.report.summary(), file=sys.stderr)
+        log.report.require_final()
+        if log.report.usable == 0:
+            raise nothing_usable(log.report) from None
+        raise
+    print(log.report.summary(), file=sys.stderr)
+    log.report.require_final()
+    results, totals = run.results, run.totals
+    print(f"log: {totals.decisions:,} decisions, {totals.randomized:,} randomized; logging "
+          f"policy's own value {totals.logging_value:.4f} per decision")
     width = max(len(r.spec) for r in results)
     print(f"{'policy':{width}s}  {'method':15s} {'estimate':>9s}  {'95% interval':>21s} "
           f"{'ESS':>9s} {'n':>9s}".replace("95%", f"{1 - args.alpha:.0%}"))
@@ -200,9 +209,9 @@ def replay(args) -> int:
     if args.json:
         from dataclasses import asdict
         with open(args.json, "w") as f:
-            json.dump({"logging_value": evaluable.logging_value, "decisions": len(data),
-                       "refused": report.problems, "results": [asdict(r) for r in results]},
-                      f, indent=2)
+            json.dump({"logging_value": totals.logging_value, "decisions": totals.decisions,
+                       "refused": log.report.problems, "refused_rows": log.report.bad,
+                       "results": [asdict(r) for r in results]}, f, indent=2)
     return 0
 
 

@@ -36,18 +36,26 @@ def compute(args, config):
     placement = config.placement(getattr(args, "placement", None))
     at = f" at placement {placement.id}" if config.declares_placements else ""
     if getattr(args, "log", None):
-        from bandit.cli.progress import read_log_with_progress
+        from bandit.cli.progress import log_progress
+        from bandit.store.logread import LogChunks, nothing_usable
 
-        data, loaded = read_log_with_progress(args.log, config, args.format,
-                                              "ignore" if args.ignore_unknown_keys else "refuse",
-                                              placement.id)
-        print(loaded.summary(), file=sys.stderr)
-        loaded.require_final()
-        policy, ids = segments_source.trained_by_replay(config, data, seed=args.seed,
-                                                        spec=placement.spec)
-        return segments_source.for_data(config, data, policy, ids, depth=args.depth,
+        log = LogChunks(args.log, config, args.format,
+                        "ignore" if args.ignore_unknown_keys else "refuse",
+                        placement=placement.id,
+                        bar=lambda label: log_progress(args.log, args.format, label))
+        try:
+            policy, ids, sample, rows = segments_source.trained_by_replay(
+                config, log, seed=args.seed, spec=placement.spec)
+        except ValueError:
+            log.report.require_final()
+            raise nothing_usable(log.report) from None
+        print(log.report.summary(), file=sys.stderr)
+        log.report.require_final()
+        sampled = (f" (the tree on a uniform sample of {len(sample):,} of its {rows:,} rows)"
+                   if len(sample) < rows else "")
+        return segments_source.for_data(config, sample, policy, ids, depth=args.depth,
                                         alpha=args.alpha, control=placement.control), \
-            f"{placement.spec} trained by replay on {args.log}{at}"
+            f"{placement.spec} trained by replay on {args.log}{at}{sampled}"
     data_dir = _data_dir(args, config)
     store = data_dir / "events.sqlite3"
     if not store.exists():

@@ -10,11 +10,11 @@ from tqdm import tqdm
 from bandit.store.logread import count_rows, read_log
 
 
-def log_progress(path, fmt):
+def log_progress(path, fmt, label: str = "reading log"):
     """A progress bar over a log's rows, on the terminal (a context manager; ``update(n)``)."""
     if not Path(path).exists():
         raise FileNotFoundError(2, "no such log", str(path))
-    return tqdm(total=count_rows(path, fmt), unit="row", unit_scale=True, desc="reading log",
+    return tqdm(total=count_rows(path, fmt), unit="row", unit_scale=True, desc=label,
                 file=sys.stderr, disable=None, leave=False)
 
 

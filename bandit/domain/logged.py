@@ -63,6 +63,31 @@ class LoggedData:
                               self.placements, self.open, self.groups, self.would_have,
                               self.would_have_propensities)))
 
+    @staticmethod
+    def concat(parts: "list[LoggedData]") -> "LoggedData":
+        """The rows of ``parts`` (same actions), one after the other."""
+        first = parts[0]
+        # an optional column missing from a part (none of its rows had one) is its default
+        optional = {"placements": (object, None), "open": (bool, False),
+                    "groups": (object, None), "would_have": (np.intp, -1),
+                    "would_have_propensities": (float, np.nan)}
+
+        def joined(name):
+            columns = [getattr(p, name) for p in parts]
+            if all(c is None for c in columns):
+                return None
+            dtype, default = optional[name]
+            return np.concatenate([np.full(len(p), default, dtype=dtype) if c is None else c
+                                   for p, c in zip(parts, columns)])
+
+        return LoggedData(first.action_ids, np.concatenate([p.X for p in parts]),
+                          *(np.concatenate([getattr(p, name) for p in parts]) for name in (
+                              "mask", "actions", "propensities", "rewards", "randomized",
+                              "ts")),
+                          None if any(p.contexts is None for p in parts)
+                          else [c for p in parts for c in p.contexts],
+                          *(joined(name) for name in optional))
+
     def evaluable(self) -> "LoggedData":
         """Only randomized decisions: forced ones carry no information about other actions."""
         return self.subset(self.randomized)

@@ -16,10 +16,14 @@ import numpy as np
 
 from bandit.core.model import make_policy
 from bandit.domain.errors import CartwheelError
+from bandit.domain.logged import LoggedData
 from bandit.insight import segments
 
 #: the newest decisions a segment summary looks at (recent traffic; a bounded cost)
 TAIL = 50_000
+#: the most rows of a log (``cartwheel segments --log``) its segment tree is fitted on: a
+#: uniform sample, so a log of any size fits in bounded memory
+SAMPLE_ROWS = 200_000
 
 
 def policy_probabilities(policy, policy_ids, data, chunk: int = 5000) -> np.ndarray:
@@ -34,17 +38,41 @@ def policy_probabilities(policy, policy_ids, data, chunk: int = 5000) -> np.ndar
     return out
 
 
-def trained_by_replay(config, data, seed: int = 0, batch: int = 100, spec: str | None = None):
-    """The config's policy (or ``spec``: a placement's) learned from ``data``'s randomized
+def trained_by_replay(config, log, seed: int = 0, batch: int = 100, spec: str | None = None,
+                      sample_rows: int = SAMPLE_ROWS):
+    """The config's policy (or ``spec``: a placement's) learned from ``log``'s randomized
     rows in log order, in batches as the engine learns (logged propensities; rewards as
-    logged). Returns (policy, ids)."""
-    policy = make_policy(config, config.feature_space(), data.action_ids, seed, spec)
-    learn = data.evaluable()
-    for s in range(0, len(learn), batch):
-        rows = slice(s, s + batch)
-        policy.update(learn.X[rows], learn.actions[rows], learn.rewards[rows],
-                      learn.propensities[rows], learn.mask[rows])
-    return policy, list(data.action_ids)
+    logged), and a uniform sample of at most ``sample_rows`` of its rows to find segments
+    on. ``log`` is a :class:`LoggedData` or a re-iterable of chunks of one
+    (:class:`bandit.store.logread.LogChunks`): read once, in bounded memory.
+
+    The sample is the rows with the ``sample_rows`` smallest of seeded uniform keys (every
+    subset of that size is equally likely; Fan, Muller and Rezucha 1962's bottom-k), in log
+    order. Returns (policy, ids, sample, rows read).
+    """
+    policy, ids, sample, keys, rows = None, None, None, np.zeros(0), 0
+    keys_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E65]))
+    for chunk in (log,) if isinstance(log, LoggedData) else log:
+        if policy is None:
+            ids = list(chunk.action_ids)
+            policy = make_policy(config, config.feature_space(), chunk.action_ids, seed, spec)
+        learn = chunk.evaluable()
+        for s in range(0, len(learn), batch):
+            at = slice(s, s + batch)
+            policy.update(learn.X[at], learn.actions[at], learn.rewards[at],
+                          learn.propensities[at], learn.mask[at])
+        rows += len(chunk)
+        u = keys_rng.random(len(chunk))
+        if len(keys) >= sample_rows:  # full: only rows under the largest kept key can enter
+            chunk, u = chunk.subset(u < keys.max()), u[u < keys.max()]
+        sample = chunk if sample is None else LoggedData.concat([sample, chunk])
+        keys = np.concatenate([keys, u])
+        if len(keys) > sample_rows:
+            keep = np.sort(np.argpartition(keys, sample_rows)[:sample_rows])
+            sample, keys = sample.subset(keep), keys[keep]
+    if policy is None:
+        raise ValueError("no usable rows in the log to train a policy on")
+    return policy, ids, sample, rows
 
 
 def for_data(config, data, policy, policy_ids, *, depth: int = segments.DEFAULT_DEPTH,

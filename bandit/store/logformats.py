@@ -25,7 +25,7 @@ def records_jsonl(path, config, report):
                 yield n, _decode(text)
             except (msgspec.DecodeError, RecursionError) as exc:  # nested too deep: one line
                 report.read += 1
-                report.problems.append((n, f"not valid JSON: {exc}"))
+                report.refuse(n, f"not valid JSON: {exc}")
 
 
 def records_parquet(path, config, report):
@@ -43,7 +43,7 @@ def records_parquet(path, config, report):
                         rec[key] = _decode(rec[key])
             except (msgspec.DecodeError, RecursionError) as exc:
                 report.read += 1
-                report.problems.append((n, f"{key} is not valid JSON: {exc}"))
+                report.refuse(n, f"{key} is not valid JSON: {exc}")
                 continue
             yield n, rec
 
@@ -100,8 +100,8 @@ def records_dsjson(path, config, report):
             out = _dsjson_decision(rec)
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             report.read += 1
-            report.problems.append((n, "not a DSJSON decision (needs c, c._multi and an "
-                                       f"integer _labelIndex into it): {exc}"))
+            report.refuse(n, "not a DSJSON decision (needs c, c._multi and an "
+                             f"integer _labelIndex into it): {exc}")
             continue
         yield n, out
 

@@ -46,10 +46,10 @@ numbers, in the :class:`LoadReport`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -61,79 +61,9 @@ from bandit.domain.outcomes import check_order
 from bandit.domain.records import DEFAULT_PLACEMENT
 from bandit.store import logformats
 from bandit.store.events import EventStore
+from bandit.store.load_report import LoadReport, nothing_usable
 
 FORMATS = ("sqlite", "jsonl", "parquet", "dsjson")
-#: the fewest decisions with a final outcome that replay and segments estimate from, while
-#: others are still inside their window (a young log; a complete one is read as it is)
-MIN_FINAL = 200
-
-
-@dataclass
-class LoadReport:
-    """How many rows were read, and which were refused and why (line numbers are 1-based)."""
-
-    read: int = 0
-    #: decisions still inside their attribution window (left out: their outcome is not final)
-    pending: int = 0
-    window_s: float = 0.0
-    #: when each pending decision was made (to say when they become final)
-    pending_ts: list[float] = field(default_factory=list, repr=False)
-    #: rows at another placement than the one read, and deferred decisions never shown
-    elsewhere: int = 0
-    inactive: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    ignored_keys: dict[str, int] = field(default_factory=dict)  # key -> rows it was left out of
-
-    @property
-    def bad(self) -> int:
-        return len(self.problems)
-
-    @property
-    def usable(self) -> int:
-        return self.read - self.bad - self.pending - self.elsewhere - self.inactive
-
-    def final_by(self, more: int) -> float | None:
-        """When ``more`` of the pending decisions will have a final outcome (None: fewer
-        are pending)."""
-        if more < 1 or more > len(self.pending_ts):
-            return None
-        return sorted(self.pending_ts)[more - 1] + self.window_s
-
-    def require_final(self, minimum: int = None) -> None:
-        """Refuse (:class:`CartwheelError`) a young log: when decisions are still inside their
-        window and fewer than ``minimum`` have a final outcome, say when enough will."""
-        minimum = MIN_FINAL if minimum is None else minimum
-        if not self.pending or self.usable >= minimum:
-            return
-        when = self.final_by(minimum - self.usable)
-        at = ("" if when is None else
-              f"; {minimum:,} will by {datetime.fromtimestamp(when, timezone.utc):%Y-%m-%d %H:%M}"
-              " UTC: run it again then")
-        raise CartwheelError(
-            f"only {self.usable:,} decisions have a final outcome and {self.pending:,} are "
-            f"still inside their attribution window: estimates from so few would be noise, "
-            f"and from the open ones biased (their conversions are in, their non-conversions "
-            f"not yet){at}")
-
-    def summary(self, show: int = 10) -> str:
-        usable = self.usable
-        window = (f"{self.window_s / 3600:g} h" if self.window_s >= 3600
-                  else f"{self.window_s:g} s")
-        lines = [f"read {self.read} rows: {usable} usable, {self.bad} refused"
-                 + (f", {self.pending:,} still inside their {window} attribution window (left "
-                    f"out: their outcome is not final; estimates use the {usable:,} whose "
-                    "outcome is)" if self.pending else "")
-                 + (f", {self.elsewhere} at other placements" if self.elsewhere else "")
-                 + (f", {self.inactive} deferred and never shown" if self.inactive else "")]
-        lines += [f"  line {n}: {why}" for n, why in self.problems[:show]]
-        if self.bad > show:
-            lines.append(f"  ... and {self.bad - show} more")
-        if self.ignored_keys:
-            lines.append("context keys not in the schema, left out: " + ", ".join(
-                f"{key} ({rows} rows)" for key, rows in sorted(self.ignored_keys.items())))
-        return "\n".join(lines)
-
-
 def detect_format(path: Path) -> str:
     if path.is_dir() or path.suffix in (".sqlite3", ".sqlite", ".db"):
         return "sqlite"
@@ -187,7 +117,7 @@ class _Builder:
 
     def _refuse(self, line: int, exc: Exception) -> None:
         reason = f"missing field {exc.args[0]!r}" if type(exc) is KeyError else str(exc)
-        self.report.problems.append((line, reason))
+        self.report.refuse(line, reason)
 
     def _row(self, rec: dict):
         if not isinstance(rec, dict):
@@ -356,15 +286,6 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
     return chunks[0], report
 
 
-def nothing_usable(report: "LoadReport") -> ValueError:
-    """The error of a log with no usable row, saying why (all still open, or refused)."""
-    if report.pending and not report.problems:
-        return ValueError(f"no decision in the log has a final outcome yet: {report.pending} "
-                          "still inside their attribution window (an outcome is final once "
-                          "the window has passed)")
-    return ValueError("no usable rows in the log\n" + report.summary())
-
-
 def iter_log(path, config: ShopConfig, report: "LoadReport", fmt: str | None = None,
              unknown_keys: str = "refuse", progress=None, *, tail: int | None = None,
              placement: str | None = None, now: float | None = None,
@@ -400,6 +321,42 @@ def iter_log(path, config: ShopConfig, report: "LoadReport", fmt: str | None = N
 
 
 PROGRESS_EVERY = 4096
+
+
+class LogChunks:
+    """A log to read in chunks of :class:`LoggedData`, from its start at every ``iter()``:
+    what :func:`simulator.evaluation.replay.replay` reads twice and a notebook loops over,
+    in memory bounded by ``chunk_rows`` whatever the log's size.
+
+    ``now`` is fixed when it is made (default: the clock), so every read of a live event
+    store censors at the same moment and sees the same rows. ``report`` is the
+    :class:`LoadReport` of the last complete read. ``bar(description)``, when given, is a
+    progress bar per read (a context manager with ``update(n)``).
+    """
+
+    def __init__(self, path, config: ShopConfig, fmt: str | None = None,
+                 unknown_keys: str = "refuse", *, placement: str | None = None,
+                 now: float | None = None, chunk_rows: int = 50_000, bar=None):
+        import time
+
+        self.path, self.config, self.fmt, self.unknown_keys = Path(path), config, fmt, \
+            unknown_keys
+        self.placement, self.chunk_rows, self.bar = placement, chunk_rows, bar
+        self.now = time.time() if now is None else now
+        self.report, self.reads = LoadReport(), 0
+        if not self.path.exists():
+            raise FileNotFoundError(2, "no such log", str(self.path))
+
+    def __iter__(self):
+        report = LoadReport()
+        self.reads += 1
+        label = "reading log" if self.reads == 1 else f"reading log (pass {self.reads})"
+        with (self.bar(label) if self.bar else contextlib.nullcontext()) as bar:
+            yield from iter_log(self.path, self.config, report, self.fmt, self.unknown_keys,
+                                None if bar is None else bar.update,
+                                placement=self.placement, now=self.now,
+                                chunk_rows=self.chunk_rows)
+        self.report = report
 
 
 def count_rows(path, fmt: str | None = None) -> int | None:

@@ -26,7 +26,8 @@ B resamples instead. A paired difference of two targets (:func:`difference`) use
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -80,7 +81,16 @@ def _check(rewards, actions, propensities, target, q_hat):
     return rewards, actions.astype(np.intp), propensities, target, q_hat
 
 
-def ips(r, a, p, target, q_hat=None, tau=None):
+class Terms(NamedTuple):
+    """An estimator's per-row parts: ``phi_i = g_i + theta + w_i (h_i - theta) / mean(w)``
+    with ``theta = sum w h / sum w`` (the self-normalized part, absent when ``h`` is None).
+    The value is ``mean(g) + theta``; its influence values are ``phi``."""
+
+    g: np.ndarray
+    h: np.ndarray | None = None
+
+
+def ips(w, r, d, e, tau):
     r"""Inverse propensity scoring (Horvitz and Thompson, "A generalization of sampling without
     replacement from a finite universe", JASA 1952; for bandits: Li, Chu, Langford and Wang,
     WSDM 2011).
@@ -88,11 +98,10 @@ def ips(r, a, p, target, q_hat=None, tau=None):
     ``V = (1/n) sum_i w_i r_i`` with ``w_i = pi(a_i | x_i) / p_i``; influence ``phi_i = w_i r_i``.
     Unbiased when the logger gave every action the target uses a positive probability.
     """
-    phi = _weights(a, p, target) * r
-    return phi.mean(), phi
+    return Terms(w * r)
 
 
-def snips(r, a, p, target, q_hat=None, tau=None):
+def snips(w, r, d, e, tau):
     r"""Self-normalized IPS (Swaminathan and Joachims, "The self-normalized estimator for
     counterfactual learning", NeurIPS 2015).
 
@@ -100,36 +109,30 @@ def snips(r, a, p, target, q_hat=None, tau=None):
     ``phi_i = V + w_i (r_i - V) / mean(w)``. Biased in small samples, far less variable than
     IPS when weights are large.
     """
-    w = _weights(a, p, target)
-    if w.sum() <= 0:
-        return 0.0, np.zeros(len(r))
-    value = (w * r).sum() / w.sum()
-    return value, value + w * (r - value) / w.mean()
+    return Terms(np.zeros(len(w)), r)
 
 
-def dm(r, a, p, target, q_hat, tau=None):
+def dm(w, r, d, e, tau):
     r"""Direct method (Beygelzimer and Langford, "The offset tree for learning with partial
     labels", KDD 2009): the reward model's value of the target.
 
     ``V = (1/n) sum_i sum_k pi(k | x_i) q(x_i, k)``; influence ``phi_i = sum_k pi(k|x_i) q(x_i, k)``.
     Its interval counts sampling noise only, never the model's bias.
     """
-    phi = _model_value(target, q_hat)
-    return phi.mean(), phi
+    return Terms(d)
 
 
-def dr(r, a, p, target, q_hat, tau=None):
+def dr(w, r, d, e, tau):
     r"""Doubly robust (Dudik, Langford and Li, "Doubly robust policy evaluation and learning",
     ICML 2011).
 
     ``phi_i = sum_k pi(k | x_i) q(x_i, k) + w_i (r_i - q(x_i, a_i))``, ``V = mean(phi)``:
     unbiased if either the propensities or the reward model are right.
     """
-    phi = _model_value(target, q_hat) + _weights(a, p, target) * _residual(r, a, q_hat)
-    return phi.mean(), phi
+    return Terms(d + w * e)
 
 
-def switch_dr(r, a, p, target, q_hat, tau):
+def switch_dr(w, r, d, e, tau):
     r"""Switch doubly robust (Wang, Agarwal and Dudik, "Optimal and adaptive off-policy
     evaluation in contextual bandits", ICML 2017).
 
@@ -137,12 +140,10 @@ def switch_dr(r, a, p, target, q_hat, tau):
     weight exceeds ``tau`` trust the model alone (a weight equal to ``tau`` keeps its
     correction); ``V = mean(phi)``.
     """
-    w = _weights(a, p, target)
-    phi = _model_value(target, q_hat) + np.where(w <= tau, w * _residual(r, a, q_hat), 0.0)
-    return phi.mean(), phi
+    return Terms(d + np.where(w <= tau, w * e, 0.0))
 
 
-def sndr(r, a, p, target, q_hat, tau=None):
+def sndr(w, r, d, e, tau):
     r"""Self-normalized doubly robust: DR whose correction is self-normalized like SNIPS
     (as in the Open Bandit Pipeline's ``SelfNormalizedDoublyRobust``; Saito, Aihara, Matsutani
     and Narita, "Open Bandit Dataset and Pipeline", NeurIPS 2021 datasets track).
@@ -151,36 +152,117 @@ def sndr(r, a, p, target, q_hat, tau=None):
     and ``c = sum_i w_i e_i / sum_i w_i``; influence
     ``phi_i = V + (d_i - mean(d)) + w_i (e_i - c) / mean(w)``.
     """
-    w = _weights(a, p, target)
-    d, e = _model_value(target, q_hat), _residual(r, a, q_hat)
-    correction = (w * e).sum() / w.sum() if w.sum() > 0 else 0.0
-    value = d.mean() + correction
-    return value, value + (d - d.mean()) + w * (e - correction) / max(w.mean(), 1e-12)
+    return Terms(d, e)
 
 
-def _model_value(target, q_hat):
-    return (target * q_hat).sum(axis=1)
-
-
-def _weights(a, p, target):
-    return target[np.arange(len(a)), a] / p
-
-
-def _residual(r, a, q_hat):
-    return r - q_hat[np.arange(len(a)), a]
-
-
-#: each method's (value, per-row influence values) function; the value is their mean
+#: each method's per-row parts (:class:`Terms`) from the weights ``w``, rewards ``r``, the
+#: model's values of the target ``d`` and residuals ``e`` (None for ips and snips)
 ESTIMATORS = {"dm": dm, "ips": ips, "snips": snips, "dr": dr, "sndr": sndr,
               "switch-dr": switch_dr}
 
 
 METHODS = tuple(ESTIMATORS)
 
+#: the methods that need a reward model
+MODEL_METHODS = ("dm", "dr", "sndr", "switch-dr")
 
-def _influence(method, r, a, p, target, q_hat, tau):
-    """(value, per-row influence values whose mean is the value) of one estimator."""
-    return ESTIMATORS[method](r, a, p, target, q_hat, tau)
+
+def _terms(method, r, a, p, target, q_hat, tau) -> tuple[Terms, np.ndarray]:
+    """(the method's per-row parts, the importance weights)."""
+    rows = np.arange(len(a))
+    w = target[rows, a] / p
+    d = e = None
+    if q_hat is not None:
+        d, e = (target * q_hat).sum(axis=1), r - q_hat[rows, a]
+    return ESTIMATORS[method](w, r, d, e, tau), w
+
+
+def _influence(terms: Terms, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """(value, per-row influence values) of :class:`Terms`."""
+    if terms.h is None or w.sum() <= 0:  # no weight at all: nothing to self-normalize
+        return float(terms.g.mean()), terms.g
+    theta = (w * terms.h).sum() / w.sum()
+    return float(terms.g.mean() + theta), terms.g + theta + w * (terms.h - theta) / w.mean()
+
+
+class RunningEstimate:
+    """One estimator over a log read in chunks: running sums, never the rows, so a log of
+    any length is estimated in constant memory. :meth:`add` each chunk, then
+    :meth:`result`. The value and interval equal :func:`estimate`'s on the whole log: the
+    influence values' mean and sum of squares expand in sums of ``g, w, h`` and their
+    products (``theta`` enters only at the end), kept relative to the first chunk's means
+    so the expansion cancels no digits it needs.
+
+    >>> import numpy as np
+    >>> r = np.array([1.0, 0.0, 2.0, 0.0]); a = np.array([0, 1, 0, 1]); p = np.full(4, 0.5)
+    >>> run = RunningEstimate("snips", n_actions=2)
+    >>> for rows in (slice(0, 3), slice(3, 4)):
+    ...     run.add(r[rows], a[rows], p[rows], np.array([[0.7, 0.3]] * 4)[rows])
+    >>> one = estimate("snips", r, a, p, np.array([[0.7, 0.3]] * 4))
+    >>> (round(run.result().value, 12), round(run.result().lower, 12)) == (
+    ...     round(one.value, 12), round(one.lower, 12))
+    True
+    """
+
+    SUMS = ("g", "gg", "w", "ww", "wh", "wwh", "wwhh", "gw", "gwh")
+
+    def __init__(self, method: str, n_actions: int, *, tau: float = 10.0):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+        self.method, self.tau = method, tau
+        self.n, self.max_weight = 0, 0.0
+        self.sums = dict.fromkeys(self.SUMS, 0.0)
+        self.shift: tuple[float, float] | None = None  # the first chunk's means of g and h
+        self.tried = np.zeros(n_actions, dtype=bool)
+        self.target_mass = np.zeros(n_actions)  # sum over rows of each action's probability
+
+    def add(self, rewards, actions, propensities, target, q_hat=None) -> None:
+        """Add a chunk of logged decisions (arrays as :func:`estimate` takes them)."""
+        r, a, p, target, q_hat = _check(rewards, actions, propensities, target, q_hat)
+        if self.method in MODEL_METHODS and q_hat is None:
+            raise ValueError(f"{self.method} needs a reward model: pass q_hat (n, K)")
+        terms, w = _terms(self.method, r, a, p, target, q_hat, self.tau)
+        h = terms.h if terms.h is not None else np.zeros(len(w))
+        if self.shift is None:
+            self.shift = (float(terms.g.mean()),
+                          float((w * h).sum() / w.sum()) if w.sum() > 0 else 0.0)
+        g, h = terms.g - self.shift[0], h - self.shift[1]
+        for name, column in (("g", g), ("gg", g * g), ("w", w), ("ww", w * w),
+                             ("wh", w * h), ("wwh", w * w * h), ("wwhh", (w * h) ** 2),
+                             ("gw", g * w), ("gwh", g * w * h)):
+            self.sums[name] += float(column.sum())
+        self.n += len(r)
+        self.max_weight = max(self.max_weight, float(w.max()))
+        self.tried |= np.bincount(a, minlength=len(self.tried)) > 0
+        self.target_mass += target.sum(axis=0)
+
+    def result(self, alpha: float = 0.05) -> Estimate:
+        """The estimate of everything added (influence-function interval)."""
+        if self.n == 0:
+            raise ValueError("no logged events to estimate from")
+        s, n = self.sums, self.n
+        ratio = self.method in ("snips", "sndr") and s["w"] > 0
+        theta = s["wh"] / s["w"] if ratio else 0.0  # relative to the shift
+        value = self.shift[0] + s["g"] / n + (self.shift[1] + theta if ratio else 0.0)
+        squares = s["gg"]  # sum (g + w (h - theta) / mean w)^2, expanded
+        if ratio:
+            wbar = s["w"] / n
+            squares += (2 * (s["gwh"] - theta * s["gw"]) / wbar
+                        + (s["wwhh"] - 2 * theta * s["wwh"] + theta**2 * s["ww"]) / wbar**2)
+        var = max(squares - s["g"] ** 2 / n, 0.0) / (n - 1) if n > 1 else np.inf
+        half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(var / n)
+        unsupported = float(self.target_mass[~self.tried].sum() / n)
+        _warn_unsupported(unsupported)
+        ess = s["w"] ** 2 / s["ww"] if s["ww"] > 0 else 0.0
+        return Estimate(self.method, float(value), float(value - half), float(value + half),
+                        n, float(ess), self.max_weight, unsupported, "influence")
+
+
+def _warn_unsupported(unsupported: float) -> None:
+    if unsupported > 0.01 + 1e-12:  # summed by column, not row: a rounding's slack
+        warnings.warn(f"the target puts {unsupported:.1%} of its probability on actions the "
+                      "logger never tried: no estimator can see their rewards; IPS-type values "
+                      "count them as 0 and DM/DR extrapolate the reward model", stacklevel=3)
 
 
 def estimate(method: str, rewards, actions, propensities, target, q_hat=None, X=None,
@@ -210,31 +292,21 @@ def estimate(method: str, rewards, actions, propensities, target, q_hat=None, X=
             raise ValueError(f"{method} needs a reward model: pass q_hat (n, K) or contexts X")
         q_hat = cross_fit(np.asarray(X, dtype=float), a, r, target.shape[1], folds=folds,
                           seed=seed, model=model)
-    n = len(r)
-    value, phi = _influence(method, r, a, p, target, q_hat, tau)
-    w = target[np.arange(n), a] / p
-    ess = float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
-    tried = np.bincount(a, minlength=target.shape[1]) > 0
-    unsupported = float(target[:, ~tried].sum(axis=1).mean())
-    if unsupported > 0.01:
-        warnings.warn(f"the target puts {unsupported:.1%} of its probability on actions the "
-                      "logger never tried: no estimator can see their rewards; IPS-type values "
-                      "count them as 0 and DM/DR extrapolate the reward model", stacklevel=2)
-    if bootstrap:
-        rng = np.random.default_rng(seed)
-        values = np.empty(bootstrap)
-        for b in range(bootstrap):
-            idx = rng.integers(0, n, n)
-            values[b] = _influence(method, r[idx], a[idx], p[idx], target[idx],
-                                   None if q_hat is None else q_hat[idx], tau)[0]
-        lower, upper = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-        kind = f"bootstrap-{bootstrap}"
-    else:
-        half = stats.norm.ppf(1 - alpha / 2) * phi.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
-        lower, upper = value - half, value + half
-        kind = "influence"
-    return Estimate(method, float(value), float(lower), float(upper), n, ess,
-                    float(w.max()), unsupported, kind)
+    running = RunningEstimate(method, target.shape[1], tau=tau)
+    running.add(r, a, p, target, q_hat)
+    result = running.result(alpha)
+    if not bootstrap:
+        return result
+    terms, w = _terms(method, r, a, p, target, q_hat, tau)
+    rng = np.random.default_rng(seed)
+    values = np.empty(bootstrap)
+    for b in range(bootstrap):
+        idx = rng.integers(0, len(r), len(r))
+        values[b] = _influence(Terms(terms.g[idx], None if terms.h is None
+                                     else terms.h[idx]), w[idx])[0]
+    lower, upper = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return replace(result, lower=float(lower), upper=float(upper),
+                   interval=f"bootstrap-{bootstrap}")
 
 
 def difference(method: str, rewards, actions, propensities, target_a, target_b,
@@ -255,8 +327,8 @@ def difference(method: str, rewards, actions, propensities, target_a, target_b,
     r, a, p, ta, _ = _check(rewards, actions, propensities, target_a, None)
     tb = _check(rewards, actions, propensities, target_b, None)[3]
     n = len(r)
-    va, phi_a = _influence(method, r, a, p, ta, None, 0.0)
-    vb, phi_b = _influence(method, r, a, p, tb, None, 0.0)
+    va, phi_a = _influence(*_terms(method, r, a, p, ta, None, 0.0))
+    vb, phi_b = _influence(*_terms(method, r, a, p, tb, None, 0.0))
     phi = phi_a - phi_b
     half = stats.norm.ppf(1 - alpha / 2) * phi.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
     w = ta[np.arange(n), a] / p + tb[np.arange(n), a] / p

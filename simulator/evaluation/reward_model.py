@@ -19,28 +19,88 @@ import numpy as np
 from policies._ridge import RidgeStack
 
 
-def _ridge_predict(X_fit, a_fit, r_fit, X_pred, n_actions, lam):
-    ridge = RidgeStack(n_actions, X_fit.shape[1], lam)
-    ridge.update(X_fit, a_fit, r_fit)
-    return ridge.means(X_pred)
+class FoldStream:
+    """Cross-fitting folds for rows read in order, in chunks of any size: each run of
+    ``folds`` consecutive rows is a seeded permutation of the folds, so every prefix of the
+    log is balanced (with at least ``folds`` rows, no fold is empty) and the folds do not
+    depend on how the log was cut into chunks.
+
+    >>> a, b = FoldStream(2, seed=0), FoldStream(2, seed=0)
+    >>> whole = a.take(7)
+    >>> bool((whole == np.concatenate([b.take(3), b.take(4)])).all())
+    True
+    >>> np.bincount(whole).tolist()  # 3 whole runs and one row of the fourth
+    [3, 4]
+    """
+
+    def __init__(self, folds: int, seed: int = 0):
+        self.folds = folds
+        self._rng = np.random.default_rng(seed)
+        self._ahead = np.zeros(0, dtype=np.intp)
+
+    def take(self, n: int) -> np.ndarray:
+        """The folds of the next ``n`` rows."""
+        block = np.tile(np.arange(self.folds), (1024, 1))
+        missing = -(-(n - len(self._ahead)) // block.size)
+        if missing > 0:  # blocks of a fixed size: the same stream however rows are asked for
+            self._ahead = np.concatenate([self._ahead] + [
+                self._rng.permuted(block, axis=1).ravel() for _ in range(missing)])
+        out, self._ahead = self._ahead[:n], self._ahead[n:]
+        return out
+
+
+class CrossFitRidge:
+    """The per-action ridge reward model, cross-fitted over a log read in chunks: every row
+    read with :meth:`fit` goes into each fold's model except its own, and a second read of
+    the same rows in the same order with :meth:`predict` scores each row with the model
+    that never saw it. Memory is ``folds * K * d * d`` numbers, whatever the log's length."""
+
+    def __init__(self, n_actions: int, dim: int, *, folds: int = 2, seed: int = 0,
+                 lam: float = 1.0):
+        if folds < 2:
+            raise ValueError(f"the reward model is cross-fitted in folds >= 2, got {folds}")
+        self.n_actions, self.folds, self.seed, self.rows = n_actions, folds, seed, 0
+        self.models = [RidgeStack(n_actions, dim, lam) for _ in range(folds)]  # f: all but f
+        self._fit_folds, self._predict_folds = FoldStream(folds, seed), FoldStream(folds, seed)
+
+    def fit(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Learn the next chunk of rows (in log order)."""
+        fold = self._fit_folds.take(len(X))
+        for f, model in enumerate(self.models):
+            rows = fold != f
+            model.update(X[rows], actions[rows], rewards[rows])
+        self.rows += len(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n, K) predictions for the next chunk of the second read."""
+        if self.rows < self.folds:
+            raise ValueError(f"the reward model is cross-fitted in {self.folds} folds, so it "
+                             f"needs at least {self.folds} rows; got {self.rows} (a log this "
+                             "short estimates nothing: replay more decisions)")
+        fold = self._predict_folds.take(len(X))
+        q = np.empty((len(X), self.n_actions))
+        for f, model in enumerate(self.models):
+            q[fold == f] = model.means(X[fold == f])
+        return q
 
 
 def cross_fit(X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actions: int, *,
               folds: int = 2, seed: int = 0, lam: float = 1.0, model=None) -> np.ndarray:
-    """(n, K) reward predictions, each row predicted by models fit on the other folds."""
+    """(n, K) reward predictions, each row predicted by models fit on the other folds
+    (:class:`FoldStream`'s folds)."""
     n = len(X)
     if folds < 2 or n < folds:
         raise ValueError(f"the reward model is cross-fitted in {folds} folds (folds >= 2), "
                          f"so it needs at least {max(folds, 2)} rows; got {n} (a log this "
                          "short estimates nothing: replay more decisions)")
-    fold = np.random.default_rng(seed).permutation(n) % folds
+    if model is None:
+        ridge = CrossFitRidge(n_actions, X.shape[1], folds=folds, seed=seed, lam=lam)
+        ridge.fit(X, actions, rewards)
+        return ridge.predict(X)
+    fold = FoldStream(folds, seed).take(n)
     q = np.empty((n, n_actions))
     for f in range(folds):
         test, train = fold == f, fold != f
-        if model is None:
-            q[test] = _ridge_predict(X[train], actions[train], rewards[train], X[test],
-                                     n_actions, lam)
-            continue
         for k in range(n_actions):
             rows = train & (actions == k)
             if rows.sum() < 2:

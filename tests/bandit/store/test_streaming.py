@@ -9,7 +9,9 @@ import pytest
 from engine_helpers import Clock, shop
 
 from bandit import Engine
-from bandit.store.logread import LoadReport, iter_log, read_log
+from bandit.domain.logged import LoggedData
+from bandit.store.load_report import PROBLEMS_KEPT
+from bandit.store.logread import LoadReport, LogChunks, iter_log, read_log
 from bandit.store.logwrite import LogWriter, write_log
 
 T0 = 1_700_000_000.0
@@ -43,20 +45,6 @@ def _same(a, b) -> None:
     np.testing.assert_array_equal(a.would_have_propensities, b.would_have_propensities)
 
 
-def _concat(chunks):
-    from bandit.domain.logged import LoggedData
-
-    first = chunks[0]
-    return LoggedData(first.action_ids, *(np.concatenate([getattr(c, n) for c in chunks])
-                                          for n in ("X", "mask", "actions", "propensities",
-                                                    "rewards", "randomized", "ts")),
-                      [x for c in chunks for x in c.contexts],
-                      np.concatenate([c.placements for c in chunks]), None,
-                      np.concatenate([c.groups for c in chunks]),
-                      np.concatenate([c.would_have for c in chunks]),
-                      np.concatenate([c.would_have_propensities for c in chunks]))
-
-
 def test_chunks_are_bounded_and_add_up_to_one_read(store):
     data_dir, config = store
     whole, report = read_log(data_dir, config, "sqlite", now=T0 + 30 * 86400)
@@ -65,7 +53,7 @@ def test_chunks_are_bounded_and_add_up_to_one_read(store):
     chunks = list(iter_log(data_dir, config, streamed, "sqlite", now=T0 + 30 * 86400,
                            chunk_rows=100))
     assert [len(c) for c in chunks] == [100] * 9 + [70]
-    _same(_concat(chunks), whole)
+    _same(LoggedData.concat(chunks), whole)
     assert streamed.read == report.read == 970
 
 
@@ -87,3 +75,32 @@ def test_a_file_written_in_chunks_reads_back_as_one(store, tmp_path, fmt):
     # and one write of the whole gives the same file contents, read back
     write_log(whole, tmp_path / f"one.{fmt}")
     _same(read_log(tmp_path / f"one.{fmt}", config)[0], whole)
+
+
+def test_log_chunks_read_again_from_the_start_censored_at_one_moment(store):
+    data_dir, config = store
+    whole, _ = read_log(data_dir, config, "sqlite", now=T0 + 30 * 86400)
+    log = LogChunks(data_dir, config, "sqlite", now=T0 + 30 * 86400, chunk_rows=300)
+    for _ in range(2):  # every iteration is a fresh read of the same rows
+        chunks = list(log)
+        assert [len(c) for c in chunks] == [300, 300, 300, 70]
+        _same(LoggedData.concat(chunks), whole)
+    assert log.reads == 2 and log.report.read == 970
+    # censored at its own moment (an hour after the first decisions): every read sees the
+    # same rows, although the clock has long passed all their windows
+    early = LogChunks(data_dir, config, "sqlite", now=T0 + 3600)
+    assert sum(map(len, early)) == sum(map(len, early)) < 970
+    with pytest.raises(FileNotFoundError):
+        LogChunks(data_dir / "nothing-here", config)
+
+
+def test_a_log_of_garbage_is_counted_in_full_and_kept_in_part(tmp_path):
+    from engine_helpers import shop
+
+    path = tmp_path / "garbage.jsonl"
+    path.write_text("{not json\n" * (PROBLEMS_KEPT + 500))
+    report = LoadReport()
+    assert list(iter_log(path, shop(), report)) == []
+    assert report.bad == report.read == PROBLEMS_KEPT + 500
+    assert len(report.problems) == PROBLEMS_KEPT and report.problems[-1][0] == PROBLEMS_KEPT
+    assert "... and 500 more" in report.summary(show=PROBLEMS_KEPT)
