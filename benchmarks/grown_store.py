@@ -7,7 +7,8 @@ decisions convert, the rest expire); each simulated day is decided in batches, i
 recorded, then expired at the day's end (``decide_batch(now=)``, ``record_outcome(now=,
 commit=False)``, ``expire(now=)``: the bulk-loading API backfills use). A ``--dir`` that holds
 a grown store is reused. Prints one table: size, start-up (snapshot / none), and the time and peak
-RSS of the ``cartwheel export``, ``segments`` and ``report`` processes, and one erasure.
+RSS of the ``cartwheel export``, ``segments``, ``report``, ``replay`` (linucb and uniform under
+dr over the whole store) and ``segments --log`` processes, and one erasure.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def child(argv: list[str]) -> tuple[float, float]:
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
     if status != 0:
-        raise RuntimeError(f"{argv[3]} failed: {proc.stderr.read()[-2000:]}")
+        raise RuntimeError(f"{argv[3:5]} failed: {proc.stderr.read()[-2000:]}")
     return took, usage.ru_maxrss / 1024
 
 
@@ -107,6 +108,8 @@ def main():
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--per-day", type=int, default=100_000)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--reads-only", action="store_true",
+                        help="only what reads the whole log (export, replay, segments --log)")
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="grown-"))
     data_dir, config_path = base / "data", base / "shop.toml"
@@ -119,31 +122,65 @@ def main():
     if not (data_dir / "events.sqlite3").exists():
         grow(data_dir, config, args.decisions, args.per_day)
     size_mb = sum(p.stat().st_size for p in data_dir.glob("events.sqlite3*")) / 2**20
-    with_snapshot = timed_open(config, data_dir)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}; grown store: "
+          f"{args.decisions:,} decisions, {args.per_day:,} a simulated day, {size_mb:,.0f} MB "
+          "of event database; start-up is a warm Engine.open, the others the CLI's process")
+    print(f"{'what':36s} {'seconds':>9s} {'peak RSS MB':>12s}")
+    cli = [sys.executable, "-m", "bandit.cli"]
+    common = ["--data-dir", str(data_dir), "--config", str(config_path)]
+    for name, measure in MEASURES.items():
+        if args.reads_only and name not in READS:
+            continue
+        took, mb = measure(cli, common, config, base)
+        print(f"{name:36s} {took:9.2f} {'' if mb is None else f'{mb:12,.0f}'}", flush=True)
+    print(f"(load average at the end {os.getloadavg()[0]:.1f})")
+
+
+def _start(config, base: Path, snapshots: bool) -> tuple[float, None]:
+    data_dir = base / "data"
+    if snapshots:
+        return timed_open(config, data_dir), None
     kept = base / "snapshots-kept"
     shutil.rmtree(kept, ignore_errors=True)
     shutil.move(data_dir / "snapshots", kept)
-    without = timed_open(config, data_dir)
-    shutil.rmtree(data_dir / "snapshots", ignore_errors=True)
-    shutil.move(kept, data_dir / "snapshots")
-    cli = [sys.executable, "-m", "bandit.cli"]
-    common = ["--data-dir", str(data_dir), "--config", str(config_path)]
-    export_s, export_mb = child(cli + ["export", *common, "--out", str(base / "log.jsonl")])
-    (base / "log.jsonl").unlink()
-    segments_s, segments_mb = child(cli + ["segments", *common])
-    report_s, report_mb = child(cli + ["report", *common])
-    forget_s = timed_forget(config, data_dir)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
-          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}; grown store: "
-          f"{args.decisions:,} decisions, {args.per_day:,} a simulated day; start-up is a warm "
-          "Engine.open, export the `cartwheel export` process")
-    print(f"{'event database MB':>18s} {'start (snapshot) s':>19s} {'start (re-learn) s':>19s} "
-          f"{'export s':>9s} {'export peak RSS MB':>19s} {'segments s':>11s} "
-          f"{'segments RSS MB':>16s} {'report s':>9s} {'report RSS MB':>14s} {'forget s':>9s}")
-    print(f"{size_mb:18,.0f} {with_snapshot:19.2f} {without:19.2f} {export_s:9.1f} "
-          f"{export_mb:19,.0f} {segments_s:11.1f} {segments_mb:16,.0f} {report_s:9.1f} "
-          f"{report_mb:14,.0f} {forget_s:9.2f}")
+    try:
+        return timed_open(config, data_dir), None
+    finally:
+        shutil.rmtree(data_dir / "snapshots", ignore_errors=True)
+        shutil.move(kept, data_dir / "snapshots")
 
+
+def _export(cli, common, config, base):
+    try:
+        return child(cli + ["export", *common, "--out", str(base / "log.jsonl")])
+    finally:
+        (base / "log.jsonl").unlink(missing_ok=True)
+
+
+def _from_log(command: list[str]):
+    def measure(cli, common, config, base):
+        return child(cli + command + [str(base / "data"), "--config", str(base / "shop.toml")])
+    return measure
+
+
+#: what is measured, in order: each (cli, common args, config, base dir) -> (s, peak MB)
+MEASURES = {
+    "start with snapshots": lambda cli, common, config, base: _start(config, base, True),
+    "start without (re-learn)": lambda cli, common, config, base: _start(config, base, False),
+    "export to JSONL": _export,
+    "segments (the snapshot, newest rows)": lambda cli, common, config, base: child(
+        cli + ["segments", *common]),
+    # replay and segments --log read the whole log, in chunks: a learning policy, a fixed
+    # target under dr (the reward model's two reads), and the tree on a sample
+    "replay linucb,uniform (dr)": _from_log(["replay", "--policies=linucb,uniform"]),
+    "segments --log (trained by replay)": _from_log(["segments", "--log"]),
+    "report": lambda cli, common, config, base: child(cli + ["report", *common]),
+    "forget one visitor": lambda cli, common, config, base: (timed_forget(config,
+                                                                        base / "data"), None),
+}
+#: the reads of the whole log (--reads-only)
+READS = ("export to JSONL", "replay linucb,uniform (dr)", "segments --log (trained by replay)")
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,7 @@ import numpy as np
 import policies
 import simulator
 from bandit import load_config
-from bandit.store.logread import read_log
+from bandit.store.logread import LogChunks, read_log
 from bandit.store.logwrite import write_log
 from simulator.evaluation.replay import evaluate
 from simulator.worlds.simulated_log import simulate_log
@@ -68,10 +68,15 @@ assert np.array_equal(log.actions, dsjson.actions)
 # On a uniformly logged log, learning policies are replayed with Li et al.'s method (a logged
 # event counts when the policy would have chosen the same action). Every estimate has a 95%
 # interval; prefer the candidate whose *lower* bound is best when two are close.
+#
+# `LogChunks` reads the file in chunks, again at each pass, and `evaluate` keeps running sums
+# only: a log of any size is estimated in bounded memory (`log` above was read whole to look
+# at; a shop's year of decisions should not be).
 
 # %%
 candidates = ["uniform", "fixed:action=free_shipping", "egreedy", "linucb", "lints"]
-results = evaluate(log, candidates, seed=0)
+chunks = LogChunks(work / "shop.jsonl", config, chunk_rows=5_000)
+results = evaluate(chunks, candidates, seed=0)
 for r in results:
     print(f"{r.spec:28s} {r.kind:8s} {r.value:6.3f} [{r.lower:6.3f}, {r.upper:6.3f}] "
           f"ESS {r.ess:8,.0f}")

@@ -289,7 +289,7 @@ def read_log(path, config: ShopConfig, fmt: str | None = None,
 def iter_log(path, config: ShopConfig, report: "LoadReport", fmt: str | None = None,
              unknown_keys: str = "refuse", progress=None, *, tail: int | None = None,
              placement: str | None = None, now: float | None = None,
-             include_open: bool = False, chunk_rows: int | None = 50_000):
+             include_open: bool = False, chunk_rows: int | None = 10_000):
     """:func:`read_log` in chunks of at most ``chunk_rows`` usable rows (None: one), each a
     :class:`LoggedData`, so a log of any size is read with bounded memory (``cartwheel
     export`` streams this way); ``report`` is filled as the chunks are read."""
@@ -336,7 +336,7 @@ class LogChunks:
 
     def __init__(self, path, config: ShopConfig, fmt: str | None = None,
                  unknown_keys: str = "refuse", *, placement: str | None = None,
-                 now: float | None = None, chunk_rows: int = 50_000, bar=None):
+                 now: float | None = None, chunk_rows: int = 10_000, bar=None):
         import time
 
         self.path, self.config, self.fmt, self.unknown_keys = Path(path), config, fmt, \
