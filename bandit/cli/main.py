@@ -9,7 +9,7 @@ import os
 import sqlite3
 import sys
 
-from bandit.cli import commands, operations
+from bandit.cli import commands, logs, operations
 from bandit.cli import insight as commands_insight
 from bandit.cli import policies as policies_command
 from bandit.domain.errors import CartwheelError
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--alpha", type=float, default=0.05, help="1 - interval confidence")
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    rep.set_defaults(func=commands.replay)
+    rep.set_defaults(func=logs.replay)
 
     exp = sub.add_parser(
         "export", help="export closed decisions from an event store",
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--placement", metavar="ID",
                      help="only the decisions made at this placement, over its actions "
                           "(default: every placement, each row naming its own)")
-    exp.set_defaults(func=commands.export)
+    exp.set_defaults(func=logs.export)
 
     fgt = sub.add_parser(
         "forget", help="erase one visitor's rows on request (GDPR erasure)",

@@ -218,19 +218,30 @@ class RunningEstimate:
 
     def add(self, rewards, actions, propensities, target, q_hat=None) -> None:
         """Add a chunk of logged decisions (arrays as :func:`estimate` takes them)."""
-        r, a, p, target, q_hat = _check(rewards, actions, propensities, target, q_hat)
+        self._add(*_check(rewards, actions, propensities, target, q_hat))
+
+    def _add(self, r, a, p, target, q_hat) -> None:
+        """:meth:`add` of arrays :func:`_check` has checked."""
         if self.method in MODEL_METHODS and q_hat is None:
             raise ValueError(f"{self.method} needs a reward model: pass q_hat (n, K)")
         terms, w = _terms(self.method, r, a, p, target, q_hat, self.tau)
-        h = terms.h if terms.h is not None else np.zeros(len(w))
+        ratio = terms.h is not None
         if self.shift is None:
             self.shift = (float(terms.g.mean()),
-                          float((w * h).sum() / w.sum()) if w.sum() > 0 else 0.0)
-        g, h = terms.g - self.shift[0], h - self.shift[1]
-        for name, column in (("g", g), ("gg", g * g), ("w", w), ("ww", w * w),
-                             ("wh", w * h), ("wwh", w * w * h), ("wwhh", (w * h) ** 2),
-                             ("gw", g * w), ("gwh", g * w * h)):
-            self.sums[name] += float(column.sum())
+                          float((w * terms.h).sum() / w.sum()) if ratio and w.sum() > 0
+                          else 0.0)
+        g, sums = terms.g - self.shift[0], self.sums
+        sums["g"] += float(g.sum())
+        sums["gg"] += float(g @ g)
+        sums["w"] += float(w.sum())
+        sums["ww"] += float(w @ w)
+        if ratio:  # the self-normalized part's products (dot products: one pass each)
+            wh = w * (terms.h - self.shift[1])
+            sums["wh"] += float(wh.sum())
+            sums["wwh"] += float(w @ wh)
+            sums["wwhh"] += float(wh @ wh)
+            sums["gw"] += float(g @ w)
+            sums["gwh"] += float(g @ wh)
         self.n += len(r)
         self.max_weight = max(self.max_weight, float(w.max()))
         self.tried |= np.bincount(a, minlength=len(self.tried)) > 0
@@ -293,7 +304,7 @@ def estimate(method: str, rewards, actions, propensities, target, q_hat=None, X=
         q_hat = cross_fit(np.asarray(X, dtype=float), a, r, target.shape[1], folds=folds,
                           seed=seed, model=model)
     running = RunningEstimate(method, target.shape[1], tau=tau)
-    running.add(r, a, p, target, q_hat)
+    running._add(r, a, p, target, q_hat)  # checked above
     result = running.result(alpha)
     if not bootstrap:
         return result

@@ -6,8 +6,9 @@
 * A learning policy is replayed through the log in order, learning as it goes. On a uniformly
   logged log this is the replay method of Li et al. (2011): the policy draws an action, the
   event counts only when it matches the logged one, and only counted events are learned (with
-  eligible sets of different sizes, a match is kept with probability k / k_max so the counted
-  events stay a fair sample of the visitors). On any
+  eligible sets of different sizes, a match is kept with probability k / K, K the number of
+  actions, so the counted events stay a fair sample of the visitors; K rather than the
+  largest k in the log, which is known only once the log has been read). On any
   other log it is importance-weighted: every event counts with weight pi_t(a|x) / p (pi_t being
   the policy as it was before that event), the value is self-normalized, and the policy learns
   from every logged event.
