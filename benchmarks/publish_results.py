@@ -70,7 +70,8 @@ TABLES = {
                      "OPENBLAS_NUM_THREADS=1 and against numpy's default threads"),
     "grown_store": ("A grown store", "python benchmarks/grown_store.py --decisions 10000000",
                     "a store grown through the engine's bulk API: its size, start-up with and "
-                    "without snapshots, a streamed export's time and peak memory, one erasure"),
+                    "without snapshots, the time and peak memory of what reads the whole log "
+                    "(export, replay, segments --log), one erasure"),
     "crash_under_load": ("The crash suite under load",
                          "python benchmarks/crash_under_load.py --runs 20",
                          "the SIGKILL suite again and again beside two CPU-bound processes"),
