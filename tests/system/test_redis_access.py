@@ -1,15 +1,21 @@
 """The shop's processes under Redis ACL users, one per role, granted exactly the commands
-docs/scale-out.md lists: the replicas decide and log, the trainer ingests and publishes, and
-each user is refused what its role does not need (so the list is enough, and no wider than
-it says). The bus URL, password included, reaches the processes through the environment
-(``CARTWHEEL_BUS_URL``), never their command line."""
+docs/scale-out.md lists, in the clear and over TLS (``rediss://``, the server's certificate
+checked against the shop's CA): the replicas decide and log, the trainer ingests and
+publishes, and each user is refused what its role does not need (so the list is enough, and
+no wider than it says). The bus URL, password included, reaches the processes through the
+environment (``CARTWHEEL_BUS_URL``), never their command line."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 
+import pytest
 from redis_helpers import RedisServer
+from scaleout_helpers import ENV
 from server_helpers import Server, config_file
 
 from bandit.config.shop import load_config
@@ -31,13 +37,14 @@ def _rules(password: str, shop: str, commands) -> list[str]:
     return ["on", f">{password}", f"~{pattern}", f"&{pattern}", *(f"+{c}" for c in commands)]
 
 
-def test_replicas_and_a_trainer_work_with_only_their_roles_commands(tmp_path):
+@pytest.mark.parametrize("tls", [False, True], ids=["redis", "rediss"])
+def test_replicas_and_a_trainer_work_with_only_their_roles_commands(tmp_path, tls):
     cfg = config_file(tmp_path, caps={"incentives_per_visitor": 1,
                                       "incentives_window_s": 3600})
     shop = load_config(cfg).name
     redis = RedisServer(tmp_path / "redis", users={
         "cartwheel-replica": _rules("replica-password", shop, REPLICA),
-        "cartwheel-trainer": _rules("trainer-password", shop, TRAINER)}).start()
+        "cartwheel-trainer": _rules("trainer-password", shop, TRAINER)}, tls=tls).start()
     as_trainer = {"CARTWHEEL_BUS_URL": redis.url_of("cartwheel-trainer", "trainer-password")}
     as_replica = {"CARTWHEEL_BUS_URL": redis.url_of("cartwheel-replica", "replica-password")}
     trainer = Server(tmp_path / "trainer", cfg, command="train", env=as_trainer,
@@ -118,3 +125,26 @@ async def _refused(redis, shop: str) -> dict[str, bool]:
     await replica.aclose()
     await trainer.aclose()
     return out
+
+
+def test_a_bus_whose_certificate_is_not_trusted_is_refused_at_start(tmp_path):
+    """Without the shop's CA (the system's trust store does not know it) a process stops at
+    start with an error naming the certificate, not the password; plain redis:// to a TLS
+    port is refused the same way rather than hanging."""
+    redis = RedisServer(tmp_path / "redis", tls=True).start()
+    try:
+        cfg = config_file(tmp_path)
+        trusted = redis.url_of("default", "the-password")
+        for url, says in ((trusted.split("?")[0], "CERTIFICATE_VERIFY_FAILED"),
+                          (trusted.replace("rediss://", "redis://").split("?")[0],
+                           "did not answer")):
+            proc = subprocess.run(
+                [sys.executable, "-m", "bandit.cli", "serve", "--role", "decide", "--config",
+                 str(cfg), "--port", "0", "--bus-timeout", "2"],
+                capture_output=True, text=True, timeout=120,
+                env={**os.environ, **ENV, "CARTWHEEL_BUS_URL": url})
+            assert proc.returncode == 2, proc.stderr
+            assert says in proc.stderr and "the-password" not in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr
+    finally:
+        redis.stop()
