@@ -370,32 +370,3 @@ def gated(champion: str, challengers, *, n_actions: int, n_features: int, seed=N
     return Gated(members, seed=seeds[-1], share=share, confidence=confidence,
                  min_effect=min_effect, mode=mode, min_rows=min_rows, horizon=horizon,
                  anytime=anytime, objective=kwargs.get("objective"))
-
-
-
-def gate_members(spec: str) -> list[str] | None:
-    """The specs of a gate's spec string ``gated(champion | challenger | ...)``, or None
-    when ``spec`` names one policy.
-
-    >>> gate_members("gated(linucb | profit:conversion=logistic)")
-    ['linucb', 'profit:conversion=logistic']
-    >>> gate_members("linucb") is None
-    True
-    """
-    text = spec.strip()
-    if not (text.startswith("gated(") and text.endswith(")")):
-        return None
-    return [part.strip() for part in text[len("gated("):-1].split("|")]
-
-
-def canonical_spec(spec: str) -> str:
-    """The spec a built policy reports as ``.spec`` (parameters sorted; for a gate, each
-    member's), without building it.
-
-    >>> canonical_spec("gated(linucb:lam=2,alpha=1 | uniform)")
-    'gated(linucb:alpha=1,lam=2 | uniform)'
-    """
-    members = gate_members(spec)
-    if members is None:
-        return format_spec(*parse_spec(spec))
-    return "gated(" + " | ".join(canonical_spec(m) for m in members) + ")"

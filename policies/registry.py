@@ -7,7 +7,7 @@ import inspect
 import keyword
 import math
 
-from .spec import format_spec, parse_spec
+from .spec import format_spec, gate_members, parse_spec
 
 REGISTRY: dict[str, type] = {}
 
@@ -98,7 +98,15 @@ def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None,
 
     Extra keyword arguments (``feature_names``, ``action_ids``, ``action_features``,
     ``objective``) are passed to the constructor; spec parameters are checked against the class.
+    A gate's spec ``gated(champion | challenger | ...)`` builds :func:`policies.gated` with its
+    default share, confidence and effect (a shop sets them in ``[policy] promote``).
     """
+    members = gate_members(spec)
+    if members is not None:
+        from .gated import gated  # the gate is made of policies this module makes
+
+        return gated(members[0], members[1:], n_actions=n_actions, n_features=n_features,
+                     seed=seed, **kwargs)
     name, params = parse_spec(spec)
     cls = _validated(name, params)
     params = {(k + "_" if keyword.iskeyword(k) else k): v for k, v in params.items()}
@@ -129,6 +137,14 @@ def check_spec(spec: str, action_ids=None) -> str:
     ...
     ValueError: linucb: alpha must be >= 0, got -1
     """
+    members = gate_members(spec)
+    if members is not None:
+        if len(members) < 2:
+            raise ValueError(f"{spec}: a gate needs a champion and at least one challenger: "
+                             "gated(CHAMPION | CHALLENGER)")
+        for member in members:
+            check_spec(member, action_ids)
+        return spec
     name, params = parse_spec(spec)
     _validated(name, params)
     if name == "fixed" and "action" not in params:

@@ -22,6 +22,7 @@ def replay(args) -> int:
     from simulator.evaluation import replay as replays
 
     specs = check_specs(args.policies) if args.policies else []
+    replays.refuse_gates(specs)  # before a long read
     if str(args.log).endswith(".parquet") or args.format == "parquet":
         need("pyarrow")
     config = load_config(args.config)

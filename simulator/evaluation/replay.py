@@ -189,6 +189,7 @@ def replay(log, specs, *, method: str = "dr", alpha: float = 0.05, seed: int = 0
         counts as a conversion: logs carry rewards); estimates use the logged rewards as they
         are.
     """
+    refuse_gates(specs)
     chunks = (log,) if isinstance(log, LoggedData) else log
     try:
         return _replay(chunks, specs, method, alpha, seed, snapshots, action_features,
@@ -196,6 +197,17 @@ def replay(log, specs, *, method: str = "dr", alpha: float = 0.05, seed: int = 0
     except _NotUniformAfterAll:
         return _replay(chunks, specs, method, alpha, seed, snapshots, action_features,
                        objective, batch_size, reward_clip, uniform=False)
+
+
+def refuse_gates(specs) -> None:
+    """Refuse a gate's spec (``gated(a | b)``), saying what to do instead."""
+    for spec in specs:
+        if policies.gate_members(spec) is not None:
+            raise ValueError(
+                f"{spec}: a gate cannot be replayed from a log: its comparison is made of its "
+                "own assignment draws, which a log recorded under another policy does not "
+                "hold. Replay its members one by one, or run the gate on a simulated shop "
+                f"(cartwheel simulate --policies '{spec}')")
 
 
 def evaluate(log, specs, **kw) -> list[ReplayResult]:

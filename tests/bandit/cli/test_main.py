@@ -39,6 +39,14 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
     (["simulate", "--policies", "linucb alpha=0.5", "--quiet"], ["linucb:alpha=0.5"]),
     (["simulate", "--policies", "linucb:alpah=1", "--quiet"], ["did you mean 'alpha'"]),
     (["replay", "nowhere.jsonl", "--policies", "linucb"], ["nowhere.jsonl"]),
+    (["simulate", "--policies", "gated(linucb)", "--quiet"],
+     ["a champion and at least one challenger", "gated(CHAMPION | CHALLENGER)"]),
+    (["simulate", "--policies", "linucb,gated(linucb | egreedy", "--quiet"],
+     ["a '(' without its ')'"]),
+    (["simulate", "--policies", "gated(linucb | lincub)", "--quiet"],
+     ["unknown policy 'lincub'"]),
+    (["replay", "nowhere.jsonl", "--policies", "linucb,gated(linucb | egreedy)"],
+     ["a gate cannot be replayed from a log", "cartwheel simulate --policies"]),
     (["report", "--data-dir", "nowhere"], ["no event log", "cartwheel serve --data-dir"]),
     (["export", "--out", "log.txt"], [".jsonl, .parquet or .dsjson"]),
     (["export", "--out", "log.parquet", "--format", "jsonl"], ["--format jsonl", "parquet"]),
@@ -221,3 +229,15 @@ def test_a_bus_password_never_shows(capsys, tmp_path, monkeypatch):
     code, out, err = run(capsys, "train", "--bus", "redis://u:hunter2@127.0.0.1:1/0",
                          "--data-dir", "t")
     assert code != 0 and "hunter2" not in out + err and "u:***@" in err
+
+
+def test_a_gate_runs_beside_single_policies_on_a_simulated_shop(capsys):
+    code, out, err = run(capsys, "simulate", "--policies",
+                         "linucb,gated(linucb | profit:conversion=logistic,bonus=ridge)",
+                         "--visitors", "3000", "--seeds", "1")
+    assert code == 0, err
+    table = out.splitlines()[out.splitlines().index(next(
+        line for line in out.splitlines() if line.startswith("policy "))) + 1:][:2]
+    assert table[0].startswith("linucb ")  # and the gate's row, named by its spec
+    assert table[1].startswith("gated(linucb | profit:conversion=logistic,bonus=ridge) ")
+    assert "%" in table[1] and "nan" not in table[1]
