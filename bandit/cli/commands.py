@@ -182,6 +182,12 @@ def report(args) -> int:
                           spend=SpendTracker(store, config.budget),
                           placements=config.placement_ids, costed=config.costed_ids,
                           holdout_fraction=config.holdout.fraction, currency=config.currency)
+    from dataclasses import replace
+
+    from bandit.cli.insight import snapshot_gates
+
+    report = replace(report, policy_gate=snapshot_gates(
+        config, Path(args.data_dir or config.storage.path)))
     print(report.verdict["sentence"] + "\n")
     if report.actions_left_out:
         print(f"per-action KPIs: {report.actions_left_out:,} decisions whose attribution window "
@@ -209,6 +215,12 @@ def report(args) -> int:
                 else f" (paced: the plan allows {report.spend_target:.2f} by now)")
         print(f"\nincentive spend today {report.incentive_spend_today:.2f} of "
               f"{report.daily_budget:.2f}{plan}")
+    if report.policy_gate:
+        from bandit.cli.policies import describe
+
+        print("\nwhich policy decides (as of the newest model snapshot)")
+        for pid, view in report.policy_gate.items():
+            print(describe(pid, view))
     print(f"pending events: {report.pending_events:,}")
     if args.json:
         with open(args.json, "w") as f:

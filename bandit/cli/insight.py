@@ -24,6 +24,23 @@ def _snapshot_policy(config, data_dir: Path, placement: str = "default"):
     return policy, ids, policy.n_updates + policy.n_relabels, int(meta["last_learned_seq"])
 
 
+def snapshot_gates(config, data_dir: Path) -> dict | None:
+    """Each gated placement's standing (:func:`bandit.core.gate.gate_view`) as of its newest
+    snapshot, read without the data dir's lock (beside a running server); None when no
+    placement runs a gate or none has a snapshot yet."""
+    import policies
+    from bandit.core.gate import gate_view
+
+    views = {}
+    for placement in config.placements:
+        if policies.gate_members(placement.model_spec) is None:
+            continue
+        found = _snapshot_policy(config, data_dir, placement.id)
+        if found is not None:
+            views[placement.id] = gate_view(found[0])
+    return views or None
+
+
 def _data_dir(args, config) -> Path:
     return Path(args.data_dir or config.storage.path)
 

@@ -57,3 +57,31 @@ def test_without_options_the_registry_and_how_to_add_challengers(capsys):
     assert main(["policies"]) == 0
     out = capsys.readouterr().out
     assert "linucb:" in out and "[policy] challengers" in out
+
+
+def test_the_report_shows_the_gate_as_of_its_snapshot_without_the_lock(tmp_path, capsys):
+    from bandit.store.datadir import DataDirLock
+
+    shop = gated_dir(tmp_path)
+    assert main(["policies", "--promote", "uniform", *shop]) == 0  # snapshotted at once
+    capsys.readouterr()
+    held = DataDirLock(tmp_path / "data")  # a server holds the data dir: the report reads
+    try:
+        assert main(["report", *shop, "--json", str(tmp_path / "report.json")]) == 0
+    finally:
+        held.release()
+    out = capsys.readouterr().out
+    assert "which policy decides (as of the newest model snapshot)" in out
+    assert "placement default: champion uniform (manual mode" in out
+    gate = json.loads((tmp_path / "report.json").read_text())["policy_gate"]["default"]
+    assert gate["champion"] == "uniform" and gate["promotions"][0]["by"] == "person"
+
+
+def test_a_shop_without_a_gate_reports_none(tmp_path, capsys):
+    doc = shop_doc(storage={"path": str(tmp_path / "data")})
+    path = tmp_path / "shop.toml"
+    path.write_text(_toml(doc))
+    Engine.open(load_config(path), tmp_path / "data", seed=0, clock=Clock()).close()
+    assert main(["report", "--config", str(path), "--json", str(tmp_path / "r.json")]) == 0
+    assert "which policy decides" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["policy_gate"] is None
