@@ -265,13 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     pol = sub.add_parser(
         "policies", help="list the registered policies; a shop's promotion gates",
         description="Without options: the registered policies and their parameters. With "
-                    "--status: how each placement's challengers stand against its champion. "
-                    "--promote, --pin, --unpin and --roll-back are a person's decision on a "
-                    "gate (logged, written to a snapshot at once). These need the data dir's "
+                    "--status: how each placement's challengers stand against its champion, "
+                    "as of its newest snapshot (beside a running server too). --promote, "
+                    "--pin, --unpin and --roll-back are a person's decision on a gate "
+                    "(logged, written to a snapshot at once). These need the data dir's "
                     "lock: with a server running, use POST /v1/policies instead.",
         formatter_class=_Formatter)
     pol.add_argument("--status", action="store_true",
-                     help="show the promotion gates of the shop's data dir")
+                     help="show the promotion gates of the shop's data dir (as of their "
+                          "newest snapshots)")
     gate_change = pol.add_mutually_exclusive_group()
     gate_change.add_argument("--promote", metavar="SPEC", dest="change",
                              type=lambda s: ("promote", s),

@@ -24,24 +24,50 @@ def policies(args) -> int:
 
 
 def _gates(args) -> int:
+    if not args.change:
+        return _status(args)
     from bandit.cli.operations import open_data_dir
     from bandit.core.gate import change
 
     engine, _ = open_data_dir(args)  # a running server: POST /v1/policies
     try:
-        if args.change:
-            what, spec = args.change
-            views = {engine.config.placement(args.placement).id: change(
-                engine, what, spec, args.placement)}
-        else:
-            views = engine.models.gates()
+        what, spec = args.change
+        views = {engine.config.placement(args.placement).id: change(
+            engine, what, spec, args.placement)}
     finally:
         engine.close()
+    return _show(args, views)
+
+
+def _status(args) -> int:
+    """The gates as of their newest snapshots: read without the data dir's lock, so beside a
+    running server too (its snapshot follows every change a person makes at once)."""
+    from pathlib import Path
+
+    import policies
+    from bandit.cli.insight import snapshot_gates
+    from bandit.config.shop import load_config
+
+    config = load_config(args.config)
+    gated = [p.id for p in config.placements if policies.gate_members(p.model_spec)]
+    if not gated:
+        print("no placement runs a promotion gate: set [policy] challengers")
+        return 0
+    data_dir = Path(args.data_dir or config.storage.path)
+    views = snapshot_gates(config, data_dir) or {}
+    if args.placement is not None:
+        views = {pid: v for pid, v in views.items() if pid == config.placement(args.placement).id}
+    if not views:
+        print(f"no model snapshot in {data_dir / 'snapshots'} yet for {', '.join(gated)} "
+              "(serve writes one as it learns and when it stops)")
+        return 0
+    return _show(args, views)
+
+
+def _show(args, views: dict) -> int:
     if args.json:
         print(json.dumps(views, indent=2))
         return 0
-    if not views:
-        print("no placement runs a promotion gate: set [policy] challengers")
     for pid, view in views.items():
         print(describe(pid, view))
     return 0

@@ -65,12 +65,16 @@ def test_the_report_shows_the_gate_as_of_its_snapshot_without_the_lock(tmp_path,
     shop = gated_dir(tmp_path)
     assert main(["policies", "--promote", "uniform", *shop]) == 0  # snapshotted at once
     capsys.readouterr()
-    held = DataDirLock(tmp_path / "data")  # a server holds the data dir: the report reads
+    held = DataDirLock(tmp_path / "data")  # a server holds the data dir: both still read
     try:
         assert main(["report", *shop, "--json", str(tmp_path / "report.json")]) == 0
+        out = capsys.readouterr().out
+        assert main(["policies", "--status", *shop]) == 0
+        assert "placement default: champion uniform" in capsys.readouterr().out
+        assert main(["policies", "--promote", "linucb", *shop]) == 2  # a change needs it
+        assert "another cartwheel process is using" in capsys.readouterr().err
     finally:
         held.release()
-    out = capsys.readouterr().out
     assert "which policy decides (as of the newest model snapshot)" in out
     assert "placement default: champion uniform (manual mode" in out
     gate = json.loads((tmp_path / "report.json").read_text())["policy_gate"]["default"]
@@ -85,3 +89,12 @@ def test_a_shop_without_a_gate_reports_none(tmp_path, capsys):
     assert main(["report", "--config", str(path), "--json", str(tmp_path / "r.json")]) == 0
     assert "which policy decides" not in capsys.readouterr().out
     assert json.loads((tmp_path / "r.json").read_text())["policy_gate"] is None
+
+
+def test_status_says_when_a_gated_shop_has_no_snapshot_yet(tmp_path, capsys):
+    doc = shop_doc(policy={"spec": "linucb", "challengers": ["uniform"]},
+                   storage={"path": str(tmp_path / "data")})
+    path = tmp_path / "shop.toml"
+    path.write_text(_toml(doc))
+    assert main(["policies", "--status", "--config", str(path)]) == 0
+    assert "no model snapshot in" in capsys.readouterr().out
