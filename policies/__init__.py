@@ -9,9 +9,10 @@
 
 from . import linear, profit, simple, vw  # noqa: F401  (registers the policies)
 from .base import NonFiniteStateError, Policy
+from .factory import make
 from .gated import Gated, gated
 from .objective import ObjectiveSpec, Outcomes
-from .registry import REGISTRY, accepted_params, check_spec, make, param_info, register
+from .registry import REGISTRY, accepted_params, check_spec, param_info, register
 from .spec import canonical_spec, format_spec, gate_members, parse_spec, split_specs
 
 __all__ = ["Policy", "Gated", "gated", "gate_members", "canonical_spec", "NonFiniteStateError", "ObjectiveSpec", "Outcomes", "REGISTRY", "make", "register", "accepted_params",

@@ -98,15 +98,8 @@ def make(spec: str, *, n_actions: int, n_features: int, seed: int | None = None,
 
     Extra keyword arguments (``feature_names``, ``action_ids``, ``action_features``,
     ``objective``) are passed to the constructor; spec parameters are checked against the class.
-    A gate's spec ``gated(champion | challenger | ...)`` builds :func:`policies.gated` with its
-    default share, confidence and effect (a shop sets them in ``[policy] promote``).
+    (A gate's spec: :func:`policies.factory.make`, which ``policies.make`` is.)
     """
-    members = gate_members(spec)
-    if members is not None:
-        from .gated import gated  # the gate is made of policies this module makes
-
-        return gated(members[0], members[1:], n_actions=n_actions, n_features=n_features,
-                     seed=seed, **kwargs)
     name, params = parse_spec(spec)
     cls = _validated(name, params)
     params = {(k + "_" if keyword.iskeyword(k) else k): v for k, v in params.items()}
