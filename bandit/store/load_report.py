@@ -7,6 +7,7 @@ their reasons.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -14,6 +15,9 @@ from bandit.domain.errors import CartwheelError
 
 #: refused rows kept with their line and reason (the rest are counted)
 PROBLEMS_KEPT = 1000
+#: pending decisions whose times are kept (the earliest; the rest are counted): enough to
+#: say when :data:`MIN_FINAL` more are final
+PENDING_KEPT = 10_000
 #: the fewest decisions with a final outcome that replay and segments estimate from, while
 #: others are still inside their window (a young log; a complete one is read as it is)
 MIN_FINAL = 200
@@ -27,7 +31,8 @@ class LoadReport:
     #: decisions still inside their attribution window (left out: their outcome is not final)
     pending: int = 0
     window_s: float = 0.0
-    #: when each pending decision was made (to say when they become final)
+    #: the earliest ``PENDING_KEPT`` times a pending decision was made, negated in a heap (to
+    #: say when enough become final; a live store at 100 decisions a second holds millions)
     pending_ts: list[float] = field(default_factory=list, repr=False)
     #: rows at another placement than the one read, and deferred decisions never shown
     elsewhere: int = 0
@@ -36,6 +41,14 @@ class LoadReport:
     problems: list[tuple[int, str]] = field(default_factory=list)
     bad: int = 0
     ignored_keys: dict[str, int] = field(default_factory=dict)  # key -> rows it was left out of
+
+    def pend(self, ts: float) -> None:
+        """Count a decision still inside its window, made at ``ts``."""
+        self.pending += 1
+        if len(self.pending_ts) < PENDING_KEPT:
+            heapq.heappush(self.pending_ts, -ts)
+        elif ts < -self.pending_ts[0]:
+            heapq.heapreplace(self.pending_ts, -ts)
 
     def refuse(self, line: int, why: str) -> None:
         """Count a refused row; keep its line and reason while few are kept (a log of
@@ -50,10 +63,17 @@ class LoadReport:
 
     def final_by(self, more: int) -> float | None:
         """When ``more`` of the pending decisions will have a final outcome (None: fewer
-        are pending)."""
+        are pending, or more than ``PENDING_KEPT`` are asked for).
+
+        >>> report = LoadReport(window_s=60.0)
+        >>> for ts in (30.0, 10.0, 20.0):
+        ...     report.pend(ts)
+        >>> report.final_by(2), report.final_by(4)
+        (80.0, None)
+        """
         if more < 1 or more > len(self.pending_ts):
             return None
-        return sorted(self.pending_ts)[more - 1] + self.window_s
+        return -sorted(self.pending_ts, reverse=True)[more - 1] + self.window_s
 
     def require_final(self, minimum: int = None) -> None:
         """Refuse (:class:`CartwheelError`) a young log: when decisions are still inside their

@@ -83,8 +83,7 @@ def records_sqlite(path, config, report, tail: int | None = None,
                                 if reward is None else reward, "open": True}
                     continue
                 report.read += 1
-                report.pending += 1
-                report.pending_ts.append(ts)
+                report.pend(ts)
                 continue
             # past its window: final (not closed yet by expiry: the default reward)
             yield seq, {**row, "reward": config.attribution.default_reward if reward is None

@@ -104,3 +104,18 @@ def test_a_log_of_garbage_is_counted_in_full_and_kept_in_part(tmp_path):
     assert report.bad == report.read == PROBLEMS_KEPT + 500
     assert len(report.problems) == PROBLEMS_KEPT and report.problems[-1][0] == PROBLEMS_KEPT
     assert "... and 500 more" in report.summary(show=PROBLEMS_KEPT)
+
+
+def test_a_store_with_millions_pending_keeps_only_the_earliest_times():
+    from bandit.store.load_report import PENDING_KEPT
+
+    rng = np.random.default_rng(3)
+    times = rng.uniform(0, 86_400, 3 * PENDING_KEPT)  # any order
+    report = LoadReport(window_s=3600.0)
+    for ts in times:
+        report.pend(float(ts))
+    assert report.pending == 3 * PENDING_KEPT and len(report.pending_ts) == PENDING_KEPT
+    ordered = np.sort(times)
+    for more in (1, 200, PENDING_KEPT):
+        assert report.final_by(more) == ordered[more - 1] + 3600.0
+    assert report.final_by(PENDING_KEPT + 1) is None  # not kept: the message leaves it out
