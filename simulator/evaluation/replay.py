@@ -191,6 +191,10 @@ def replay(log, specs, *, method: str = "dr", alpha: float = 0.05, seed: int = 0
     """
     refuse_gates(specs)
     chunks = (log,) if isinstance(log, LoggedData) else log
+    if iter(chunks) is chunks:  # a generator or iterator: it reads once, replay may read twice
+        raise TypeError("replay reads the log again from its start (the reward model's "
+                        "second read, or a log found not uniform): pass LogChunks(path, "
+                        "config) or a list of chunks, not a one-shot iterator")
     try:
         return _replay(chunks, specs, method, alpha, seed, snapshots, action_features,
                        objective, batch_size, reward_clip, uniform=None)

@@ -134,3 +134,9 @@ def test_a_log_without_a_randomized_decision_evaluates_nothing():
                         np.ones(100), forced.rewards, np.zeros(100, bool), forced.ts)
     with pytest.raises(NothingToEvaluate, match="no randomized decisions"):
         replay(_chunks(forced, 30), ["uniform"])
+
+
+def test_a_one_shot_iterator_is_refused_before_anything_is_read():
+    data = _log(300, "uniform", 0)
+    with pytest.raises(TypeError, match="not a one-shot iterator"):
+        replay(iter(_chunks(data, 100)), ["uniform"])
