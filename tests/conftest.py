@@ -3,11 +3,28 @@ no server process left running after its test module."""
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
 import numpy as np
 import pytest
+
+#: the most workers ``-n auto`` starts: the heaviest test files set the suite's length beyond
+#: that, and each worker holds numpy, a server or a browser
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): the CPUs this process may really use, up to
+    ``MAX_WORKERS``. A container held to 2 CPUs by a cgroup quota still sees every core of
+    its host in its affinity mask (xdist's own count), and 64 workers on 2 CPUs would time
+    out; ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").isdigit():
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    from parallel import usable_cpus  # tests/helpers
+
+    return min(usable_cpus(), MAX_WORKERS)
 
 
 @pytest.fixture(scope="module", autouse=True)

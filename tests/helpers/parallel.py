@@ -7,12 +7,32 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may really use: its affinity mask, bounded by a cgroup CPU
+    quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``): a container held to 2 CPUs on a 64-core
+    host sees all 64 in its affinity mask."""
+    cpus = len(os.sched_getaffinity(0))
+    for quota_file, period_file in (("cpu.max", None),  # v2: "QUOTA PERIOD"
+                                    ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:
+            text = (cgroup / quota_file).read_text().split()
+            if period_file is not None:
+                text += (cgroup / period_file).read_text().split()
+            quota, period = text[0], text[1]
+        except (OSError, IndexError):
+            continue
+        if quota not in ("max", "-1"):
+            cpus = min(cpus, max(1, int(quota) // int(period)))
+    return max(1, cpus)
 
 
 def map_seeds(fn, *iterables) -> list:
     """``[fn(*args) for args in zip(*iterables)]`` over ``min(2, cores)`` spawned processes
     (``fn`` importable by name: a module-level function of a helper module)."""
-    workers = min(2, os.cpu_count() or 1)
+    workers = min(2, usable_cpus())
     # spawn: a forked child would inherit the parent's threads' locks
     with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(fn, *iterables))
