@@ -23,7 +23,7 @@ from bandit.insight import segments
 TAIL = 50_000
 #: the most rows of a log (``cartwheel segments --log``) its segment tree is fitted on: a
 #: uniform sample, so a log of any size fits in bounded memory
-SAMPLE_ROWS = 100000
+SAMPLE_ROWS = 100_000
 
 
 def policy_probabilities(policy, policy_ids, data, chunk: int = 5000) -> np.ndarray:

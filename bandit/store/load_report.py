@@ -110,7 +110,6 @@ class LoadReport:
         return "\n".join(lines)
 
 
-
 def nothing_usable(report: "LoadReport") -> ValueError:
     """The error of a log with no usable row, saying why (all still open, or refused)."""
     if report.pending and not report.bad:

@@ -64,6 +64,8 @@ from bandit.store.events import EventStore
 from bandit.store.load_report import LoadReport, nothing_usable
 
 FORMATS = ("sqlite", "jsonl", "parquet", "dsjson")
+
+
 def detect_format(path: Path) -> str:
     if path.is_dir() or path.suffix in (".sqlite3", ".sqlite", ".db"):
         return "sqlite"
