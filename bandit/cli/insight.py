@@ -54,7 +54,8 @@ def compute(args, config):
     at = f" at placement {placement.id}" if config.declares_placements else ""
     if getattr(args, "log", None):
         from bandit.cli.progress import log_progress
-        from bandit.store.logread import LogChunks, nothing_usable
+        from bandit.domain.logged import EmptyLogError
+        from bandit.store.logread import LogChunks
 
         log = LogChunks(args.log, config, args.format,
                         "ignore" if args.ignore_unknown_keys else "refuse",
@@ -63,9 +64,9 @@ def compute(args, config):
         try:
             policy, ids, sample, rows = segments_source.trained_by_replay(
                 config, log, seed=args.seed, spec=placement.spec)
-        except ValueError:
-            log.report.require_final()
-            raise nothing_usable(log.report) from None
+        except EmptyLogError:
+            log.report.explain_empty()
+            raise
         print(log.report.summary(), file=sys.stderr)
         log.report.require_final()
         sampled = (f" (the tree on a uniform sample of {len(sample):,} of its {rows:,} rows)"

@@ -17,7 +17,7 @@ def replay(args) -> int:
     from bandit.cli.progress import log_progress
     from bandit.config.shop import load_config
     from bandit.core.model import objective_spec, policy_from_state
-    from bandit.store.logread import LogChunks, nothing_usable
+    from bandit.store.logread import LogChunks
     from bandit.store.snapshots import latest_snapshot
     from simulator.evaluation import replay as replays
 
@@ -53,10 +53,8 @@ def replay(args) -> int:
                              objective=objective_spec(config, placement.actions))
     except replays.NothingToEvaluate:
         print(log.report.summary(), file=sys.stderr)
-        log.report.require_final()
-        if log.report.usable == 0:
-            raise nothing_usable(log.report) from None
-        raise
+        log.report.explain_empty()
+        raise  # usable rows, none randomized
     print(log.report.summary(), file=sys.stderr)
     log.report.require_final()
     results, totals = run.results, run.totals

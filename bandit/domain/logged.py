@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class EmptyLogError(ValueError):
+    """A log read left nothing to learn or estimate from (every row refused, forced, still
+    open or elsewhere): the read's :class:`~bandit.store.load_report.LoadReport` says why."""
+
+
 @dataclass(frozen=True)
 class LoggedData:
     """n logged decisions over K actions.

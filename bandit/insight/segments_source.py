@@ -16,7 +16,7 @@ import numpy as np
 
 from bandit.core.model import make_policy
 from bandit.domain.errors import CartwheelError
-from bandit.domain.logged import LoggedData
+from bandit.domain.logged import EmptyLogError, LoggedData
 from bandit.insight import segments
 
 #: the newest decisions a segment summary looks at (recent traffic; a bounded cost)
@@ -71,7 +71,7 @@ def trained_by_replay(config, log, seed: int = 0, batch: int = 100, spec: str | 
             keep = np.sort(np.argpartition(keys, sample_rows)[:sample_rows])
             sample, keys = sample.subset(keep), keys[keep]
     if policy is None:
-        raise ValueError("no usable rows in the log to train a policy on")
+        raise EmptyLogError("no usable rows in the log to train a policy on")
     return policy, ids, sample, rows
 
 

@@ -91,6 +91,14 @@ class LoadReport:
             f"and from the open ones biased (their conversions are in, their non-conversions "
             f"not yet){at}")
 
+    def explain_empty(self) -> None:
+        """After a read that left nothing to work on: raise what explains it, a young log's
+        error (:meth:`require_final`) or :func:`nothing_usable`'s; return when rows were
+        usable (then the emptiness is the caller's to explain)."""
+        self.require_final()
+        if self.usable == 0:
+            raise nothing_usable(self) from None
+
     def summary(self, show: int = 10) -> str:
         usable = self.usable
         window = (f"{self.window_s / 3600:g} h" if self.window_s >= 3600

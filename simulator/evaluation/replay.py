@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats
 
 import policies
-from bandit.domain.logged import LoggedData
+from bandit.domain.logged import EmptyLogError, LoggedData
 from bandit.domain.objective import RewardClip
 from simulator.evaluation.estimators import MODEL_METHODS, RunningEstimate
 from simulator.evaluation.reward_model import CrossFitRidge
@@ -79,7 +79,7 @@ def is_uniform(data: LoggedData) -> bool:
     return bool(np.allclose(data.propensities, 1.0 / data.mask.sum(axis=1), rtol=1e-6))
 
 
-class NothingToEvaluate(ValueError):
+class NothingToEvaluate(EmptyLogError):
     """A log without a randomized decision (every one forced, refused or still open)."""
 
 

@@ -241,3 +241,13 @@ def test_a_gate_runs_beside_single_policies_on_a_simulated_shop(capsys):
     assert table[0].startswith("linucb ")  # and the gate's row, named by its spec
     assert table[1].startswith("gated(linucb | profit:conversion=logistic,bonus=ridge) ")
     assert "%" in table[1] and "nan" not in table[1]
+
+
+@pytest.mark.parametrize("command", [["segments", "--log"], ["replay"]])
+def test_a_log_with_nothing_usable_says_why_row_by_row(capsys, tmp_path, command):
+    log = tmp_path / "garbage.jsonl"
+    log.write_text("{not json\n[1, 2]\n")
+    code, _, err = run(capsys, *command, str(log))
+    assert code == 2
+    assert "error: no usable rows in the log" in err and "read 2 rows: 0 usable, 2 refused" in err
+    assert "line 1: not valid JSON" in err and "Traceback" not in err
