@@ -169,6 +169,7 @@ def _kpi_table(title: str, rows: dict, unit: str | None, per: str) -> None:
 def report(args) -> int:
     import json
 
+    from bandit.cli.operations import data_dir_of
     from bandit.config.shop import load_config
     from bandit.core.guardrails import SpendTracker
     from bandit.insight.report import build_report
@@ -177,7 +178,8 @@ def report(args) -> int:
 
     config = load_config(args.config)
     # read-only: a report beside a running server must not touch its store
-    store = EventStore.read_only(Path(args.data_dir or config.storage.path) / "events.sqlite3")
+    data_dir = data_dir_of(args, config)
+    store = EventStore.read_only(data_dir / "events.sqlite3")
     report = build_report(store, config.objective.margin, alpha=args.alpha,
                           spend=SpendTracker(store, config.budget),
                           placements=config.placement_ids, costed=config.costed_ids,
@@ -186,8 +188,7 @@ def report(args) -> int:
 
     from bandit.cli.insight import snapshot_gates
 
-    report = replace(report, policy_gate=snapshot_gates(
-        config, Path(args.data_dir or config.storage.path)))
+    report = replace(report, policy_gate=snapshot_gates(config, data_dir))
     print(report.verdict["sentence"] + "\n")
     if report.actions_left_out:
         print(f"per-action KPIs: {report.actions_left_out:,} decisions whose attribution window "

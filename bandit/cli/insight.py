@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from bandit.cli.operations import data_dir_of
 from bandit.domain.errors import CartwheelError
 
 
@@ -41,10 +42,6 @@ def snapshot_gates(config, data_dir: Path) -> dict | None:
     return views or None
 
 
-def _data_dir(args, config) -> Path:
-    return Path(args.data_dir or config.storage.path)
-
-
 def compute(args, config):
     """Segments for ``cartwheel segments`` (and the HTML report): of the data dir's newest
     model snapshot over its newest decisions, or of a policy trained by replay on ``--log``."""
@@ -74,7 +71,7 @@ def compute(args, config):
         return segments_source.for_data(config, sample, policy, ids, depth=args.depth,
                                         alpha=args.alpha, control=placement.control), \
             f"{placement.spec} trained by replay on {args.log}{at}{sampled}"
-    data_dir = _data_dir(args, config)
+    data_dir = data_dir_of(args, config)
     store = data_dir / "events.sqlite3"
     if not store.exists():
         raise FileNotFoundError(2, "no event log (serve writes one; or give --log)", str(store))

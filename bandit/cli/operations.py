@@ -6,6 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def data_dir_of(args, config) -> Path:
+    """The shop's data dir: ``--data-dir``, else the config's ``[storage] path``."""
+    return Path(args.data_dir or config.storage.path)
+
+
 def open_data_dir(args):
     """(engine, data dir) of the shop's existing data dir (``--config``, ``--data-dir``).
     It takes the data dir's lock: with a server running, its HTTP endpoint does the same."""
@@ -13,7 +18,7 @@ def open_data_dir(args):
     from bandit.config.shop import load_config
 
     config = load_config(args.config)
-    data_dir = Path(args.data_dir or config.storage.path)
+    data_dir = data_dir_of(args, config)
     if not (data_dir / "events.sqlite3").exists():
         raise FileNotFoundError(2, "no event store in this data dir", str(data_dir))
     return Engine.open(config, data_dir), data_dir
@@ -55,7 +60,7 @@ def compact(args) -> int:
     from bandit.config.shop import load_config
 
     config = load_config(args.config)
-    data_dir = Path(args.data_dir or config.storage.path)
+    data_dir = data_dir_of(args, config)
     if config.retention_s is None:
         print("[storage] keep_days = 0: this shop keeps every decision; nothing to remove")
         return 0

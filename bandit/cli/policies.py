@@ -42,10 +42,9 @@ def _gates(args) -> int:
 def _status(args) -> int:
     """The gates as of their newest snapshots: read without the data dir's lock, so beside a
     running server too (its snapshot follows every change a person makes at once)."""
-    from pathlib import Path
-
     import policies
     from bandit.cli.insight import snapshot_gates
+    from bandit.cli.operations import data_dir_of
     from bandit.config.shop import load_config
 
     config = load_config(args.config)
@@ -53,7 +52,7 @@ def _status(args) -> int:
     if not gated:
         print("no placement runs a promotion gate: set [policy] challengers")
         return 0
-    data_dir = Path(args.data_dir or config.storage.path)
+    data_dir = data_dir_of(args, config)
     views = snapshot_gates(config, data_dir) or {}
     if args.placement is not None:
         views = {pid: v for pid, v in views.items() if pid == config.placement(args.placement).id}
