@@ -261,7 +261,7 @@ def _replay(chunks, specs, method, alpha, seed, snapshots, action_features, obje
                 step.add(data, None)
     if candidates is None:
         raise NothingToEvaluate("no randomized decisions in the log: nothing to evaluate on "
-                         "(forced decisions say nothing about other actions)")
+                                "(forced decisions say nothing about other actions)")
     if model is not None:  # the second read: each row scored by the model that never saw it
         for chunk in chunks:
             data = chunk.evaluable()
